@@ -1,0 +1,1063 @@
+//! Runs the machine over every pickle of a stream and judges what it recorded against the
+//! policy: imports, calls and their arguments, BUILDs, nested and encoded payloads.
+
+use crate::decode;
+use crate::machine::{CallKind, CallNode, Machine, Outcome};
+use crate::policy::{uses, ArgPattern, GlobalVerdict, Mode, Policy, Rule};
+use crate::render::{self, global_name, render_args};
+use crate::report::{merge_global, Finding, FindingType, GlobalUse, Report, Severity, Use};
+use crate::value::{CallId, Value};
+use std::collections::HashMap;
+
+/// Analyses a serialized file found inside another (torch's `_load_from_bytes`, nested
+/// `pickle.loads`, decoded payloads). The container layer installs one that sniffs formats.
+pub type NestedScanner = fn(&[u8], &Policy, u32) -> Report;
+
+/// What a stream analysis needs besides the policy.
+#[derive(Clone, Copy)]
+pub struct Context {
+    pub depth: u32,
+    /// Skip joblib's array bytes after a NumpyArrayWrapper BUILD, as joblib does.
+    pub joblib: bool,
+    pub nested: NestedScanner,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            depth: 0,
+            joblib: true,
+            nested: nested_raw,
+        }
+    }
+}
+
+fn nested_raw(data: &[u8], policy: &Policy, depth: u32) -> Report {
+    let ctx = Context {
+        depth,
+        ..Context::default()
+    };
+    analyze_stream(data, policy, &ctx)
+}
+
+/// Analyse a raw pickle stream (one or several pickles back to back).
+pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
+    let mut report = Report::new("raw_pickle");
+    let mut m = Machine::new(data, policy.limits.clone());
+    m.joblib = ctx.joblib;
+    let mut pos = 0usize;
+    let mut index: u64 = 0;
+    let mut joblib_seen = false;
+    loop {
+        m.reset();
+        let start = pos;
+        let member = (index > 0).then(|| format!("pickle #{} at byte {}", index + 1, start));
+        let mut sub = Report::new("raw_pickle");
+        let mut outcome = m.run(start);
+        while let Outcome::JoblibArray { next, wrapper } = outcome {
+            joblib_seen = true;
+            outcome = match joblib_array(&m, wrapper, next, policy, ctx, &mut sub) {
+                Ok(resume) => m.resume(resume),
+                Err(o) => o,
+            };
+        }
+        match outcome {
+            Outcome::Stop { end, .. } => {
+                judge(&m, policy, ctx, &mut sub);
+                report.absorb(sub, member.as_deref());
+                if end >= data.len() {
+                    break;
+                }
+                index += 1;
+                if index >= policy.limits.max_pickles {
+                    limit_finding(&mut report, end, "pickles per stream");
+                    break;
+                }
+                pos = end;
+            }
+            Outcome::Error { pos: epos, err } => {
+                if m.first_effect.is_none() {
+                    if index == 0 {
+                        report.format = "not_pickle".into();
+                        report.stopped_by = Some(format!("not a pickle: {err} at byte {epos}"));
+                    } else {
+                        report.push(Finding::new(
+                            FindingType::TrailingData,
+                            Severity::Low,
+                            start as u64,
+                            format!(
+                                "{} bytes after the last pickle are not a pickle ({err} at byte {epos}); no loader runs them",
+                                data.len() - start
+                            ),
+                        ));
+                    }
+                    break;
+                }
+                judge(&m, policy, ctx, &mut sub);
+                sub.push(Finding::new(
+                    FindingType::Malformed,
+                    Severity::Medium,
+                    epos as u64,
+                    format!("the stream breaks here ({err}); everything before this point runs when it is loaded"),
+                ));
+                sub.complete = false;
+                sub.stopped_by = Some(format!("malformed: {err} at byte {epos}"));
+                report.absorb(sub, member.as_deref());
+                break;
+            }
+            Outcome::Limit { pos: lpos, what } => {
+                judge(&m, policy, ctx, &mut sub);
+                report.absorb(sub, member.as_deref());
+                limit_finding(&mut report, lpos, what);
+                break;
+            }
+            Outcome::JoblibArray { .. } => unreachable_outcome(&mut report),
+        }
+    }
+    if joblib_seen && report.format == "raw_pickle" {
+        report.format = "joblib".into();
+    }
+    report.finish(policy.threshold);
+    report
+}
+
+fn unreachable_outcome(report: &mut Report) {
+    report.complete = false;
+    report.stopped_by = Some("internal: unexpected pause".into());
+}
+
+fn limit_finding(report: &mut Report, pos: usize, what: &str) {
+    report.push(Finding::new(
+        FindingType::ResourceLimit,
+        Severity::High,
+        pos as u64,
+        format!("analysis stopped at the {what} limit: the rest of the stream was not checked"),
+    ));
+    report.complete = false;
+    report.stopped_by = Some(format!("limit:{what}"));
+}
+
+/// joblib reads a NumpyArrayWrapper's array straight from the stream: skip exactly the bytes
+/// it reads (or analyse the pickle it loads for object arrays). Returns where the pickle goes on.
+fn joblib_array(
+    m: &Machine<'_>,
+    wrapper: CallId,
+    next: usize,
+    policy: &Policy,
+    ctx: &Context,
+    sub: &mut Report,
+) -> Result<usize, Outcome> {
+    let fail = |msg: &'static str| Outcome::Error {
+        pos: next,
+        err: crate::machine::MachineError::BadText(msg),
+    };
+    let state = m
+        .calls
+        .iter()
+        .rev()
+        .find(|c| c.kind == CallKind::Build && c.callable == Value::Call(wrapper))
+        .map(|c| c.args)
+        .ok_or_else(|| fail("joblib array wrapper without state"))?;
+    let shape =
+        dict_get(m, state, "shape").ok_or_else(|| fail("joblib array wrapper without shape"))?;
+    let dtype =
+        dict_get(m, state, "dtype").ok_or_else(|| fail("joblib array wrapper without dtype"))?;
+    let (itemsize, hasobject) =
+        dtype_info(m, dtype).ok_or_else(|| fail("joblib array dtype not understood"))?;
+    if hasobject {
+        let nested_ctx = Context {
+            depth: ctx.depth,
+            ..*ctx
+        };
+        let (end, rep) = single_pickle(m.data, next, policy, &nested_ctx);
+        sub.absorb(rep, Some(&format!("joblib object array at byte {next}")));
+        return end.ok_or_else(|| fail("joblib object array pickle is broken"));
+    }
+    let mut count: u128 = 1;
+    match shape {
+        Value::Tuple(n) => {
+            let node = &m.arena.nodes[n as usize];
+            if node.len as usize != node.items.len() {
+                return Err(fail("joblib array shape too long"));
+            }
+            for d in &node.items {
+                match d {
+                    Value::Int(i) if *i >= 0 => count = count.saturating_mul(*i as u128),
+                    _ => return Err(fail("joblib array shape is not a tuple of ints")),
+                }
+            }
+        }
+        _ => return Err(fail("joblib array shape is not a tuple")),
+    }
+    let mut at = next as u128;
+    if let Some(Value::Int(_)) = dict_get(m, state, "numpy_array_alignment_bytes") {
+        let pad = *m
+            .data
+            .get(next)
+            .ok_or_else(|| fail("joblib array padding truncated"))? as u128;
+        at += 1 + pad;
+    }
+    let end = at + count.saturating_mul(itemsize as u128);
+    if end > m.data.len() as u128 {
+        return Err(Outcome::Error {
+            pos: next,
+            err: crate::machine::MachineError::BadText("joblib array data truncated"),
+        });
+    }
+    Ok(end as usize)
+}
+
+/// Analyse exactly one pickle starting at `start`; returns where it ended (None if broken).
+fn single_pickle(
+    data: &[u8],
+    start: usize,
+    policy: &Policy,
+    ctx: &Context,
+) -> (Option<usize>, Report) {
+    let mut m = Machine::new(data, policy.limits.clone());
+    m.joblib = ctx.joblib;
+    let mut sub = Report::new("raw_pickle");
+    let out = m.run(start);
+    judge(&m, policy, ctx, &mut sub);
+    match out {
+        Outcome::Stop { end, .. } => (Some(end), sub),
+        Outcome::Error { pos, err } => {
+            sub.push(Finding::new(
+                FindingType::Malformed,
+                Severity::Medium,
+                pos as u64,
+                format!("the stream breaks here ({err})"),
+            ));
+            sub.complete = false;
+            (None, sub)
+        }
+        _ => {
+            limit_finding(&mut sub, start, "nested joblib pickle");
+            (None, sub)
+        }
+    }
+}
+
+fn dict_get(m: &Machine<'_>, d: Value, key: &str) -> Option<Value> {
+    let Value::Dict(n) = d else { return None };
+    let node = &m.arena.nodes[n as usize];
+    node.items
+        .chunks(2)
+        .chain(node.extra.chunks(2))
+        .find(|kv| matches!(kv[0], Value::Str(s) if m.arena.text(m.data, s) == key))
+        .map(|kv| kv[1])
+}
+
+/// Item size and "holds objects" of a pickled `numpy.dtype`.
+fn dtype_info(m: &Machine<'_>, dtype: Value) -> Option<(u64, bool)> {
+    let Value::Call(c) = dtype else { return None };
+    let call = &m.calls[c as usize];
+    let args = m.args_of(call.args)?;
+    let Value::Str(s) = *args.items.first()? else {
+        return None;
+    };
+    let spec = m.arena.text(m.data, s).into_owned();
+    let state = m
+        .calls
+        .iter()
+        .find(|b| b.kind == CallKind::Build && b.callable == dtype)
+        .and_then(|b| m.args_of(b.args));
+    let mut elsize: Option<u64> = None;
+    let mut hasobject = spec.starts_with('O');
+    if let Some(st) = state {
+        if let Some(Value::Int(e)) = st.items.get(5) {
+            if *e > 0 {
+                elsize = Some(*e as u64);
+            }
+        }
+        if let Some(Value::Int(flags)) = st.items.get(7) {
+            hasobject |= flags & 1 != 0;
+        }
+    }
+    if hasobject {
+        return Some((8, true));
+    }
+    if let Some(e) = elsize {
+        return Some((e, false));
+    }
+    let kind = spec.chars().next()?;
+    let digits: String = spec
+        .chars()
+        .skip(1)
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let n: u64 = digits.parse().ok()?;
+    Some((if kind == 'U' { n * 4 } else { n }, false))
+}
+
+/// Cache of per-global verdicts for one pickle.
+struct Judged {
+    verdicts: Vec<GlobalVerdict>,
+}
+
+fn qual(v: &GlobalVerdict) -> String {
+    v.qualname()
+}
+
+/// Turn what the machine recorded for one pickle into findings and a globals summary.
+fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut Report) {
+    let mut cache: HashMap<(&str, &str), GlobalVerdict> = HashMap::new();
+    let verdicts: Vec<GlobalVerdict> = m
+        .globals
+        .iter()
+        .map(|g| {
+            cache
+                .entry((g.module.as_str(), g.name.as_str()))
+                .or_insert_with(|| policy.judge(&g.module, &g.name))
+                .clone()
+        })
+        .collect();
+    let j = Judged { verdicts };
+    let mut used: Vec<u8> = vec![0; m.globals.len()];
+
+    // Imports.
+    for (i, g) in m.globals.iter().enumerate() {
+        let v = &j.verdicts[i];
+        let mut f = if let Some(code) = g.ext {
+            Finding::new(
+                FindingType::ExtensionCode,
+                Severity::High,
+                g.pos,
+                format!("{} {code}: imports whatever copyreg's extension registry maps code {code} to when loading", g.op.name()),
+            )
+        } else if g.computed {
+            Finding::new(
+                FindingType::UnknownImport,
+                Severity::High,
+                g.pos,
+                "STACK_GLOBAL imports a name computed at load time".to_string(),
+            )
+        } else if let Some(d) = &v.danger {
+            Finding::new(
+                FindingType::DangerousImport,
+                d.severity,
+                g.pos,
+                format!(
+                    "imports {}.{}: {} ({})",
+                    g.module, g.name, d.description, d.category
+                ),
+            )
+        } else if v.allowed == 0 {
+            let why = match policy.mode {
+                Mode::Strict => "strict mode allows no imports".to_string(),
+                m => format!("not in the {} policy", m.as_str()),
+            };
+            Finding::new(
+                FindingType::UnknownImport,
+                Severity::Medium,
+                g.pos,
+                format!("imports {}.{}: {why}", g.module, g.name),
+            )
+        } else {
+            continue;
+        };
+        if g.ext.is_none() {
+            f.module = Some(g.module.clone());
+            f.name = Some(g.name.clone());
+        }
+        out.push(f);
+    }
+
+    // Calls, in stream order: a call whose callable or target is trusted was judged before.
+    let mut trusted: Vec<bool> = vec![false; m.calls.len()];
+    for (ci, c) in m.calls.iter().enumerate() {
+        trusted[ci] = judge_call(m, policy, ctx, &j, &mut used, &trusted, c, out);
+    }
+
+    // Globals summary.
+    for (i, g) in m.globals.iter().enumerate() {
+        let mut u = Vec::new();
+        if used[i] & uses::NEW != 0 {
+            u.push(Use::New);
+        }
+        if used[i] & uses::CALL != 0 {
+            u.push(Use::Call);
+        }
+        if u.is_empty() {
+            u.push(Use::Value);
+        }
+        merge_global(
+            &mut out.globals,
+            GlobalUse {
+                module: g.module.clone(),
+                name: g.name.clone(),
+                uses: u,
+                count: 1,
+            },
+        );
+    }
+}
+
+fn call_finding(
+    m: &Machine<'_>,
+    kind: FindingType,
+    sev: Severity,
+    c: &CallNode,
+    callable: String,
+    desc: String,
+) -> Finding {
+    let mut f = Finding::new(kind, sev, c.pos, desc);
+    if let Value::Global(g) = c.callable {
+        let g = &m.globals[g as usize];
+        if g.ext.is_none() {
+            f.module = Some(g.module.clone());
+            f.name = Some(g.name.clone());
+        }
+    }
+    f.callable = Some(callable);
+    f.args = Some(render_args(m, c.args));
+    f
+}
+
+fn call_text(m: &Machine<'_>, callable: &str, c: &CallNode) -> String {
+    format!("{}({})", callable, render_args(m, c.args).join(", "))
+}
+
+/// Judge one call node; returns whether its result is a trusted object.
+#[allow(clippy::too_many_arguments)]
+fn judge_call(
+    m: &Machine<'_>,
+    policy: &Policy,
+    ctx: &Context,
+    j: &Judged,
+    used: &mut [u8],
+    trusted: &[bool],
+    c: &CallNode,
+    out: &mut Report,
+) -> bool {
+    match c.kind {
+        CallKind::Persistent => {
+            if policy.mode == Mode::Strict {
+                out.push(Finding::new(
+                    FindingType::Disallowed,
+                    Severity::Medium,
+                    c.pos,
+                    "persistent id: the loader's persistent_load hook is called (strict mode allows plain data only)".into(),
+                ));
+                return false;
+            }
+            true
+        }
+        CallKind::Build => judge_build(m, policy, j, trusted, c, out),
+        CallKind::Method(name) => {
+            let ok = match c.callable {
+                Value::Call(t) => trusted[t as usize],
+                _ => false,
+            };
+            if !ok {
+                let target = render::render(m, c.callable);
+                let sev = if dangerous_value(m, j, c.callable, 0) {
+                    Severity::Critical
+                } else {
+                    Severity::High
+                };
+                let mut f = call_finding(
+                    m,
+                    FindingType::DynamicCall,
+                    sev,
+                    c,
+                    format!("{target}.{name}"),
+                    format!(
+                        "calls {target}.{name}(...) on an object that is not a plain container"
+                    ),
+                );
+                f.module = None;
+                f.name = None;
+                out.push(f);
+            }
+            ok
+        }
+        CallKind::Reduce
+        | CallKind::Inst
+        | CallKind::Obj
+        | CallKind::NewObj
+        | CallKind::NewObjEx => {
+            let want = match c.kind {
+                CallKind::NewObj | CallKind::NewObjEx => uses::NEW,
+                _ => uses::CALL,
+            };
+            match c.callable {
+                Value::Global(g) => {
+                    used[g as usize] |= want;
+                    let v = &j.verdicts[g as usize];
+                    let name = global_name(m, g);
+                    mark_reconstructor_uses(m, j, used, v, c);
+                    judge_global_call(m, policy, ctx, j, trusted, c, g, v, want, &name, out)
+                }
+                Value::Call(_) => {
+                    let shown = render::render(m, c.callable);
+                    let sev = if dangerous_value(m, j, c.callable, 0) {
+                        Severity::Critical
+                    } else {
+                        Severity::High
+                    };
+                    let text = call_text(m, &shown, c);
+                    out.push(call_finding(
+                        m,
+                        FindingType::DynamicCall,
+                        sev,
+                        c,
+                        shown,
+                        format!("calls {text}: the callable is made while loading"),
+                    ));
+                    examine_literals(m, policy, ctx, c, None, out);
+                    false
+                }
+                _ => false,
+            }
+        }
+    }
+}
+
+/// `copyreg._reconstructor(cls, base, state)` and `copyreg.__newobj__(cls, ...)` build `cls`.
+fn mark_reconstructor_uses(
+    m: &Machine<'_>,
+    j: &Judged,
+    used: &mut [u8],
+    v: &GlobalVerdict,
+    c: &CallNode,
+) {
+    if v.module == "copyreg"
+        && matches!(
+            v.name.as_str(),
+            "_reconstructor" | "__newobj__" | "__newobj_ex__"
+        )
+    {
+        if let Some(args) = m.args_of(c.args) {
+            if let Some(Value::Global(cls)) = args.items.first() {
+                used[*cls as usize] |= uses::NEW;
+                let _ = &j.verdicts[*cls as usize];
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn judge_global_call(
+    m: &Machine<'_>,
+    policy: &Policy,
+    ctx: &Context,
+    j: &Judged,
+    trusted: &[bool],
+    c: &CallNode,
+    g: u32,
+    v: &GlobalVerdict,
+    want: u8,
+    name: &str,
+    out: &mut Report,
+) -> bool {
+    let gref = &m.globals[g as usize];
+    if gref.ext.is_some() || gref.computed {
+        out.push(call_finding(
+            m,
+            FindingType::DynamicCall,
+            Severity::High,
+            c,
+            name.to_string(),
+            format!(
+                "calls {}: a global resolved only at load time",
+                call_text(m, name, c)
+            ),
+        ));
+        return false;
+    }
+    // INST / OBJ without arguments only create the instance.
+    let no_args = m.args_of(c.args).map(|n| n.len == 0).unwrap_or(false);
+    let permitted = v.allowed & want != 0
+        || (matches!(c.kind, CallKind::Inst | CallKind::Obj)
+            && no_args
+            && v.allowed & uses::NEW != 0);
+    if let Some(d) = &v.danger {
+        if !permitted {
+            let text = call_text(m, name, c);
+            out.push(call_finding(
+                m,
+                FindingType::ReduceCall,
+                d.severity,
+                c,
+                name.to_string(),
+                format!("calls {text}: {}", d.description),
+            ));
+            examine_literals(m, policy, ctx, c, Some(&d.category), out);
+            return false;
+        }
+    }
+    if !permitted {
+        let text = call_text(m, name, c);
+        let desc = if v.allowed == 0 {
+            format!(
+                "calls {text}, which the {} policy does not allow",
+                policy.mode.as_str()
+            )
+        } else {
+            format!(
+                "calls {text}, but the policy allows {} only as {}",
+                qual(v),
+                describe_uses(v.allowed)
+            )
+        };
+        out.push(call_finding(
+            m,
+            FindingType::ReduceCall,
+            Severity::Medium,
+            c,
+            name.to_string(),
+            desc,
+        ));
+        examine_literals(m, policy, ctx, c, None, out);
+        return false;
+    }
+    // Allowed by name: argument rules, if any, must accept the arguments.
+    if let Some(rules) = policy.rules_for(&qual(v)) {
+        let matching = rules
+            .iter()
+            .find(|r| rule_matches(m, j, trusted, r, c.args));
+        match matching {
+            None => {
+                let text = call_text(m, name, c);
+                out.push(call_finding(
+                    m,
+                    FindingType::ReduceCall,
+                    Severity::High,
+                    c,
+                    name.to_string(),
+                    format!(
+                        "calls {text} with arguments the policy's rule for {} does not accept",
+                        qual(v)
+                    ),
+                ));
+                examine_literals(m, policy, ctx, c, None, out);
+                return false;
+            }
+            Some(r) if r.nested => return nested_file(m, policy, ctx, c, name, out),
+            Some(_) => {}
+        }
+    }
+    true
+}
+
+fn describe_uses(bits: u8) -> String {
+    let mut v = Vec::new();
+    if bits & uses::NEW != 0 {
+        v.push("a type to rebuild");
+    }
+    if bits & uses::CALL != 0 {
+        v.push("a function to call");
+    }
+    if v.is_empty() {
+        v.push("a value");
+    }
+    v.join(" or ")
+}
+
+/// A call whose bytes argument is a whole serialized file (torch's `_load_from_bytes`):
+/// analyse that file; the call is fine when the file is.
+fn nested_file(
+    m: &Machine<'_>,
+    policy: &Policy,
+    ctx: &Context,
+    c: &CallNode,
+    name: &str,
+    out: &mut Report,
+) -> bool {
+    let Some(bytes) = first_blob(m, c.args) else {
+        return false;
+    };
+    if ctx.depth + 1 > policy.limits.max_nesting {
+        limit_finding(out, c.pos as usize, "nesting depth");
+        return false;
+    }
+    let inner = (ctx.nested)(bytes, policy, ctx.depth + 1);
+    let ok = inner.is_safe && inner.complete;
+    if !ok {
+        out.push(call_finding(
+            m,
+            FindingType::NestedPickle,
+            inner.risk_level.max(Severity::High),
+            c,
+            name.to_string(),
+            format!(
+                "{name} loads an embedded {} file that is not safe",
+                inner.format
+            ),
+        ));
+    }
+    out.absorb(inner, Some(&format!("{name} at byte {}", c.pos)));
+    ok
+}
+
+fn first_blob<'d>(m: &'d Machine<'_>, args: Value) -> Option<&'d [u8]> {
+    let node = m.args_of(args)?;
+    match *node.items.first()? {
+        Value::Bytes(b) | Value::ByteArray(b) => Some(m.arena.blob(m.data, b)),
+        _ => None,
+    }
+}
+
+fn judge_build(
+    m: &Machine<'_>,
+    policy: &Policy,
+    j: &Judged,
+    trusted: &[bool],
+    c: &CallNode,
+    out: &mut Report,
+) -> bool {
+    let keys = state_keys(m, c.args);
+    let dunder: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with("__") && k.ends_with("__"))
+        .collect();
+    match c.callable {
+        Value::Global(g) => {
+            let name = global_name(m, g);
+            let sev = if j.verdicts[g as usize].danger.is_some() {
+                Severity::Critical
+            } else {
+                Severity::High
+            };
+            let mut f = Finding::new(
+                FindingType::AttributeInjection,
+                sev,
+                c.pos,
+                format!("BUILD sets attributes {} on {name} itself (a module, class or function), changing code that runs later", show_keys(&keys)),
+            );
+            f.callable = Some(name);
+            out.push(f);
+            false
+        }
+        Value::Call(t) => {
+            if !dunder.is_empty() {
+                let target = render::render(m, c.callable);
+                out.push(Finding::new(
+                    FindingType::AttributeInjection,
+                    Severity::High,
+                    c.pos,
+                    format!(
+                        "BUILD sets special attributes {} on {target}",
+                        show_keys(&keys)
+                    ),
+                ));
+                return false;
+            }
+            if policy.mode == Mode::Strict {
+                return false;
+            }
+            trusted[t as usize]
+        }
+        _ => true,
+    }
+}
+
+fn show_keys(keys: &[String]) -> String {
+    if keys.is_empty() {
+        "(from its state)".into()
+    } else {
+        render::shorten(keys.join(", "), 120)
+    }
+}
+
+/// Attribute names a BUILD state sets: a dict, or `(dict, slotstate)`.
+fn state_keys(m: &Machine<'_>, state: Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dicts = vec![state];
+    if let Value::Tuple(n) = state {
+        let node = &m.arena.nodes[n as usize];
+        if node.len == 2 {
+            dicts = node.items.clone();
+        }
+    }
+    for d in dicts {
+        if let Value::Dict(n) = d {
+            let node = &m.arena.nodes[n as usize];
+            for kv in node.items.chunks(2).chain(node.extra.chunks(2)) {
+                if let Value::Str(s) = kv[0] {
+                    out.push(m.arena.text(m.data, s).into_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn rule_matches(m: &Machine<'_>, j: &Judged, trusted: &[bool], r: &Rule, args: Value) -> bool {
+    let Some(node) = m.args_of(args) else {
+        return false;
+    };
+    if node.len as usize != node.items.len() {
+        return false;
+    }
+    let n = node.items.len();
+    let rest = matches!(r.args.last(), Some(ArgPattern::OneOf(v)) if v.is_empty());
+    if n < r.min_args || (!rest && n > r.args.len()) {
+        return false;
+    }
+    node.items.iter().enumerate().all(|(i, a)| {
+        let p = r.args.get(i).or(r.args.last()).unwrap_or(&ArgPattern::Any);
+        arg_matches(m, j, trusted, p, *a)
+    })
+}
+
+fn arg_matches(m: &Machine<'_>, j: &Judged, trusted: &[bool], p: &ArgPattern, v: Value) -> bool {
+    match p {
+        ArgPattern::Any => true,
+        ArgPattern::Data => is_plain(m, v, 0),
+        ArgPattern::Str => matches!(v, Value::Str(_)),
+        ArgPattern::Bytes => matches!(v, Value::Bytes(_) | Value::ByteArray(_)),
+        ArgPattern::Int => matches!(v, Value::Int(_) | Value::BigInt),
+        ArgPattern::Float => matches!(v, Value::Float(_)),
+        ArgPattern::Bool => matches!(v, Value::Bool(_)),
+        ArgPattern::None => v == Value::None,
+        ArgPattern::Tuple => matches!(v, Value::Tuple(_)),
+        ArgPattern::List => matches!(v, Value::List(_)),
+        ArgPattern::Dict => matches!(v, Value::Dict(_)),
+        ArgPattern::IntTuple => match v {
+            Value::Tuple(n) => {
+                let node = &m.arena.nodes[n as usize];
+                node.extra.is_empty()
+                    && node
+                        .items
+                        .iter()
+                        .all(|x| matches!(x, Value::Int(_) | Value::BigInt))
+            }
+            _ => false,
+        },
+        ArgPattern::Ident => match v {
+            Value::Str(s) => {
+                let t = m.arena.text(m.data, s);
+                !t.is_empty()
+                    && !t.starts_with('_')
+                    && t.chars().all(|c| c.is_alphanumeric() || c == '_')
+            }
+            _ => false,
+        },
+        ArgPattern::Exact(t) => matches!(v, Value::Str(s) if m.arena.text(m.data, s) == t.as_str()),
+        ArgPattern::Global => {
+            matches!(v, Value::Global(g) if j.verdicts[g as usize].allowed != 0 && j.verdicts[g as usize].danger.is_none())
+        }
+        ArgPattern::GlobalCall => {
+            matches!(v, Value::Global(g) if j.verdicts[g as usize].allowed & uses::CALL != 0 && j.verdicts[g as usize].danger.is_none())
+        }
+        ArgPattern::GlobalNew => {
+            matches!(v, Value::Global(g) if j.verdicts[g as usize].allowed & uses::NEW != 0 && j.verdicts[g as usize].danger.is_none())
+        }
+        ArgPattern::Persistent => {
+            matches!(v, Value::Call(c) if m.calls[c as usize].kind == CallKind::Persistent)
+        }
+        ArgPattern::OneOf(ps) => {
+            ps.is_empty() || ps.iter().any(|p| arg_matches(m, j, trusted, p, v))
+        }
+    }
+}
+
+/// Plain data all the way down (no global, no call result).
+fn is_plain(m: &Machine<'_>, v: Value, depth: u32) -> bool {
+    if v.is_scalar_data() {
+        return true;
+    }
+    if depth > 32 {
+        return false;
+    }
+    match v.node() {
+        Some(n) => {
+            let node = &m.arena.nodes[n as usize];
+            node.all().all(|x| is_plain(m, x, depth + 1))
+        }
+        None => false,
+    }
+}
+
+/// Whether a value made at load time traces back to something in the dangerous catalogue
+/// (`getattr(__import__('os'), 'system')`).
+fn dangerous_value(m: &Machine<'_>, j: &Judged, v: Value, depth: u32) -> bool {
+    if depth > 16 {
+        return false;
+    }
+    match v {
+        Value::Global(g) => j.verdicts[g as usize].danger.is_some(),
+        Value::Call(c) => {
+            let call = &m.calls[c as usize];
+            dangerous_value(m, j, call.callable, depth + 1)
+                || dangerous_value(m, j, call.args, depth + 1)
+        }
+        Value::Tuple(n) | Value::List(n) => m.arena.nodes[n as usize]
+            .all()
+            .any(|x| dangerous_value(m, j, x, depth + 1)),
+        _ => false,
+    }
+}
+
+/// Look inside the literal arguments of a call that was not accepted: pickles handed to a
+/// loader, code handed to an interpreter, and encoded forms of either.
+fn examine_literals(
+    m: &Machine<'_>,
+    policy: &Policy,
+    ctx: &Context,
+    c: &CallNode,
+    category: Option<&str>,
+    out: &mut Report,
+) {
+    let Some(node) = m.args_of(c.args) else {
+        return;
+    };
+    let name = render::render(m, c.callable);
+    for a in node.items.iter().copied() {
+        let (bytes, text): (&[u8], Option<String>) = match a {
+            Value::Str(s) => {
+                let t = m.arena.text(m.data, s).into_owned();
+                (&[], Some(t))
+            }
+            Value::Bytes(b) | Value::ByteArray(b) => (m.arena.blob(m.data, b), None),
+            _ => continue,
+        };
+        let raw: Vec<u8> = match &text {
+            Some(t) => t.as_bytes().to_vec(),
+            None => bytes.to_vec(),
+        };
+        match category {
+            Some("deserialization") => {
+                // Protocol 0-2 pickles of bytes come through as latin-1 text.
+                let blob: Vec<u8> = match &text {
+                    Some(t) => latin1(t),
+                    None => bytes.to_vec(),
+                };
+                nested_payload(
+                    policy,
+                    ctx,
+                    c,
+                    &name,
+                    &blob,
+                    "hands a serialized payload to",
+                    out,
+                );
+                continue;
+            }
+            Some("code execution") | Some("debugger/profiler runner") => {
+                if let Some(t) = &text {
+                    code_string(c, &name, t, out);
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        obfuscated(policy, ctx, c, &name, &raw, 0, out);
+    }
+}
+
+fn latin1(t: &str) -> Vec<u8> {
+    t.chars()
+        .map(|c| if (c as u32) < 256 { c as u8 } else { b'?' })
+        .collect()
+}
+
+fn code_string(c: &CallNode, name: &str, t: &str, out: &mut Report) {
+    let imports = decode::imported_modules(t);
+    let mut desc = format!(
+        "passes Python code to {name}: {}",
+        render::shorten(format!("{t:?}"), 160)
+    );
+    if !imports.is_empty() {
+        desc.push_str(&format!(" (imports {})", imports.join(", ")));
+    }
+    let mut f = Finding::new(FindingType::CodeString, Severity::Critical, c.pos, desc);
+    f.callable = Some(name.to_string());
+    out.push(f);
+}
+
+fn nested_payload(
+    policy: &Policy,
+    ctx: &Context,
+    c: &CallNode,
+    name: &str,
+    blob: &[u8],
+    verb: &str,
+    out: &mut Report,
+) {
+    if ctx.depth + 1 > policy.limits.max_nesting {
+        limit_finding(out, c.pos as usize, "nesting depth");
+        return;
+    }
+    let inner = (ctx.nested)(blob, policy, ctx.depth + 1);
+    let mut f = Finding::new(
+        FindingType::NestedPickle,
+        inner.risk_level.max(Severity::High),
+        c.pos,
+        format!(
+            "{verb} {name}: an embedded {} of {} bytes, analysed too (risk {})",
+            inner.format,
+            blob.len(),
+            inner.risk_level.as_str()
+        ),
+    );
+    f.callable = Some(name.to_string());
+    out.push(f);
+    out.absorb(inner, Some(&format!("nested in {name} at byte {}", c.pos)));
+}
+
+fn obfuscated(
+    policy: &Policy,
+    ctx: &Context,
+    c: &CallNode,
+    name: &str,
+    raw: &[u8],
+    level: u32,
+    out: &mut Report,
+) {
+    if level >= 3 {
+        return;
+    }
+    for d in decode::unwrap_once(raw, policy.limits.max_decoded) {
+        let text = std::str::from_utf8(&d.bytes).ok();
+        let markers = text.map(decode::code_markers).unwrap_or_default();
+        if !markers.is_empty() {
+            let shown = render::shorten(format!("{:?}", text.unwrap_or_default()), 160);
+            let mut f = Finding::new(
+                FindingType::Obfuscation,
+                Severity::High,
+                c.pos,
+                format!("an argument of {name} is {}-encoded code: {shown}", d.how),
+            );
+            f.callable = Some(name.to_string());
+            out.push(f);
+        } else if looks_like_pickle(&d.bytes) {
+            if ctx.depth + 1 > policy.limits.max_nesting {
+                limit_finding(out, c.pos as usize, "nesting depth");
+                return;
+            }
+            let inner = (ctx.nested)(&d.bytes, policy, ctx.depth + 1);
+            let mut f = Finding::new(
+                FindingType::Obfuscation,
+                inner.risk_level.max(Severity::High),
+                c.pos,
+                format!(
+                    "an argument of {name} is a {}-encoded pickle (risk {})",
+                    d.how,
+                    inner.risk_level.as_str()
+                ),
+            );
+            f.callable = Some(name.to_string());
+            out.push(f);
+            out.absorb(
+                inner,
+                Some(&format!(
+                    "{}-decoded argument of {name} at byte {}",
+                    d.how, c.pos
+                )),
+            );
+        } else {
+            obfuscated(policy, ctx, c, name, &d.bytes, level + 1, out);
+        }
+    }
+}
+
+fn looks_like_pickle(b: &[u8]) -> bool {
+    matches!(b, [0x80, 1..=5, ..])
+        || b.ends_with(b".")
+            && b.first()
+                .map(|c| crate::opcodes::Op::from_byte(*c).is_some())
+                .unwrap_or(false)
+}

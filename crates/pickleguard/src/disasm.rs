@@ -1,0 +1,137 @@
+//! A disassembly of every pickle in a stream: opcodes, positions, decoded arguments and the
+//! globals CPython would resolve (for `pickleguard disasm`, `explain` and the differential tests).
+
+use crate::limits::Limits;
+use crate::machine::{Machine, Outcome};
+use crate::opcodes::Op;
+use crate::reader::{self, Arg};
+use serde::Serialize;
+use serde_json::Value as Json;
+
+#[derive(Debug, Serialize)]
+pub struct DisOp {
+    pub pos: usize,
+    pub op: &'static str,
+    pub arg: Json,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DisPickle {
+    pub start: usize,
+    pub ops: Vec<DisOp>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DisError {
+    pub pos: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Disassembly {
+    pub pickles: Vec<DisPickle>,
+    pub globals: Vec<(String, String)>,
+    pub error: Option<DisError>,
+}
+
+fn hex(b: &[u8]) -> Json {
+    let mut s = String::with_capacity(b.len() * 2);
+    for c in b {
+        s.push_str(&format!("{c:02x}"));
+    }
+    serde_json::json!({ "hex": s })
+}
+
+/// The JSON form of an argument (docs/report-schema.md, "Disassembly").
+pub fn arg_json(op: Op, arg: &Arg<'_>) -> Json {
+    match *arg {
+        Arg::None => Json::Null,
+        Arg::Int(i) => Json::from(i),
+        Arg::U64(u) => Json::from(u),
+        Arg::Bool(b) => Json::Bool(b),
+        Arg::LongBytes(b) => Json::String(le_twos_complement_decimal(b)),
+        Arg::LongText(t) => Json::String(crate::bigint::text_to_decimal(t)),
+        Arg::Float(f) => serde_json::Number::from_f64(f)
+            .map(Json::Number)
+            .unwrap_or_else(|| Json::String(format!("{f}"))),
+        Arg::Bytes(b) => hex(b),
+        Arg::Utf8(s) => Json::String(s.to_string()),
+        Arg::Wtf8(b) => Json::String(reader::wtf8_lossy(b)),
+        Arg::Line(l) => match op {
+            Op::STRING => match reader::decode_string_line(l) {
+                Ok(b) => Json::String(b.iter().map(|&c| c as char).collect()),
+                Err(_) => Json::Null,
+            },
+            Op::UNICODE => Json::String(reader::raw_unicode_escape_decode(l).unwrap_or_default()),
+            _ => Json::String(String::from_utf8_lossy(l).into_owned()),
+        },
+        Arg::Pair(m, n) => Json::String(format!("{m} {n}")),
+    }
+}
+
+fn le_twos_complement_decimal(b: &[u8]) -> String {
+    crate::bigint::le_to_decimal(b)
+}
+
+/// Disassemble every pickle in `data`.
+pub fn disassemble(data: &[u8]) -> Disassembly {
+    let mut out = Disassembly {
+        pickles: Vec::new(),
+        globals: Vec::new(),
+        error: None,
+    };
+    let mut start = 0;
+    while start < data.len() {
+        let mut ops = Vec::new();
+        let mut pos = start;
+        let mut stopped = None;
+        loop {
+            match reader::read_instr(data, pos) {
+                Ok((ins, next)) => {
+                    ops.push(DisOp {
+                        pos,
+                        op: ins.op.name(),
+                        arg: arg_json(ins.op, &ins.arg),
+                    });
+                    pos = next;
+                    if ins.op == Op::STOP {
+                        stopped = Some(next);
+                        break;
+                    }
+                }
+                Err(e) => {
+                    out.error = Some(DisError {
+                        pos,
+                        message: e.to_string(),
+                    });
+                    break;
+                }
+            }
+        }
+        // Globals as CPython resolves them, from the machine.
+        let mut m = Machine::new(data, Limits::default());
+        m.joblib = false;
+        let outcome = m.run(start);
+        out.globals.extend(m.globals.iter().map(|g| {
+            if g.computed {
+                ("?".to_string(), "?".to_string())
+            } else {
+                (g.module.clone(), g.name.clone())
+            }
+        }));
+        if out.error.is_none() {
+            if let Outcome::Error { pos, err } = outcome {
+                out.error = Some(DisError {
+                    pos,
+                    message: err.to_string(),
+                });
+            }
+        }
+        out.pickles.push(DisPickle { start, ops });
+        match stopped {
+            Some(next) if out.error.is_none() => start = next,
+            _ => break,
+        }
+    }
+    out
+}

@@ -1,0 +1,45 @@
+//! Bounds on the work one analysis may do. Hitting one is a `RESOURCE_LIMIT` finding and an
+//! incomplete (so not safe) report, never a hang or an unbounded allocation.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Opcodes per input (all pickles together).
+    pub max_ops: u64,
+    /// Values on the stack at once.
+    pub max_stack: usize,
+    /// Memo entries.
+    pub max_memo: u64,
+    /// MARKs open at once.
+    pub max_marks: usize,
+    /// Containers built in one pickle.
+    pub max_nodes: usize,
+    /// Calls (REDUCE, NEWOBJ, BUILD, ...) in one pickle.
+    pub max_calls: usize,
+    /// Pickles nested inside pickles (`pickle.loads(b'...')`, encoded payloads).
+    pub max_nesting: u32,
+    /// Pickles one after another in a single stream.
+    pub max_pickles: u64,
+    /// Bytes produced by decoding one obfuscated argument.
+    pub max_decoded: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // Sized so that the largest real checkpoints (GBs of opcodes) never trip them, while
+        // memory stays bounded: each entry is a 16-byte value.
+        Limits {
+            max_ops: 1 << 36,
+            max_stack: 1 << 24,
+            max_memo: 1 << 27,
+            max_marks: 1 << 20,
+            max_nodes: 1 << 27,
+            max_calls: 1 << 25,
+            max_nesting: 8,
+            max_pickles: 1 << 20,
+            max_decoded: 64 << 20,
+        }
+    }
+}

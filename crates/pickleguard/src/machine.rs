@@ -1,0 +1,842 @@
+//! The symbolic stack machine: runs one pickle the way CPython's `_pickle` would (stack, MARK
+//! metastack, memo), but every import and call becomes a node of a graph instead of happening.
+
+use crate::limits::Limits;
+use crate::opcodes::Op;
+use crate::reader::{self, Arg, ReadError};
+use crate::value::{Arena, CallId, GlobalId, Node, NodeId, Value};
+use std::collections::HashMap;
+
+/// A global as the stream names it.
+#[derive(Clone, Debug)]
+pub struct GlobalRef {
+    pub pos: u64,
+    pub op: Op,
+    pub module: String,
+    pub name: String,
+    /// The protocol in force (find_class walks dotted names from protocol 4 on).
+    pub proto: u8,
+    /// EXT1/2/4: the extension code; module and name are then unknown.
+    pub ext: Option<i64>,
+    /// STACK_GLOBAL whose operands are not literal strings.
+    pub computed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallKind {
+    /// REDUCE: `callable(*args)`.
+    Reduce,
+    /// NEWOBJ: `cls.__new__(cls, *args)`.
+    NewObj,
+    /// NEWOBJ_EX: `cls.__new__(cls, *args, **kwargs)`.
+    NewObjEx,
+    /// INST: `cls(*args)` (or `cls.__new__(cls)` without arguments).
+    Inst,
+    /// OBJ: like INST with the class on the stack.
+    Obj,
+    /// BUILD: `target.__setstate__(state)` or attribute assignment; `callable` is the target.
+    Build,
+    /// APPEND(S) / SETITEM(S) / ADDITEMS on something that is not a plain container: a method
+    /// call on the target.
+    Method(&'static str),
+    /// PERSID / BINPERSID: `persistent_load(pid)`.
+    Persistent,
+}
+
+#[derive(Clone, Debug)]
+pub struct CallNode {
+    pub pos: u64,
+    pub kind: CallKind,
+    pub callable: Value,
+    pub args: Value,
+    pub kwargs: Option<Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MachineError {
+    Read(ReadError),
+    StackUnderflow,
+    NoMark,
+    MemoMissing(u64),
+    UnsupportedProtocol(i64),
+    StackGlobalNotStr,
+    OddItems(&'static str),
+    BadExtCode,
+    /// GLOBAL / INST / STACK_GLOBAL naming a module that cannot be imported by name.
+    NotImportable,
+    BadText(&'static str),
+}
+
+impl std::fmt::Display for MachineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MachineError::Read(e) => e.fmt(f),
+            MachineError::StackUnderflow => f.write_str("unpickling stack underflow"),
+            MachineError::NoMark => f.write_str("could not find MARK"),
+            MachineError::MemoMissing(i) => write!(f, "Memo value not found at index {i}"),
+            MachineError::UnsupportedProtocol(p) => write!(f, "unsupported pickle protocol: {p}"),
+            MachineError::StackGlobalNotStr => f.write_str("STACK_GLOBAL requires str"),
+            MachineError::OddItems(op) => write!(f, "odd number of items for {op}"),
+            MachineError::BadExtCode => f.write_str("EXT specifies code <= 0"),
+            MachineError::NotImportable => f.write_str("module name is not importable"),
+            MachineError::BadText(m) => f.write_str(m),
+        }
+    }
+}
+
+/// How a run over one pickle ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// STOP at `pos`; the next pickle (if any) starts at `end`.
+    Stop { pos: usize, end: usize },
+    /// CPython stops with an error at `pos`.
+    Error { pos: usize, err: MachineError },
+    /// A configured limit was reached at `pos`.
+    Limit { pos: usize, what: &'static str },
+    /// joblib: BUILD of a `NumpyArrayWrapper` (call `wrapper`) just ran; joblib's unpickler
+    /// reads the array's bytes from the stream here and then goes on at `next`'s caller choice.
+    JoblibArray { next: usize, wrapper: CallId },
+}
+
+#[derive(Default)]
+struct Memo {
+    dense: Vec<Option<Value>>,
+    sparse: HashMap<u64, Value>,
+    len: u64,
+}
+
+const DENSE_MEMO: u64 = 1 << 22;
+
+impl Memo {
+    fn put(&mut self, idx: u64, v: Value) {
+        let fresh = if idx < DENSE_MEMO {
+            let i = idx as usize;
+            if i >= self.dense.len() {
+                self.dense.resize(i + 1, None);
+            }
+            self.dense[i].replace(v).is_none()
+        } else {
+            self.sparse.insert(idx, v).is_none()
+        };
+        if fresh {
+            self.len += 1;
+        }
+    }
+
+    fn get(&self, idx: u64) -> Option<Value> {
+        if idx < DENSE_MEMO {
+            self.dense.get(idx as usize).copied().flatten()
+        } else {
+            self.sparse.get(&idx).copied()
+        }
+    }
+}
+
+/// State of one pickle's run. Reused across the pickles of a stream via `reset`.
+pub struct Machine<'a> {
+    pub data: &'a [u8],
+    pub limits: Limits,
+    pub arena: Arena,
+    pub globals: Vec<GlobalRef>,
+    pub calls: Vec<CallNode>,
+    /// Oddities CPython tolerates but a scanner should mention (position, text).
+    pub anomalies: Vec<(usize, &'static str)>,
+    /// Position of the first opcode that can import or call.
+    pub first_effect: Option<usize>,
+    pub proto: u8,
+    pub ops: u64,
+    pub result: Option<Value>,
+    /// Recognise joblib's NumpyArrayWrapper and hand control back after its BUILD.
+    pub joblib: bool,
+    stack: Vec<Value>,
+    marks: Vec<usize>,
+    memo: Memo,
+}
+
+macro_rules! fail {
+    ($e:expr) => {
+        return Err($e)
+    };
+}
+
+impl<'a> Machine<'a> {
+    pub fn new(data: &'a [u8], limits: Limits) -> Self {
+        Machine {
+            data,
+            limits,
+            arena: Arena::default(),
+            globals: Vec::new(),
+            calls: Vec::new(),
+            anomalies: Vec::new(),
+            first_effect: None,
+            proto: 0,
+            ops: 0,
+            result: None,
+            joblib: false,
+            stack: Vec::with_capacity(64),
+            marks: Vec::new(),
+            memo: Memo::default(),
+        }
+    }
+
+    /// Forget everything of the previous pickle (a new `load()` starts with an empty memo).
+    pub fn reset(&mut self) {
+        self.arena.clear();
+        self.globals.clear();
+        self.calls.clear();
+        self.anomalies.clear();
+        self.first_effect = None;
+        self.proto = 0;
+        self.result = None;
+        self.stack.clear();
+        self.marks.clear();
+        self.memo = Memo::default();
+    }
+
+    #[inline]
+    fn fence(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Result<Value, MachineError> {
+        if self.stack.len() <= self.fence() {
+            fail!(MachineError::StackUnderflow);
+        }
+        Ok(self.stack.pop().unwrap_or(Value::None))
+    }
+
+    #[inline]
+    fn marker(&mut self) -> Result<usize, MachineError> {
+        self.marks.pop().ok_or(MachineError::NoMark)
+    }
+
+    fn node_from(&mut self, start: usize, pairs: bool) -> NodeId {
+        let n = self.stack.len() - start;
+        let id = self.arena.new_node(n);
+        let node: &mut Node = &mut self.arena.nodes[id as usize];
+        if pairs {
+            let mut it = self.stack.drain(start..);
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                node.push_pair(k, v);
+            }
+        } else {
+            for v in self.stack.drain(start..) {
+                node.push(v);
+            }
+        }
+        id
+    }
+
+    fn tuple_of(&mut self, items: &[Value]) -> Value {
+        let id = self.arena.new_node(items.len());
+        for v in items {
+            self.arena.nodes[id as usize].push(*v);
+        }
+        Value::Tuple(id)
+    }
+
+    fn call(
+        &mut self,
+        pos: usize,
+        kind: CallKind,
+        callable: Value,
+        args: Value,
+        kwargs: Option<Value>,
+    ) -> Result<Value, MachineError> {
+        if self.calls.len() >= self.limits.max_calls {
+            fail!(MachineError::BadText("limit:calls"));
+        }
+        self.calls.push(CallNode {
+            pos: pos as u64,
+            kind,
+            callable,
+            args,
+            kwargs,
+        });
+        Ok(Value::Call((self.calls.len() - 1) as CallId))
+    }
+
+    fn global(
+        &mut self,
+        pos: usize,
+        op: Op,
+        module: String,
+        name: String,
+        ext: Option<i64>,
+        computed: bool,
+    ) -> Value {
+        self.globals.push(GlobalRef {
+            pos: pos as u64,
+            op,
+            module,
+            name,
+            proto: self.proto,
+            ext,
+            computed,
+        });
+        Value::Global((self.globals.len() - 1) as GlobalId)
+    }
+
+    fn text_of(&self, v: Value) -> Option<String> {
+        match v {
+            Value::Str(id) => Some(self.arena.text(self.data, id).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// Run one pickle from `start` until STOP, an error, a limit or a joblib array.
+    pub fn run(&mut self, start: usize) -> Outcome {
+        let mut pos = start;
+        loop {
+            if self.ops >= self.limits.max_ops {
+                return Outcome::Limit {
+                    pos,
+                    what: "opcodes",
+                };
+            }
+            self.ops += 1;
+            let (ins, next) = match reader::read_instr(self.data, pos) {
+                Ok(x) => x,
+                Err(e) => {
+                    return Outcome::Error {
+                        pos,
+                        err: MachineError::Read(e),
+                    }
+                }
+            };
+            if self.first_effect.is_none() && ins.op.can_import_or_call() {
+                // An import of a name that can never be imported is a break, not an effect.
+                let importable = match ins.arg {
+                    Arg::Pair(m, _) => is_dotted_name(m),
+                    _ => true,
+                };
+                if importable {
+                    self.first_effect = Some(pos);
+                }
+            }
+            match self.step(ins.op, ins.arg, pos, next) {
+                Ok(None) => {}
+                Ok(Some(out)) => return out,
+                Err(MachineError::BadText(w)) if w.starts_with("limit:") => {
+                    return Outcome::Limit { pos, what: &w[6..] }
+                }
+                Err(err) => return Outcome::Error { pos, err },
+            }
+            if self.stack.len() > self.limits.max_stack {
+                return Outcome::Limit {
+                    pos,
+                    what: "stack depth",
+                };
+            }
+            if self.memo.len > self.limits.max_memo {
+                return Outcome::Limit {
+                    pos,
+                    what: "memo size",
+                };
+            }
+            if self.arena.nodes.len() > self.limits.max_nodes {
+                return Outcome::Limit {
+                    pos,
+                    what: "containers",
+                };
+            }
+            pos = next;
+        }
+    }
+
+    fn step(
+        &mut self,
+        op: Op,
+        arg: Arg<'a>,
+        pos: usize,
+        next: usize,
+    ) -> Result<Option<Outcome>, MachineError> {
+        let data = self.data;
+        match op {
+            Op::MARK => {
+                if self.marks.len() >= self.limits.max_marks {
+                    fail!(MachineError::BadText("limit:mark depth"));
+                }
+                self.marks.push(self.stack.len());
+            }
+            Op::STOP => {
+                let v = self.pop()?;
+                self.result = Some(v);
+                return Ok(Some(Outcome::Stop { pos, end: next }));
+            }
+            Op::POP => {
+                if self.marks.last() == Some(&self.stack.len()) {
+                    self.marks.pop();
+                } else {
+                    self.pop()?;
+                }
+            }
+            Op::POP_MARK => {
+                let k = self.marker()?;
+                self.stack.truncate(k);
+            }
+            Op::DUP => {
+                if self.stack.len() <= self.fence() {
+                    fail!(MachineError::StackUnderflow);
+                }
+                let v = *self.stack.last().unwrap_or(&Value::None);
+                self.stack.push(v);
+            }
+            Op::FLOAT | Op::BINFLOAT => {
+                let Arg::Float(f) = arg else {
+                    return Err(bad_arg());
+                };
+                self.stack.push(Value::Float(f));
+            }
+            Op::INT | Op::BININT | Op::BININT1 | Op::BININT2 | Op::LONG | Op::LONG1 | Op::LONG4 => {
+                self.stack.push(match arg {
+                    Arg::Int(i) => Value::Int(i),
+                    Arg::Bool(b) => Value::Bool(b),
+                    _ => Value::BigInt,
+                });
+            }
+            Op::NONE => self.stack.push(Value::None),
+            Op::NEWTRUE => self.stack.push(Value::Bool(true)),
+            Op::NEWFALSE => self.stack.push(Value::Bool(false)),
+            Op::STRING => {
+                let Arg::Line(l) = arg else {
+                    return Err(bad_arg());
+                };
+                let b = reader::decode_string_line(l).map_err(MachineError::Read)?;
+                let v = match String::from_utf8(b) {
+                    Ok(s) => self.arena.str_owned(s),
+                    Err(e) => self.arena.bytes_owned(e.into_bytes()),
+                };
+                self.stack.push(v);
+            }
+            Op::BINSTRING | Op::SHORT_BINSTRING => {
+                let Arg::Bytes(b) = arg else {
+                    return Err(bad_arg());
+                };
+                let start = offset_in(data, b);
+                let v = if std::str::from_utf8(b).is_ok() {
+                    self.arena.str_span(start, b.len())
+                } else {
+                    self.arena.bytes_span(start, b.len(), false)
+                };
+                self.stack.push(v);
+            }
+            Op::UNICODE => {
+                let Arg::Line(l) = arg else {
+                    return Err(bad_arg());
+                };
+                let s = reader::raw_unicode_escape_decode(l)
+                    .ok_or(MachineError::BadText("truncated \\uXXXX escape"))?;
+                let v = self.arena.str_owned(s);
+                self.stack.push(v);
+            }
+            Op::BINUNICODE | Op::SHORT_BINUNICODE | Op::BINUNICODE8 => {
+                let (b, _) = match arg {
+                    Arg::Utf8(s) => (s.as_bytes(), true),
+                    Arg::Wtf8(b) => (b, false),
+                    _ => return Err(bad_arg()),
+                };
+                let v = self.arena.str_span(offset_in(data, b), b.len());
+                self.stack.push(v);
+            }
+            Op::BINBYTES | Op::SHORT_BINBYTES | Op::BINBYTES8 | Op::BYTEARRAY8 => {
+                let Arg::Bytes(b) = arg else {
+                    return Err(bad_arg());
+                };
+                let v = self
+                    .arena
+                    .bytes_span(offset_in(data, b), b.len(), op == Op::BYTEARRAY8);
+                self.stack.push(v);
+            }
+            Op::NEXT_BUFFER => self.stack.push(Value::Buffer),
+            Op::READONLY_BUFFER => {
+                if self.stack.len() <= self.fence() {
+                    fail!(MachineError::StackUnderflow);
+                }
+            }
+            Op::EMPTY_TUPLE => {
+                let id = self.arena.new_node(0);
+                self.stack.push(Value::Tuple(id));
+            }
+            Op::TUPLE1 | Op::TUPLE2 | Op::TUPLE3 => {
+                let n = match op {
+                    Op::TUPLE1 => 1,
+                    Op::TUPLE2 => 2,
+                    _ => 3,
+                };
+                if self.stack.len() < self.fence() + n {
+                    fail!(MachineError::StackUnderflow);
+                }
+                let start = self.stack.len() - n;
+                let id = self.node_from(start, false);
+                self.stack.push(Value::Tuple(id));
+            }
+            Op::TUPLE | Op::LIST | Op::FROZENSET => {
+                let k = self.marker()?;
+                let id = self.node_from(k, false);
+                self.stack.push(match op {
+                    Op::TUPLE => Value::Tuple(id),
+                    Op::LIST => Value::List(id),
+                    _ => Value::FrozenSet(id),
+                });
+            }
+            Op::DICT => {
+                let k = self.marker()?;
+                if (self.stack.len() - k) % 2 != 0 {
+                    fail!(MachineError::OddItems("DICT"));
+                }
+                let id = self.node_from(k, true);
+                self.stack.push(Value::Dict(id));
+            }
+            Op::EMPTY_LIST => {
+                let id = self.arena.new_node(0);
+                self.stack.push(Value::List(id));
+            }
+            Op::EMPTY_DICT => {
+                let id = self.arena.new_node(0);
+                self.stack.push(Value::Dict(id));
+            }
+            Op::EMPTY_SET => {
+                let id = self.arena.new_node(0);
+                self.stack.push(Value::Set(id));
+            }
+            Op::APPEND => {
+                let x = self.stack.len().wrapping_sub(1);
+                self.extend_at(x, pos, "append")?;
+            }
+            Op::APPENDS => {
+                let x = self.marker()?;
+                self.extend_at(x, pos, "extend")?;
+            }
+            Op::SETITEM => {
+                let x = self.stack.len().wrapping_sub(2);
+                self.setitems_at(x, pos)?;
+            }
+            Op::SETITEMS => {
+                let x = self.marker()?;
+                self.setitems_at(x, pos)?;
+            }
+            Op::ADDITEMS => {
+                let x = self.marker()?;
+                let len = self.stack.len();
+                if x > len || x == 0 {
+                    fail!(MachineError::StackUnderflow);
+                }
+                if len > x {
+                    let target = self.stack[x - 1];
+                    if let Value::Set(id) = target {
+                        for i in x..len {
+                            let v = self.stack[i];
+                            self.arena.nodes[id as usize].push(v);
+                        }
+                        self.stack.truncate(x);
+                    } else {
+                        let items = self.node_from(x, false);
+                        self.call(
+                            pos,
+                            CallKind::Method("add"),
+                            target,
+                            Value::Tuple(items),
+                            None,
+                        )?;
+                    }
+                }
+            }
+            Op::GET | Op::BINGET | Op::LONG_BINGET => {
+                let Arg::Int(i) = arg else {
+                    return Err(bad_arg());
+                };
+                let v = self
+                    .memo
+                    .get(i as u64)
+                    .ok_or(MachineError::MemoMissing(i as u64))?;
+                self.stack.push(v);
+            }
+            Op::PUT | Op::BINPUT | Op::LONG_BINPUT => {
+                let Arg::Int(i) = arg else {
+                    return Err(bad_arg());
+                };
+                if self.stack.len() <= self.fence() {
+                    fail!(MachineError::StackUnderflow);
+                }
+                let v = *self.stack.last().unwrap_or(&Value::None);
+                self.memo.put(i as u64, v);
+            }
+            Op::MEMOIZE => {
+                if self.stack.len() <= self.fence() {
+                    fail!(MachineError::StackUnderflow);
+                }
+                let v = *self.stack.last().unwrap_or(&Value::None);
+                let idx = self.memo.len;
+                self.memo.put(idx, v);
+            }
+            Op::PROTO => {
+                let Arg::Int(p) = arg else {
+                    return Err(bad_arg());
+                };
+                if p > 5 {
+                    fail!(MachineError::UnsupportedProtocol(p));
+                }
+                self.proto = p as u8;
+            }
+            Op::FRAME => {
+                let Arg::U64(n) = arg else {
+                    return Err(bad_arg());
+                };
+                if n > (data.len() - next) as u64 {
+                    self.anomalies
+                        .push((pos, "FRAME claims more bytes than the stream holds"));
+                }
+            }
+            Op::GLOBAL => {
+                let Arg::Pair(m, n) = arg else {
+                    return Err(bad_arg());
+                };
+                if !is_dotted_name(m) {
+                    fail!(MachineError::NotImportable);
+                }
+                let v = self.global(pos, op, m.to_string(), n.to_string(), None, false);
+                self.stack.push(v);
+            }
+            Op::STACK_GLOBAL => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                let v = match (self.text_of(module), self.text_of(name)) {
+                    (Some(m), Some(n)) => {
+                        if !is_dotted_name(&m) {
+                            fail!(MachineError::NotImportable);
+                        }
+                        self.global(pos, op, m, n, None, false)
+                    }
+                    _ => {
+                        let dynamic = |v: Value| matches!(v, Value::Call(_) | Value::Str(_));
+                        if !dynamic(module) || !dynamic(name) {
+                            fail!(MachineError::StackGlobalNotStr);
+                        }
+                        let m = self.text_of(module).unwrap_or_else(|| "?".into());
+                        let n = self.text_of(name).unwrap_or_else(|| "?".into());
+                        self.global(pos, op, m, n, None, true)
+                    }
+                };
+                self.stack.push(v);
+            }
+            Op::INST => {
+                let Arg::Pair(m, n) = arg else {
+                    return Err(bad_arg());
+                };
+                let k = self.marker()?;
+                if !is_dotted_name(m) {
+                    fail!(MachineError::NotImportable);
+                }
+                let args = self.node_from(k, false);
+                let cls = self.global(pos, op, m.to_string(), n.to_string(), None, false);
+                let v = self.call(pos, CallKind::Inst, cls, Value::Tuple(args), None)?;
+                self.stack.push(v);
+            }
+            Op::OBJ => {
+                let k = self.marker()?;
+                if self.stack.len() <= k {
+                    fail!(MachineError::StackUnderflow);
+                }
+                let cls = self.stack[k];
+                let args = self.node_from(k + 1, false);
+                self.stack.truncate(k);
+                let v = self.call(pos, CallKind::Obj, cls, Value::Tuple(args), None)?;
+                self.stack.push(v);
+            }
+            Op::EXT1 | Op::EXT2 | Op::EXT4 => {
+                let Arg::Int(code) = arg else {
+                    return Err(bad_arg());
+                };
+                if code <= 0 {
+                    fail!(MachineError::BadExtCode);
+                }
+                let v = self.global(
+                    pos,
+                    op,
+                    "?".into(),
+                    format!("<extension code {code}>"),
+                    Some(code),
+                    false,
+                );
+                self.stack.push(v);
+            }
+            Op::REDUCE => {
+                let args = self.pop()?;
+                let f = self.pop()?;
+                let v = self.call(pos, CallKind::Reduce, f, args, None)?;
+                self.stack.push(v);
+            }
+            Op::NEWOBJ => {
+                let args = self.pop()?;
+                let cls = self.pop()?;
+                let v = self.call(pos, CallKind::NewObj, cls, args, None)?;
+                self.stack.push(v);
+            }
+            Op::NEWOBJ_EX => {
+                let kwargs = self.pop()?;
+                let args = self.pop()?;
+                let cls = self.pop()?;
+                let v = self.call(pos, CallKind::NewObjEx, cls, args, Some(kwargs))?;
+                self.stack.push(v);
+            }
+            Op::BUILD => {
+                let state = self.pop()?;
+                if self.stack.len() <= self.fence() {
+                    fail!(MachineError::StackUnderflow);
+                }
+                let target = *self.stack.last().unwrap_or(&Value::None);
+                self.call(pos, CallKind::Build, target, state, None)?;
+                if self.joblib {
+                    if let Value::Call(c) = target {
+                        if self.is_joblib_wrapper(c) {
+                            return Ok(Some(Outcome::JoblibArray { next, wrapper: c }));
+                        }
+                    }
+                }
+            }
+            Op::PERSID => {
+                let Arg::Line(l) = arg else {
+                    return Err(bad_arg());
+                };
+                let pid = self
+                    .arena
+                    .str_owned(String::from_utf8_lossy(l).into_owned());
+                let v = self.call(pos, CallKind::Persistent, Value::None, pid, None)?;
+                self.stack.push(v);
+            }
+            Op::BINPERSID => {
+                let pid = self.pop()?;
+                let v = self.call(pos, CallKind::Persistent, Value::None, pid, None)?;
+                self.stack.push(v);
+            }
+        }
+        Ok(None)
+    }
+
+    /// APPEND / APPENDS as `do_append` does it: list at `x - 1`, items above it.
+    fn extend_at(
+        &mut self,
+        x: usize,
+        pos: usize,
+        method: &'static str,
+    ) -> Result<(), MachineError> {
+        let len = self.stack.len();
+        if x > len || x == 0 {
+            fail!(MachineError::StackUnderflow);
+        }
+        if len == x {
+            return Ok(());
+        }
+        let target = self.stack[x - 1];
+        if let Value::List(id) = target {
+            for i in x..len {
+                let v = self.stack[i];
+                self.arena.nodes[id as usize].push(v);
+            }
+            self.stack.truncate(x);
+        } else {
+            let items = self.node_from(x, false);
+            self.call(
+                pos,
+                CallKind::Method(method),
+                target,
+                Value::Tuple(items),
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// SETITEM / SETITEMS as `do_setitems` does it.
+    fn setitems_at(&mut self, x: usize, pos: usize) -> Result<(), MachineError> {
+        let len = self.stack.len();
+        if x > len || x == 0 {
+            fail!(MachineError::StackUnderflow);
+        }
+        if len == x {
+            return Ok(());
+        }
+        if (len - x) % 2 != 0 {
+            fail!(MachineError::OddItems("SETITEMS"));
+        }
+        let target = self.stack[x - 1];
+        if let Value::Dict(id) = target {
+            let mut i = x;
+            while i + 1 < len {
+                let (k, v) = (self.stack[i], self.stack[i + 1]);
+                self.arena.nodes[id as usize].push_pair(k, v);
+                i += 2;
+            }
+            self.stack.truncate(x);
+        } else {
+            let items = self.node_from(x, true);
+            self.call(
+                pos,
+                CallKind::Method("__setitem__"),
+                target,
+                Value::Dict(items),
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn is_joblib_wrapper(&self, c: CallId) -> bool {
+        let call = &self.calls[c as usize];
+        if let Value::Global(g) = call.callable {
+            let g = &self.globals[g as usize];
+            return g.module == "joblib.numpy_pickle" && g.name == "NumpyArrayWrapper";
+        }
+        false
+    }
+
+    /// Push a value produced outside the stream (joblib's array) after a `JoblibArray` pause.
+    pub fn replace_top(&mut self, v: Value) {
+        if let Some(t) = self.stack.last_mut() {
+            *t = v;
+        }
+    }
+
+    /// Continue a paused run.
+    pub fn resume(&mut self, at: usize) -> Outcome {
+        self.run(at)
+    }
+
+    /// The tuple of a call's positional arguments, when it is a literal tuple.
+    pub fn args_of(&self, v: Value) -> Option<&Node> {
+        match v {
+            Value::Tuple(n) => Some(&self.arena.nodes[n as usize]),
+            _ => None,
+        }
+    }
+
+    pub fn make_tuple(&mut self, items: &[Value]) -> Value {
+        self.tuple_of(items)
+    }
+}
+
+fn bad_arg() -> MachineError {
+    MachineError::BadText("internal: argument of unexpected shape")
+}
+
+/// Where a borrowed slice starts inside the input.
+#[inline]
+fn offset_in(data: &[u8], part: &[u8]) -> usize {
+    part.as_ptr() as usize - data.as_ptr() as usize
+}
+
+/// A module name `__import__` could accept: dotted identifiers.
+pub fn is_dotted_name(m: &str) -> bool {
+    !m.is_empty()
+        && m.split('.').all(|seg| {
+            let mut cs = seg.chars();
+            match cs.next() {
+                Some(c) if c == '_' || c.is_alphabetic() => {
+                    cs.all(|c| c == '_' || c.is_alphanumeric())
+                }
+                _ => false,
+            }
+        })
+}

@@ -1,0 +1,557 @@
+//! Policies as data: the dangerous catalogue, module aliases, the `ml` profile and user
+//! files (format in docs/policy-format.md). Judges a global by name; arguments are judged by
+//! `analysis` with the rules found here.
+
+use crate::limits::Limits;
+use crate::report::Severity;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+const DANGEROUS_TOML: &str = include_str!("../../../policies/dangerous.toml");
+const ALIASES_TOML: &str = include_str!("../../../policies/aliases.toml");
+const ML_TOML: &str = include_str!("../../../policies/ml.toml");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Strict,
+    Ml,
+    Allowlist,
+    Audit,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "strict" => Mode::Strict,
+            "ml" => Mode::Ml,
+            "allowlist" => Mode::Allowlist,
+            "audit" => Mode::Audit,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Strict => "strict",
+            Mode::Ml => "ml",
+            Mode::Allowlist => "allowlist",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
+/// Ways a global may be used, as bits.
+pub mod uses {
+    pub const NEW: u8 = 1;
+    pub const CALL: u8 = 2;
+    pub const VALUE: u8 = 4;
+    pub const ALL: u8 = NEW | CALL | VALUE;
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct DangerFile {
+    #[serde(default)]
+    entry: Vec<DangerEntry>,
+}
+
+/// One entry of the dangerous catalogue.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DangerEntry {
+    pub module: String,
+    pub names: Vec<String>,
+    pub category: String,
+    pub severity: Severity,
+    pub description: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct AliasFile {
+    #[serde(default)]
+    modules: HashMap<String, String>,
+    #[serde(default)]
+    names: HashMap<String, String>,
+}
+
+/// An `[[allow]]` table of a profile or a user file.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct AllowEntry {
+    pub module: String,
+    #[serde(default)]
+    pub new: Vec<String>,
+    #[serde(default)]
+    pub call: Vec<String>,
+    #[serde(default)]
+    pub value: Vec<String>,
+}
+
+/// A `[[rule]]`: a call is accepted only when its arguments match.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RuleEntry {
+    pub callable: String,
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub min_args: Option<usize>,
+    /// The bytes argument is a serialized file that the callee loads: analyse it, and accept
+    /// the call only if it is safe.
+    #[serde(default)]
+    pub nested: bool,
+}
+
+/// A policy file: a profile shipped in `policies/` or a user's `pickleguard.toml`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PolicyFile {
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub fail_on: Option<String>,
+    #[serde(default)]
+    pub allow: Vec<AllowEntry>,
+    #[serde(default)]
+    pub rule: Vec<RuleEntry>,
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+impl PolicyFile {
+    pub fn parse(text: &str) -> Result<PolicyFile, String> {
+        toml::from_str(text).map_err(|e| format!("invalid policy file: {e}"))
+    }
+}
+
+/// One positional argument pattern of a rule.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ArgPattern {
+    Any,
+    Data,
+    Str,
+    Bytes,
+    Int,
+    Float,
+    Bool,
+    None,
+    Tuple,
+    List,
+    Dict,
+    IntTuple,
+    Ident,
+    Exact(String),
+    Global,
+    GlobalCall,
+    GlobalNew,
+    Persistent,
+    OneOf(Vec<ArgPattern>),
+}
+
+impl ArgPattern {
+    pub fn parse(s: &str) -> Result<ArgPattern, String> {
+        if s.contains('|') {
+            return s
+                .split('|')
+                .map(ArgPattern::parse)
+                .collect::<Result<_, _>>()
+                .map(ArgPattern::OneOf);
+        }
+        if let Some(t) = s.strip_prefix('=') {
+            return Ok(ArgPattern::Exact(t.to_string()));
+        }
+        Ok(match s {
+            "any" => ArgPattern::Any,
+            "data" => ArgPattern::Data,
+            "str" => ArgPattern::Str,
+            "bytes" => ArgPattern::Bytes,
+            "int" => ArgPattern::Int,
+            "float" => ArgPattern::Float,
+            "bool" => ArgPattern::Bool,
+            "none" => ArgPattern::None,
+            "tuple" => ArgPattern::Tuple,
+            "list" => ArgPattern::List,
+            "dict" => ArgPattern::Dict,
+            "int_tuple" => ArgPattern::IntTuple,
+            "ident" => ArgPattern::Ident,
+            "global" => ArgPattern::Global,
+            "global_call" => ArgPattern::GlobalCall,
+            "global_new" => ArgPattern::GlobalNew,
+            "persistent" => ArgPattern::Persistent,
+            // Any number of further arguments.
+            "..." => ArgPattern::OneOf(Vec::new()),
+            other => return Err(format!("unknown argument pattern {other:?}")),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub args: Vec<ArgPattern>,
+    pub min_args: usize,
+    pub nested: bool,
+}
+
+/// Allowed names of one module (or module pattern).
+#[derive(Clone, Debug, Default)]
+struct ModuleAllow {
+    names: HashMap<String, u8>,
+    /// Uses granted to every (non-dotted, non-dangerous) name by a `*`.
+    wildcard: u8,
+    user: bool,
+}
+
+/// The judgement of one global by name.
+#[derive(Clone, Debug)]
+pub struct GlobalVerdict {
+    /// Module and name after alias normalisation.
+    pub module: String,
+    pub name: String,
+    pub danger: Option<DangerEntry>,
+    /// Uses the policy allows (0: not allowed at all).
+    pub allowed: u8,
+}
+
+impl GlobalVerdict {
+    pub fn qualname(&self) -> String {
+        format!("{}.{}", self.module, self.name)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub mode: Mode,
+    pub threshold: Severity,
+    pub limits: Limits,
+    danger_exact: HashMap<String, Vec<DangerEntry>>,
+    danger_prefix: Vec<(String, DangerEntry)>,
+    alias_modules: HashMap<String, String>,
+    alias_names: HashMap<String, String>,
+    allow_exact: HashMap<String, ModuleAllow>,
+    allow_prefix: Vec<(String, ModuleAllow)>,
+    rules: HashMap<String, Vec<Rule>>,
+}
+
+fn parse_uses(e: &AllowEntry, m: &mut ModuleAllow) {
+    for (list, bit) in [
+        (&e.new, uses::NEW),
+        (&e.call, uses::CALL),
+        (&e.value, uses::VALUE),
+    ] {
+        for n in list {
+            if n == "*" {
+                m.wildcard |= bit | uses::VALUE;
+            } else {
+                *m.names.entry(n.clone()).or_insert(0) |= bit | uses::VALUE;
+            }
+        }
+    }
+}
+
+impl Policy {
+    /// The built-in policy for a mode (the `ml` profile for `ml` and `audit`).
+    pub fn new(mode: Mode) -> Policy {
+        let danger: DangerFile =
+            toml::from_str(DANGEROUS_TOML).expect("policies/dangerous.toml is valid");
+        let aliases: AliasFile =
+            toml::from_str(ALIASES_TOML).expect("policies/aliases.toml is valid");
+        let mut p = Policy {
+            mode,
+            threshold: Severity::Medium,
+            limits: Limits::default(),
+            danger_exact: HashMap::new(),
+            danger_prefix: Vec::new(),
+            alias_modules: aliases.modules,
+            alias_names: aliases.names,
+            allow_exact: HashMap::new(),
+            allow_prefix: Vec::new(),
+            rules: HashMap::new(),
+        };
+        for e in danger.entry {
+            if let Some(prefix) = e.module.strip_suffix(".*") {
+                p.danger_prefix.push((prefix.to_string(), e));
+            } else {
+                p.danger_exact.entry(e.module.clone()).or_default().push(e);
+            }
+        }
+        if matches!(mode, Mode::Ml | Mode::Audit) {
+            let ml = PolicyFile::parse(ML_TOML).expect("policies/ml.toml is valid");
+            p.add_file(&ml, false)
+                .expect("policies/ml.toml rules are valid");
+        }
+        p
+    }
+
+    /// Extend with a user's policy file: its entries are explicit choices and win over the
+    /// catalogue; its mode and threshold replace the current ones when set.
+    pub fn extend(&mut self, file: &PolicyFile) -> Result<(), String> {
+        self.add_file(file, true)?;
+        if let Some(f) = &file.fail_on {
+            self.threshold = Severity::parse(f).ok_or_else(|| format!("invalid fail_on {f:?}"))?;
+        }
+        if let Some(l) = &file.limits {
+            self.limits = l.clone();
+        }
+        Ok(())
+    }
+
+    fn add_file(&mut self, file: &PolicyFile, user: bool) -> Result<(), String> {
+        for e in &file.allow {
+            let module = self.norm_module(&e.module).to_string();
+            let slot = if let Some(prefix) = module.strip_suffix(".*") {
+                let prefix = prefix.to_string();
+                if let Some(i) = self.allow_prefix.iter().position(|(p, _)| *p == prefix) {
+                    &mut self.allow_prefix[i].1
+                } else {
+                    self.allow_prefix.push((prefix, ModuleAllow::default()));
+                    &mut self.allow_prefix.last_mut().expect("just pushed").1
+                }
+            } else {
+                self.allow_exact.entry(module).or_default()
+            };
+            slot.user |= user;
+            parse_uses(e, slot);
+        }
+        for r in &file.rule {
+            let args = r
+                .args
+                .iter()
+                .map(|a| ArgPattern::parse(a))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (m, n) = r
+                .callable
+                .rsplit_once('.')
+                .ok_or_else(|| format!("rule callable {:?} needs module.name", r.callable))?;
+            let key = format!("{}.{}", self.norm_module(m), n);
+            self.rules.entry(key).or_default().push(Rule {
+                min_args: r.min_args.unwrap_or(args.len()),
+                args,
+                nested: r.nested,
+            });
+        }
+        Ok(())
+    }
+
+    /// Allow `module:name` for every use (the command line's `--allow`; `*` wildcards).
+    pub fn allow(&mut self, module: &str, name: &str) {
+        let e = AllowEntry {
+            module: module.to_string(),
+            new: vec![name.to_string()],
+            call: vec![name.to_string()],
+            value: vec![name.to_string()],
+        };
+        let _ = self.add_file(
+            &PolicyFile {
+                allow: vec![e],
+                ..Default::default()
+            },
+            true,
+        );
+    }
+
+    pub fn norm_module<'s>(&'s self, m: &'s str) -> &'s str {
+        self.alias_modules.get(m).map(|s| s.as_str()).unwrap_or(m)
+    }
+
+    fn normalise(&self, module: &str, name: &str) -> (String, String) {
+        let m = self.norm_module(module);
+        let key = format!("{m}.{name}");
+        if let Some(to) = self
+            .alias_names
+            .get(&key)
+            .or_else(|| self.alias_names.get(&format!("{module}.{name}")))
+        {
+            if let Some((a, b)) = to.rsplit_once('.') {
+                return (a.to_string(), b.to_string());
+            }
+        }
+        (m.to_string(), name.to_string())
+    }
+
+    fn danger_in(&self, module: &str, name: &str) -> Option<&DangerEntry> {
+        let first = name.split('.').next().unwrap_or(name);
+        let hit = |e: &&DangerEntry| e.names.iter().any(|n| n == "*" || n == name || n == first);
+        if let Some(list) = self.danger_exact.get(module) {
+            if let Some(e) = list.iter().find(hit) {
+                return Some(e);
+            }
+        }
+        self.danger_prefix
+            .iter()
+            .filter(|(p, _)| {
+                module == p
+                    || (module.starts_with(p.as_str())
+                        && module.as_bytes().get(p.len()) == Some(&b'.'))
+            })
+            .map(|(_, e)| e)
+            .find(hit)
+    }
+
+    /// The catalogue entry a global reaches, following attribute walks through other modules
+    /// (`tempfile._os.system` reaches `os.system`).
+    pub fn danger(&self, module: &str, name: &str) -> Option<&DangerEntry> {
+        if let Some(e) = self.danger_in(module, name) {
+            return Some(e);
+        }
+        let segs: Vec<&str> = name.split('.').collect();
+        for i in 0..segs.len().saturating_sub(1) {
+            let as_module = segs[i].trim_start_matches('_');
+            let m = self.norm_module(as_module);
+            let rest = segs[i + 1..].join(".");
+            if let Some(e) = self.danger_in(m, &rest) {
+                return Some(e);
+            }
+            let m2 = self.norm_module(segs[i]);
+            if let Some(e) = self.danger_in(m2, &rest) {
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    fn allowed_uses(&self, module: &str, name: &str, dangerous: bool) -> u8 {
+        let dotted = name.contains('.');
+        let mut bits = 0;
+        let mut consider = |m: &ModuleAllow| {
+            if let Some(b) = m.names.get(name) {
+                // An exact entry from the profile does not override the catalogue unless the
+                // user wrote it; a profile entry for a dangerous name must come with a rule.
+                if !dangerous || m.user {
+                    bits |= *b;
+                }
+            }
+            if m.wildcard != 0 && !dotted && !dangerous && !name.starts_with("__") {
+                bits |= m.wildcard;
+            }
+        };
+        if let Some(m) = self.allow_exact.get(module) {
+            consider(m);
+        }
+        for (p, m) in &self.allow_prefix {
+            if module == p
+                || (module.starts_with(p.as_str()) && module.as_bytes().get(p.len()) == Some(&b'.'))
+            {
+                consider(m);
+            }
+        }
+        bits
+    }
+
+    /// Judge a global by name.
+    pub fn judge(&self, module: &str, name: &str) -> GlobalVerdict {
+        let (m, n) = self.normalise(module, name);
+        let danger = self.danger(&m, &n).cloned();
+        let mut allowed = if self.mode == Mode::Strict {
+            0
+        } else {
+            self.allowed_uses(&m, &n, danger.is_some())
+        };
+        // A dangerous name the profile lists is allowed only through its argument rules.
+        if allowed == 0
+            && danger.is_some()
+            && self.rules.contains_key(&format!("{m}.{n}"))
+            && self.mode != Mode::Strict
+        {
+            if let Some(ma) = self.allow_exact.get(&m) {
+                allowed = ma.names.get(&n).copied().unwrap_or(0);
+            }
+        }
+        GlobalVerdict {
+            module: m,
+            name: n,
+            danger,
+            allowed,
+        }
+    }
+
+    pub fn rules_for(&self, qualname: &str) -> Option<&[Rule]> {
+        self.rules.get(qualname).map(|v| v.as_slice())
+    }
+
+    /// The effective policy as TOML (`pickleguard policy show`).
+    pub fn to_toml(&self) -> String {
+        let mut out = format!(
+            "version = 1\nmode = \"{}\"\nfail_on = \"{}\"\n",
+            self.mode.as_str(),
+            self.threshold.as_str()
+        );
+        let mut mods: Vec<(String, &ModuleAllow)> = self
+            .allow_exact
+            .iter()
+            .map(|(k, v)| (k.clone(), v))
+            .chain(self.allow_prefix.iter().map(|(k, v)| (format!("{k}.*"), v)))
+            .collect();
+        mods.sort_by(|a, b| a.0.cmp(&b.0));
+        for (m, a) in mods {
+            let pick = |bit: u8| {
+                let mut v: Vec<String> = a
+                    .names
+                    .iter()
+                    .filter(|(_, b)| **b & bit != 0)
+                    .map(|(n, _)| format!("{n:?}"))
+                    .collect();
+                if a.wildcard & bit != 0 {
+                    v.push("\"*\"".into());
+                }
+                v.sort();
+                v
+            };
+            out.push_str(&format!("\n[[allow]]\nmodule = {m:?}\n"));
+            for (key, bit) in [("new", uses::NEW), ("call", uses::CALL)] {
+                let v = pick(bit);
+                if !v.is_empty() {
+                    out.push_str(&format!("{key} = [{}]\n", v.join(", ")));
+                }
+            }
+            let only_value: Vec<String> = a
+                .names
+                .iter()
+                .filter(|(_, b)| **b == uses::VALUE)
+                .map(|(n, _)| format!("{n:?}"))
+                .collect();
+            if !only_value.is_empty() {
+                let mut v = only_value;
+                v.sort();
+                out.push_str(&format!("value = [{}]\n", v.join(", ")));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_and_walks_reach_the_catalogue() {
+        let p = Policy::new(Mode::Ml);
+        for (m, n) in [
+            ("posix", "system"),
+            ("nt", "system"),
+            ("os", "system"),
+            ("__builtin__", "eval"),
+            ("builtins", "exec"),
+            ("tempfile", "_os.system"),
+            ("torch.serialization", "os.system"),
+            ("subprocess", "Popen"),
+        ] {
+            let v = p.judge(m, n);
+            assert!(v.danger.is_some(), "{m}.{n} should be dangerous");
+            assert_eq!(v.allowed & uses::CALL, 0, "{m}.{n} must not be callable");
+        }
+    }
+
+    #[test]
+    fn strict_allows_nothing() {
+        let p = Policy::new(Mode::Strict);
+        assert_eq!(p.judge("collections", "OrderedDict").allowed, 0);
+    }
+
+    #[test]
+    fn wildcards_never_cover_dangerous_or_dotted_names() {
+        let mut p = Policy::new(Mode::Allowlist);
+        p.allow("numpy", "*");
+        assert_ne!(p.judge("numpy", "ndarray").allowed, 0);
+        assert_eq!(p.judge("numpy", "load").allowed, 0);
+        assert_eq!(p.judge("numpy", "testing.runstring").allowed, 0);
+        p.allow("myapp.models", "UserModel");
+        assert_ne!(p.judge("myapp.models", "UserModel").allowed, 0);
+        assert_eq!(p.judge("myapp.models", "Other").allowed, 0);
+    }
+}

@@ -1,0 +1,221 @@
+//! Python-like rendering of symbolic values and calls, for findings and `explain`.
+
+use crate::machine::{CallKind, Machine};
+use crate::value::Value;
+use std::fmt::Write;
+
+/// Longest rendering of one argument.
+pub const ARG_WIDTH: usize = 120;
+const MAX_DEPTH: u32 = 6;
+
+pub fn render(m: &Machine<'_>, v: Value) -> String {
+    let mut out = String::new();
+    write_value(m, v, &mut out, 0, ARG_WIDTH);
+    shorten(out, ARG_WIDTH)
+}
+
+pub fn shorten(mut s: String, width: usize) -> String {
+    if s.chars().count() > width {
+        let cut: String = s.chars().take(width.saturating_sub(3)).collect();
+        s = cut + "...";
+    }
+    s
+}
+
+/// The name of a global as the stream wrote it.
+pub fn global_name(m: &Machine<'_>, g: u32) -> String {
+    let g = &m.globals[g as usize];
+    if g.ext.is_some() {
+        g.name.clone()
+    } else {
+        format!("{}.{}", g.module, g.name)
+    }
+}
+
+/// Each positional argument of a call, rendered.
+pub fn render_args(m: &Machine<'_>, args: Value) -> Vec<String> {
+    match args {
+        Value::Tuple(n) => {
+            let node = &m.arena.nodes[n as usize];
+            let mut v: Vec<String> = node.items.iter().map(|a| render(m, *a)).collect();
+            if node.len as usize > node.items.len() {
+                v.push(format!("... {} more", node.len as usize - node.items.len()));
+            }
+            v
+        }
+        other => vec![format!("*{}", render(m, other))],
+    }
+}
+
+pub fn render_callable(m: &Machine<'_>, v: Value) -> String {
+    render(m, v)
+}
+
+fn py_str(s: &str, out: &mut String, budget: usize) {
+    out.push('\'');
+    for (i, c) in s.chars().enumerate() {
+        if i >= budget {
+            out.push_str("...");
+            break;
+        }
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+}
+
+fn py_bytes(b: &[u8], out: &mut String, budget: usize) {
+    out.push_str("b'");
+    for (i, &c) in b.iter().enumerate() {
+        if i >= budget {
+            out.push_str("...");
+            break;
+        }
+        match c {
+            b'\'' => out.push_str("\\'"),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            0x20..=0x7e => out.push(c as char),
+            _ => {
+                let _ = write!(out, "\\x{c:02x}");
+            }
+        }
+    }
+    out.push('\'');
+}
+
+fn write_value(m: &Machine<'_>, v: Value, out: &mut String, depth: u32, budget: usize) {
+    if out.len() > budget * 2 {
+        out.push_str("...");
+        return;
+    }
+    match v {
+        Value::None => out.push_str("None"),
+        Value::Bool(b) => out.push_str(if b { "True" } else { "False" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::BigInt => out.push_str("<big int>"),
+        Value::Float(f) => {
+            if f.is_nan() {
+                out.push_str("nan")
+            } else if f.is_infinite() {
+                out.push_str(if f > 0.0 { "inf" } else { "-inf" })
+            } else {
+                let _ = write!(out, "{f:?}");
+            }
+        }
+        Value::Str(id) => py_str(&m.arena.text(m.data, id), out, budget),
+        Value::Bytes(id) => py_bytes(m.arena.blob(m.data, id), out, budget),
+        Value::ByteArray(id) => {
+            out.push_str("bytearray(");
+            py_bytes(m.arena.blob(m.data, id), out, budget);
+            out.push(')');
+        }
+        Value::Buffer => out.push_str("<out-of-band buffer>"),
+        Value::Global(g) => out.push_str(&global_name(m, g)),
+        Value::Tuple(_) | Value::List(_) | Value::Dict(_) | Value::Set(_) | Value::FrozenSet(_) => {
+            if depth >= MAX_DEPTH {
+                out.push_str("...");
+                return;
+            }
+            let node = &m.arena.nodes[v.node().unwrap_or(0) as usize];
+            let (open, close) = match v {
+                Value::Tuple(_) => ("(", ")"),
+                Value::List(_) => ("[", "]"),
+                Value::Dict(_) => ("{", "}"),
+                Value::Set(_) if node.len == 0 => ("set(", ")"),
+                Value::Set(_) => ("{", "}"),
+                _ => ("frozenset({", "})"),
+            };
+            out.push_str(open);
+            let pairs = matches!(v, Value::Dict(_));
+            let step = if pairs { 2 } else { 1 };
+            let mut i = 0;
+            while i + step <= node.items.len() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                if out.len() > budget * 2 {
+                    out.push_str("...");
+                    break;
+                }
+                write_value(m, node.items[i], out, depth + 1, budget);
+                if pairs {
+                    out.push_str(": ");
+                    write_value(m, node.items[i + 1], out, depth + 1, budget);
+                }
+                i += step;
+            }
+            if (node.len as usize) * step > node.items.len() {
+                out.push_str(", ...");
+            }
+            if matches!(v, Value::Tuple(_)) && node.len == 1 {
+                out.push(',');
+            }
+            out.push_str(close);
+        }
+        Value::Call(c) => {
+            if depth >= MAX_DEPTH {
+                out.push_str("...");
+                return;
+            }
+            let call = &m.calls[c as usize];
+            match call.kind {
+                CallKind::Persistent => {
+                    out.push_str("persistent_load(");
+                    write_value(m, call.args, out, depth + 1, budget);
+                    out.push(')');
+                }
+                CallKind::Build => write_value(m, call.callable, out, depth + 1, budget),
+                CallKind::Method(name) => {
+                    write_value(m, call.callable, out, depth + 1, budget);
+                    let _ = write!(out, ".{name}");
+                    write_args(m, call.args, out, depth, budget);
+                }
+                CallKind::NewObj | CallKind::NewObjEx => {
+                    write_value(m, call.callable, out, depth + 1, budget);
+                    out.push_str(".__new__");
+                    write_args(m, call.args, out, depth, budget);
+                }
+                _ => {
+                    write_value(m, call.callable, out, depth + 1, budget);
+                    write_args(m, call.args, out, depth, budget);
+                }
+            }
+        }
+    }
+}
+
+fn write_args(m: &Machine<'_>, args: Value, out: &mut String, depth: u32, budget: usize) {
+    match args {
+        Value::Tuple(n) => {
+            let node = &m.arena.nodes[n as usize];
+            out.push('(');
+            for (i, a) in node.items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_value(m, *a, out, depth + 1, budget);
+            }
+            if node.len as usize > node.items.len() {
+                out.push_str(", ...");
+            }
+            out.push(')');
+        }
+        other => {
+            out.push_str("(*");
+            write_value(m, other, out, depth + 1, budget);
+            out.push(')');
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The verdict: findings, severities and the report a scan returns (schema in
+//! docs/report-schema.md).
+
+use serde::{Deserialize, Serialize};
+
+/// How bad a finding is; a report's risk level is its worst finding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    Safe,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Safe => "SAFE",
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "SAFE" => Severity::Safe,
+            "LOW" => Severity::Low,
+            "MEDIUM" => Severity::Medium,
+            "HIGH" => Severity::High,
+            "CRITICAL" => Severity::Critical,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FindingType {
+    DangerousImport,
+    UnknownImport,
+    ReduceCall,
+    DynamicCall,
+    AttributeInjection,
+    ExtensionCode,
+    NestedPickle,
+    CodeString,
+    Obfuscation,
+    Malformed,
+    TrailingData,
+    Unscannable,
+    ResourceLimit,
+    StructuralTamper,
+    Disallowed,
+}
+
+impl FindingType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingType::DangerousImport => "DANGEROUS_IMPORT",
+            FindingType::UnknownImport => "UNKNOWN_IMPORT",
+            FindingType::ReduceCall => "REDUCE_CALL",
+            FindingType::DynamicCall => "DYNAMIC_CALL",
+            FindingType::AttributeInjection => "ATTRIBUTE_INJECTION",
+            FindingType::ExtensionCode => "EXTENSION_CODE",
+            FindingType::NestedPickle => "NESTED_PICKLE",
+            FindingType::CodeString => "CODE_STRING",
+            FindingType::Obfuscation => "OBFUSCATION",
+            FindingType::Malformed => "MALFORMED",
+            FindingType::TrailingData => "TRAILING_DATA",
+            FindingType::Unscannable => "UNSCANNABLE",
+            FindingType::ResourceLimit => "RESOURCE_LIMIT",
+            FindingType::StructuralTamper => "STRUCTURAL_TAMPER",
+            FindingType::Disallowed => "DISALLOWED",
+        }
+    }
+}
+
+/// One thing loading would do that the policy does not accept (or a reason the analysis is
+/// incomplete).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    #[serde(rename = "type")]
+    pub kind: FindingType,
+    pub severity: Severity,
+    pub description: String,
+    pub position: u64,
+    pub module: Option<String>,
+    pub name: Option<String>,
+    pub callable: Option<String>,
+    pub args: Option<Vec<String>>,
+    pub member: Option<String>,
+}
+
+impl Finding {
+    pub fn new(kind: FindingType, severity: Severity, position: u64, description: String) -> Self {
+        Finding {
+            kind,
+            severity,
+            description,
+            position,
+            module: None,
+            name: None,
+            callable: None,
+            args: None,
+            member: None,
+        }
+    }
+}
+
+/// How a global is used in a stream (for profiles and `policy learn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Use {
+    New,
+    Call,
+    Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GlobalUse {
+    pub module: String,
+    pub name: String,
+    pub uses: Vec<Use>,
+    pub count: u64,
+}
+
+/// The result of analysing a file or a stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub format: String,
+    pub is_safe: bool,
+    pub risk_level: Severity,
+    pub complete: bool,
+    pub stopped_by: Option<String>,
+    pub findings: Vec<Finding>,
+    pub globals: Vec<GlobalUse>,
+}
+
+impl Report {
+    pub fn new(format: &str) -> Self {
+        Report {
+            format: format.to_string(),
+            is_safe: true,
+            risk_level: Severity::Safe,
+            complete: true,
+            stopped_by: None,
+            findings: Vec::new(),
+            globals: Vec::new(),
+        }
+    }
+
+    /// Recompute `risk_level` and `is_safe` from the findings for a threshold.
+    pub fn finish(&mut self, threshold: Severity) {
+        self.risk_level = self
+            .findings
+            .iter()
+            .map(|f| f.severity)
+            .max()
+            .unwrap_or(Severity::Safe);
+        self.is_safe = self.risk_level < threshold;
+    }
+
+    /// Fold another report (a member, a nested stream) into this one.
+    pub fn absorb(&mut self, other: Report, member: Option<&str>) {
+        for mut f in other.findings {
+            if let Some(m) = member {
+                f.member = Some(match f.member.take() {
+                    Some(inner) => format!("{m}/{inner}"),
+                    None => m.to_string(),
+                });
+            }
+            self.findings.push(f);
+        }
+        if !other.complete {
+            self.complete = false;
+            if self.stopped_by.is_none() {
+                self.stopped_by = other.stopped_by;
+            }
+        }
+        for g in other.globals {
+            merge_global(&mut self.globals, g);
+        }
+    }
+
+    pub fn push(&mut self, f: Finding) {
+        self.findings.push(f);
+    }
+
+    pub fn has(&self, kind: FindingType) -> bool {
+        self.findings.iter().any(|f| f.kind == kind)
+    }
+}
+
+pub(crate) fn merge_global(list: &mut Vec<GlobalUse>, g: GlobalUse) {
+    if let Some(e) = list
+        .iter_mut()
+        .find(|e| e.module == g.module && e.name == g.name)
+    {
+        e.count += g.count;
+        for u in g.uses {
+            if !e.uses.contains(&u) {
+                e.uses.push(u);
+            }
+        }
+        e.uses.sort();
+    } else {
+        list.push(g);
+    }
+}
