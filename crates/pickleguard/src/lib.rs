@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod bigint;
+pub mod container;
 pub mod decode;
 pub mod disasm;
 pub mod limits;
@@ -18,6 +19,7 @@ pub mod report;
 pub mod value;
 
 pub use analysis::{analyze_stream, Context};
+pub use container::scan_bytes;
 pub use limits::Limits;
 pub use policy::{Mode, Policy, PolicyFile};
 pub use report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
