@@ -146,7 +146,8 @@ opcodes! {
 
 impl Op {
     /// Opcodes that make CPython import something or call something: a stream that breaks
-    /// before the first of these cannot have run anything.
+    /// before the first of these cannot have run anything. Persistent ids are not among them:
+    /// they reach only the loader's own `persistent_load` hook (none in plain `pickle.load`).
     pub fn can_import_or_call(self) -> bool {
         matches!(
             self,
@@ -161,8 +162,6 @@ impl Op {
                 | Op::EXT1
                 | Op::EXT2
                 | Op::EXT4
-                | Op::PERSID
-                | Op::BINPERSID
         )
     }
 }

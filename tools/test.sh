@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole test suite, Rust and Python, on a fresh machine or a warm one.
+#
+# Heavy Python libraries (torch, scikit-learn, ...) are installed once into a cached virtual
+# environment (PICKLEGUARD_VENV, default ~/.cache/pickleguard/venv) and reused; the install is
+# skipped while requirements-test.txt is unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${PICKLEGUARD_VENV:-$HOME/.cache/pickleguard/venv}"
+PY="$VENV/bin/python"
+stamp="$VENV/.requirements-test.sha256"
+want="$(sha256sum requirements-test.txt | cut -d' ' -f1)"
+
+if [ ! -x "$PY" ]; then
+    echo "== creating virtual environment $VENV"
+    python3 -m venv "$VENV"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "== installing test requirements (first run downloads torch: several minutes)"
+    "$PY" -m pip install -q --upgrade pip
+    "$PY" -m pip install -q -r requirements-test.txt
+    echo "$want" > "$stamp"
+fi
+
+echo "== cargo test"
+cargo test --quiet   # default-members: the PyO3 crate is built by pip below
+
+echo "== building the pickleguard binary used by the Python tests"
+cargo build --quiet -p pickleguard-cli
+export PICKLEGUARD_BIN="$PWD/target/debug/pickleguard"
+
+if [ -f pyproject.toml ]; then
+    echo "== installing the Python package into $VENV"
+    "$PY" -m pip install -q .
+fi
+
+echo "== pytest"
+cd tests
+set +e
+"$PY" -m pytest -q -p no:cacheprovider "$@" .
+rc=$?
+set -e
+# pytest exits 5 when it collected no test: that is a failure of the suite, not a pass.
+exit $rc
