@@ -2,17 +2,18 @@
 //! globals CPython would resolve (for `pickleguard disasm`, `explain` and the differential tests).
 
 use crate::limits::Limits;
-use crate::machine::{Machine, Outcome};
+use crate::machine::Machine;
 use crate::opcodes::Op;
 use crate::reader::{self, Arg};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
 #[derive(Debug, Serialize)]
 pub struct DisOp {
     pub pos: usize,
     pub op: &'static str,
-    pub arg: Json,
+    pub arg: Box<RawValue>,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,7 +44,24 @@ fn hex(b: &[u8]) -> Json {
 }
 
 /// The JSON form of an argument (docs/report-schema.md, "Disassembly").
-pub fn arg_json(op: Op, arg: &Arg<'_>) -> Json {
+pub fn arg_json(op: Op, arg: &Arg<'_>) -> Box<RawValue> {
+    let raw = |j: Json| serde_json::value::to_raw_value(&j).unwrap_or_else(|_| null());
+    match *arg {
+        Arg::Wtf8(b) => py_text(&reader::wtf8_codepoints(b)),
+        Arg::Line(l) if op == Op::UNICODE => match reader::raw_unicode_escape_codepoints(l) {
+            Some(cps) => py_text(&cps),
+            None => null(),
+        },
+        _ => raw(arg_value(op, arg)),
+    }
+}
+
+fn null() -> Box<RawValue> {
+    RawValue::from_string("null".into()).expect("valid JSON")
+}
+
+/// The JSON form of an argument that needs no surrogates.
+pub fn arg_value(op: Op, arg: &Arg<'_>) -> Json {
     match *arg {
         Arg::None => Json::Null,
         Arg::Int(i) => Json::from(i),
@@ -67,6 +85,32 @@ pub fn arg_json(op: Op, arg: &Arg<'_>) -> Json {
         },
         Arg::Pair(m, n) => Json::String(format!("{m} {n}")),
     }
+}
+
+/// A JSON string for Python text, lone surrogates included (as `\\udXXX` escapes, which
+/// Python's json module reads back as the same str).
+fn py_text(cps: &[u32]) -> Box<RawValue> {
+    if cps.iter().all(|&c| char::from_u32(c).is_some()) {
+        let s = Json::String(reader::codepoints_lossy(cps));
+        return serde_json::value::to_raw_value(&s).unwrap_or_else(|_| null());
+    }
+    let mut lit = String::from("\"");
+    for &c in cps {
+        match char::from_u32(c) {
+            Some('"') => lit.push_str("\\\""),
+            Some('\\') => lit.push_str("\\\\"),
+            Some(ch) if (ch as u32) >= 0x20 && (ch as u32) < 0x7f => lit.push(ch),
+            Some(ch) => {
+                let mut buf = [0u16; 2];
+                for u in ch.encode_utf16(&mut buf) {
+                    lit.push_str(&format!("\\u{:04x}", u));
+                }
+            }
+            None => lit.push_str(&format!("\\u{:04x}", c)),
+        }
+    }
+    lit.push('"');
+    RawValue::from_string(lit).unwrap_or_else(|_| null())
 }
 
 fn le_twos_complement_decimal(b: &[u8]) -> String {
@@ -108,25 +152,19 @@ pub fn disassemble(data: &[u8]) -> Disassembly {
                 }
             }
         }
-        // Globals as CPython resolves them, from the machine.
+        // Globals as CPython resolves them through find_class, from the machine. (EXT codes
+        // resolve through a registry this process cannot see; machine errors that are not
+        // decoding errors belong to the analysis, not the disassembly.)
         let mut m = Machine::new(data, Limits::default());
         m.joblib = false;
-        let outcome = m.run(start);
-        out.globals.extend(m.globals.iter().map(|g| {
+        let _ = m.run(start);
+        out.globals.extend(m.globals.iter().filter(|g| g.ext.is_none()).map(|g| {
             if g.computed {
                 ("?".to_string(), "?".to_string())
             } else {
                 (g.module.clone(), g.name.clone())
             }
         }));
-        if out.error.is_none() {
-            if let Outcome::Error { pos, err } = outcome {
-                out.error = Some(DisError {
-                    pos,
-                    message: err.to_string(),
-                });
-            }
-        }
         out.pickles.push(DisPickle { start, ops });
         match stopped {
             Some(next) if out.error.is_none() => start = next,

@@ -474,15 +474,15 @@ pub fn escape_decode(s: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Python's `raw_unicode_escape` decoding (UNICODE): `\uXXXX` and `\UXXXXXXXX`, other bytes
-/// are latin-1. Surrogates become U+FFFD (Rust strings cannot hold them).
-pub fn raw_unicode_escape_decode(s: &[u8]) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
+/// Python's `raw_unicode_escape` decoding (UNICODE) as code points: `\uXXXX` and
+/// `\UXXXXXXXX`, other bytes are latin-1. Lone surrogates are kept (Python allows them).
+pub fn raw_unicode_escape_codepoints(s: &[u8]) -> Option<Vec<u32>> {
+    let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
         let c = s[i];
         if c == b'\\' && i + 1 < s.len() && (s[i + 1] == b'u' || s[i + 1] == b'U') {
-            // An odd run of backslashes before u escapes; CPython counts the run.
+            // Only an unescaped backslash starts an escape: count the run before it.
             let mut run = 0;
             let mut j = i;
             while j > 0 && s[j - 1] == b'\\' {
@@ -496,15 +496,47 @@ pub fn raw_unicode_escape_decode(s: &[u8]) -> Option<String> {
                 if v > 0x10FFFF {
                     return None;
                 }
-                out.push(char::from_u32(v).unwrap_or('\u{FFFD}'));
+                out.push(v);
                 i += 2 + n;
                 continue;
             }
         }
-        out.push(c as char);
+        out.push(c as u32);
         i += 1;
     }
     Some(out)
+}
+
+/// Text of code points; surrogates become U+FFFD (Rust strings cannot hold them).
+pub fn codepoints_lossy(cps: &[u32]) -> String {
+    cps.iter().map(|&c| char::from_u32(c).unwrap_or('\u{FFFD}')).collect()
+}
+
+/// `raw_unicode_escape` decoding to a Rust string (surrogates replaced).
+pub fn raw_unicode_escape_decode(s: &[u8]) -> Option<String> {
+    raw_unicode_escape_codepoints(s).map(|c| codepoints_lossy(&c))
+}
+
+/// Code points of UTF-8 that may encode surrogates (CPython's `surrogatepass`).
+pub fn wtf8_codepoints(b: &[u8]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i] as u32;
+        let (n, init) = match b[i] {
+            0x00..=0x7f => (0, c),
+            0xc0..=0xdf => (1, c & 0x1f),
+            0xe0..=0xef => (2, c & 0x0f),
+            _ => (3, c & 0x07),
+        };
+        let mut v = init;
+        for k in 1..=n {
+            v = (v << 6) | (*b.get(i + k).unwrap_or(&0x80) as u32 & 0x3f);
+        }
+        out.push(v);
+        i += 1 + n;
+    }
+    out
 }
 
 /// The STRING opcode's argument, as CPython decodes it (quotes stripped, escapes decoded).
