@@ -593,10 +593,11 @@ impl<'a> Machine<'a> {
                 let Arg::Pair(m, n) = arg else {
                     return Err(bad_arg());
                 };
+                // find_class is called (and fails) even for a name that cannot be imported.
+                let v = self.global(pos, op, m.to_string(), n.to_string(), None, false);
                 if !is_dotted_name(m) {
                     fail!(MachineError::NotImportable);
                 }
-                let v = self.global(pos, op, m.to_string(), n.to_string(), None, false);
                 self.stack.push(v);
             }
             Op::STACK_GLOBAL => {
