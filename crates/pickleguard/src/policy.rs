@@ -11,6 +11,9 @@ const DANGEROUS_TOML: &str = include_str!("../../../policies/dangerous.toml");
 const ALIASES_TOML: &str = include_str!("../../../policies/aliases.toml");
 const ML_TOML: &str = include_str!("../../../policies/ml.toml");
 
+mod block;
+pub use block::BLOCKED;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -450,6 +453,9 @@ impl Policy {
             if let Some(ma) = self.allow_exact.get(&m) {
                 allowed = ma.names.get(&n).copied().unwrap_or(0);
             }
+        }
+        if danger.is_some() && self.is_blocked(&m, &n) {
+            allowed = 0;
         }
         GlobalVerdict {
             module: m,
