@@ -28,6 +28,7 @@ import math
 import os
 import pickle
 import pickletools
+import re
 import struct
 import subprocess
 import sys
@@ -274,15 +275,10 @@ def _ref_read(data, i, kind):
     else:
         raw, j = line()
         try:
-            if kind == "intnl":
-                val = {b"00": False, b"01": True}.get(raw)
-                return (int(raw) if val is None else val), j
-            if kind == "decnl":
-                return int(raw), j
-            if kind == "longnl":
-                return int(raw[:-1] if raw.endswith(b"L") else raw), j
-            if kind == "floatnl":
-                return float(raw), j
+            if kind in ("intnl", "decnl", "longnl", "floatnl"):
+                if not raw:
+                    raise _RefError("pickle data was truncated")  # C: line shorter than 2
+                return _C_TEXT_NUMBER[kind](raw), j
             if kind == "persid":
                 return raw.decode("ascii"), j
             if kind == "unicodenl":
@@ -296,7 +292,7 @@ def _ref_read(data, i, kind):
             if kind == "global":
                 raw2, k = _ref_read_line2(data, j)
                 return (raw.decode("utf-8"), raw2.decode("utf-8")), k
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, OverflowError) as exc:
             raise _RefError(str(exc)) from None
         raise AssertionError(kind)
     i += n
@@ -308,6 +304,77 @@ def _ref_read(data, i, kind):
         return int.from_bytes(raw, "little", signed=True), i  # long1 / long4
     except UnicodeDecodeError as exc:
         raise _RefError(str(exc)) from None
+
+
+# Text numbers as _pickle.c reads them (pickle.loads, torch.load): C string functions on
+# the line, so everything after a NUL byte is ignored.
+
+
+def _c_string(buf: bytes) -> bytes:
+    return buf.split(b"\0", 1)[0]
+
+
+HEX_DIGITS = "0123456789abcdefABCDEF"
+
+
+def _c_strtol(buf: bytes):
+    """glibc strtol(buf, &end, 0) -> (value, end index, overflowed)."""
+    i, n = 0, len(buf)
+    while i < n and buf[i] in b" \t\n\v\f\r":
+        i += 1
+    neg = i < n and buf[i] == ord("-")
+    if i < n and buf[i] in b"+-":
+        i += 1
+    base = 10
+    if buf[i:i + 1] == b"0":
+        base = 8
+        if buf[i + 1:i + 2] in (b"x", b"X") and i + 2 < n and chr(buf[i + 2]) in HEX_DIGITS:
+            base, i = 16, i + 2
+    digits = "0123456789abcdef"[:base]
+    start = i
+    while i < n and chr(buf[i]).lower() in digits:
+        i += 1
+    if i == start:
+        return 0, 0, False  # no conversion: end = buf
+    v = int(buf[start:i], base)
+    v = -v if neg else v
+    return v, i, not I64[0] <= v < I64[1]
+
+
+def _c_load_int(raw: bytes):
+    """load_int: strtol(s, &end, 0); "0"/"1" on a 3-byte line are bools; anything else
+    that strtol does not take to the newline or a NUL goes to PyLong_FromString(s, 0)."""
+    buf = raw + b"\n"
+    v, end, overflow = _c_strtol(buf)
+    if overflow or (buf + b"\0")[end] not in b"\n\0":
+        return int(_c_string(buf), 0)  # ValueError: "could not convert string to int"
+    return bool(v) if len(buf) == 3 and v in (0, 1) else v
+
+
+def _c_load_long(raw: bytes) -> int:
+    """load_long: drop an 'L' just before the newline, then PyLong_FromString(s, 0)."""
+    buf = raw[:-1] if raw.endswith(b"L") else raw
+    return int(_c_string(buf), 0)
+
+
+_FLOAT_PREFIX = re.compile(rb"[+-]?(?:infinity|inf|nan|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)",
+                           re.IGNORECASE)
+
+
+def _c_load_float(raw: bytes) -> float:
+    """load_float: PyOS_string_to_double (no whitespace, no '_', overflow is an error) must
+    stop at the newline or at a NUL."""
+    m = _FLOAT_PREFIX.match(raw)
+    if m is None or (m.end() < len(raw) and raw[m.end()] != 0):
+        raise ValueError("could not convert string to float")
+    v = float(m.group())
+    if math.isinf(v) and b"inf" not in m.group().lower():
+        raise OverflowError("value too large to convert to float")
+    return v
+
+
+_C_TEXT_NUMBER = {"intnl": _c_load_int, "longnl": _c_load_long, "floatnl": _c_load_float,
+                  "decnl": lambda raw: int(_c_string(raw + b"\n"), 10)}  # PUT / GET
 
 
 def _ref_read_line2(data, i):
@@ -577,10 +644,11 @@ def first_difference(exp_ops, act_ops):
     return None
 
 
-def explain(stream_name, data, exp_ops, act_ops, idx, context=3) -> str:
+def explain(stream_name, data, exp_ops, act_ops, idx, context=3,
+            source="CPython pickletools") -> str:
     lo, hi = max(0, idx - context), idx + context + 1
     lines = ["%s (%d bytes): first difference at op #%d" % (stream_name, len(data), idx)]
-    lines += _fmt(exp_ops, idx, "expected (CPython pickletools):", lo, hi)
+    lines += _fmt(exp_ops, idx, "expected (%s):" % source, lo, hi)
     lines += _fmt(act_ops, idx, "pickleguard disasm:", lo, hi)
     if idx < len(exp_ops) and idx < len(act_ops) and exp_ops[idx][:2] == act_ops[idx][:2]:
         lines.append("  argument: expected %s; got JSON %s %s" % (
@@ -837,6 +905,102 @@ def test_unknown_opcode_position(name, data, bad_pos, runner):
     check(starts == [p["start"] for p in exp_pickles], lambda: "pickle starts %r" % starts)
     if name == "unknown_after_global":
         assert doc["globals"] == [["os", "system"]]
+
+
+# --------------------------------------------------------------------------------------
+# Text numbers (INT, LONG, FLOAT, PUT, GET) as CPython's C unpickler reads them.
+# pickle.loads / torch.load use _pickle.c, which parses these lines with C string functions
+# (strtol base 0, PyLong_FromString base 0 or 10, PyOS_string_to_double): anything after a
+# NUL byte is ignored, "I010" is octal, "I+1"/"I 1" are True. pickletools disagrees with
+# several of these, so here the truth is the value pickle.loads returns. A reader that
+# rejects a spelling CPython accepts stops before the rest of the stream, which CPython runs.
+
+_TEXT_CURATED = {
+    "INT": [b"5\x00", b"5\x00junk", b"99999999999999999999\x00junk", b"1\x00", b"0\x00",
+            b"01\x00", b"\x00", b"+1", b" 1", b"-0", b"010", b"0x10", b"\t5", b"1_000", b"5 ",
+            b"0001", b"-99999999999999999999"],
+    "LONG": [b"5\x00junk", b"0x10L", b"\t5L", b"5 L", b"1_0L", b"00L", b"+7"],
+    "FLOAT": [b"1.5\x00", b"1.5\x00junk", b"inf\x00x", b"-Infinity", b"nan", b"1e-400", b"5.",
+              b".5", b"1E5", b"+2.5"],
+    "PUT_GET": [b"0\x00junk", b"00\t\x009", b" 0", b"0_0", b"01"],
+}
+_TEXT_ALPHABET = [b"0", b"1", b"5", b"9", b"-", b"+", b" ", b"\t", b"\x00", b"x", b"_", b"L",
+                  b"e", b".", b"a", b"8", b"inf", b"nan", b"\x0b", b"99999999999999999999",
+                  b"0x", b"00", b"01"]
+
+
+def _text_number_cases(kind: str):
+    """(stream, expected ops) for every curated and random spelling CPython accepts."""
+    import random
+
+    rnd = random.Random(20240601 + len(kind))
+    raws = list(_TEXT_CURATED[kind]) + [
+        b"".join(rnd.choice(_TEXT_ALPHABET) for _ in range(rnd.randint(1, 4)))
+        for _ in range(250)]
+    code = {"INT": b"I", "LONG": b"L", "FLOAT": b"F"}.get(kind)
+    out, seen = [], set()
+    for raw in raws:
+        if raw in seen:
+            continue
+        seen.add(raw)
+        if code is not None:
+            data = code + raw + b"\n."
+        else:  # PUT with the spelling, then GET with it: (7, 7)
+            data = b"I7\np" + raw + b"\ng" + raw + b"\n\x86."
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                value = pickle.loads(data)
+        except Exception:  # noqa: BLE001 - CPython rejects it: not a differential case
+            continue
+        if code is not None:
+            ops = [(0, _CODE2OP[code].name, _normalise("INT", value)),
+                   (len(data) - 1, "STOP", None)]
+        else:
+            assert value == (7, 7)
+            g = 5 + len(raw)  # "I7\n" "p" raw "\n"
+            ops = [(0, "INT", 7), (3, "PUT", None), (g, "GET", None),
+                   (len(data) - 2, "TUPLE2", None), (len(data) - 1, "STOP", None)]
+        out.append((raw, data, ops))
+    return out
+
+
+@pytest.mark.parametrize("kind", sorted(_TEXT_CURATED))
+def test_text_numbers_as_cpython_loads_them(kind, runner):
+    cases = _text_number_cases(kind)
+    assert len(cases) > 20, len(cases)
+    results = runner.run_many([data for _, data, _ in cases])
+    bad = []
+    for (raw, data, exp_ops), res in zip(cases, results):
+        problem = res.problem()
+        if problem:
+            bad.append("%r: %s" % (data, problem))
+            continue
+        if res.doc["error"] is not None:
+            bad.append("%r: CPython loads it (%r); disasm stops: %r"
+                       % (data, pickle.loads(data), res.doc["error"]))
+            continue
+        act_ops = [t for p in res.doc["pickles"] for t in act_tuples(p)]
+        if kind == "PUT_GET":  # the memo index value itself is not compared here
+            act_ops = [(p, n, None if n in ("PUT", "GET") else a) for p, n, a in act_ops]
+        idx = first_difference(exp_ops, act_ops)
+        if idx is not None:
+            bad.append(explain(repr(data), data, exp_ops, act_ops, idx, context=1,
+                               source="pickle.loads"))
+    check(not bad, lambda: "%d of %d %s spellings that CPython's C unpickler accepts are read "
+          "differently:\n" % (len(bad), len(cases), kind) + "\n".join(bad[:12]))
+
+
+def test_payload_after_loader_only_spelling(runner):
+    """A NUL inside an INT line: pickle.loads reads on and resolves the global after it."""
+    data = b"I5\x00\n0cbuiltins\nlen\n(S'abc'\ntR."
+    assert pickle.loads(data) == 3
+    (res,) = runner.run_many([data])
+    check(res.problem() is None, res.problem)
+    theirs = recorded_globals(objs.Stream("nul", data))
+    check(res.doc["error"] is None and res.doc["globals"] == theirs,
+          lambda: "CPython resolves %r (and calls it); disasm: globals %r, error %r"
+          % (theirs, res.doc["globals"], res.doc["error"]))
 
 
 # --------------------------------------------------------------------------------------
