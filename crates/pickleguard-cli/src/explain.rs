@@ -1,0 +1,830 @@
+//! `pickleguard explain FILE`: an annotated disassembly (position, opcode, argument, stack
+//! effect in `pickletools` notation), a Python-like rendering of what loading would do, and
+//! the findings marked on the lines they come from.
+//!
+//! The rendering replays the symbolic machine of the core ([`pickleguard::machine::Machine`]):
+//! every import becomes `from module import name`, every call `_vN = f(args)`, BUILD
+//! `_vN.__setstate__(state)`, persistent ids `persistent_load(pid)`. Nothing is executed.
+
+use crate::cli::ExplainArgs;
+use crate::output::finding_line;
+use crate::scan::{load, FileResult};
+use crate::term::{self, Style};
+use crate::walk::{Source, STDIN};
+use crate::{config, sarif, EXIT_SAFE, EXIT_UNSAFE};
+use pickleguard::machine::{CallKind, Machine, Outcome};
+use pickleguard::opcodes::Op;
+use pickleguard::reader::{self, Arg};
+use pickleguard::value::Value;
+use pickleguard::{Finding, Limits, Policy, Report};
+use std::fmt::Write;
+
+/// `pickletools`' stack effect of an opcode: (stack before, stack after).
+pub fn stack_effect(op: Op) -> (&'static str, &'static str) {
+    match op {
+        Op::INT => ("[]", "[int_or_bool]"),
+        Op::BININT | Op::BININT1 | Op::BININT2 | Op::LONG | Op::LONG1 | Op::LONG4 => {
+            ("[]", "[int]")
+        }
+        Op::STRING | Op::BINSTRING | Op::SHORT_BINSTRING => ("[]", "[bytes_or_str]"),
+        Op::BINBYTES | Op::SHORT_BINBYTES | Op::BINBYTES8 => ("[]", "[bytes]"),
+        Op::BYTEARRAY8 => ("[]", "[bytearray]"),
+        Op::NEXT_BUFFER => ("[]", "[buffer]"),
+        Op::READONLY_BUFFER => ("[buffer]", "[buffer]"),
+        Op::NONE => ("[]", "[None]"),
+        Op::NEWTRUE | Op::NEWFALSE => ("[]", "[bool]"),
+        Op::UNICODE | Op::SHORT_BINUNICODE | Op::BINUNICODE | Op::BINUNICODE8 => ("[]", "[str]"),
+        Op::FLOAT | Op::BINFLOAT => ("[]", "[float]"),
+        Op::EMPTY_LIST => ("[]", "[list]"),
+        Op::APPEND => ("[list, any]", "[list]"),
+        Op::APPENDS => ("[list, mark, stackslice]", "[list]"),
+        Op::LIST => ("[mark, stackslice]", "[list]"),
+        Op::EMPTY_TUPLE => ("[]", "[tuple]"),
+        Op::TUPLE => ("[mark, stackslice]", "[tuple]"),
+        Op::TUPLE1 => ("[any]", "[tuple]"),
+        Op::TUPLE2 => ("[any, any]", "[tuple]"),
+        Op::TUPLE3 => ("[any, any, any]", "[tuple]"),
+        Op::EMPTY_DICT => ("[]", "[dict]"),
+        Op::DICT => ("[mark, stackslice]", "[dict]"),
+        Op::SETITEM => ("[dict, any, any]", "[dict]"),
+        Op::SETITEMS => ("[dict, mark, stackslice]", "[dict]"),
+        Op::EMPTY_SET => ("[]", "[set]"),
+        Op::ADDITEMS => ("[set, mark, stackslice]", "[set]"),
+        Op::FROZENSET => ("[mark, stackslice]", "[frozenset]"),
+        Op::POP => ("[any]", "[]"),
+        Op::DUP => ("[any]", "[any, any]"),
+        Op::MARK => ("[]", "[mark]"),
+        Op::POP_MARK => ("[mark, stackslice]", "[]"),
+        Op::GET | Op::BINGET | Op::LONG_BINGET => ("[]", "[any]"),
+        Op::PUT | Op::BINPUT | Op::LONG_BINPUT => ("[]", "[]"),
+        Op::MEMOIZE => ("[any]", "[any]"),
+        Op::EXT1 | Op::EXT2 | Op::EXT4 | Op::GLOBAL => ("[]", "[any]"),
+        Op::STACK_GLOBAL => ("[str, str]", "[any]"),
+        Op::REDUCE | Op::BUILD | Op::NEWOBJ => ("[any, any]", "[any]"),
+        Op::INST => ("[mark, stackslice]", "[any]"),
+        Op::OBJ => ("[mark, any, stackslice]", "[any]"),
+        Op::NEWOBJ_EX => ("[any, any, any]", "[any]"),
+        Op::PROTO | Op::FRAME => ("[]", "[]"),
+        Op::STOP => ("[any]", "[]"),
+        Op::PERSID => ("[]", "[any]"),
+        Op::BINPERSID => ("[any]", "[any]"),
+    }
+}
+
+/// Longest rendering of one inline argument in the listing.
+const ARG_WIDTH: usize = 40;
+/// Longest rendering of a string or bytes literal in the Python-like lines.
+const LITERAL_WIDTH: usize = 100;
+/// Longest Python-like line.
+const LINE_WIDTH: usize = 400;
+const MAX_DEPTH: u32 = 8;
+
+fn shorten(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(width.saturating_sub(3)).collect();
+    t.push_str("...");
+    t
+}
+
+/// A Python `str` literal.
+pub fn py_str(s: &str, width: usize) -> String {
+    let mut out = String::from("'");
+    for (i, c) in s.chars().enumerate() {
+        if i >= width {
+            out.push_str("...");
+            break;
+        }
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// A Python `bytes` literal.
+pub fn py_bytes(b: &[u8], width: usize) -> String {
+    let mut out = String::from("b'");
+    for (i, &c) in b.iter().enumerate() {
+        if i >= width {
+            out.push_str("...");
+            break;
+        }
+        match c {
+            b'\'' => out.push_str("\\'"),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(c as char),
+            _ => {
+                let _ = write!(out, "\\x{c:02x}");
+            }
+        }
+    }
+    out.push('\'');
+    if b.len() > width {
+        let _ = write!(out, " ({} bytes)", b.len());
+    }
+    out
+}
+
+fn py_float(f: f64) -> String {
+    if f.is_nan() {
+        "nan".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "inf" } else { "-inf" }.into()
+    } else {
+        format!("{f:?}")
+    }
+}
+
+/// The inline argument of an opcode, as the listing shows it.
+pub fn format_arg(op: Op, arg: &Arg<'_>) -> String {
+    let s = match *arg {
+        Arg::None => String::new(),
+        Arg::Int(i) => i.to_string(),
+        Arg::U64(u) => u.to_string(),
+        Arg::Bool(b) => if b { "True" } else { "False" }.into(),
+        Arg::LongBytes(b) => pickleguard::bigint::le_to_decimal(b),
+        Arg::LongText(t) => pickleguard::bigint::text_to_decimal(t),
+        Arg::Float(f) => py_float(f),
+        Arg::Bytes(b) => py_bytes(b, ARG_WIDTH),
+        Arg::Utf8(s) => py_str(s, ARG_WIDTH),
+        Arg::Wtf8(b) => py_str(&reader::wtf8_lossy(b), ARG_WIDTH),
+        Arg::Line(l) => match op {
+            Op::STRING => match reader::decode_string_line(l) {
+                Ok(b) => py_bytes(&b, ARG_WIDTH),
+                Err(_) => py_bytes(l, ARG_WIDTH),
+            },
+            Op::UNICODE => py_str(
+                &reader::raw_unicode_escape_decode(l).unwrap_or_default(),
+                ARG_WIDTH,
+            ),
+            _ => py_str(&String::from_utf8_lossy(l), ARG_WIDTH),
+        },
+        Arg::Pair(m, n) => format!("{m} {n}"),
+    };
+    shorten(&s, ARG_WIDTH + 20)
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut cs = s.chars();
+    matches!(cs.next(), Some(c) if c == '_' || c.is_alphabetic())
+        && cs.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+/// Renders the machine's values with names for globals and call results.
+struct Renderer<'m, 'a> {
+    m: &'m Machine<'a>,
+    /// Expression of each global.
+    globals: Vec<String>,
+    /// Variable of each call that produces a value.
+    calls: Vec<Option<String>>,
+}
+
+impl Renderer<'_, '_> {
+    fn value(&self, v: Value, out: &mut String, depth: u32) {
+        if out.len() > LINE_WIDTH * 2 {
+            out.push_str("...");
+            return;
+        }
+        let m = self.m;
+        match v {
+            Value::None => out.push_str("None"),
+            Value::Bool(b) => out.push_str(if b { "True" } else { "False" }),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::BigInt => out.push_str("<big int>"),
+            Value::Float(f) => out.push_str(&py_float(f)),
+            Value::Str(id) => out.push_str(&py_str(&m.arena.text(m.data, id), LITERAL_WIDTH)),
+            Value::Bytes(id) => out.push_str(&py_bytes(m.arena.blob(m.data, id), LITERAL_WIDTH)),
+            Value::ByteArray(id) => {
+                out.push_str("bytearray(");
+                out.push_str(&py_bytes(m.arena.blob(m.data, id), LITERAL_WIDTH));
+                out.push(')');
+            }
+            Value::Buffer => out.push_str("<out-of-band buffer>"),
+            Value::Global(g) => match self.globals.get(g as usize) {
+                Some(s) => out.push_str(s),
+                None => out.push_str("<global>"),
+            },
+            Value::Call(c) => match self.calls.get(c as usize) {
+                Some(Some(s)) => out.push_str(s),
+                _ => out.push_str("<result>"),
+            },
+            Value::Tuple(_)
+            | Value::List(_)
+            | Value::Dict(_)
+            | Value::Set(_)
+            | Value::FrozenSet(_) => {
+                if depth >= MAX_DEPTH {
+                    out.push_str("...");
+                    return;
+                }
+                let Some(node) = v.node().and_then(|n| m.arena.nodes.get(n as usize)) else {
+                    out.push_str("...");
+                    return;
+                };
+                let (open, close) = match v {
+                    Value::Tuple(_) => ("(", ")"),
+                    Value::List(_) => ("[", "]"),
+                    Value::Dict(_) => ("{", "}"),
+                    Value::Set(_) if node.len == 0 => ("set(", ")"),
+                    Value::Set(_) => ("{", "}"),
+                    _ => ("frozenset({", "})"),
+                };
+                out.push_str(open);
+                let pairs = matches!(v, Value::Dict(_));
+                let step = if pairs { 2 } else { 1 };
+                let mut i = 0;
+                while i + step <= node.items.len() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    if out.len() > LINE_WIDTH * 2 {
+                        out.push_str("...");
+                        break;
+                    }
+                    self.value(node.items[i], out, depth + 1);
+                    if pairs {
+                        out.push_str(": ");
+                        self.value(node.items[i + 1], out, depth + 1);
+                    }
+                    i += step;
+                }
+                if (node.len as usize) * step > node.items.len() {
+                    let _ = write!(
+                        out,
+                        ", ... {} more",
+                        node.len as usize - node.items.len() / step
+                    );
+                }
+                if matches!(v, Value::Tuple(_)) && node.len == 1 {
+                    out.push(',');
+                }
+                out.push_str(close);
+            }
+        }
+    }
+
+    fn expr(&self, v: Value) -> String {
+        let mut s = String::new();
+        self.value(v, &mut s, 0);
+        s
+    }
+
+    /// `(a, b)` for a literal tuple of arguments, `(*x)` otherwise.
+    fn args(&self, args: Value, first: Option<&str>) -> String {
+        let mut out = String::from("(");
+        let mut n = 0;
+        if let Some(f) = first {
+            out.push_str(f);
+            n += 1;
+        }
+        match args {
+            Value::Tuple(id) => {
+                if let Some(node) = self.m.arena.nodes.get(id as usize) {
+                    for a in &node.items {
+                        if n > 0 {
+                            out.push_str(", ");
+                        }
+                        self.value(*a, &mut out, 1);
+                        n += 1;
+                    }
+                    if node.len as usize > node.items.len() {
+                        out.push_str(", ...");
+                    }
+                }
+            }
+            other => {
+                if n > 0 {
+                    out.push_str(", ");
+                }
+                out.push('*');
+                self.value(other, &mut out, 1);
+            }
+        }
+        out.push(')');
+        out
+    }
+
+    /// The items of a literal tuple or list.
+    fn items(&self, v: Value) -> Vec<String> {
+        match v.node().and_then(|n| self.m.arena.nodes.get(n as usize)) {
+            Some(node) => {
+                let mut v: Vec<String> = node.items.iter().map(|x| self.expr(*x)).collect();
+                if node.len as usize > node.items.len() {
+                    v.push("...".into());
+                }
+                v
+            }
+            None => vec![format!("*{}", self.expr(v))],
+        }
+    }
+}
+
+/// One line of the Python-like rendering.
+struct Line {
+    pos: u64,
+    text: String,
+}
+
+/// Bind every global of the machine to a name and produce the import lines.
+fn bind_globals(m: &Machine<'_>) -> (Vec<String>, Vec<(u64, String)>) {
+    let mut exprs = Vec::with_capacity(m.globals.len());
+    let mut lines = Vec::with_capacity(m.globals.len());
+    // Bound local name -> (module, first segment).
+    let mut bound: Vec<(String, String, String)> = Vec::new();
+    for (i, g) in m.globals.iter().enumerate() {
+        if let Some(code) = g.ext {
+            let var = format!("_ext{code}");
+            lines.push((
+                g.pos,
+                format!("{var} = find_class(*copyreg._inverted_registry[{code}])  # extension code {code}"),
+            ));
+            exprs.push(var);
+            continue;
+        }
+        if g.computed {
+            let var = format!("_g{i}");
+            let part = |s: &str| {
+                if s == "?" {
+                    "<computed>".to_string()
+                } else {
+                    py_str(s, 60)
+                }
+            };
+            lines.push((
+                g.pos,
+                format!(
+                    "{var} = find_class({}, {})  # module and name computed while loading",
+                    part(&g.module),
+                    part(&g.name)
+                ),
+            ));
+            exprs.push(var);
+            continue;
+        }
+        let segs: Vec<&str> = g.name.split('.').collect();
+        if !segs.iter().all(|s| is_ident(s)) {
+            let var = format!("_g{i}");
+            lines.push((
+                g.pos,
+                format!(
+                    "{var} = find_class({}, {})",
+                    py_str(&g.module, 60),
+                    py_str(&g.name, 60)
+                ),
+            ));
+            exprs.push(var);
+            continue;
+        }
+        let first = segs[0];
+        let existing = bound
+            .iter()
+            .find(|(_, m, f)| *m == g.module && f == first)
+            .map(|(n, _, _)| n.clone());
+        let local = match existing {
+            Some(n) => n,
+            None => {
+                let mut name = first.to_string();
+                let mut k = 2;
+                while bound.iter().any(|(n, _, _)| *n == name) {
+                    name = format!("{first}_{k}");
+                    k += 1;
+                }
+                bound.push((name.clone(), g.module.clone(), first.to_string()));
+                name
+            }
+        };
+        let import = if local == first {
+            format!("from {} import {first}", g.module)
+        } else {
+            format!("from {} import {first} as {local}", g.module)
+        };
+        lines.push((g.pos, import));
+        let mut expr = local;
+        for s in &segs[1..] {
+            expr.push('.');
+            expr.push_str(s);
+        }
+        exprs.push(expr);
+    }
+    (exprs, lines)
+}
+
+/// The Python-like lines of one pickle run.
+fn render_lines(m: &Machine<'_>, stop: Option<u64>) -> Vec<Line> {
+    let (globals, global_lines) = bind_globals(m);
+    let mut calls = Vec::with_capacity(m.calls.len());
+    let mut k = 0;
+    for c in &m.calls {
+        let produces = !matches!(c.kind, CallKind::Build | CallKind::Method(_));
+        calls.push(produces.then(|| {
+            k += 1;
+            format!("_v{}", k - 1)
+        }));
+    }
+    let r = Renderer { m, globals, calls };
+    let mut call_lines = Vec::with_capacity(m.calls.len());
+    for (i, c) in m.calls.iter().enumerate() {
+        let var = r.calls[i].clone().unwrap_or_default();
+        let f = r.expr(c.callable);
+        let text = match c.kind {
+            CallKind::Reduce | CallKind::Inst | CallKind::Obj => {
+                format!("{var} = {f}{}", r.args(c.args, None))
+            }
+            CallKind::NewObj => format!("{var} = {f}.__new__{}", r.args(c.args, Some(&f))),
+            CallKind::NewObjEx => {
+                let mut a = r.args(c.args, Some(&f));
+                if let Some(kw) = c.kwargs {
+                    a.pop();
+                    let _ = write!(a, ", **{})", r.expr(kw));
+                }
+                format!("{var} = {f}.__new__{a}")
+            }
+            CallKind::Build => {
+                let state = r.expr(c.args);
+                let attr = matches!(c.args, Value::Dict(_) | Value::Tuple(_));
+                if attr {
+                    format!("{f}.__setstate__({state})  # BUILD: without __setstate__, the items become attributes")
+                } else {
+                    format!("{f}.__setstate__({state})  # BUILD")
+                }
+            }
+            CallKind::Method(name) => match name {
+                "__setitem__" => {
+                    let items = r.items(c.args);
+                    let mut parts = Vec::new();
+                    for pair in items.chunks(2) {
+                        match pair {
+                            [k, v] => parts.push(format!("{f}[{k}] = {v}")),
+                            [x] => parts.push(format!("{f}.__setitem__({x})")),
+                            _ => {}
+                        }
+                    }
+                    parts.join("; ")
+                }
+                "append" | "add" => r
+                    .items(c.args)
+                    .iter()
+                    .map(|x| format!("{f}.{name}({x})"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                _ => format!("{f}.{name}([{}])", r.items(c.args).join(", ")),
+            },
+            CallKind::Persistent => format!("{var} = persistent_load({})", r.expr(c.args)),
+        };
+        call_lines.push((c.pos, text));
+    }
+    // Merge by position; at one position, the import comes before the call (INST).
+    let mut lines: Vec<Line> = Vec::with_capacity(global_lines.len() + call_lines.len() + 1);
+    let (mut gi, mut ci) = (0, 0);
+    while gi < global_lines.len() || ci < call_lines.len() {
+        let take_global = match (global_lines.get(gi), call_lines.get(ci)) {
+            (Some(g), Some(c)) => g.0 <= c.0,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let (pos, text) = if take_global {
+            gi += 1;
+            global_lines[gi - 1].clone()
+        } else {
+            ci += 1;
+            call_lines[ci - 1].clone()
+        };
+        lines.push(Line {
+            pos,
+            text: shorten(&text, LINE_WIDTH),
+        });
+    }
+    if let (Some(pos), Some(v)) = (stop, m.result) {
+        lines.push(Line {
+            pos,
+            text: shorten(&format!("return {}", r.expr(v)), LINE_WIDTH),
+        });
+    }
+    lines
+}
+
+fn marks_at(findings: &[&Finding], pos: u64, style: Style, prefix: &str) -> String {
+    let mut s = String::new();
+    for f in findings.iter().filter(|f| f.position == pos) {
+        let _ = write!(
+            s,
+            "{}<- {} {}",
+            if s.is_empty() { prefix } else { " " },
+            style.severity(f.severity),
+            f.kind.as_str()
+        );
+    }
+    s
+}
+
+/// Explain one raw pickle stream (one or more pickles back to back).
+pub fn explain_stream(
+    data: &[u8],
+    findings: &[&Finding],
+    limits: &Limits,
+    disassembly: bool,
+    style: Style,
+    out: &mut String,
+) {
+    let mut m = Machine::new(data, limits.clone());
+    m.joblib = true;
+    let mut start = 0usize;
+    let mut index = 0u64;
+    while start < data.len() {
+        m.reset();
+        let outcome = m.run(start);
+        let (stop_pos, end, stopped): (Option<u64>, Option<usize>, Option<String>) = match &outcome {
+            Outcome::Stop { pos, end } => (Some(*pos as u64), Some(*end), None),
+            Outcome::Error { pos, err } => (
+                None,
+                None,
+                Some(format!("loading stops here with an error: {err} (byte {pos})")),
+            ),
+            Outcome::Limit { pos, what } => (
+                None,
+                None,
+                Some(format!("the analysis stops here: {what} limit (byte {pos})")),
+            ),
+            Outcome::JoblibArray { next, .. } => (
+                None,
+                None,
+                Some(format!(
+                    "joblib array data follows at byte {next}; explain does not follow joblib arrays"
+                )),
+            ),
+        };
+        let break_pos = match &outcome {
+            Outcome::Error { pos, .. } | Outcome::Limit { pos, .. } => Some(*pos),
+            Outcome::JoblibArray { next, .. } => Some(*next),
+            Outcome::Stop { .. } => None,
+        };
+        if index > 0 && m.first_effect.is_none() && end.is_none() {
+            let _ = writeln!(
+                out,
+                "\n{} bytes after the last pickle (from byte {start}) are not a pickle: no loader runs them.",
+                data.len() - start
+            );
+            break;
+        }
+        let _ = writeln!(
+            out,
+            "\n{}",
+            style.bold(&format!(
+                "pickle {} at byte {start} (protocol {})",
+                index + 1,
+                m.proto
+            ))
+        );
+        let limit_end = end.or(break_pos.map(|p| p + 1)).unwrap_or(data.len());
+        let in_range: Vec<&Finding> = findings
+            .iter()
+            .copied()
+            .filter(|f| {
+                (f.position as usize) >= start && (f.position as usize) < limit_end.max(start + 1)
+            })
+            .collect();
+        if disassembly {
+            disassemble(data, start, break_pos, &in_range, style, out);
+            if let Some(s) = &stopped {
+                let _ = writeln!(out, "  {}", style.dim(&format!("({s})")));
+            }
+        }
+        let _ = writeln!(out, "\n  {}", style.bold("What loading would do:"));
+        let lines = render_lines(&m, stop_pos);
+        if lines.is_empty() {
+            let _ = writeln!(out, "  {}", style.dim("(nothing is imported or called)"));
+        }
+        let width = lines
+            .iter()
+            .map(|l| l.text.chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(60);
+        for l in &lines {
+            let marks = marks_at(&in_range, l.pos, style, "  # ");
+            let pad = if marks.is_empty() {
+                String::new()
+            } else {
+                " ".repeat(width.saturating_sub(l.text.chars().count()))
+            };
+            let _ = writeln!(out, "  {:>7}  {}{pad}{marks}", l.pos, l.text);
+        }
+        if let Some(s) = &stopped {
+            if m.first_effect.is_none() && index == 0 && matches!(outcome, Outcome::Error { .. }) {
+                let _ = writeln!(
+                    out,
+                    "  {}",
+                    style.dim(
+                        "(not a pickle: it breaks before anything could be imported or called)"
+                    )
+                );
+            } else {
+                let _ = writeln!(out, "  {}", style.dim(&format!("# {s}")));
+            }
+        }
+        match end {
+            Some(e) if e < data.len() => {
+                start = e;
+                index += 1;
+            }
+            _ => break,
+        }
+    }
+}
+
+fn disassemble(
+    data: &[u8],
+    start: usize,
+    break_pos: Option<usize>,
+    findings: &[&Finding],
+    style: Style,
+    out: &mut String,
+) {
+    // The argument column is as wide as the widest argument of this pickle (first pass).
+    let mut arg_width = "argument".len();
+    let mut p = start;
+    while let Ok((ins, next)) = reader::read_instr(data, p) {
+        arg_width = arg_width.max(format_arg(ins.op, &ins.arg).chars().count());
+        if ins.op == Op::STOP || break_pos.is_some_and(|b| next > b) {
+            break;
+        }
+        p = next;
+    }
+    let arg_width = arg_width + 2;
+    let _ = writeln!(
+        out,
+        "\n  {:>7}  {:<22}{:<width$}  stack effect",
+        "pos",
+        "opcode",
+        "argument",
+        width = arg_width
+    );
+    let mut pos = start;
+    let mut depth: usize = 0;
+    loop {
+        match reader::read_instr(data, pos) {
+            Ok((ins, next)) => {
+                let (before, after) = stack_effect(ins.op);
+                if before.contains("mark") {
+                    depth = depth.saturating_sub(1);
+                }
+                let indent = "  ".repeat(depth.min(6));
+                let name = format!("{indent}{}", ins.op.name());
+                let arg = format_arg(ins.op, &ins.arg);
+                let marks = marks_at(findings, pos as u64, style, "  ");
+                let _ = writeln!(
+                    out,
+                    "  {:>7}  {:<22}{:<width$}  {before} -> {after}{marks}",
+                    pos,
+                    name,
+                    arg,
+                    width = arg_width
+                );
+                if ins.op == Op::MARK {
+                    depth += 1;
+                }
+                if ins.op == Op::STOP || break_pos == Some(pos) {
+                    break;
+                }
+                if break_pos.is_some_and(|b| next > b) {
+                    break;
+                }
+                pos = next;
+            }
+            Err(e) => {
+                let marks = marks_at(findings, pos as u64, style, "  ");
+                let _ = writeln!(
+                    out,
+                    "  {:>7}  {}{marks}",
+                    pos,
+                    style.red(&format!("<cannot read: {e}>"))
+                );
+                break;
+            }
+        }
+    }
+}
+
+/// Explain a whole file: its verdict, each pickle, the findings.
+pub fn explain_bytes(
+    name: &str,
+    data: &[u8],
+    policy: &Policy,
+    disassembly: bool,
+    style: Style,
+) -> (String, Report) {
+    let report = pickleguard::scan_bytes(data, policy);
+    let mut out = String::new();
+    let result = FileResult {
+        path: name.to_string(),
+        report: report.clone(),
+        error: None,
+        bytes: data.len() as u64,
+    };
+    let verdict = if report.is_safe {
+        style.green("SAFE")
+    } else {
+        style.red("UNSAFE")
+    };
+    let _ = writeln!(
+        out,
+        "{}: {verdict} ({}, {}, {} bytes; mode {}, fail on {})",
+        style.bold(&result.path),
+        style.severity(report.risk_level),
+        report.format,
+        data.len(),
+        policy.mode.as_str(),
+        policy.threshold.as_str()
+    );
+    let in_file: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| sarif::offset_in_file(f))
+        .collect();
+    match report.format.as_str() {
+        "raw_pickle" | "joblib" | "not_pickle" => {
+            if report.format == "not_pickle" {
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    style.dim(&format!(
+                        "Not a pickle: {}",
+                        report.stopped_by.as_deref().unwrap_or("no pickle opcodes")
+                    ))
+                );
+            } else {
+                explain_stream(data, &in_file, &policy.limits, disassembly, style, &mut out);
+            }
+        }
+        other => {
+            let _ = writeln!(
+                out,
+                "\n{}",
+                style.dim(&format!(
+                    "This is a {other} container: explain shows the findings of its members below, \
+                     but not their opcodes (it disassembles raw pickle streams only)."
+                ))
+            );
+        }
+    }
+    let _ = writeln!(out, "\n{}", style.bold("Findings:"));
+    if report.findings.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for f in &report.findings {
+        out.push_str(&finding_line(f, style));
+        out.push('\n');
+    }
+    (out, report)
+}
+
+/// `pickleguard explain`.
+pub fn command(a: &ExplainArgs) -> Result<u8, String> {
+    let eff = config::build(&a.policy, None)?;
+    let (source, name) = if a.path.as_os_str() == "-" {
+        (Source::Stream(None), STDIN.to_string())
+    } else {
+        let meta = std::fs::metadata(&a.path).map_err(|e| format!("{}: {e}", a.path.display()))?;
+        if meta.is_dir() {
+            return Err(format!(
+                "{}: is a directory (explain takes one file; use scan for trees)",
+                a.path.display()
+            ));
+        }
+        let src = if meta.is_file() {
+            Source::File(a.path.clone())
+        } else {
+            Source::Stream(Some(a.path.clone()))
+        };
+        (src, a.path.display().to_string())
+    };
+    let data = load(&source).map_err(|e| format!("{name}: {e}"))?;
+    let style = Style {
+        on: term::use_color(a.color, false),
+    };
+    let (text, report) = explain_bytes(&name, &data, &eff.policy, !a.no_disassembly, style);
+    term::write_stdout(text.as_bytes())?;
+    Ok(
+        if report.is_safe || eff.policy.mode == pickleguard::Mode::Audit {
+            EXIT_SAFE
+        } else {
+            EXIT_UNSAFE
+        },
+    )
+}

@@ -1,0 +1,184 @@
+//! Text and JSON reports (JSON schema: docs/report-schema.md, version 1).
+
+use crate::scan::{FileResult, Outcome};
+use crate::term::Style;
+use pickleguard::{Mode, Policy, Report};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// The JSON schema version (docs/report-schema.md).
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct FileEntry<'a> {
+    path: &'a str,
+    #[serde(flatten)]
+    report: &'a Report,
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Tool {
+    name: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    files: usize,
+    #[serde(rename = "unsafe")]
+    unsafe_: usize,
+    errors: usize,
+}
+
+#[derive(Serialize)]
+struct Document<'a> {
+    schema_version: u32,
+    tool: Tool,
+    mode: &'static str,
+    fail_on: &'static str,
+    files: Vec<FileEntry<'a>>,
+    summary: Summary,
+}
+
+/// The JSON document of a scan.
+pub fn json(outcome: &Outcome, policy: &Policy) -> String {
+    let doc = Document {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool {
+            name: "pickleguard",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        mode: policy.mode.as_str(),
+        fail_on: policy.threshold.as_str(),
+        files: outcome
+            .files
+            .iter()
+            .map(|f| FileEntry {
+                path: &f.path,
+                report: &f.report,
+                error: f.error.as_deref(),
+            })
+            .collect(),
+        summary: Summary {
+            files: outcome.files.len(),
+            unsafe_: outcome.unsafe_count(),
+            errors: outcome.errors(),
+        },
+    };
+    let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| {
+        format!("{{\"schema_version\": {SCHEMA_VERSION}, \"error\": \"{e}\"}}")
+    });
+    s.push('\n');
+    s
+}
+
+fn file_header(f: &FileResult, style: Style, out: &mut String) {
+    let path = style.bold(&f.path);
+    if let Some(e) = &f.error {
+        let _ = writeln!(out, "{path}: {}: {e}", style.magenta("ERROR"));
+        return;
+    }
+    let r = &f.report;
+    let what = if r.format == "not_pickle" {
+        "not a pickle".to_string()
+    } else {
+        r.format.clone()
+    };
+    let incomplete = if r.complete {
+        String::new()
+    } else {
+        format!(
+            ", incomplete: {}",
+            r.stopped_by.as_deref().unwrap_or("stopped early")
+        )
+    };
+    if r.is_safe {
+        let level = if r.findings.is_empty() {
+            String::new()
+        } else {
+            format!("{}, ", style.severity(r.risk_level))
+        };
+        let _ = writeln!(
+            out,
+            "{path}: {} ({level}{what}{incomplete})",
+            style.green("SAFE")
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{path}: {} ({}, {what}{incomplete})",
+            style.red("UNSAFE"),
+            style.severity(r.risk_level)
+        );
+    }
+}
+
+/// One finding as an indented line.
+pub fn finding_line(f: &pickleguard::Finding, style: Style) -> String {
+    let member = f
+        .member
+        .as_deref()
+        .map(|m| format!(" in {m}"))
+        .unwrap_or_default();
+    format!(
+        "  {} {} at byte {}{member}: {}",
+        style.severity(f.severity),
+        f.kind.as_str(),
+        f.position,
+        f.description
+    )
+}
+
+/// The text report: one line per file, findings indented, a summary line.
+pub fn text(outcome: &Outcome, policy: &Policy, style: Style, quiet: bool) -> String {
+    let mut out = String::new();
+    for f in &outcome.files {
+        if quiet && f.error.is_none() && f.report.is_safe {
+            continue;
+        }
+        file_header(f, style, &mut out);
+        for finding in &f.report.findings {
+            out.push_str(&finding_line(finding, style));
+            out.push('\n');
+        }
+    }
+    if quiet {
+        return out;
+    }
+    let n = outcome.files.len();
+    let unsafe_n = outcome.unsafe_count();
+    let errors = outcome.errors();
+    let safe_n = n - unsafe_n - errors;
+    let mut line = format!(
+        "{n} file{} scanned: {} unsafe, {} safe",
+        if n == 1 { "" } else { "s" },
+        unsafe_n,
+        safe_n
+    );
+    if errors > 0 {
+        let _ = write!(
+            line,
+            ", {errors} error{}",
+            if errors == 1 { "" } else { "s" }
+        );
+    }
+    let _ = write!(
+        line,
+        " (mode {}, fail on {})",
+        policy.mode.as_str(),
+        policy.threshold.as_str()
+    );
+    if policy.mode == Mode::Audit && unsafe_n > 0 {
+        line.push_str("; audit mode: not failing");
+    }
+    out.push('\n');
+    let line = if unsafe_n > 0 || errors > 0 {
+        style.bold(&line)
+    } else {
+        line
+    };
+    out.push_str(&line);
+    out.push('\n');
+    out
+}

@@ -1,0 +1,245 @@
+//! `pickleguard scan`: read every file (small ones whole, large ones memory-mapped), analyse
+//! it with [`pickleguard::scan_bytes`] in parallel, and print the results in path order.
+
+use crate::cli::{Format, ScanArgs, WalkArgs};
+use crate::walk::{self, Filters, Source, Target};
+use crate::{config, output, sarif, term, EXIT_ERROR, EXIT_SAFE, EXIT_UNSAFE};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pickleguard::{Mode, Policy, Report};
+use rayon::prelude::*;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Files at least this large are memory-mapped instead of read into memory.
+pub const MMAP_THRESHOLD: u64 = 1 << 20;
+
+/// The result for one file.
+#[derive(Clone, Debug)]
+pub struct FileResult {
+    pub path: String,
+    pub report: Report,
+    /// Why the file could not be read (then `report` is an empty, unsafe report).
+    pub error: Option<String>,
+    pub bytes: u64,
+}
+
+impl FileResult {
+    pub fn failed(path: String, error: String) -> FileResult {
+        let mut report = Report::new("unreadable");
+        report.is_safe = false;
+        report.complete = false;
+        report.stopped_by = Some("io_error".into());
+        FileResult {
+            path,
+            report,
+            error: Some(error),
+            bytes: 0,
+        }
+    }
+}
+
+/// Everything a scan produced, in path order.
+pub struct Outcome {
+    pub files: Vec<FileResult>,
+    pub skipped_links: usize,
+    pub loops: usize,
+}
+
+impl Outcome {
+    pub fn errors(&self) -> usize {
+        self.files.iter().filter(|f| f.error.is_some()).count()
+    }
+
+    pub fn unsafe_count(&self) -> usize {
+        self.files
+            .iter()
+            .filter(|f| f.error.is_none() && !f.report.is_safe)
+            .count()
+    }
+}
+
+/// The bytes of a file: owned (small files, streams) or mapped (large files).
+pub enum Bytes {
+    Owned(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Mapped(m) => m,
+        }
+    }
+}
+
+/// Read a target's bytes: small files whole, large ones memory-mapped (never copied).
+pub fn load(source: &Source) -> std::io::Result<Bytes> {
+    match source {
+        Source::Stream(None) => {
+            let mut buf = Vec::new();
+            std::io::stdin().lock().read_to_end(&mut buf)?;
+            Ok(Bytes::Owned(buf))
+        }
+        Source::Stream(Some(p)) => {
+            let mut buf = Vec::new();
+            std::fs::File::open(p)?.read_to_end(&mut buf)?;
+            Ok(Bytes::Owned(buf))
+        }
+        Source::File(p) => {
+            let mut f = std::fs::File::open(p)?;
+            let len = f.metadata()?.len();
+            if len >= MMAP_THRESHOLD {
+                // SAFETY: the map is read-only and private to this scan. A file truncated by
+                // another process while it is mapped can raise SIGBUS; that is the accepted
+                // cost of not reading multi-GB model files into memory (DESIGN.md: maps are
+                // for the command line, never the core).
+                let map = unsafe { memmap2::MmapOptions::new().map(&f)? };
+                #[cfg(unix)]
+                let _ = map.advise(memmap2::Advice::Sequential);
+                Ok(Bytes::Mapped(map))
+            } else {
+                let mut buf = Vec::with_capacity(len as usize + 1);
+                f.read_to_end(&mut buf)?;
+                Ok(Bytes::Owned(buf))
+            }
+        }
+    }
+}
+
+/// Scan one target.
+pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
+    match load(&t.source) {
+        Ok(bytes) => {
+            let report = pickleguard::scan_bytes(&bytes, policy);
+            FileResult {
+                path: t.display.clone(),
+                report,
+                error: None,
+                bytes: bytes.len() as u64,
+            }
+        }
+        Err(e) => FileResult::failed(t.display.clone(), e.to_string()),
+    }
+}
+
+fn progress(targets: &[Target], show: bool) -> Option<ProgressBar> {
+    if !show || targets.len() < 2 || !term::stderr_is_terminal() {
+        return None;
+    }
+    let pb = ProgressBar::with_draw_target(
+        Some(targets.len() as u64),
+        ProgressDrawTarget::stderr_with_hz(10),
+    );
+    let style = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:25} {pos}/{len} files {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    pb.set_style(style);
+    pb.enable_steady_tick(Duration::from_millis(200));
+    Some(pb)
+}
+
+/// Walk the paths and scan every file in parallel on `jobs` threads; results sorted by path.
+pub fn run_scan(
+    paths: &[PathBuf],
+    walk_args: &WalkArgs,
+    policy: &Policy,
+    show_progress: bool,
+) -> Result<Outcome, String> {
+    let filters = Filters::new(walk_args)?;
+    let walked = walk::collect(paths, walk_args, &filters);
+    let total_bytes: u64 = walked.targets.iter().map(|t| t.size).sum();
+    let pb = progress(&walked.targets, show_progress);
+    let done_bytes = AtomicU64::new(0);
+    let scan_one = |t: &Target| {
+        if let Some(pb) = &pb {
+            pb.set_message(format!(
+                "{}/{} {}",
+                HumanBytes(done_bytes.load(Ordering::Relaxed)),
+                HumanBytes(total_bytes),
+                t.display
+            ));
+        }
+        let r = scan_target(t, policy);
+        if let Some(pb) = &pb {
+            done_bytes.fetch_add(t.size, Ordering::Relaxed);
+            pb.inc(1);
+        }
+        r
+    };
+    let jobs = walk_args.jobs.map(usize::from).unwrap_or(0);
+    let mut files: Vec<FileResult> = match rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .thread_name(|i| format!("pickleguard-scan-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(|| walked.targets.par_iter().map(scan_one).collect()),
+        Err(_) => walked.targets.iter().map(scan_one).collect(),
+    };
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    files.extend(
+        walked
+            .failures
+            .into_iter()
+            .map(|f| FileResult::failed(f.display, f.error)),
+    );
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.dedup_by(|a, b| a.path == b.path);
+    Ok(Outcome {
+        files,
+        skipped_links: walked.skipped_links,
+        loops: walked.loops,
+    })
+}
+
+/// The exit code for a finished scan.
+pub fn exit_code(outcome: &Outcome, mode: Mode) -> u8 {
+    if outcome.errors() > 0 {
+        EXIT_ERROR
+    } else if outcome.unsafe_count() > 0 && mode != Mode::Audit {
+        EXIT_UNSAFE
+    } else {
+        EXIT_SAFE
+    }
+}
+
+/// `pickleguard scan`.
+pub fn command(a: &ScanArgs) -> Result<u8, String> {
+    let eff = config::build(&a.policy, None)?;
+    let policy = &eff.policy;
+    let outcome = run_scan(&a.paths, &a.walk, policy, !a.quiet)?;
+    let to_file = a.output.as_ref().is_some_and(|p| p.as_os_str() != "-");
+    let text = match a.format {
+        Format::Text => {
+            let style = term::Style {
+                on: term::use_color(a.color, to_file),
+            };
+            output::text(&outcome, policy, style, a.quiet)
+        }
+        Format::Json => output::json(&outcome, policy),
+        Format::Sarif => sarif::sarif(&outcome, policy),
+    };
+    term::write_output(a.output.as_deref(), text.as_bytes())?;
+    if !a.quiet {
+        if outcome.skipped_links > 0 {
+            term::note(&format!(
+                "{} symbolic link(s) not followed (use --follow-symlinks to scan their targets)",
+                outcome.skipped_links
+            ));
+        }
+        if outcome.loops > 0 {
+            term::note(&format!(
+                "{} directory loop(s) skipped while following links",
+                outcome.loops
+            ));
+        }
+    }
+    Ok(exit_code(&outcome, policy.mode))
+}
