@@ -1,9 +1,116 @@
 //! Python bindings: `pickleguard._native`.
+//!
+//! Everything heavy runs with the GIL released, on the caller's thread: this module starts no
+//! thread of its own, so it stays correct in a `fork()`ed child (PyTorch DataLoader workers).
+//! Inputs are taken through the buffer protocol without copying (`bytes`, `memoryview`,
+//! `mmap.mmap`); the Python layer maps files instead of reading them.
 
+// PyO3 0.22's `#[pyfunction]` expansion trips this lint on newer clippy (PyErr -> PyErr).
+#![allow(clippy::useless_conversion)]
+
+mod buffer;
+mod extent;
+mod policy;
+mod report;
+
+use buffer::Bytes;
+use extent::Extent;
+use policy::{PyPolicy, Verdict};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::process::ExitCode;
+
+/// Analyse raw pickle bytes (one or several pickles back to back).
+#[pyfunction]
+fn analyze_pickle<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    policy: &PyPolicy,
+) -> PyResult<Bound<'py, PyDict>> {
+    let snap = policy.snapshot();
+    let buf = Bytes::get(data)?;
+    let r = buf.with_gil_released(|b| pickleguard::analyze_pickle(b, &snap));
+    drop(buf);
+    report::to_dict(py, &r, snap.mode.as_str())
+}
+
+/// Analyse a whole file's bytes, whatever the container (zip, torch, joblib, numpy, ...).
+#[pyfunction]
+fn scan_bytes<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    policy: &PyPolicy,
+) -> PyResult<Bound<'py, PyDict>> {
+    let snap = policy.snapshot();
+    let buf = Bytes::get(data)?;
+    let r = buf.with_gil_released(|b| pickleguard::scan_bytes(b, &snap));
+    drop(buf);
+    report::to_dict(py, &r, snap.mode.as_str())
+}
+
+/// Where the pickle that starts at `start` ends, without running it; `resume` is an opcode
+/// boundary returned by an earlier call on a prefix of the same data.
+///
+/// Returns `(pos, need)`: `need == 0`: complete, the pickle ends at `pos` (after STOP);
+/// `need > 0`: the opcode at `pos` needs at least `need` more bytes; `need == -1`: it needs
+/// the rest of a line; `need == -2`: the opcode at `pos` is invalid (the loader fails there).
+#[pyfunction]
+#[pyo3(signature = (data, start = 0, resume = None))]
+fn pickle_extent(
+    data: &Bound<'_, PyAny>,
+    start: usize,
+    resume: Option<usize>,
+) -> PyResult<(usize, i64)> {
+    let buf = Bytes::get(data)?;
+    let all = buf.as_slice();
+    if start > all.len() {
+        return Err(PyValueError::new_err("start is past the end of the data"));
+    }
+    let from = resume.unwrap_or(start);
+    if from < start || from > all.len() {
+        return Err(PyValueError::new_err(
+            "resume must lie between start and the end",
+        ));
+    }
+    let run = |b: &[u8]| extent::extent(&b[start..], from - start);
+    // Small inputs (the incremental reads of a stream) are not worth releasing the GIL for;
+    // we hold it, so nobody else can change a writable buffer meanwhile.
+    let e = if all.len() - from > (1 << 20) {
+        buf.with_gil_released(run)
+    } else {
+        run(all)
+    };
+    Ok(match e {
+        Extent::Complete(end) => (start + end, 0),
+        Extent::More { pos, need } => (
+            start + pos,
+            need.map(|n| n.min(i64::MAX as u64) as i64).unwrap_or(-1),
+        ),
+        Extent::Invalid(pos) => (start + pos, -2),
+    })
+}
+
+/// Run the `pickleguard` command line (`argv[0]` is the program name); returns the exit code.
+#[pyfunction]
+fn run_cli(py: Python<'_>, argv: Vec<String>) -> u8 {
+    let code = py.allow_threads(|| pickleguard_cli::run(argv));
+    (0..=255u8)
+        .find(|n| ExitCode::from(*n) == code)
+        .unwrap_or(2)
+}
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("NEW", policy::NEW)?;
+    m.add("CALL", policy::CALL)?;
+    m.add("VALUE", policy::VALUE)?;
+    m.add_class::<PyPolicy>()?;
+    m.add_class::<Verdict>()?;
+    m.add_function(wrap_pyfunction!(analyze_pickle, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(pickle_extent, m)?)?;
+    m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     Ok(())
 }

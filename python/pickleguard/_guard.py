@@ -1,0 +1,378 @@
+"""``PickleGuard``: a policy (held in Rust) plus the ways to use it: analyse, scan, load."""
+
+from __future__ import annotations
+
+import _pickle
+import logging
+import os
+import pickle
+import threading
+import types
+import weakref
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+
+from . import _native
+from ._analysis import Finding, PickleAnalysis, PickleSecurityError
+from ._audit import DEFAULT_LOG_FILE, log_analysis, logger
+from ._io import Span, describe, is_buffer, is_pathlike, map_path, next_pickle
+from ._unpickler import _PY_ORIG_LOAD, RestrictedUnpickler, compat_names, restricted_class
+
+__all__ = ["PickleGuard", "register_safe_class", "MODES"]
+
+MODES = ("strict", "ml", "allowlist", "audit")
+
+Entry = Union[str, Tuple[str, str], type]
+
+_lock = threading.RLock()
+_registered: List[Tuple[str, str]] = []
+_guards: "weakref.WeakSet[PickleGuard]" = weakref.WeakSet()
+
+
+def _split(entry: Any, default_name: str = "*") -> Tuple[str, str]:
+    """``'numpy'`` -> (numpy, *); ``'pkg.mod:Name'`` / ``('pkg.mod', 'Name')`` -> exact;
+    ``'torch.nn.modules.*'`` -> every module under the prefix; a class or function -> itself."""
+    if isinstance(entry, tuple) and len(entry) == 2:
+        return str(entry[0]), str(entry[1])
+    if isinstance(entry, str):
+        if ":" in entry:
+            m, n = entry.rsplit(":", 1)
+            return m.strip(), n.strip()
+        return entry.strip(), default_name
+    mod = getattr(entry, "__module__", None)
+    qual = getattr(entry, "__qualname__", None)
+    if isinstance(mod, str) and isinstance(qual, str):
+        return mod, qual
+    raise TypeError(f"expected 'module', 'module:name', (module, name) or a class, got {entry!r}")
+
+
+def register_safe_class(obj: Any = None, name: Optional[str] = None) -> Any:
+    """Add a class (or any global) to the process allowlist: every ``PickleGuard`` (and the
+    module-level helpers) in ``ml``, ``allowlist`` and ``audit`` mode accept it from now on.
+    (``strict`` mode allows no global at all.)
+
+    Use as a decorator (``@register_safe_class``), or call with a class, ``'module:Name'``,
+    ``('module', 'Name')`` or ``('module', 'Name')`` as two arguments.
+    """
+    if obj is None:
+        raise TypeError("register_safe_class() needs a class or a 'module:name'")
+    if isinstance(obj, str) and name is not None:
+        entry = (obj, name)
+    else:
+        entry = _split(obj, default_name="*")
+    with _lock:
+        if entry not in _registered:
+            _registered.append(entry)
+        for g in list(_guards):
+            g._policy.allow(*entry)
+    return obj
+
+
+class PickleGuard:
+    """A policy and everything that uses it.
+
+    ``mode``: ``'strict'`` (the default here: plain data only), ``'ml'`` (plain data plus the
+    curated ML profile), ``'allowlist'`` (plain data plus exactly ``allowed_modules``) or
+    ``'audit'`` (the ``ml`` judgement, logged, never blocks).
+
+    ``allowed_modules``: entries such as ``'numpy'`` / ``('numpy', '*')`` (a whole module),
+    ``'torch.nn.modules.*'`` (a package and its submodules), ``('myapp.models', 'User')`` or
+    ``'myapp.models:User'`` (one name), or a class. ``blocked_modules``: the same forms; a
+    plain module name also blocks its submodules; a block beats every allow.
+    ``fail_on``: the lowest severity that refuses (``MEDIUM`` by default).
+    ``policy_file``: a ``pickleguard.toml`` or a ``pyproject.toml`` with ``[tool.pickleguard]``.
+    ``log_file``: where audit mode writes (``pickleguard.log``; ``None``: the logger only).
+    """
+
+    def __init__(self, mode: str = "strict", allowed_modules: Optional[Iterable[Entry]] = None,
+                 blocked_modules: Optional[Iterable[Entry]] = None, *,
+                 fail_on: Optional[str] = None,
+                 policy_file: Optional[Union[str, "os.PathLike[str]"]] = None,
+                 log_file: Optional[Union[str, "os.PathLike[str]"]] = DEFAULT_LOG_FILE) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
+        allowed = list(allowed_modules or ())
+        if mode == "strict" and allowed:
+            raise ValueError("strict mode allows no global at all; use mode='allowlist' to "
+                             "allow exactly allowed_modules, or mode='ml' to add them to the "
+                             "ML profile")
+        self._mode = mode
+        self._policy = _native.Policy(mode)
+        if policy_file is not None:
+            path = os.fspath(policy_file)
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            self._policy.extend_toml(text, pyproject=os.path.basename(path) == "pyproject.toml")
+        for e in allowed:
+            self._policy.allow(*_split(e))
+        for e in blocked_modules or ():
+            m, n = _split(e)
+            if isinstance(e, str) and ":" not in e and not m.endswith(".*"):
+                self._policy.block(m + ".*", "*")
+            self._policy.block(m, n)
+        if fail_on is not None:
+            self._policy.threshold = fail_on.upper()
+        self.log_file = os.fspath(log_file) if log_file is not None else None
+        self._cls: Optional[type] = None
+        self._pycls: Optional[type] = None
+        self._module: Optional[types.ModuleType] = None
+        self._joblib_cls: Optional[type] = None
+        with _lock:
+            for entry in _registered:
+                self._policy.allow(*entry)
+            _guards.add(self)
+
+    # ------------------------------------------------------------------ policy
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @property
+    def policy(self) -> "_native.Policy":
+        """The Rust policy object (shared by the scan and the restricted unpickler)."""
+        return self._policy
+
+    def allow(self, module: str, name: str = "*") -> None:
+        """Allow ``module.name`` (``*``: every plain name of the module)."""
+        self._policy.allow(module, name)
+
+    def block(self, module: str, name: str = "*") -> None:
+        self._policy.block(module, name)
+
+    def is_allowed(self, module: str, name: str) -> bool:
+        """Whether the restricted unpickler would import ``module.name``."""
+        return self._policy.allows(module, name)
+
+    def __repr__(self) -> str:
+        return f"PickleGuard(mode={self._mode!r}, fail_on={self._policy.threshold!r})"
+
+    # ------------------------------------------------------------------ analysis
+    def analyze(self, data: Any, *, source: Optional[str] = None) -> PickleAnalysis:
+        """Analyse raw pickle bytes (any bytes-like object; not copied)."""
+        r = _native.analyze_pickle(_bytes_like(data), self._policy)
+        return PickleAnalysis._from_report(r, source)
+
+    def scan(self, data: Any, *, source: Optional[str] = None) -> PickleAnalysis:
+        """Analyse a whole file's bytes, whatever the container (torch zip, joblib, npy, ...)."""
+        r = _native.scan_bytes(_bytes_like(data), self._policy)
+        return PickleAnalysis._from_report(r, source)
+
+    def scan_file(self, path: Union[str, "os.PathLike[str]"]) -> PickleAnalysis:
+        """Scan a file (memory-mapped, every container)."""
+        p = os.fspath(path)
+        data = map_path(p)
+        try:
+            return self.scan(data, source=p)
+        finally:
+            _close(data)
+
+    def check_file(self, data: Any, source: str) -> PickleAnalysis:
+        """Scan a whole file's bytes and ``check`` the verdict. A container the core does not
+        know yet (its report says ``raw_pickle``/``not_pickle`` for what is plainly a zip,
+        ``.npy`` or compressed file) is not judged as a pickle: each pickle in it is scanned
+        anyway right before it is loaded, and the restricted unpickler checks every import."""
+        from ._formats import sniff
+        a = self.scan(data, source=source)
+        if a.format in ("raw_pickle", "not_pickle", "joblib"):
+            kind = sniff(bytes(memoryview(data)[:16]))
+            if kind not in ("pickle", "torch_legacy"):
+                return a
+        return self.check(a, source)
+
+    def check(self, analysis: PickleAnalysis, source: Optional[str] = None) -> PickleAnalysis:
+        """Raise ``PickleSecurityError`` when the analysis is not safe (audit mode: log it)."""
+        src = source or analysis.source or "<data>"
+        if self._mode == "audit":
+            if analysis.findings:
+                log_analysis(analysis, src, self.log_file)
+            return analysis
+        if not analysis.is_safe:
+            logger.info("%s: refused: %s", src, analysis.summary())
+            raise PickleSecurityError(f"pickleguard refused to load {src}: {analysis.summary()}",
+                                      analysis)
+        return analysis
+
+    # ------------------------------------------------------------------ loading
+    def load(self, source: Any, **kwargs: Any) -> Any:
+        """Scan, then load with the restricted unpickler. ``source``: a path, a binary file
+        (read from its position; left after the pickle, as ``pickle.load`` does), or
+        bytes. PyTorch checkpoints, joblib dumps, ``.npy``/``.npz`` and compressed pickles
+        are recognised by content and loaded the way their library does (through the same
+        policy). ``kwargs`` go to the loader (``encoding=``, ``map_location=``, ...)."""
+        from ._formats import load_any
+        return load_any(self, source, kwargs)
+
+    def loads(self, data: Any, **kwargs: Any) -> Any:
+        """``load`` for bytes-like data."""
+        if not is_buffer(data):
+            raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'")
+        from ._formats import load_any
+        return load_any(self, data, kwargs)
+
+    @property
+    def Unpickler(self) -> type:
+        """A ``pickle.Unpickler`` subclass restricted by this guard."""
+        if self._cls is None:
+            self._cls = type("RestrictedUnpickler", (RestrictedUnpickler,), {"_pg_guard": self})
+        return self._cls
+
+    def unpickler(self, file: Any, **kwargs: Any) -> Any:
+        """A restricted unpickler reading ``file``."""
+        return self.Unpickler(file, **kwargs)
+
+    @property
+    def pickle_module(self) -> types.ModuleType:
+        """A module with ``pickle``'s loading API restricted by this guard, for APIs that
+        take one (``torch.load(f, pickle_module=...)``)."""
+        if self._module is None:
+            self._module = self._make_pickle_module(self.Unpickler)
+        return self._module
+
+    def pickle_module_for(self, base: Any) -> types.ModuleType:
+        """``pickle_module`` built on another pickle-like module's ``Unpickler`` (dill)."""
+        base_cls = getattr(base, "Unpickler", None)
+        if (base is None or base is pickle or base_cls is _pickle.Unpickler
+                or (isinstance(base_cls, type) and issubclass(base_cls, RestrictedUnpickler))):
+            return self.pickle_module
+        cls = restricted_class(base.Unpickler, _pg_guard=self)
+        return self._make_pickle_module(cls, name=getattr(base, "__name__", "pickle"))
+
+    def _make_pickle_module(self, cls: type, name: str = "pickle") -> types.ModuleType:
+        m = types.ModuleType(f"pickleguard.restricted.{name}")
+        guard = self
+
+        def load(file: Any, **kwargs: Any) -> Any:
+            return guard._load_pickle(file, kwargs, cls=cls)
+
+        def loads(data: Any, /, **kwargs: Any) -> Any:
+            return guard._load_pickle(data, kwargs, cls=cls)
+
+        for attr in ("PickleError", "PicklingError", "UnpicklingError", "Pickler", "dump",
+                     "dumps", "HIGHEST_PROTOCOL", "DEFAULT_PROTOCOL"):
+            setattr(m, attr, getattr(pickle, attr))
+        m.Unpickler = cls  # type: ignore[attr-defined]
+        m.load = load  # type: ignore[attr-defined]
+        m.loads = loads  # type: ignore[attr-defined]
+        return m
+
+    # ------------------------------------------------------------------ internals
+    def _refuse(self, kind: str, what: str, source: str, severity: str = "HIGH",
+                ftype: str = "DISALLOWED", module: Optional[str] = None,
+                name: Optional[str] = None) -> PickleSecurityError:
+        f = Finding(ftype, severity, f"{what}: refused by the restricted unpickler",
+                    module=module, name=name)
+        a = PickleAnalysis(False, severity, [f], mode=self._mode, source=source, stage="load")
+        return PickleSecurityError(f"pickleguard refused a {kind} while loading {source}: "
+                                   f"{f.description}", a)
+
+    def _check_global(self, module: str, name: str, source: str) -> None:
+        """``find_class``'s question: may this global be imported? Judges the name as written
+        and as ``fix_imports`` would rewrite it."""
+        v = self._policy.judge(module, name)
+        if not v.refused:
+            mapped = compat_names(module, name)
+            if mapped is None:
+                return
+            v = self._policy.judge(*mapped)
+            if not v.refused:
+                return
+        ftype, sev, desc = v.finding or ("DISALLOWED", "HIGH", f"imports {module}.{name}")
+        err = self._refuse("global", desc, source, sev, ftype, module, name)
+        if self._mode == "audit":
+            log_analysis(err.analysis, source, self.log_file)
+            return
+        raise PickleSecurityError(
+            f"pickleguard refused to import {module}.{name} while loading {source}: {desc}",
+            err.analysis)
+
+    def _check_span(self, span: Span, source: str) -> PickleAnalysis:
+        a = self.analyze(span.view(), source=source)
+        return self.check(a, source)
+
+    def _load_pickle(self, src: Any, kwargs: Dict[str, Any], cls: Optional[type] = None,
+                     pure: bool = False) -> Any:
+        """``pickle.load`` / ``pickle.loads`` semantics: one pickle, scanned, then loaded
+        with the restricted unpickler; a file is left just after it."""
+        if isinstance(src, str):
+            raise TypeError("a bytes-like object is required, not 'str'")
+        return self._load_span(next_pickle(src), describe(src), kwargs, cls, pure)
+
+    def _load_span(self, span: Span, source: str, kwargs: Dict[str, Any],
+                   cls: Optional[type] = None, pure: bool = False) -> Any:
+        try:
+            self._check_span(span, source)
+        except BaseException:
+            span.commit(span.end)
+            raise
+        reader = span.reader(as_bytes=pure)
+        try:
+            if pure:
+                up = self._py_unpickler_class()(reader, **kwargs)
+            else:
+                up = (cls or self.Unpickler)(reader, _pg_prescanned=True, _pg_name=source,
+                                             **kwargs)
+            return up.load()
+        finally:
+            span.commit(reader.pos)
+
+    def _py_unpickler_class(self) -> type:
+        """A restricted ``pickle._Unpickler`` (pure Python), for ``pickle._load``."""
+        if self._pycls is None:
+            guard = self
+
+            class _PyRestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
+                def find_class(self, module: str, name: str) -> Any:
+                    guard._check_global(module, name, "<pickle._Unpickler>")
+                    return super().find_class(module, name)
+
+                load = _PY_ORIG_LOAD
+
+            self._pycls = _PyRestrictedUnpickler
+        return self._pycls
+
+    def _joblib_unpickler_class(self) -> type:
+        """joblib's ``NumpyUnpickler`` restricted by this guard."""
+        if self._joblib_cls is None:
+            from joblib.numpy_pickle import NumpyUnpickler
+            guard = self
+
+            class _JoblibRestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
+                def find_class(self, module: str, name: str) -> Any:
+                    guard._check_global(module, name, self.filename or "<joblib>")
+                    return super().find_class(module, name)
+
+            self._joblib_cls = _JoblibRestrictedUnpickler
+        return self._joblib_cls
+
+
+def _bytes_like(data: Any) -> Any:
+    if isinstance(data, str):
+        raise TypeError("a bytes-like object is required, not 'str'")
+    return data
+
+
+def _close(data: Any) -> None:
+    close = getattr(data, "close", None)
+    if close is not None:
+        try:
+            close()
+        except BufferError:
+            pass
+
+
+_defaults: Dict[str, PickleGuard] = {}
+
+
+def guard_for(mode: str = "ml", **options: Any) -> PickleGuard:
+    """The shared guard of a mode (module-level helpers), or a new one for other options."""
+    if options:
+        return PickleGuard(mode, **options)
+    g = _defaults.get(mode)
+    if g is None:
+        with _lock:
+            g = _defaults.get(mode)
+            if g is None:
+                g = _defaults[mode] = PickleGuard(mode)
+    return g
+
+
+logging.getLogger("pickleguard").addHandler(logging.NullHandler())

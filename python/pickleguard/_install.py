@@ -1,0 +1,217 @@
+"""``install()`` / ``uninstall()``: put the guard in front of every way a process loads
+pickles, and take it away again exactly (the original objects, by identity).
+
+Patches come in groups, one per library: ``pickle`` (``pickle.load``/``loads``/``Unpickler``,
+``_pickle.*``, ``pickle._Unpickler``'s own ``find_class``/``load`` (what joblib's, pandas'
+and other subclasses inherit), ``pickle._load``/``_loads``), ``torch``, ``joblib``, ``numpy``,
+``pandas`` and ``dill``. A library that is not imported yet is patched when it is (a
+``sys.meta_path`` hook), so ``install()`` can run first thing without importing torch.
+Every patched function reads its group's guard when called: changing the mode is one
+assignment, and after ``uninstall()`` a class that captured a patched base at import time
+loads like the original.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
+import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+__all__ = ["install", "uninstall", "is_installed", "installed_guard"]
+
+_lock = threading.RLock()
+_MISSING = object()
+
+
+class Group:
+    """The patches of one library and the guard they use."""
+
+    def __init__(self, name: str, module: str, apply: Callable[["Group"], None]) -> None:
+        self.name = name
+        self.module = module
+        self._apply = apply
+        self.guard: Any = None
+        self.applied = False
+        self.patches: List[Tuple[Any, str, Any]] = []
+
+    def set(self, owner: Any, attr: str, value: Any) -> None:
+        """Replace ``owner.attr`` (a module or class attribute), remembering the original
+        as it was in the owner's own namespace (absent: it is deleted again on restore)."""
+        original = vars(owner).get(attr, _MISSING)
+        self.patches.append((owner, attr, original))
+        setattr(owner, attr, value)
+
+    def apply(self) -> None:
+        if not self.applied:
+            try:
+                self._apply(self)
+            except BaseException:
+                self.restore()
+                raise
+            self.applied = True
+
+    def restore(self) -> None:
+        for owner, attr, original in reversed(self.patches):
+            if original is _MISSING:
+                try:
+                    delattr(owner, attr)
+                except AttributeError:
+                    pass
+            else:
+                setattr(owner, attr, original)
+        self.patches.clear()
+        self.applied = False
+
+    def guard_of(self) -> Callable[[], Any]:
+        return lambda: self.guard
+
+
+def _groups() -> Dict[str, Group]:
+    from .integrations import _patches
+    return _patches.GROUPS
+
+
+# ------------------------------------------------------------------ lazy patching on import
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, loader: Any, name: str) -> None:
+        self._loader = loader
+        self._name = name
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        # Put the real loader back before the module runs: nobody sees this wrapper.
+        try:
+            module.__spec__.loader = self._loader
+            module.__loader__ = self._loader
+        except AttributeError:
+            pass
+        self._loader.exec_module(module)
+        _imported(self._name)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._loader, attr)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def __init__(self) -> None:
+        self._busy = threading.local()
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in _pending:
+            return None
+        busy = getattr(self._busy, "names", None)
+        if busy is None:
+            busy = self._busy.names = set()
+        if fullname in busy:
+            return None
+        busy.add(fullname)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        except (ImportError, ValueError):
+            return None
+        finally:
+            busy.discard(fullname)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return None
+        spec.loader = _Loader(spec.loader, fullname)
+        return spec
+
+
+_pending: Dict[str, List[Group]] = {}
+_finder: Optional[_Finder] = None
+
+
+def _imported(module: str) -> None:
+    with _lock:
+        groups = _pending.pop(module, [])
+        for g in groups:
+            if g.guard is not None:
+                try:
+                    g.apply()
+                except Exception as e:  # a library we do not understand: say so, keep going
+                    import warnings
+                    warnings.warn(f"pickleguard: could not protect {g.name}: {e!r}",
+                                  RuntimeWarning, stacklevel=2)
+        _update_finder()
+
+
+def _update_finder() -> None:
+    global _finder
+    if _pending and _finder is None:
+        _finder = _Finder()
+        sys.meta_path.insert(0, _finder)
+    elif not _pending and _finder is not None:
+        try:
+            sys.meta_path.remove(_finder)
+        except ValueError:
+            pass
+        _finder = None
+
+
+def activate(group: Group, guard: Any) -> None:
+    """Point a group at a guard and patch its library now, or when it is imported."""
+    with _lock:
+        group.guard = guard
+        if group.applied:
+            return
+        if group.module in sys.modules:
+            group.apply()
+        else:
+            lst = _pending.setdefault(group.module, [])
+            if group not in lst:
+                lst.append(group)
+            _update_finder()
+
+
+def deactivate(group: Group) -> None:
+    with _lock:
+        group.restore()
+        group.guard = None
+        lst = _pending.get(group.module)
+        if lst and group in lst:
+            lst.remove(group)
+            if not lst:
+                del _pending[group.module]
+        _update_finder()
+
+
+# ------------------------------------------------------------------ public API
+
+def install(mode: str = "ml", guard: Any = None, **options: Any) -> Any:
+    """Protect every way this process loads pickles: ``pickle.load``/``loads``/``Unpickler``
+    (and ``_pickle``'s, and the pure-Python ``pickle._Unpickler``/``_load``/``_loads``),
+    ``torch.load``, ``joblib.load``, ``numpy.load(allow_pickle=True)``,
+    ``pandas.read_pickle`` and ``dill.load``/``loads``. Each load is scanned, then runs
+    through the restricted unpickler. Idempotent (a second call only changes the guard) and
+    thread-safe. Returns the guard in use. ``options`` go to ``PickleGuard``."""
+    from ._guard import PickleGuard
+    if guard is None:
+        guard = PickleGuard(mode, **options)
+    elif options or mode != "ml":
+        raise TypeError("pass either a guard or a mode and options, not both")
+    with _lock:
+        for g in _groups().values():
+            activate(g, guard)
+    return guard
+
+
+def uninstall() -> None:
+    """Undo ``install()`` (and the integrations' ``patch()``): every patched attribute gets
+    its original object back. Safe to call when nothing is installed."""
+    with _lock:
+        for g in _groups().values():
+            deactivate(g)
+
+
+def is_installed() -> bool:
+    return any(g.guard is not None for g in _groups().values())
+
+
+def installed_guard(group: str = "pickle") -> Any:
+    """The guard a group currently uses (None when not installed)."""
+    return _groups()[group].guard

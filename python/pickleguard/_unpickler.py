@@ -1,0 +1,223 @@
+"""Layer 4: the restricted unpickler.
+
+``RestrictedUnpickler`` is a ``pickle.Unpickler`` (the C one) whose ``find_class`` asks the
+Rust policy (``_native.Policy``, the same object the static scan uses: one source of truth)
+and whose ``load`` first scans exactly the pickle it is about to read. Persistent ids are
+refused unless a ``persistent_load`` is supplied (torch supplies its own). A subclass keeps
+all of this: torch's ``UnpicklerWrapper`` and dill's ``Unpickler`` call ``super().find_class``.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import _pickle
+import pickle
+from typing import Any, Optional
+
+from ._io import MemoryReader, Span, describe, next_pickle
+
+__all__ = ["RestrictedUnpickler", "compat_names"]
+
+
+def compat_names(module: str, name: str) -> Optional[tuple]:
+    """What CPython's ``fix_imports`` turns a protocol 0-2 global into, when it changes it."""
+    key = (module, name)
+    if key in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[key]
+    if module in _compat_pickle.IMPORT_MAPPING:
+        return (_compat_pickle.IMPORT_MAPPING[module], name)
+    return None
+
+
+class _Source:
+    """What the C unpickler reads from: during a guarded ``load`` the scanned bytes of the
+    current pickle (a ``MemoryReader``), otherwise the caller's file itself."""
+
+    __slots__ = ("file", "reader", "span", "__weakref__")
+
+    def __init__(self, file: Any) -> None:
+        if not hasattr(file, "read") and not isinstance(file, (bytes, bytearray, memoryview)):
+            raise TypeError("file must have 'read' and 'readline' attributes")
+        self.file = file
+        self.reader: Optional[MemoryReader] = None
+        self.span: Optional[Span] = None
+
+    def _target(self) -> Any:
+        return self.reader if self.reader is not None else self.file
+
+    def read(self, n: int = -1) -> Any:
+        return self._target().read(n)
+
+    def readline(self, *a: Any) -> Any:
+        return self._target().readline(*a)
+
+    def readinto(self, b: Any) -> int:
+        t = self._target()
+        ri = getattr(t, "readinto", None)
+        if ri is not None:
+            return ri(b)
+        data = t.read(len(b))
+        memoryview(b).cast("B")[:len(data)] = data
+        return len(data)
+
+    def peek(self, n: int = 0) -> Any:
+        t = self._target()
+        p = getattr(t, "peek", None)
+        return p(n) if p is not None else b""
+
+    def begin(self, span: Span) -> None:
+        self.span = span
+        self.reader = span.reader()
+
+    def end(self) -> None:
+        span, reader = self.span, self.reader
+        self.span = self.reader = None
+        if span is not None and reader is not None:
+            span.commit(reader.pos)
+
+    def name(self) -> str:
+        return describe(self.file)
+
+
+class _RestrictedMixin:
+    """The restriction, for any ``Unpickler`` class built on the C one (``_pickle.Unpickler``).
+
+    The guard is found, in order: ``guard=`` given to the constructor, the class's
+    ``_pg_guard`` (``PickleGuard.Unpickler``), the class's ``_pg_group`` (what ``install()``
+    put in place; none after ``uninstall()``, and then the class loads like the original).
+    """
+
+    _pg_guard: Any = None
+    _pg_group: Any = None
+
+    def __init__(self, file: Any, *args: Any, **kwargs: Any) -> None:
+        guard = kwargs.pop("guard", None)
+        prescanned = kwargs.pop("_pg_prescanned", False)
+        name = kwargs.pop("_pg_name", None)
+        src = _Source(file)
+        d = self.__dict__
+        d["_pg_source"] = src
+        d["_pg_label"] = name
+        d["_pg_instance_guard"] = guard
+        d["_pg_prescanned"] = prescanned
+        super().__init__(src, *args, **kwargs)  # type: ignore[call-arg]
+        try:
+            self.persistent_load  # type: ignore[attr-defined]  # noqa: B018
+        except AttributeError:
+            # No persistent_load of a subclass: refuse persistent ids (the caller may still
+            # assign one, as torch does).
+            self.persistent_load = self._pg_refuse_persistent  # type: ignore[attr-defined]
+
+    def _pg_active_guard(self) -> Any:
+        g = self.__dict__.get("_pg_instance_guard")
+        if g is not None:
+            return g
+        cls = type(self)
+        if cls._pg_guard is not None:
+            return cls._pg_guard
+        group = cls._pg_group
+        return group.guard if group is not None else None
+
+    def _pg_name(self) -> str:
+        return self.__dict__.get("_pg_label") or describe(self.__dict__["_pg_source"].file)
+
+    def _pg_refuse_persistent(self, pid: Any) -> Any:
+        guard = self._pg_active_guard()
+        if guard is None or guard.mode == "audit":
+            raise pickle.UnpicklingError(
+                "A load persistent id instruction was encountered, but no persistent_load "
+                "function was specified.")
+        raise guard._refuse("persistent id", f"persistent id {pid!r}",
+                            self._pg_name())
+
+    def find_class(self, module: str, name: str) -> Any:
+        guard = self._pg_active_guard()
+        if guard is not None:
+            guard._check_global(module, name, self._pg_name())
+        return super().find_class(module, name)  # type: ignore[misc]
+
+    def load(self) -> Any:
+        src: _Source = self.__dict__["_pg_source"]
+        guard = self._pg_active_guard()
+        if guard is None or self.__dict__.get("_pg_prescanned"):
+            return super().load()  # type: ignore[misc]
+        span = next_pickle(src.file)
+        try:
+            guard._check_span(span, describe(src.file))
+        except BaseException:
+            span.commit(span.end)
+            raise
+        src.begin(span)
+        try:
+            return super().load()  # type: ignore[misc]
+        finally:
+            src.end()
+
+
+class RestrictedUnpickler(_RestrictedMixin, _pickle.Unpickler):  # type: ignore[misc]
+    """``pickle.Unpickler`` restricted by a ``PickleGuard`` (``guard=``; by default the one
+    ``install()`` set up, or none: then it loads like ``pickle.Unpickler``)."""
+
+
+def restricted_class(base: type, **attrs: Any) -> type:
+    """A restricted subclass of another C-based Unpickler class (dill's, a custom one)."""
+    if issubclass(base, _RestrictedMixin):
+        return type(base.__name__, (base,), attrs)
+    return type(base.__name__, (_RestrictedMixin, base), attrs)
+
+
+# ---------------------------------------------------------------- the pure-Python unpickler
+
+_PY_ORIG_FIND_CLASS = pickle._Unpickler.find_class  # type: ignore[attr-defined]
+_PY_ORIG_LOAD = pickle._Unpickler.load  # type: ignore[attr-defined]
+_PY_DISPATCH = pickle._Unpickler.dispatch  # type: ignore[attr-defined]
+
+
+def py_find_class(cls: type, guard_of: Any) -> Any:
+    """A ``find_class`` for a pure-Python Unpickler class (``pickle._Unpickler``, joblib's
+    ``NumpyUnpickler``, pandas' compat unpickler) that asks ``guard_of()`` first, then runs
+    the class's own ``find_class`` (or the next one in its MRO)."""
+    own = cls.__dict__.get("find_class")
+
+    def find_class(self: Any, module: str, name: str) -> Any:
+        guard = guard_of()
+        if guard is not None:
+            guard._check_global(module, name, f"<{type(self).__name__}>")
+        if own is not None:
+            return own(self, module, name)
+        return super(cls, self).find_class(module, name)
+
+    find_class.__qualname__ = f"{cls.__qualname__}.find_class"
+    find_class.__module__ = __name__
+    return find_class
+
+
+def py_load(guard_of: Any) -> Any:
+    """``pickle._Unpickler.load`` that scans the pickle it is about to read first, when the
+    class reads a standard stream (not joblib's or pandas' own opcode handlers, which read
+    other data in between; those keep the run-time check of ``find_class``)."""
+
+    def load(self: Any) -> Any:
+        guard = guard_of()
+        read = getattr(self, "_file_read", None)
+        fileobj = getattr(read, "__self__", None)
+        if (guard is None or type(self).dispatch is not _PY_DISPATCH or fileobj is None
+                or not hasattr(self, "_file_readline")):
+            return _PY_ORIG_LOAD(self)
+        span = next_pickle(fileobj)
+        try:
+            guard._check_span(span, describe(fileobj))
+        except BaseException:
+            span.commit(span.end)
+            raise
+        reader = span.reader(as_bytes=True)
+        saved = (self._file_read, self._file_readline)
+        self._file_read, self._file_readline = reader.read, reader.readline
+        try:
+            return _PY_ORIG_LOAD(self)
+        finally:
+            self._file_read, self._file_readline = saved
+            span.commit(reader.pos)
+
+    load.__qualname__ = "load"
+    return load

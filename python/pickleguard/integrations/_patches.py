@@ -1,0 +1,163 @@
+"""The patch groups ``install()`` applies (see ``pickleguard._install``)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Dict
+
+from .._install import Group
+
+
+def _pickle(g: Group) -> None:
+    import _pickle as cpickle
+    import pickle
+
+    from .._unpickler import RestrictedUnpickler, py_find_class, py_load
+    orig_load, orig_loads = pickle.load, pickle.loads
+    orig_pyload, orig_pyloads = pickle._load, pickle._loads  # type: ignore[attr-defined]
+
+    installed = type("Unpickler", (RestrictedUnpickler,), {
+        "_pg_group": g, "__module__": "pickleguard",
+        "__doc__": "pickle.Unpickler while pickleguard.install() is active: scans each "
+                   "pickle, then loads it restricted by the installed guard."})
+
+    def load(file: Any, *, fix_imports: bool = True, encoding: str = "ASCII",
+             errors: str = "strict", buffers: Any = ()) -> Any:
+        guard = g.guard
+        kw = {"fix_imports": fix_imports, "encoding": encoding, "errors": errors,
+              "buffers": buffers}
+        if guard is None:
+            return orig_load(file, **kw)
+        return guard._load_pickle(file, kw)
+
+    def loads(data: Any, /, *, fix_imports: bool = True, encoding: str = "ASCII",
+              errors: str = "strict", buffers: Any = ()) -> Any:
+        guard = g.guard
+        kw = {"fix_imports": fix_imports, "encoding": encoding, "errors": errors,
+              "buffers": buffers}
+        if guard is None:
+            return orig_loads(data, **kw)
+        if isinstance(data, str):
+            raise TypeError("a bytes-like object is required, not 'str'")
+        return guard._load_pickle(data, kw)
+
+    def _load(file: Any, *, fix_imports: bool = True, encoding: str = "ASCII",
+              errors: str = "strict", buffers: Any = None) -> Any:
+        guard = g.guard
+        kw = {"fix_imports": fix_imports, "encoding": encoding, "errors": errors,
+              "buffers": buffers}
+        if guard is None:
+            return orig_pyload(file, **kw)
+        return guard._load_pickle(file, kw, pure=True)
+
+    def _loads(s: Any, /, *, fix_imports: bool = True, encoding: str = "ASCII",
+               errors: str = "strict", buffers: Any = None) -> Any:
+        guard = g.guard
+        kw = {"fix_imports": fix_imports, "encoding": encoding, "errors": errors,
+              "buffers": buffers}
+        if guard is None:
+            return orig_pyloads(s, **kw)
+        if isinstance(s, str):
+            raise TypeError("Can't load pickle from unicode string")
+        return guard._load_pickle(s, kw, pure=True)
+
+    for f, o in ((load, orig_load), (loads, orig_loads), (_load, orig_pyload),
+                 (_loads, orig_pyloads)):
+        f.__doc__ = o.__doc__
+        f.__module__ = "pickle"
+        f._pg_original = o  # type: ignore[attr-defined]
+
+    guard_of = g.guard_of()
+    g.set(pickle, "load", load)
+    g.set(pickle, "loads", loads)
+    g.set(pickle, "Unpickler", installed)
+    g.set(cpickle, "load", load)
+    g.set(cpickle, "loads", loads)
+    g.set(cpickle, "Unpickler", installed)
+    py = pickle._Unpickler  # type: ignore[attr-defined]
+    g.set(py, "find_class", py_find_class(py, guard_of))
+    g.set(py, "load", py_load(guard_of))
+    g.set(pickle, "_load", _load)
+    g.set(pickle, "_loads", _loads)
+
+
+def _torch(g: Group) -> None:
+    import torch
+    import torch.serialization as ser
+
+    from .pytorch import make_patched
+    orig = ser.load
+    patched = make_patched(g, orig)
+    g.set(ser, "load", patched)
+    if getattr(torch, "load", None) is orig:
+        g.set(torch, "load", patched)
+
+
+def _joblib(g: Group) -> None:
+    import joblib
+    import joblib.numpy_pickle as npk
+
+    from .._unpickler import py_find_class
+    from .joblib import make_patched
+    orig = npk.load
+    patched = make_patched(g, orig)
+    g.set(npk, "load", patched)
+    if getattr(joblib, "load", None) is orig:
+        g.set(joblib, "load", patched)
+    guard_of = g.guard_of()
+    g.set(npk.NumpyUnpickler, "find_class", py_find_class(npk.NumpyUnpickler, guard_of))
+    compat = sys.modules.get("joblib.numpy_pickle_compat")
+    if compat is not None:
+        for name in ("NumpyUnpickler", "ZipNumpyUnpickler"):
+            cls = getattr(compat, name, None)
+            if isinstance(cls, type) and cls is not npk.NumpyUnpickler:
+                g.set(cls, "find_class", py_find_class(cls, guard_of))
+
+
+def _numpy(g: Group) -> None:
+    import numpy
+
+    from .numpy import make_patched
+    g.set(numpy, "load", make_patched(g, numpy.load))
+
+
+def _pandas(g: Group) -> None:
+    import pandas
+    import pandas.io.pickle as pio
+    from pandas.compat import pickle_compat
+
+    from .._unpickler import py_find_class
+    from .pandas import make_patched
+    orig = pio.read_pickle
+    patched = make_patched(g, orig)
+    g.set(pio, "read_pickle", patched)
+    if getattr(pandas, "read_pickle", None) is orig:
+        g.set(pandas, "read_pickle", patched)
+    cls = pickle_compat.Unpickler
+    g.set(cls, "find_class", py_find_class(cls, g.guard_of()))
+
+
+def _dill(g: Group) -> None:
+    import dill
+    import dill._dill as dd
+
+    from .._unpickler import py_find_class
+    from .dill import make_patched
+    cls = dd.Unpickler
+    load, loads = make_patched(g, dd.load, dd.loads, cls)
+    for mod in (dill, dd):
+        if getattr(mod, "load", None) is dd.load:
+            g.set(mod, "load", load)
+        if getattr(mod, "loads", None) is dd.loads:
+            g.set(mod, "loads", loads)
+    g.set(cls, "find_class", py_find_class(cls, g.guard_of()))
+
+
+GROUPS: Dict[str, Group] = {
+    "pickle": Group("pickle", "pickle", _pickle),
+    "torch": Group("torch", "torch", _torch),
+    "joblib": Group("joblib", "joblib", _joblib),
+    "numpy": Group("numpy", "numpy", _numpy),
+    "pandas": Group("pandas", "pandas", _pandas),
+    "dill": Group("dill", "dill", _dill),
+}

@@ -1,0 +1,132 @@
+"""joblib: ``joblib.load``.
+
+``patch()`` makes ``joblib.load`` scan the decompressed stream (decompressed once, by
+joblib's own decompressors) and load it with joblib's ``NumpyUnpickler``, restricted. That
+class subclasses ``pickle._Unpickler`` at import time, so its ``find_class`` is patched on the
+class itself: every other way into it (``joblib.Memory``, object arrays' nested pickles, the
+compatibility loaders) is restricted too.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from typing import Any, Callable, Optional
+
+from ._common import patch_group, unpatch_group
+
+__all__ = ["patch", "unpatch", "load"]
+
+
+def patch(mode: str = "ml", guard: Any = None, **options: Any) -> Any:
+    """Protect ``joblib.load``. Returns the guard."""
+    return patch_group("joblib", mode, guard, **options)
+
+
+def unpatch() -> None:
+    unpatch_group("joblib")
+
+
+def _unpickle(cls: type, fobj: Any, eno: Any, filename: str = "",
+              mmap_mode: Any = None) -> Any:
+    """joblib's ``_unpickle`` with a given unpickler class."""
+    unpickler = cls(filename, fobj, eno, mmap_mode=mmap_mode)
+    try:
+        obj = unpickler.load()
+    except UnicodeDecodeError as exc:
+        new = ValueError("You may be trying to read with python 3 a joblib pickle generated "
+                         "with python 2. This feature is not supported by joblib.")
+        new.__cause__ = exc
+        raise new
+    if getattr(unpickler, "compat_mode", False):
+        warnings.warn(f"The file '{filename}' has been generated with a joblib version less "
+                      "than 0.10. Please regenerate this pickle file.", DeprecationWarning,
+                      stacklevel=3)
+    return obj
+
+
+def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any, eno: Any,
+                       is_path: bool) -> Any:
+    import joblib.numpy_pickle as npk
+    from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
+
+    from .._io import _real_file, map_fd
+
+    start = f.tell()
+    with _validate_fileobject_and_memmap(f, name, mmap_mode) as (fobj, validated):
+        source = name or "<joblib>"
+        if isinstance(fobj, str):
+            # A pre-0.10 dump with companion .npy files: joblib's compatibility loader
+            # (its unpicklers are restricted at the class while patched).
+            from .._io import map_path
+            guard.check_file(map_path(fobj), fobj)
+            return npk.load_compatibility(fobj)
+        if fobj is f:
+            data: Optional[Any] = None
+            if _real_file(f):
+                try:
+                    whole = map_fd(f.fileno())
+                    data = memoryview(whole)[start:] if start else whole
+                except (OSError, ValueError):
+                    data = None
+            if data is None:
+                here = f.tell()
+                f.seek(start)
+                data = f.read()
+                f.seek(here)
+            guard.check(guard.analyze(data, source=source))
+            del data
+            if is_path:
+                return _unpickle(cls, fobj, eno, name, validated)
+            return _unpickle(cls, fobj, eno)
+        # Compressed: decompress once, scan what the unpickler will read, load from memory.
+        plain = fobj.read()
+        guard.check(guard.analyze(plain, source=source))
+        return _unpickle(cls, io.BytesIO(plain), eno, name if is_path else "", None)
+
+
+def guarded_load(guard: Any, filename: Any, mmap_mode: Any = None,
+                 ensure_native_byte_order: Any = "auto", cls: Optional[type] = None) -> Any:
+    """``joblib.load``'s logic, with the scan in front and ``cls`` as the unpickler
+    (joblib's ``NumpyUnpickler`` by default, restricted at the class when patched)."""
+    import joblib.numpy_pickle as npk
+    if cls is None:
+        cls = npk.NumpyUnpickler
+    eno = ensure_native_byte_order
+    if eno == "auto":
+        eno = mmap_mode is None
+    if eno and mmap_mode is not None:
+        raise ValueError("Native byte ordering can only be enforced if 'mmap_mode' parameter "
+                         f"is set to None, but got 'mmap_mode={mmap_mode}' instead.")
+    if isinstance(filename, os.PathLike):
+        filename = os.fspath(filename)
+    if hasattr(filename, "read"):
+        name = getattr(filename, "name", "")
+        return _scan_and_unpickle(guard, cls, filename, name if isinstance(name, str) else "",
+                                  mmap_mode, eno, False)
+    with open(filename, "rb") as f:
+        return _scan_and_unpickle(guard, cls, f, filename, mmap_mode, eno, True)
+
+
+def load(filename: Any, mmap_mode: Any = None, ensure_native_byte_order: Any = "auto", *,
+         mode: str = "ml", guard: Any = None) -> Any:
+    """``joblib.load`` through a guard, without patching anything."""
+    from .._guard import guard_for
+    g = guard if guard is not None else guard_for(mode)
+    return guarded_load(g, filename, mmap_mode, ensure_native_byte_order,
+                        cls=g._joblib_unpickler_class())
+
+
+def make_patched(group: Any, orig: Callable[..., Any]) -> Callable[..., Any]:
+    def load(filename: Any, mmap_mode: Any = None, ensure_native_byte_order: Any = "auto") -> Any:
+        guard = group.guard
+        if guard is None:
+            return orig(filename, mmap_mode, ensure_native_byte_order)
+        return guarded_load(guard, filename, mmap_mode, ensure_native_byte_order)
+
+    load.__doc__ = orig.__doc__
+    load.__name__ = load.__qualname__ = "load"
+    load.__module__ = orig.__module__
+    load._pg_original = orig  # type: ignore[attr-defined]
+    return load

@@ -1,0 +1,147 @@
+"""NumPy: ``numpy.load(..., allow_pickle=True)``.
+
+With ``allow_pickle=True`` the file is scanned first; an object array's pickle (``.npy``, or a
+member of an ``.npz``, loaded when accessed) and a plain pickle file are loaded through the
+restricted unpickler. ``allow_pickle=False`` loads are left alone: they cannot unpickle.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import os
+import pickle
+from typing import Any, Callable
+
+from ._common import patch_group, prescan, unpatch_group
+
+__all__ = ["patch", "unpatch", "load"]
+
+
+def patch(mode: str = "ml", guard: Any = None, **options: Any) -> Any:
+    """Protect ``numpy.load``. Returns the guard."""
+    return patch_group("numpy", mode, guard, **options)
+
+
+def unpatch() -> None:
+    unpatch_group("numpy")
+
+
+def _npz_class() -> type:
+    from numpy.lib._npyio_impl import NpzFile
+
+    class GuardedNpzFile(NpzFile):  # type: ignore[misc,valid-type]
+        """``NpzFile`` whose object arrays load through a guard."""
+
+        _pg_guard: Any = None
+        _pg_kwargs: Any = None
+
+        def __getitem__(self, key: str) -> Any:
+            try:
+                return super().__getitem__(key)
+            except ValueError as e:
+                if "allow_pickle" not in str(e) or self._pg_guard is None:
+                    raise
+            from .._formats import _load_npy
+            member = self._files[key]
+            blob = self.zip.read(member)
+            guard = self._pg_guard
+            guard.check_file(blob, member)
+            return _load_npy(guard, blob, self._pg_kwargs or {})
+
+    return GuardedNpzFile
+
+
+_NPZ: Any = None
+
+
+def npz_file(guard: Any, fid: Any, own_fid: bool, pickle_kwargs: Any, **kw: Any) -> Any:
+    global _NPZ
+    if _NPZ is None:
+        _NPZ = _npz_class()
+    z = _NPZ(fid, own_fid=own_fid, allow_pickle=False, pickle_kwargs=pickle_kwargs, **kw)
+    z._pg_guard = guard
+    z._pg_kwargs = pickle_kwargs
+    return z
+
+
+def guarded_load(guard: Any, orig: Callable[..., Any], file: Any, mmap_mode: Any = None,
+                 allow_pickle: bool = False, fix_imports: bool = True,
+                 encoding: str = "ASCII", **kw: Any) -> Any:
+    if not allow_pickle:
+        return orig(file, mmap_mode, allow_pickle, fix_imports, encoding, **kw)
+    if encoding not in ("ASCII", "latin1", "bytes"):
+        raise ValueError("encoding must be 'ASCII', 'latin1', or 'bytes'")
+    from numpy.lib import format as fmt
+
+    from .._formats import _load_npy
+    pickle_kwargs = {"encoding": encoding, "fix_imports": fix_imports}
+    own = not hasattr(file, "read")
+    fid = open(os.fspath(file), "rb") if own else file
+    try:
+        prescan(guard, fid)
+        magic = fid.read(len(fmt.MAGIC_PREFIX))
+        if not magic:
+            raise EOFError("No data left in file")
+        fid.seek(-len(magic), 1)
+        if magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            z = npz_file(guard, fid, own, pickle_kwargs, **kw)
+            own = False  # the NpzFile owns it now
+            return z
+        if magic == fmt.MAGIC_PREFIX:
+            if mmap_mode:
+                return orig(file, mmap_mode, allow_pickle, fix_imports, encoding, **kw)
+            pos = fid.tell()
+            data = fid.read()
+            try:
+                return _load_npy(guard, data, pickle_kwargs)
+            finally:
+                # numpy leaves the file after the array; so do we.
+                fid.seek(pos + len(data))
+        from .._analysis import PickleSecurityError
+        try:
+            return guard._load_pickle(fid, pickle_kwargs)
+        except PickleSecurityError:
+            raise
+        except Exception as e:
+            raise pickle.UnpicklingError(f"Failed to interpret file {file!r} as a pickle") from e
+    finally:
+        if own:
+            fid.close()
+
+
+def load(file: Any, *args: Any, mode: str = "ml", guard: Any = None, **kwargs: Any) -> Any:
+    """``numpy.load`` through a guard, without patching anything."""
+    import numpy as np
+
+    from .._guard import guard_for
+    g = guard if guard is not None else guard_for(mode)
+    orig = getattr(np.load, "_pg_original", np.load)
+    return _call(g, orig, file, *args, **kwargs)
+
+
+def _call(guard: Any, orig: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    sig = inspect.signature(orig)
+    ba = sig.bind(*args, **kwargs)
+    a = dict(ba.arguments)
+    file = a.pop("file")
+    mmap_mode = a.pop("mmap_mode", None)
+    allow_pickle = a.pop("allow_pickle", False)
+    fix_imports = a.pop("fix_imports", True)
+    encoding = a.pop("encoding", "ASCII")
+    return guarded_load(guard, orig, file, mmap_mode, allow_pickle, fix_imports, encoding, **a)
+
+
+def make_patched(group: Any, orig: Callable[..., Any]) -> Callable[..., Any]:
+    def load(*args: Any, **kwargs: Any) -> Any:
+        guard = group.guard
+        if guard is None:
+            return orig(*args, **kwargs)
+        return _call(guard, orig, *args, **kwargs)
+
+    load.__doc__ = orig.__doc__
+    load.__name__ = load.__qualname__ = "load"
+    load.__module__ = orig.__module__
+    load.__signature__ = inspect.signature(orig)  # type: ignore[attr-defined]
+    load._pg_original = orig  # type: ignore[attr-defined]
+    return load

@@ -1,0 +1,86 @@
+"""pandas: ``pandas.read_pickle``.
+
+The handle pandas opens (decompressing by extension or ``compression=``) is read one pickle at
+a time: scanned, then loaded through the restricted unpickler; pandas' fallback for old
+pickles (``pandas.compat.pickle_compat.Unpickler``, a ``pickle._Unpickler`` subclass) is
+restricted at the class.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+from ._common import patch_group, unpatch_group
+
+__all__ = ["patch", "unpatch", "read_pickle"]
+
+
+def patch(mode: str = "ml", guard: Any = None, **options: Any) -> Any:
+    """Protect ``pandas.read_pickle``. Returns the guard."""
+    return patch_group("pandas", mode, guard, **options)
+
+
+def unpatch() -> None:
+    unpatch_group("pandas")
+
+
+_EXCS = (AttributeError, ImportError, ModuleNotFoundError, TypeError, ValueError)
+
+
+def guarded_read_pickle(guard: Any, filepath_or_buffer: Any, compression: Any = "infer",
+                        storage_options: Any = None) -> Any:
+    from pandas.compat import pickle_compat
+    from pandas.io.common import get_handle
+
+    from .._analysis import PickleSecurityError
+    from .._io import describe, next_pickle
+    with get_handle(filepath_or_buffer, "rb", compression=compression, is_text=False,
+                    storage_options=storage_options) as handles:
+        h = handles.handle
+        start = h.tell() if h.seekable() else None
+        try:
+            with warnings.catch_warnings(record=True):
+                warnings.simplefilter("ignore", Warning)
+                return guard._load_pickle(h, {})
+        except PickleSecurityError:
+            raise
+        except _EXCS:
+            if start is None:
+                raise
+            # pandas' compatibility unpickler reads a standard stream with its own opcode
+            # handlers: scan the pickle, then load it with the class restricted.
+            h.seek(start)
+            guard._check_span(next_pickle(h), describe(filepath_or_buffer))
+            h.seek(start)
+            return _compat_class(guard, pickle_compat.Unpickler)(h).load()
+
+
+def _compat_class(guard: Any, base: type) -> type:
+    def find_class(self: Any, module: str, name: str) -> Any:
+        guard._check_global(module, name, "<pandas pickle_compat>")
+        return base.find_class(self, module, name)
+
+    return type("RestrictedCompatUnpickler", (base,), {"find_class": find_class})
+
+
+def read_pickle(filepath_or_buffer: Any, compression: Any = "infer",
+                storage_options: Any = None, *, mode: str = "ml", guard: Any = None) -> Any:
+    """``pandas.read_pickle`` through a guard, without patching anything."""
+    from .._guard import guard_for
+    g = guard if guard is not None else guard_for(mode)
+    return guarded_read_pickle(g, filepath_or_buffer, compression, storage_options)
+
+
+def make_patched(group: Any, orig: Callable[..., Any]) -> Callable[..., Any]:
+    def read_pickle(filepath_or_buffer: Any, compression: Any = "infer",
+                    storage_options: Any = None) -> Any:
+        guard = group.guard
+        if guard is None:
+            return orig(filepath_or_buffer, compression, storage_options)
+        return guarded_read_pickle(guard, filepath_or_buffer, compression, storage_options)
+
+    read_pickle.__doc__ = orig.__doc__
+    read_pickle.__module__ = orig.__module__
+    read_pickle._pg_original = orig  # type: ignore[attr-defined]
+    return read_pickle

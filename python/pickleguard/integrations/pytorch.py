@@ -1,0 +1,89 @@
+"""PyTorch: ``torch.load``.
+
+``patch()`` makes ``torch.load`` scan the file or buffer first (zip and legacy formats, every
+pickle in it); with ``weights_only=False`` (or a torch that defaults to it) it then loads
+through the restricted unpickler (torch's ``pickle_module`` hook: torch keeps its own
+``persistent_load`` for tensors), with ``weights_only=True`` torch's own loader does the
+loading after the scan.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from ._common import patch_group, prescan, unpatch_group
+
+__all__ = ["patch", "unpatch", "load", "original_load"]
+
+_TRUE = ("1", "y", "yes", "true")
+
+
+def patch(mode: str = "ml", guard: Any = None, **options: Any) -> Any:
+    """Protect ``torch.load`` (and ``torch.serialization.load``). Returns the guard."""
+    return patch_group("torch", mode, guard, **options)
+
+
+def unpatch() -> None:
+    unpatch_group("torch")
+
+
+def original_load() -> Callable[..., Any]:
+    """``torch.load`` as torch defines it, whether patched or not."""
+    import torch.serialization as ser
+    f = ser.load
+    return getattr(f, "_pg_original", f)
+
+
+def _weights_only(weights_only: Any, pickle_module: Any) -> bool:
+    """What ``torch.load`` would decide (its default and its environment overrides)."""
+    import torch.serialization as ser
+    not_set = weights_only is None
+    if not_set:
+        default = getattr(ser, "_default_to_weights_only", None)
+        wo = bool(default(pickle_module)) if default is not None else False
+    else:
+        wo = bool(weights_only)
+    if os.getenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() in _TRUE:
+        wo = True
+    elif os.getenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "0").lower() in _TRUE and not_set:
+        wo = False
+    return wo
+
+
+def guarded_load(guard: Any, orig: Callable[..., Any], f: Any, map_location: Any = None,
+                 pickle_module: Any = None, *, weights_only: Any = None, mmap: Any = None,
+                 **pickle_load_args: Any) -> Any:
+    wo = _weights_only(weights_only, pickle_module)
+    prescan(guard, f)
+    if wo:
+        return orig(f, map_location, pickle_module, weights_only=True, mmap=mmap,
+                    **pickle_load_args)
+    pm = guard.pickle_module_for(pickle_module)
+    return orig(f, map_location, pm, weights_only=False, mmap=mmap, **pickle_load_args)
+
+
+def load(f: Any, map_location: Any = None, pickle_module: Any = None, *, mode: str = "ml",
+         guard: Any = None, **kwargs: Any) -> Any:
+    """``torch.load`` through a guard, without patching anything."""
+    from .._guard import guard_for
+    g = guard if guard is not None else guard_for(mode)
+    return guarded_load(g, original_load(), f, map_location, pickle_module, **kwargs)
+
+
+def make_patched(group: Any, orig: Callable[..., Any]) -> Callable[..., Any]:
+    def load(f: Any, map_location: Any = None, pickle_module: Any = None, *,
+             weights_only: Any = None, mmap: Any = None, **pickle_load_args: Any) -> Any:
+        guard = group.guard
+        if guard is None:
+            return orig(f, map_location, pickle_module, weights_only=weights_only, mmap=mmap,
+                        **pickle_load_args)
+        return guarded_load(guard, orig, f, map_location, pickle_module,
+                            weights_only=weights_only, mmap=mmap, **pickle_load_args)
+
+    load.__doc__ = orig.__doc__
+    load.__name__ = "load"
+    load.__qualname__ = "load"
+    load.__module__ = orig.__module__
+    load._pg_original = orig  # type: ignore[attr-defined]
+    return load

@@ -1,0 +1,258 @@
+"""The real libraries: benign artifacts made here load through safe_load, install() and the
+patched loaders and equal what the native loader returns; harmless attack samples raise
+PickleSecurityError through every loader and their marker never appears."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+
+import pytest
+
+import pickleguard
+from pickleguard import PickleSecurityError, safe_load
+from pickleguard.integrations import joblib as pg_joblib
+from pickleguard.integrations import pytorch as pg_torch
+from test_python_support import (OpenPayload, SystemPayload, assert_no_marker,  # noqa: F401
+                                 in_tmp)
+
+torch = pytest.importorskip("torch")
+np = pytest.importorskip("numpy")
+pd = pytest.importorskip("pandas")
+joblib = pytest.importorskip("joblib")
+
+
+@pytest.fixture
+def installed():
+    g = pickleguard.install()
+    try:
+        yield g
+    finally:
+        pickleguard.uninstall()
+
+
+def _net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+
+
+def _same_state(a, b):
+    assert list(a) == list(b)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def _pipeline():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 6))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    return make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), X
+
+
+# ------------------------------------------------------------------ PyTorch
+
+def test_torch_state_dict_and_whole_module(in_tmp, installed):
+    net = _net()
+    torch.save(net.state_dict(), "sd.pt")
+    torch.save(net, "whole.pt")
+    native_sd = pg_torch.original_load()("sd.pt", weights_only=True)
+    native_whole = pg_torch.original_load()("whole.pt", weights_only=False)
+    _same_state(safe_load("sd.pt"), native_sd)
+    _same_state(safe_load("whole.pt").state_dict(), native_whole.state_dict())
+    _same_state(torch.load("sd.pt"), native_sd)  # weights_only default: pre-scanned
+    _same_state(torch.load("sd.pt", weights_only=False), native_sd)
+    _same_state(torch.load("whole.pt", weights_only=False).state_dict(),
+                native_whole.state_dict())
+    with open("whole.pt", "rb") as f:
+        _same_state(torch.load(f, weights_only=False).state_dict(), native_whole.state_dict())
+    buf = io.BytesIO(open("sd.pt", "rb").read())
+    _same_state(torch.load(buf, weights_only=False), native_sd)
+    # the legacy (non-zip) format: several pickles and raw storages in one stream
+    torch.save(net.state_dict(), "legacy.pt", _use_new_zipfile_serialization=False)
+    _same_state(torch.load("legacy.pt", weights_only=False), native_sd)
+    _same_state(safe_load("legacy.pt"), native_sd)
+
+
+@pytest.mark.parametrize("payload", [SystemPayload, OpenPayload])
+def test_torch_attacks(in_tmp, installed, payload):
+    name = f"torch-{payload.__name__}"
+    torch.save({"weights": torch.zeros(2), "evil": payload(name)}, "evil.pt")
+    torch.save({"evil": payload(name)}, "evil_legacy.pt", _use_new_zipfile_serialization=False)
+    for f in ("evil.pt", "evil_legacy.pt"):
+        for call in (lambda: torch.load(f, weights_only=False),
+                     lambda: torch.load(open(f, "rb"), weights_only=False),
+                     lambda: torch.load(f),  # weights_only=True: pre-scan or torch refuses
+                     lambda: safe_load(f),
+                     lambda: pg_torch.load(f, weights_only=False)):
+            with pytest.raises(pickle.UnpicklingError):
+                call()
+        with pytest.raises(PickleSecurityError):
+            torch.load(f, weights_only=False)
+        assert_no_marker(name)
+
+
+def test_torch_integration_patch_unpatch(in_tmp):
+    torch.save({"evil": SystemPayload("tpatch")}, "evil.pt")
+    orig = torch.load
+    pg_torch.patch()
+    try:
+        assert torch.load is not orig
+        with pytest.raises(PickleSecurityError):
+            torch.load("evil.pt", weights_only=False)
+    finally:
+        pg_torch.unpatch()
+    assert torch.load is orig
+    assert_no_marker("tpatch")
+
+
+# ------------------------------------------------------------------ joblib / scikit-learn
+
+@pytest.mark.parametrize("compress", [0, 3, ("gzip", 3), ("lzma", 3), ("bz2", 3)])
+def test_joblib_pipeline(in_tmp, installed, compress):
+    pipe, X = _pipeline()
+    joblib.dump(pipe, "m.joblib", compress=compress)
+    expect = pipe.predict_proba(X)
+    for loaded in (joblib.load("m.joblib"), safe_load("m.joblib"), pg_joblib.load("m.joblib"),
+                   joblib.load(open("m.joblib", "rb"))):
+        np.testing.assert_array_equal(loaded.predict_proba(X), expect)
+
+
+@pytest.mark.parametrize("compress", [0, 3])
+def test_joblib_attacks(in_tmp, compress):
+    name = f"joblib{compress}"
+    joblib.dump({"arr": np.arange(10), "evil": SystemPayload(name)}, "e.joblib",
+                compress=compress)
+    with pytest.raises(PickleSecurityError):
+        safe_load("e.joblib")
+    with pytest.raises(PickleSecurityError):
+        pg_joblib.load("e.joblib")
+    pg_joblib.patch()
+    try:
+        with pytest.raises(PickleSecurityError):
+            joblib.load("e.joblib")
+        # the class itself is restricted: joblib's internal path, no pre-scan
+        from joblib.numpy_pickle import _unpickle
+        with open("e.joblib", "rb") as f:
+            if compress == 0:
+                with pytest.raises(PickleSecurityError):
+                    _unpickle(f, True)
+    finally:
+        pg_joblib.unpatch()
+    assert_no_marker(name)
+
+
+def test_joblib_object_arrays_nested_pickles(in_tmp, installed):
+    arr = np.array([{"k": 1}, "text", 3.5], dtype=object)
+    joblib.dump(arr, "o.joblib")
+    assert list(joblib.load("o.joblib")) == list(arr)
+    joblib.dump(np.array([SystemPayload("jobj"), 1], dtype=object), "eo.joblib")
+    with pytest.raises(PickleSecurityError):
+        joblib.load("eo.joblib")
+    assert_no_marker("jobj")
+
+
+# ------------------------------------------------------------------ numpy
+
+def test_numpy_object_arrays(in_tmp, installed):
+    arr = np.array([{"a": 1}, [1, 2], "x", None], dtype=object)
+    np.save("o.npy", arr, allow_pickle=True)
+    np.savez("z.npz", plain=np.arange(4), obj=arr)
+    for loaded in (np.load("o.npy", allow_pickle=True), safe_load("o.npy")):
+        assert list(loaded) == list(arr)
+    z = np.load("z.npz", allow_pickle=True)
+    assert list(z["obj"]) == list(arr) and list(z["plain"]) == [0, 1, 2, 3]
+    zs = safe_load("z.npz")
+    assert list(zs["obj"]) == list(arr)
+    with open("p.pkl", "wb") as f:
+        pickle.dump({"plain": "pickle"}, f)
+    assert np.load("p.pkl", allow_pickle=True) == {"plain": "pickle"}
+
+
+def test_numpy_attacks(in_tmp, installed):
+    np.save("e.npy", np.array([SystemPayload("npy"), 1], dtype=object), allow_pickle=True)
+    np.savez("e.npz", ok=np.arange(3), bad=np.array([OpenPayload("npz")], dtype=object))
+    with open("e.pkl", "wb") as f:
+        pickle.dump(SystemPayload("nppkl"), f)
+    for call in (lambda: np.load("e.npy", allow_pickle=True), lambda: safe_load("e.npy"),
+                 lambda: np.load("e.npz", allow_pickle=True)["bad"],
+                 lambda: safe_load("e.npz")["bad"],
+                 lambda: np.load("e.pkl", allow_pickle=True),
+                 lambda: np.load(open("e.npy", "rb"), allow_pickle=True)):
+        with pytest.raises(PickleSecurityError):
+            call()
+    assert list(np.load("e.npz", allow_pickle=True)["ok"]) == [0, 1, 2]
+    for n in ("npy", "npz", "nppkl"):
+        assert_no_marker(n)
+
+
+# ------------------------------------------------------------------ pandas
+
+def test_pandas_dataframe(in_tmp, installed):
+    df = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"], "c": [0.5, 1.5, None],
+                       "t": pd.date_range("2024-01-01", periods=3)})
+    df.to_pickle("df.pkl")
+    df.to_pickle("df.pkl.gz")
+    for loaded in (pd.read_pickle("df.pkl"), pd.read_pickle("df.pkl.gz"), safe_load("df.pkl"),
+                   safe_load("df.pkl.gz")):
+        pd.testing.assert_frame_equal(loaded, df)
+
+
+def test_pandas_attacks(in_tmp, installed):
+    pd.to_pickle(SystemPayload("pd"), "e.pkl")
+    with gzip.open("e.pkl.gz", "wb") as f:
+        pickle.dump(OpenPayload("pdgz"), f)
+    for call in (lambda: pd.read_pickle("e.pkl"), lambda: pd.read_pickle("e.pkl.gz"),
+                 lambda: safe_load("e.pkl.gz")):
+        with pytest.raises(PickleSecurityError):
+            call()
+    assert_no_marker("pd")
+    assert_no_marker("pdgz")
+
+
+# ------------------------------------------------------------------ gradient boosting, dill
+
+def test_xgboost_and_lightgbm(in_tmp, installed):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 5))
+    y = (X[:, 0] > 0).astype(int)
+    models = []
+    try:
+        import xgboost
+        models.append(xgboost.XGBClassifier(n_estimators=5, max_depth=2).fit(X, y))
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import lightgbm
+        models.append(lightgbm.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y))
+    except ImportError:  # pragma: no cover
+        pass
+    if not models:
+        pytest.skip("neither xgboost nor lightgbm")
+    for i, m in enumerate(models):
+        joblib.dump(m, f"m{i}.joblib")
+        with open(f"m{i}.pkl", "wb") as f:
+            pickle.dump(m, f)
+        expect = m.predict_proba(X)
+        for loaded in (joblib.load(f"m{i}.joblib"), safe_load(f"m{i}.joblib"),
+                       safe_load(f"m{i}.pkl"), pickle.load(open(f"m{i}.pkl", "rb"))):
+            np.testing.assert_allclose(loaded.predict_proba(X), expect)
+
+
+def test_dill(in_tmp, installed):
+    dill = pytest.importorskip("dill")
+    assert dill.loads(dill.dumps({"a": [1, 2]})) == {"a": [1, 2]}
+    with pytest.raises(PickleSecurityError):
+        dill.loads(dill.dumps(SystemPayload("dill")))
+    with pytest.raises(PickleSecurityError):  # a function rebuilt from code is code execution
+        dill.loads(dill.dumps(lambda: os.system("touch pickleguard-marker-dill2")))
+    with open("d.pkl", "wb") as f:
+        dill.dump(OpenPayload("dill3"), f)
+    with pytest.raises(PickleSecurityError):
+        dill.load(open("d.pkl", "rb"))
+    for n in ("dill", "dill2", "dill3"):
+        assert_no_marker(n)

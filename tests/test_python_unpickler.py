@@ -1,0 +1,150 @@
+"""Layer 4, the restricted unpickler, on its own: it asks the Rust policy (one source of
+truth with the scan), refuses persistent ids and forbidden globals, and stops a payload the
+static scan was made to miss (a parser differential)."""
+
+from __future__ import annotations
+
+import collections
+import copyreg
+import io
+import pickle
+
+import pytest
+
+import pickleguard
+from pickleguard import PickleGuard, PickleSecurityError, RestrictedUnpickler, _native
+from test_python_support import (assert_no_marker, in_tmp, open_payload,  # noqa: F401
+                                 protocol0_payload, system_payload)
+
+
+def test_find_class_asks_the_rust_policy():
+    g = PickleGuard("ml")
+    u = g.unpickler(io.BytesIO(b"."))
+    assert u.find_class("collections", "OrderedDict") is collections.OrderedDict
+    for mod, name in [("posix", "system"), ("os", "system"), ("builtins", "eval"),
+                      ("__builtin__", "exec"), ("subprocess", "Popen"),
+                      ("not_a_module_pg", "thing")]:
+        with pytest.raises(PickleSecurityError) as ei:
+            u.find_class(mod, name)
+        assert ei.value.analysis.stage == "load"
+        assert g.policy.judge(mod, name).refused
+    # Same object the scan uses: a change shows in both at once.
+    g.allow("not_a_module_pg", "thing")
+    assert g.policy.judge("not_a_module_pg", "thing").refused is False
+
+
+def test_fix_imports_names_are_judged_as_loaded():
+    g = PickleGuard("ml", fail_on="CRITICAL")
+    # 'commands' is what fix_imports maps to subprocess: judged as subprocess.
+    with pytest.raises(PickleSecurityError):
+        g.unpickler(io.BytesIO(b".")).find_class("commands", "getoutput")
+
+
+def test_differential_the_run_time_wall_alone_stops_the_payload(in_tmp, monkeypatch):
+    """The static scan is told to see nothing (as if a parser differential hid the payload
+    from it); the restricted unpickler still refuses the forbidden global."""
+    clean = {"format": "raw_pickle", "is_safe": True, "risk_level": "SAFE", "complete": True,
+             "stopped_by": None, "mode": "ml", "findings": [], "globals": []}
+    monkeypatch.setattr(_native, "analyze_pickle", lambda data, policy: dict(clean))
+    monkeypatch.setattr(_native, "scan_bytes", lambda data, policy: dict(clean))
+    for name, data in [("d1", system_payload("d1")), ("d2", open_payload("d2", 2)),
+                       ("d3", protocol0_payload("d3"))]:
+        assert pickleguard.analyze_pickle(data).is_safe  # the blinded scan
+        with pytest.raises(PickleSecurityError) as ei:
+            pickleguard.safe_loads(data)
+        assert ei.value.analysis.stage == "load"
+        with pytest.raises(PickleSecurityError):
+            RestrictedUnpickler(io.BytesIO(data), guard=PickleGuard("ml")).load()
+        assert_no_marker(name)
+
+
+def test_restricted_unpickler_scans_first_by_itself(in_tmp):
+    with pytest.raises(PickleSecurityError) as ei:
+        RestrictedUnpickler(io.BytesIO(system_payload("u1")), guard=PickleGuard("ml")).load()
+    assert ei.value.analysis.stage == "scan"
+    assert_no_marker("u1")
+    u = PickleGuard("ml").Unpickler(io.BytesIO(pickle.dumps([1, 2]) + pickle.dumps("b")))
+    assert u.load() == [1, 2] and u.load() == "b"
+    assert isinstance(u, RestrictedUnpickler)
+
+
+def test_unbound_restricted_unpickler_loads_like_pickle_when_nothing_is_installed():
+    assert not pickleguard.is_installed()
+    assert RestrictedUnpickler(io.BytesIO(pickle.dumps(collections.Counter("aab")))).load() \
+        == collections.Counter("aab")
+
+
+class _PersPickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        return "ref:" + obj[1:] if isinstance(obj, str) and obj.startswith("@") else None
+
+
+def _with_pids() -> bytes:
+    b = io.BytesIO()
+    _PersPickler(b, protocol=2).dump(["@a", "plain"])
+    return b.getvalue()
+
+
+def test_persistent_ids_are_refused_unless_supplied():
+    data = _with_pids()
+    g = PickleGuard("ml")
+    with pytest.raises(PickleSecurityError):
+        g.unpickler(io.BytesIO(data)).load()
+
+    class WithPL(g.Unpickler):  # type: ignore[misc, name-defined]
+        def persistent_load(self, pid):
+            return ("loaded", pid)
+
+    assert WithPL(io.BytesIO(data)).load() == [("loaded", "ref:a"), "plain"]
+    u = g.unpickler(io.BytesIO(data))
+    u.persistent_load = lambda pid: pid.upper()  # as torch does
+    assert u.load() == ["REF:A", "plain"]
+
+
+def test_extension_codes_are_judged_by_the_policy(in_tmp):
+    copyreg.add_extension("posix", "system", 0x7FFF_FF01)
+    try:
+        data = b"\x80\x02\x84\x01\xff\xff\x7f(Vtouch pickleguard-marker-ext\ntR."
+        a = pickleguard.analyze_pickle(data)
+        assert not a.is_safe and any(f.type == "EXTENSION_CODE" for f in a.findings)
+        with pytest.raises(PickleSecurityError):
+            pickleguard.safe_loads(data)
+        with pytest.raises(PickleSecurityError):
+            PickleGuard("ml").Unpickler(io.BytesIO(data), _pg_prescanned=True).load()
+        assert_no_marker("ext")
+    finally:
+        copyreg.remove_extension("posix", "system", 0x7FFF_FF01)
+
+
+def test_subclass_overrides_still_go_through_the_policy():
+    g = PickleGuard("ml")
+
+    class Mapping(g.Unpickler):  # type: ignore[misc, name-defined]
+        def find_class(self, module, name):
+            if module == "renamed":
+                module = "posix"
+            return super().find_class(module, name)
+
+    data = b"crenamed\nsystem\n(Vecho\ntR."
+    with pytest.raises(PickleSecurityError):
+        Mapping(io.BytesIO(data), _pg_prescanned=True).load()
+
+
+def test_pure_python_unpickler_of_a_guard():
+    g = PickleGuard("ml")
+    assert g._load_pickle(pickle.dumps({"a": (1, 2)}), {}, pure=True) == {"a": (1, 2)}
+    with pytest.raises(PickleSecurityError):
+        g._load_pickle(system_payload("pure"), {}, pure=True)
+
+
+def test_pickle_extent_matches_what_cpython_consumes():
+    for obj in [1, "x" * 70000, list(range(1000)), {"a": b"\x00" * 100000}, (None, True)]:
+        for proto in range(pickle.HIGHEST_PROTOCOL + 1):
+            data = pickle.dumps(obj, protocol=proto)
+            f = io.BytesIO(data + b"TRAILING")
+            pickle.load(f)
+            assert _native.pickle_extent(data + b"TRAILING") == (f.tell(), 0), (obj, proto)
+    pos, need = _native.pickle_extent(b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00K")
+    assert need > 0 and pos == 2
+    assert _native.pickle_extent(b"cos\nsys")[1] == -1
+    assert _native.pickle_extent(b"\xff")[1] == -2
