@@ -24,6 +24,12 @@ pub struct Limits {
     pub max_pickles: u64,
     /// Bytes produced by decoding one obfuscated argument.
     pub max_decoded: usize,
+    /// Bytes one scan may decompress (all streams and archive members together).
+    pub max_decompressed: u64,
+    /// Decompressed bytes per byte of input, over a whole scan (applies above 128 MiB).
+    pub max_ratio: u64,
+    /// Members of one archive (zip, tar).
+    pub max_members: u64,
 }
 
 impl Default for Limits {
@@ -40,6 +46,9 @@ impl Default for Limits {
             max_nesting: 8,
             max_pickles: 1 << 20,
             max_decoded: 64 << 20,
+            max_decompressed: 16 << 30,
+            max_ratio: 1000,
+            max_members: 1 << 20,
         }
     }
 }

@@ -1,10 +1,240 @@
 //! Containers: find every pickle a real loader would execute inside a file (zip, torch,
-//! joblib, numpy, compressed streams) and analyse it. Detection is by content only.
+//! joblib, numpy, tar, compressed streams) and analyse it. Detection is by content only, never
+//! by file name. Decisions and the loaders' behaviour they follow are in docs/containers.md.
+//!
+//! Every container scanner returns a [`Report`] whose findings carry `member` (the path inside
+//! the container) and whose `format` names what was found. What cannot be opened is an
+//! `UNSCANNABLE` finding; where two views of one file disagree (zip central directory vs local
+//! headers, a pickle in front of a zip) the disagreement is a `STRUCTURAL_TAMPER` finding.
 
+use crate::analysis::{analyze_stream, Context};
 use crate::policy::Policy;
-use crate::report::Report;
+use crate::report::{Finding, FindingType, Report, Severity};
+
+mod budget;
+mod compress;
+mod npy;
+mod pylit;
+mod tar;
+mod torch;
+mod zip;
 
 /// Analyse a whole file's bytes, whatever container it is.
 pub fn scan_bytes(data: &[u8], policy: &Policy) -> Report {
-    crate::analyze_pickle(data, policy)
+    scan_nested(data, policy, 0)
+}
+
+/// Analyse a file found inside another one (an archive member, the bytes handed to
+/// `torch.storage._load_from_bytes` or `pickle.loads`) at nesting `depth`. This is the
+/// [`crate::analysis::NestedScanner`] the container layer installs.
+pub fn scan_nested(data: &[u8], policy: &Policy, depth: u32) -> Report {
+    let _scope = budget::Scope::enter(data.len() as u64, &policy.limits);
+    let mut r = scan_at(data, policy, depth);
+    r.finish(policy.threshold);
+    r
+}
+
+/// The stream-analysis context for pickles found at `depth`.
+pub(crate) fn stream_ctx(depth: u32) -> Context {
+    Context {
+        depth,
+        joblib: true,
+        nested: scan_nested,
+    }
+}
+
+/// Analyse raw pickle bytes (all pickles of the stream) with the container scanner installed
+/// for nested files.
+pub(crate) fn analyze(data: &[u8], policy: &Policy, depth: u32) -> Report {
+    analyze_stream(data, policy, &stream_ctx(depth))
+}
+
+/// What the first bytes say a file is.
+enum Kind {
+    Zip,
+    Npy,
+    Compressed(compress::Codec),
+    Tar,
+    Unopenable(&'static str, &'static str),
+    Raw,
+}
+
+fn sniff(data: &[u8]) -> Kind {
+    if zip::starts_like_zip(data) {
+        return Kind::Zip;
+    }
+    if data.starts_with(npy::MAGIC) {
+        return Kind::Npy;
+    }
+    if data.starts_with(b"7z\xbc\xaf\x27\x1c") {
+        return Kind::Unopenable("7z", "a 7-Zip archive");
+    }
+    if data.starts_with(b"Rar!\x1a\x07") {
+        return Kind::Unopenable("rar", "a RAR archive");
+    }
+    if data.starts_with(b"\xff\x06\x00\x00sNaPpY") {
+        return Kind::Unopenable("snappy", "a Snappy-framed stream");
+    }
+    if let Some(c) = compress::sniff(data) {
+        return Kind::Compressed(c);
+    }
+    if tar::is_tar(data) {
+        return Kind::Tar;
+    }
+    Kind::Raw
+}
+
+/// Scan without the final verdict (callers fold the result into their own report).
+pub(crate) fn scan_at(data: &[u8], policy: &Policy, depth: u32) -> Report {
+    if depth > policy.limits.max_nesting {
+        let mut r = Report::new("unscannable");
+        limit(&mut r, 0, "nesting depth");
+        return r;
+    }
+    match sniff(data) {
+        Kind::Zip => zip::scan(data, policy, depth),
+        Kind::Npy => npy::scan(data, policy, depth),
+        Kind::Compressed(c) => match compress::scan(c, data, policy, depth) {
+            Some(r) => r,
+            None => scan_raw(data, policy, depth),
+        },
+        Kind::Tar => tar::scan(data, policy, depth),
+        Kind::Unopenable(fmt, what) => unopenable(data, policy, depth, fmt, what),
+        Kind::Raw => scan_raw(data, policy, depth),
+    }
+}
+
+fn unopenable(data: &[u8], policy: &Policy, depth: u32, fmt: &str, what: &str) -> Report {
+    let mut r = Report::new("unscannable");
+    let mut f = Finding::new(
+        FindingType::Unscannable,
+        Severity::High,
+        0,
+        format!("{what} ({fmt}): pickleguard cannot open it, so what it holds was not checked"),
+    );
+    f.name = Some(fmt.to_string());
+    r.push(f);
+    r.complete = false;
+    r.stopped_by = Some(format!("unscannable: {fmt}"));
+    raw_view(data, policy, depth, &mut r);
+    r
+}
+
+/// A file that is no container: one or more pickles, a legacy torch file, a pickle with a zip
+/// behind it, or something that is not a pickle at all.
+fn scan_raw(data: &[u8], policy: &Policy, depth: u32) -> Report {
+    if torch::is_legacy(data) {
+        return torch::scan_legacy(data, policy, depth);
+    }
+    let mut r = analyze(data, policy, depth);
+    if let Some(z) = zip::locate(data) {
+        if z.start > 0 {
+            let pickle_end = pickles_end(data, policy);
+            if z.start >= pickle_end {
+                // A pickle with a zip behind it: pickle.load and torch.load run the pickle,
+                // zipfile-based loaders read the zip. Both views are analysed.
+                return zip::scan_polyglot(data, policy, depth, r, z.start);
+            }
+            // A zip embedded in the pickle's own bytes (a bytes literal): Python's zipfile
+            // still opens the file as that zip, so its members are analysed too.
+            let inner = zip::scan(data, policy, depth);
+            let label = format!("embedded zip at byte {}", z.start);
+            r.absorb(inner, Some(&label));
+        }
+    }
+    if r.format == "not_pickle" {
+        if let Some(name) = known_format(data) {
+            r.format = name.to_string();
+        }
+    }
+    r
+}
+
+/// Where the last complete pickle of a stream ends (0 if none), without judging anything.
+pub(crate) fn pickles_end(data: &[u8], policy: &Policy) -> usize {
+    use crate::machine::{Machine, Outcome};
+    let mut m = Machine::new(data, policy.limits.clone());
+    let mut pos = 0usize;
+    let mut n = 0u64;
+    while pos < data.len() && n < policy.limits.max_pickles {
+        m.reset();
+        match m.run(pos) {
+            Outcome::Stop { end, .. } if end > pos => pos = end,
+            _ => break,
+        }
+        n += 1;
+    }
+    pos
+}
+
+/// Formats that are known not to hold a pickle (reported by name, safe).
+fn known_format(data: &[u8]) -> Option<&'static str> {
+    if data.starts_with(b"GGUF") {
+        return Some("gguf");
+    }
+    if data.starts_with(b"\x89HDF\r\n\x1a\n") {
+        return Some("hdf5");
+    }
+    if data.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Some("png");
+    }
+    if data.starts_with(b"\xff\xd8\xff") {
+        return Some("jpeg");
+    }
+    if data.len() >= 10 {
+        let n = u64::from_le_bytes(data[..8].try_into().ok()?);
+        if n >= 2 && n <= (data.len() as u64 - 8) && data[8] == b'{' {
+            return Some("safetensors");
+        }
+    }
+    None
+}
+
+/// Analyse a container's bytes as a pickle too (`pickle.load` on the file itself): reported only
+/// when that view would import or call something the policy flags.
+pub(crate) fn raw_view(data: &[u8], policy: &Policy, depth: u32, into: &mut Report) {
+    let r = analyze(data, policy, depth);
+    let effects = r.findings.iter().any(|f| {
+        !matches!(
+            f.kind,
+            FindingType::Malformed | FindingType::TrailingData | FindingType::ResourceLimit
+        )
+    });
+    if effects {
+        into.push(tamper(
+            0,
+            format!(
+                "the {} file is also a pickle: pickle.load on the file itself runs it",
+                into.format
+            ),
+        ));
+        into.absorb(r, Some("raw pickle view"));
+    }
+}
+
+pub(crate) fn tamper(pos: u64, desc: String) -> Finding {
+    Finding::new(FindingType::StructuralTamper, Severity::High, pos, desc)
+}
+
+pub(crate) fn limit(r: &mut Report, pos: u64, what: &str) {
+    r.push(Finding::new(
+        FindingType::ResourceLimit,
+        Severity::High,
+        pos,
+        format!("analysis stopped at the {what} limit: the rest of the file was not checked"),
+    ));
+    r.complete = false;
+    if r.stopped_by.is_none() {
+        r.stopped_by = Some(format!("limit:{what}"));
+    }
+}
+
+pub(crate) fn unscannable(r: &mut Report, pos: u64, member: Option<&str>, desc: String) {
+    let mut f = Finding::new(FindingType::Unscannable, Severity::High, pos, desc);
+    f.member = member.map(str::to_string);
+    r.push(f);
+    r.complete = false;
+    if r.stopped_by.is_none() {
+        r.stopped_by = Some("unscannable".into());
+    }
 }

@@ -1,0 +1,460 @@
+//! Compressed streams: gzip, bz2, xz, lzma ("alone", as joblib writes it), zlib (joblib),
+//! joblib's old `ZF` files, zstd and lz4 frames. Decompressed as a stream into a buffer bounded
+//! by the scan's budget; concatenated streams are followed the way Python's readers follow them
+//! (gzip skips zero padding between members, bz2/lzma/xz start a new stream while one parses).
+
+use super::{budget, scan_at, Report};
+use crate::policy::Policy;
+use crate::report::{Finding, FindingType, Severity};
+use std::io::{self, Read, Write};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    Gzip,
+    Bz2,
+    Xz,
+    Lzma,
+    Zlib,
+    Zstd,
+    Lz4,
+    /// joblib < 0.10: `ZF`, the length in hex, then a zlib stream.
+    JoblibZfile,
+}
+
+impl Codec {
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Gzip => "gzip",
+            Codec::Bz2 => "bz2",
+            Codec::Xz => "xz",
+            Codec::Lzma => "lzma",
+            Codec::Zlib => "zlib",
+            Codec::Zstd => "zstd",
+            Codec::Lz4 => "lz4",
+            Codec::JoblibZfile => "zfile",
+        }
+    }
+}
+
+const XZ_MAGIC: &[u8] = b"\xfd7zXZ\x00";
+const ZSTD_MAGIC: &[u8] = b"\x28\xb5\x2f\xfd";
+const LZ4_MAGIC: &[u8] = b"\x04\x22\x4d\x18";
+
+fn skippable_frame(d: &[u8]) -> bool {
+    d.len() >= 8 && d[0] & 0xf0 == 0x50 && d[1..4] == [0x2a, 0x4d, 0x18]
+}
+
+fn bz2_start(d: &[u8]) -> bool {
+    d.len() >= 10
+        && d.starts_with(b"BZh")
+        && (b'1'..=b'9').contains(&d[3])
+        && (d[4..10] == *b"1AY&SY" || d[4..10] == *b"\x17rE8P\x90")
+}
+
+/// A zlib header (RFC 1950): deflate, window ≤ 32K, no preset dictionary, valid check bits.
+fn zlib_start(d: &[u8]) -> bool {
+    d.len() >= 2
+        && d[0] & 0x0f == 8
+        && d[0] >> 4 <= 7
+        && d[1] & 0x20 == 0
+        && (u16::from(d[0]) << 8 | u16::from(d[1])) % 31 == 0
+}
+
+fn zfile_header_len(d: &[u8]) -> Option<usize> {
+    // "ZF" + hex length left-justified in 19 characters (+ a space from joblib <= 0.8.4).
+    let head = d.get(2..21)?;
+    if !d.starts_with(b"ZF")
+        || !head
+            .iter()
+            .all(|c| c.is_ascii_hexdigit() || *c == b'x' || *c == b' ')
+    {
+        return None;
+    }
+    Some(if d.get(21) == Some(&b' ') { 22 } else { 21 })
+}
+
+/// The codec a stream starts with, by its magic bytes.
+pub fn sniff(d: &[u8]) -> Option<Codec> {
+    if d.len() >= 3 && d[0] == 0x1f && d[1] == 0x8b && d[2] == 8 {
+        Some(Codec::Gzip)
+    } else if bz2_start(d) {
+        Some(Codec::Bz2)
+    } else if d.starts_with(XZ_MAGIC) {
+        Some(Codec::Xz)
+    } else if d.starts_with(ZSTD_MAGIC) || skippable_frame(d) {
+        Some(Codec::Zstd)
+    } else if d.starts_with(LZ4_MAGIC) {
+        Some(Codec::Lz4)
+    } else if zfile_header_len(d).is_some() {
+        Some(Codec::JoblibZfile)
+    } else if d.len() >= 13 && d[0] == 0x5d && d[1] == 0 {
+        // joblib's prefix for compress='lzma' (the .lzma "alone" format): properties 0x5d,
+        // then the dictionary size. No pickle starts with EMPTY_LIST followed by a 0 byte.
+        Some(Codec::Lzma)
+    } else if zlib_start(d) {
+        Some(Codec::Zlib)
+    } else {
+        None
+    }
+}
+
+/// The outcome of decompressing: what came out, and why it stopped.
+#[derive(Default, Debug)]
+pub struct Decoded {
+    pub out: Vec<u8>,
+    /// A decoding error after `out` (corrupt or truncated input).
+    pub error: Option<String>,
+    /// The budget ran out (the limit's name).
+    pub limit: Option<&'static str>,
+    /// More output than the caller's cap (a zip member's declared size).
+    pub over_cap: bool,
+    /// Input bytes consumed by the complete streams.
+    pub consumed: usize,
+    /// Bytes after the last stream that are not another stream.
+    pub trailing: usize,
+}
+
+impl Decoded {
+    fn stopped(&self) -> bool {
+        self.limit.is_some() || self.over_cap
+    }
+}
+
+/// A `Write` sink that appends to `Decoded::out` within the cap and the budget.
+struct Sink<'a> {
+    d: &'a mut Decoded,
+    cap: u64,
+}
+
+impl Write for Sink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = self.cap.saturating_sub(self.d.out.len() as u64);
+        let keep = (buf.len() as u64).min(room) as usize;
+        if let Err(what) = budget::take(keep as u64) {
+            self.d.limit = Some(what);
+            return Err(io::Error::other("pickleguard: decompression limit"));
+        }
+        self.d.out.extend_from_slice(&buf[..keep]);
+        if keep < buf.len() {
+            self.d.over_cap = true;
+            return Err(io::Error::other("pickleguard: declared size exceeded"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Copy a decoder's output into the sink. Ok(()) at the decoder's end.
+fn pump<R: Read>(r: &mut R, sink: &mut Sink<'_>) -> Result<(), ()> {
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                if sink.write(&buf[..n]).is_err() {
+                    return Err(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                if !sink.d.stopped() {
+                    sink.d.error = Some(e.to_string());
+                }
+                return Err(());
+            }
+        }
+    }
+}
+
+/// Decompress a whole file's stream(s); output capped at `cap` bytes (and by the budget).
+pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
+    let mut d = Decoded::default();
+    let mut rest: &[u8] = data;
+    match codec {
+        Codec::Gzip => loop {
+            let mut dec = flate2::bufread::GzDecoder::new(rest);
+            let ok = pump(&mut dec, &mut Sink { d: &mut d, cap });
+            if ok.is_err() {
+                break;
+            }
+            rest = dec.into_inner();
+            // Python's gzip reader skips zero padding between members.
+            let zeros = rest.iter().take_while(|b| **b == 0).count();
+            rest = &rest[zeros..];
+            d.consumed = data.len() - rest.len();
+            if rest.is_empty() {
+                break;
+            }
+            if !rest.starts_with(b"\x1f\x8b") {
+                d.trailing = rest.len();
+                break;
+            }
+        },
+        Codec::Bz2 => loop {
+            let mut dec = bzip2::bufread::BzDecoder::new(rest);
+            if pump(&mut dec, &mut Sink { d: &mut d, cap }).is_err() {
+                break;
+            }
+            rest = dec.into_inner();
+            d.consumed = data.len() - rest.len();
+            if rest.is_empty() {
+                break;
+            }
+            if !bz2_start(rest) {
+                d.trailing = rest.len();
+                break;
+            }
+        },
+        Codec::Xz => loop {
+            let r = lzma_rs::xz_decompress(&mut rest, &mut Sink { d: &mut d, cap });
+            match r {
+                Ok(()) => {}
+                // lzma-rs insists on the end of input after a stream; `rest` is then just
+                // past the stream's footer, and what follows is read like Python does.
+                Err(lzma_rs::error::Error::XzError(m))
+                    if m.starts_with("Unexpected data after") => {}
+                Err(e) => {
+                    if !d.stopped() {
+                        d.error = Some(e.to_string());
+                    }
+                    break;
+                }
+            }
+            // Stream padding: zero bytes in multiples of four.
+            let zeros = rest.iter().take_while(|b| **b == 0).count() / 4 * 4;
+            rest = &rest[zeros..];
+            d.consumed = data.len() - rest.len();
+            if rest.is_empty() {
+                break;
+            }
+            if !rest.starts_with(XZ_MAGIC) {
+                d.trailing = rest.len();
+                break;
+            }
+        },
+        Codec::Lzma => {
+            let mut first = true;
+            loop {
+                let before = d.out.len();
+                let mut attempt: &[u8] = rest;
+                let mut r = lzma_rs::lzma_decompress(&mut attempt, &mut Sink { d: &mut d, cap });
+                let trailing_refused = matches!(&r, Err(lzma_rs::error::Error::LzmaError(m))
+                    if m.contains("more bytes are available"));
+                if trailing_refused && !d.stopped() && attempt.len() < rest.len() {
+                    // lzma-rs refuses bytes after the end marker (and may keep back output):
+                    // decode again exactly up to where it stopped reading.
+                    let used = rest.len() - attempt.len();
+                    d.out.truncate(before);
+                    let mut exact: &[u8] = &rest[..used];
+                    let again = lzma_rs::lzma_decompress(&mut exact, &mut Sink { d: &mut d, cap });
+                    if again.is_ok() {
+                        r = Ok(());
+                        attempt = &rest[used..];
+                    } else {
+                        d.out.truncate(before);
+                        attempt = rest;
+                        r = lzma_rs::lzma_decompress(&mut attempt, &mut Sink { d: &mut d, cap });
+                    }
+                }
+                if let Err(e) = r {
+                    if !d.stopped() {
+                        if first || d.out.len() > before {
+                            d.error = Some(e.to_string());
+                        } else {
+                            // Python's LZMAFile ignores trailing data that is no stream.
+                            d.trailing = rest.len();
+                        }
+                    }
+                    break;
+                }
+                first = false;
+                rest = attempt;
+                d.consumed = data.len() - rest.len();
+                if rest.is_empty() {
+                    break;
+                }
+            }
+        }
+        Codec::Zlib => loop {
+            let mut dec = flate2::bufread::ZlibDecoder::new(rest);
+            if pump(&mut dec, &mut Sink { d: &mut d, cap }).is_err() {
+                break;
+            }
+            rest = dec.into_inner();
+            d.consumed = data.len() - rest.len();
+            if rest.is_empty() {
+                break;
+            }
+            if !zlib_start(rest) {
+                d.trailing = rest.len();
+                break;
+            }
+        },
+        Codec::JoblibZfile => {
+            let skip = zfile_header_len(data).unwrap_or(data.len()).min(data.len());
+            let mut dec = flate2::bufread::ZlibDecoder::new(&data[skip..]);
+            if pump(&mut dec, &mut Sink { d: &mut d, cap }).is_ok() {
+                d.consumed = data.len() - dec.into_inner().len();
+            }
+        }
+        Codec::Zstd => loop {
+            if skippable_frame(rest) {
+                let n = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+                match rest.get(8usize.saturating_add(n)..) {
+                    Some(r) => rest = r,
+                    None => {
+                        d.error = Some("truncated skippable frame".into());
+                        break;
+                    }
+                }
+            } else if rest.starts_with(ZSTD_MAGIC) {
+                let mut src: &[u8] = rest;
+                let r = match ruzstd::decoding::StreamingDecoder::new(&mut src) {
+                    Ok(mut dec) => pump(&mut dec, &mut Sink { d: &mut d, cap }),
+                    Err(e) => {
+                        d.error = Some(e.to_string());
+                        Err(())
+                    }
+                };
+                if r.is_err() {
+                    break;
+                }
+                rest = src;
+            } else {
+                d.trailing = rest.len();
+                break;
+            }
+            d.consumed = data.len() - rest.len();
+            if rest.is_empty() {
+                break;
+            }
+        },
+        Codec::Lz4 => loop {
+            if skippable_frame(rest) {
+                let n = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+                match rest.get(8usize.saturating_add(n)..) {
+                    Some(r) => rest = r,
+                    None => {
+                        d.error = Some("truncated skippable frame".into());
+                        break;
+                    }
+                }
+            } else if rest.starts_with(LZ4_MAGIC) {
+                let mut src: &[u8] = rest;
+                let mut dec = lz4_flex::frame::FrameDecoder::new(&mut src);
+                if pump(&mut dec, &mut Sink { d: &mut d, cap }).is_err() {
+                    break;
+                }
+                drop(dec);
+                if src.len() == rest.len() {
+                    d.error = Some("lz4 frame made no progress".into());
+                    break;
+                }
+                rest = src;
+            } else {
+                d.trailing = rest.len();
+                break;
+            }
+            d.consumed = data.len() - rest.len();
+            if rest.is_empty() {
+                break;
+            }
+        },
+    }
+    d
+}
+
+/// Decompress a raw deflate stream (a zip member); `consumed` tells where it ended.
+pub fn inflate(data: &[u8], cap: u64) -> Decoded {
+    let mut d = Decoded::default();
+    let mut dec = flate2::bufread::DeflateDecoder::new(data);
+    if pump(&mut dec, &mut Sink { d: &mut d, cap }).is_ok() {
+        d.consumed = dec.total_in() as usize;
+    }
+    d
+}
+
+/// A bzip2 zip member (method 12).
+pub fn bunzip(data: &[u8], cap: u64) -> Decoded {
+    let mut d = Decoded::default();
+    let mut dec = bzip2::bufread::BzDecoder::new(data);
+    let _ = pump(&mut dec, &mut Sink { d: &mut d, cap });
+    d
+}
+
+/// An LZMA zip member (method 14): version (2 bytes), properties size (2), properties, data.
+/// `eos`: general purpose flag bit 1, an end marker terminates the data.
+pub fn zip_lzma(data: &[u8], size: u64, eos: bool, cap: u64) -> Decoded {
+    let mut d = Decoded::default();
+    let Some(mut body) = data.get(4..) else {
+        d.error = Some("truncated LZMA header".into());
+        return d;
+    };
+    let opts = lzma_rs::decompress::Options {
+        unpacked_size: lzma_rs::decompress::UnpackedSize::UseProvided(if eos {
+            None
+        } else {
+            Some(size)
+        }),
+        ..Default::default()
+    };
+    let r = lzma_rs::lzma_decompress_with_options(&mut body, &mut Sink { d: &mut d, cap }, &opts);
+    if let Err(e) = r {
+        if !d.stopped() {
+            d.error = Some(e.to_string());
+        }
+    }
+    d
+}
+
+/// Scan a compressed file: the decompressed bytes are sniffed and scanned again. `None` when
+/// the magic bytes lied and nothing decompresses (then the caller reads the bytes as they are).
+pub fn scan(codec: Codec, data: &[u8], policy: &Policy, depth: u32) -> Option<Report> {
+    let d = decompress(codec, data, u64::MAX);
+    if d.out.is_empty() && d.error.is_some() && d.limit.is_none() {
+        return None;
+    }
+    let inner = scan_at(&d.out, policy, depth + 1);
+    let c = codec.name();
+    let format = match (codec, inner.format.as_str()) {
+        (Codec::JoblibZfile, "not_pickle") => "zfile".to_string(),
+        (Codec::JoblibZfile, _) => "joblib_compat".to_string(),
+        (_, "raw_pickle") => format!("{c}_pickle"),
+        (_, "joblib") => format!("joblib_{c}"),
+        (_, "not_pickle") => c.to_string(),
+        (_, other) => format!("{other}_{c}"),
+    };
+    let mut r = Report::new(&format);
+    if let Some(what) = d.limit {
+        super::limit(&mut r, d.consumed as u64, what);
+    }
+    if let Some(e) = &d.error {
+        r.push(Finding::new(
+            FindingType::Malformed,
+            Severity::Low,
+            d.consumed as u64,
+            format!(
+                "the {c} data is corrupt or truncated after {} decompressed bytes ({e}); loaders stop there too",
+                d.out.len()
+            ),
+        ));
+    }
+    if d.trailing > 0 {
+        r.push(Finding::new(
+            FindingType::TrailingData,
+            Severity::Low,
+            (data.len() - d.trailing) as u64,
+            format!(
+                "{} bytes after the {c} data are not another {c} stream; loaders do not decompress them",
+                d.trailing
+            ),
+        ));
+    }
+    let label = format!("decompressed {c}");
+    r.absorb(inner, Some(&label));
+    super::raw_view(data, policy, depth, &mut r);
+    Some(r)
+}

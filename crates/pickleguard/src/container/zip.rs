@@ -1,0 +1,915 @@
+//! Zip archives read both ways: the central directory (what Python's `zipfile` and torch's
+//! miniz reader use) and a walk over the local file headers from the start (what streaming
+//! readers and many scanners use). Members are read as tolerantly as torch reads them: CRCs are
+//! not checked, flag bits are ignored except encryption, zeroed local sizes with a data
+//! descriptor use the central sizes. Every disagreement between the two views is a
+//! `STRUCTURAL_TAMPER` finding, and every member either view reaches is analysed.
+
+use super::{budget, compress, scan_at, tamper, Report};
+use crate::policy::Policy;
+use crate::report::{Finding, FindingType, Severity};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+const LOCAL_SIG: &[u8] = b"PK\x03\x04";
+const CENTRAL_SIG: &[u8] = b"PK\x01\x02";
+const EOCD_SIG: &[u8] = b"PK\x05\x06";
+const EOCD64_SIG: &[u8] = b"PK\x06\x06";
+const LOCATOR_SIG: &[u8] = b"PK\x06\x07";
+const DESCRIPTOR_SIG: &[u8] = b"PK\x07\x08";
+
+/// At most this many tamper findings of one kind are listed one by one.
+const MAX_LISTED: usize = 20;
+
+pub fn starts_like_zip(d: &[u8]) -> bool {
+    d.starts_with(LOCAL_SIG)
+        || d.starts_with(EOCD_SIG)
+        || (d.starts_with(b"PK\x07\x08") || d.starts_with(b"PK00")) && d[4..].starts_with(LOCAL_SIG)
+}
+
+fn u16_at(d: &[u8], p: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(
+        d.get(p..p.checked_add(2)?)?.try_into().ok()?,
+    ))
+}
+
+fn u32_at(d: &[u8], p: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        d.get(p..p.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+fn u64_at(d: &[u8], p: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(
+        d.get(p..p.checked_add(8)?)?.try_into().ok()?,
+    ))
+}
+
+fn sig_at(d: &[u8], p: u64, sig: &[u8]) -> bool {
+    usize::try_from(p)
+        .ok()
+        .and_then(|p| d.get(p..p.checked_add(4)?))
+        .map(|s| s == sig)
+        .unwrap_or(false)
+}
+
+fn name_text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// One central directory entry.
+#[derive(Clone, Debug)]
+struct Central {
+    pos: usize,
+    name: Vec<u8>,
+    flags: u16,
+    method: u16,
+    csize: u64,
+    usize: u64,
+    local: u64,
+}
+
+/// The central directory and the records around it.
+#[derive(Debug)]
+struct Directory {
+    entries: Vec<Central>,
+    cd_start: usize,
+    cd_end: usize,
+    /// EOCD and its comment.
+    eocd: (usize, usize),
+    /// zip64 end record and locator.
+    z64: Vec<(usize, usize)>,
+    /// Entries the end record declares.
+    declared: u64,
+    /// Added to every offset (bytes in front of the archive, as Python's zipfile computes).
+    shift: u64,
+}
+
+/// Fields of a zip64 extended information extra field that replace 0xFFFFFFFF values.
+fn zip64_extra(
+    extra: &[u8],
+    want_usize: bool,
+    want_csize: bool,
+    want_local: bool,
+) -> [Option<u64>; 3] {
+    let mut out = [None; 3];
+    let mut p = 0usize;
+    while p + 4 <= extra.len() {
+        let id = u16::from_le_bytes([extra[p], extra[p + 1]]);
+        let len = u16::from_le_bytes([extra[p + 2], extra[p + 3]]) as usize;
+        let body = &extra[p + 4..(p + 4 + len).min(extra.len())];
+        if id == 1 {
+            let mut q = 0usize;
+            for (i, want) in [want_usize, want_csize, want_local].into_iter().enumerate() {
+                if want {
+                    if let Some(v) = u64_at(body, q) {
+                        out[i] = Some(v);
+                    }
+                    q += 8;
+                }
+            }
+            break;
+        }
+        p += 4 + len;
+    }
+    out
+}
+
+fn parse_central(d: &[u8], p: usize) -> Option<(Central, usize)> {
+    if d.get(p..p + 4)? != CENTRAL_SIG {
+        return None;
+    }
+    let flags = u16_at(d, p + 8)?;
+    let method = u16_at(d, p + 10)?;
+    let mut csize = u64::from(u32_at(d, p + 20)?);
+    let mut usize_ = u64::from(u32_at(d, p + 24)?);
+    let nlen = u16_at(d, p + 28)? as usize;
+    let elen = u16_at(d, p + 30)? as usize;
+    let clen = u16_at(d, p + 32)? as usize;
+    let mut local = u64::from(u32_at(d, p + 42)?);
+    let name = d.get(p + 46..p + 46 + nlen)?.to_vec();
+    let end = p + 46 + nlen + elen + clen;
+    let extra = d.get(p + 46 + nlen..(p + 46 + nlen + elen).min(d.len()))?;
+    let z = zip64_extra(
+        extra,
+        usize_ == 0xffff_ffff,
+        csize == 0xffff_ffff,
+        local == 0xffff_ffff,
+    );
+    usize_ = z[0].unwrap_or(usize_);
+    csize = z[1].unwrap_or(csize);
+    local = z[2].unwrap_or(local);
+    Some((
+        Central {
+            pos: p,
+            name,
+            flags,
+            method,
+            csize,
+            usize: usize_,
+            local,
+        },
+        end.min(d.len()),
+    ))
+}
+
+/// Find the end of central directory record (the last one in the tail, as zipfile and miniz
+/// do) and read the directory it points to.
+fn read_directory(d: &[u8]) -> Option<Directory> {
+    if d.len() < 22 {
+        return None;
+    }
+    let lo = d.len().saturating_sub(22 + 0xffff);
+    let mut cands = Vec::new();
+    let mut i = d.len() - 22;
+    loop {
+        if &d[i..i + 4] == EOCD_SIG {
+            cands.push(i);
+            if cands.len() >= 8 {
+                break;
+            }
+        }
+        if i == lo {
+            break;
+        }
+        i -= 1;
+    }
+    cands.into_iter().find_map(|e| directory_at(d, e))
+}
+
+fn directory_at(d: &[u8], e: usize) -> Option<Directory> {
+    let mut declared = u64::from(u16_at(d, e + 10)?);
+    let mut cd_size = u64::from(u32_at(d, e + 12)?);
+    let mut cd_off = u64::from(u32_at(d, e + 16)?);
+    let clen = u16_at(d, e + 20)? as usize;
+    let eocd = (e, (e + 22 + clen).min(d.len()));
+    let mut z64 = Vec::new();
+    // Where the directory should end: right before the zip64 records or the end record.
+    let mut dir_end = e as u64;
+    if e >= 20 && &d[e - 20..e - 16] == LOCATOR_SIG {
+        // zipfile reads the zip64 record right before the locator; miniz where it points.
+        let at = u64_at(d, e - 20 + 8)?;
+        let before = e.checked_sub(20 + 56);
+        let rec = match before {
+            Some(b) if &d[b..b + 4] == EOCD64_SIG => Some(b),
+            _ if sig_at(d, at, EOCD64_SIG) => Some(at as usize),
+            _ => None,
+        };
+        if let Some(r) = rec {
+            let rsize = u64_at(d, r + 4)?;
+            declared = u64_at(d, r + 32)?;
+            cd_size = u64_at(d, r + 40)?;
+            cd_off = u64_at(d, r + 48)?;
+            let rend = (r as u64)
+                .saturating_add(12)
+                .saturating_add(rsize)
+                .min(e as u64 - 20);
+            z64.push((r, rend as usize));
+            z64.push((e - 20, e));
+            dir_end = r as u64;
+        }
+    }
+    // Python: concat = where the directory ends - its size - its offset.
+    let concat = dir_end
+        .checked_sub(cd_size)
+        .and_then(|x| x.checked_sub(cd_off));
+    let shift = match concat {
+        Some(c) if c > 0 && sig_at(d, cd_off + c, CENTRAL_SIG) => c,
+        _ => 0,
+    };
+    let cd_start = usize::try_from(cd_off.checked_add(shift)?).ok()?;
+    if declared > 0 && !sig_at(d, cd_start as u64, CENTRAL_SIG) {
+        return None;
+    }
+    let cd_limit = (cd_start as u64)
+        .saturating_add(cd_size)
+        .min(d.len() as u64) as usize;
+    let mut entries = Vec::new();
+    let mut p = cd_start;
+    while p < cd_limit.max(cd_start + 1) && entries.len() < 1 << 22 {
+        match parse_central(d, p) {
+            Some((c, end)) => {
+                entries.push(c);
+                p = end;
+            }
+            None => break,
+        }
+    }
+    if entries.is_empty() && declared > 0 {
+        return None;
+    }
+    Some(Directory {
+        entries,
+        cd_start,
+        cd_end: p.max(cd_start),
+        eocd,
+        z64,
+        declared,
+        shift,
+    })
+}
+
+/// A local file header.
+#[derive(Clone, Debug)]
+struct Local {
+    pos: usize,
+    name: Vec<u8>,
+    flags: u16,
+    method: u16,
+    csize: u64,
+    usize: u64,
+    data: usize,
+    zip64: bool,
+}
+
+impl Local {
+    /// Sizes left to the data descriptor (bit 3 with zeroed sizes).
+    fn deferred(&self) -> bool {
+        self.flags & 8 != 0 && self.csize == 0 && self.usize == 0
+    }
+}
+
+fn parse_local(d: &[u8], p: usize) -> Option<Local> {
+    if d.get(p..p + 4)? != LOCAL_SIG {
+        return None;
+    }
+    let flags = u16_at(d, p + 6)?;
+    let method = u16_at(d, p + 8)?;
+    let mut csize = u64::from(u32_at(d, p + 18)?);
+    let mut usize_ = u64::from(u32_at(d, p + 22)?);
+    let nlen = u16_at(d, p + 26)? as usize;
+    let elen = u16_at(d, p + 28)? as usize;
+    let name = d.get(p + 30..p + 30 + nlen)?.to_vec();
+    let extra = d.get(p + 30 + nlen..(p + 30 + nlen + elen).min(d.len()))?;
+    let zip64 = usize_ == 0xffff_ffff || csize == 0xffff_ffff;
+    if zip64 {
+        // The local zip64 field holds both sizes.
+        let z = zip64_extra(extra, true, true, false);
+        usize_ = z[0].unwrap_or(usize_);
+        csize = z[1].unwrap_or(csize);
+    }
+    Some(Local {
+        pos: p,
+        name,
+        flags,
+        method,
+        csize,
+        usize: usize_,
+        data: p + 30 + nlen + elen,
+        zip64,
+    })
+}
+
+/// Length of a data descriptor at `p` (after a member's data), if one is there.
+fn descriptor_len(d: &[u8], p: usize, zip64: bool) -> usize {
+    let sig = d.get(p..p + 4) == Some(DESCRIPTOR_SIG);
+    let body = if zip64 { 20 } else { 12 };
+    let n = if sig { 4 + body } else { body };
+    n.min(d.len().saturating_sub(p))
+}
+
+/// Where a member's data ends when the local header defers its sizes and no central entry
+/// tells: a descriptor whose compressed size matches, or the end of the deflate stream.
+fn find_deferred_end(d: &[u8], l: &Local) -> Option<u64> {
+    let mut from = l.data;
+    while let Some(off) = memfind(&d[from.min(d.len())..], DESCRIPTOR_SIG) {
+        let q = from + off;
+        let size = if l.zip64 {
+            u64_at(d, q + 8)
+        } else {
+            u32_at(d, q + 8).map(u64::from)
+        };
+        if size == Some((q - l.data) as u64) {
+            return Some((q - l.data) as u64);
+        }
+        from = q + 1;
+    }
+    if l.method == 8 {
+        let dec = compress::inflate(&d[l.data.min(d.len())..], u64::MAX);
+        if dec.error.is_none() && dec.limit.is_none() {
+            return Some(dec.consumed as u64);
+        }
+    }
+    None
+}
+
+fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Where a zip inside a file starts (for pickle + zip polyglots): a valid central directory
+/// whose entries point at local headers.
+pub struct Located {
+    pub start: usize,
+}
+
+pub fn locate(d: &[u8]) -> Option<Located> {
+    let dir = read_directory(d)?;
+    let start = dir
+        .entries
+        .iter()
+        .map(|c| c.local.saturating_add(dir.shift))
+        .filter(|o| sig_at(d, *o, LOCAL_SIG))
+        .min()?;
+    Some(Located {
+        start: start as usize,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A file that starts as a zip.
+    Plain,
+    /// A pickle with a zip behind it: the prefix is analysed separately.
+    Polyglot,
+    /// A zip inside another stream's bytes: only its members matter.
+    Embedded,
+}
+
+/// A member to analyse.
+struct Member {
+    label: String,
+    name: String,
+    pos: usize,
+    data: usize,
+    csize: u64,
+    usize: u64,
+    method: u16,
+    flags: u16,
+    /// The local header's view of an entry whose central sizes differ.
+    local_view: bool,
+}
+
+pub fn scan(d: &[u8], policy: &Policy, depth: u32) -> Report {
+    let mode = if starts_like_zip(d) {
+        Mode::Plain
+    } else {
+        Mode::Embedded
+    };
+    scan_mode(d, policy, depth, mode, 0)
+}
+
+/// A pickle (bytes `0..start`) with a zip archive behind it.
+pub fn scan_polyglot(
+    d: &[u8],
+    policy: &Policy,
+    depth: u32,
+    _whole: Report,
+    start: usize,
+) -> Report {
+    let mut r = scan_mode(d, policy, depth, Mode::Polyglot, start);
+    let prefix = super::analyze(&d[..start.min(d.len())], policy, depth);
+    let mut f = tamper(
+        0,
+        format!(
+            "a pickle (bytes 0..{start}) comes before a zip archive: pickle.load and torch.load run the pickle, zipfile-based loaders read the archive; both are analysed"
+        ),
+    );
+    f.member = Some("pickle before the zip".into());
+    r.findings.insert(0, f);
+    r.absorb(prefix, Some("pickle before the zip"));
+    r.format = "polyglot".into();
+    r
+}
+
+fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) -> Report {
+    let mut r = Report::new("zip");
+    let mut tampers: Vec<Finding> = Vec::new();
+    let dir = read_directory(d);
+    let max_members = policy.limits.max_members.min(usize::MAX as u64) as usize;
+
+    // Covered byte ranges, to find bytes outside every entry.
+    let mut covered: Vec<(usize, usize)> = Vec::new();
+    let mut members: Vec<Member> = Vec::new();
+    let mut by_offset: HashMap<usize, usize> = HashMap::new();
+
+    if let Some(dir) = &dir {
+        covered.push((dir.cd_start, dir.cd_end));
+        covered.push(dir.eocd);
+        covered.extend(dir.z64.iter().copied());
+        if dir.declared != dir.entries.len() as u64 {
+            tampers.push(tamper(
+                dir.eocd.0 as u64,
+                format!(
+                    "the end record declares {} entries but the central directory holds {}: readers that trust the count (miniz, torch) see a different file list",
+                    dir.declared,
+                    dir.entries.len()
+                ),
+            ));
+        }
+        if mode == Mode::Plain && dir.shift > 0 {
+            tampers.push(tamper(
+                0,
+                format!(
+                    "the archive's offsets are shifted by {} bytes: Python's zipfile and torch's reader resolve its members differently",
+                    dir.shift
+                ),
+            ));
+        }
+        let mut seen_names: HashMap<&[u8], usize> = HashMap::new();
+        for c in &dir.entries {
+            if members.len() >= max_members {
+                break;
+            }
+            let copy = {
+                let n = seen_names.entry(&c.name).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let name = name_text(&c.name);
+            if copy == 2 {
+                tampers.push(tamper(
+                    c.pos as u64,
+                    format!(
+                        "the name {name:?} appears more than once in the central directory: loaders pick one copy (zipfile the last), scanners may read another; every copy is analysed"
+                    ),
+                ));
+            }
+            let label = if copy > 1 {
+                format!("{name} (copy {copy})")
+            } else {
+                name.clone()
+            };
+            let mut off = c.local.saturating_add(dir.shift);
+            if !sig_at(d, off, LOCAL_SIG) && sig_at(d, c.local, LOCAL_SIG) {
+                off = c.local;
+            }
+            let Some(l) = usize::try_from(off).ok().and_then(|o| parse_local(d, o)) else {
+                tampers.push(tamper(
+                    c.pos as u64,
+                    format!(
+                        "the central directory lists {name:?} at byte {off}, where there is no local file header: loaders fail on it, other readers may find different data"
+                    ),
+                ));
+                continue;
+            };
+            if l.name != c.name {
+                tampers.push(tamper(
+                    l.pos as u64,
+                    format!(
+                        "member {name:?} is named {:?} in its local header: torch reads it by the central name, Python's zipfile refuses it, local-header scanners see the other name",
+                        name_text(&l.name)
+                    ),
+                ));
+            }
+            if l.method != c.method {
+                tampers.push(tamper(
+                    l.pos as u64,
+                    format!(
+                        "member {name:?}: compression method {} in the central directory, {} in the local header",
+                        c.method, l.method
+                    ),
+                ));
+            }
+            if !l.deferred() && (l.csize != c.csize || l.usize != c.usize) {
+                tampers.push(tamper(
+                    l.pos as u64,
+                    format!(
+                        "member {name:?}: sizes {}/{} (compressed/uncompressed) in the central directory, {}/{} in the local header",
+                        c.csize, c.usize, l.csize, l.usize
+                    ),
+                ));
+                if l.csize != c.csize && !by_offset.contains_key(&l.pos) {
+                    // The local view reads different bytes: analyse them too.
+                    members.push(Member {
+                        label: format!("{name} (local header sizes)"),
+                        name: name_text(&l.name),
+                        pos: l.pos,
+                        data: l.data,
+                        csize: l.csize,
+                        usize: l.usize,
+                        method: l.method,
+                        flags: l.flags,
+                        local_view: true,
+                    });
+                }
+            }
+            let dlen = if l.flags & 8 != 0 || c.flags & 8 != 0 {
+                let end = (l.data as u64).saturating_add(c.csize).min(d.len() as u64) as usize;
+                descriptor_len(d, end, l.zip64 || c.csize >= 0xffff_ffff)
+            } else {
+                0
+            };
+            let data_end = (l.data as u64).saturating_add(c.csize).min(d.len() as u64) as usize;
+            covered.push((l.pos, l.data.min(d.len())));
+            covered.push((l.data.min(d.len()), data_end));
+            covered.push((data_end, data_end + dlen));
+            by_offset.entry(l.pos).or_insert(members.len());
+            members.push(Member {
+                label,
+                name,
+                pos: l.pos,
+                data: l.data,
+                csize: c.csize,
+                usize: c.usize,
+                method: c.method,
+                flags: c.flags | l.flags,
+                local_view: false,
+            });
+        }
+    }
+
+    // Walk the local headers from the start of the archive.
+    let walk_from = match mode {
+        Mode::Plain => d
+            .get(..8)
+            .map(|h| if h.starts_with(LOCAL_SIG) { 0 } else { 4 })
+            .unwrap_or(0),
+        _ => start,
+    };
+    let walk_from = if mode == Mode::Embedded {
+        members.iter().map(|m| m.pos).min().unwrap_or(d.len())
+    } else {
+        walk_from
+    };
+    if walk_from == 4 {
+        covered.push((0, 4)); // the spanning marker
+    }
+    let mut p = walk_from;
+    let mut listed_only_local = 0usize;
+    while members.len() < max_members {
+        let Some(l) = parse_local(d, p) else { break };
+        let central = by_offset.get(&p).map(|&i| &members[i]);
+        let csize = match central {
+            Some(m) => m.csize,
+            None if l.deferred() => match find_deferred_end(d, &l) {
+                Some(n) => n,
+                None => {
+                    tampers.push(tamper(
+                        p as u64,
+                        format!(
+                            "local entry {:?} defers its sizes to a data descriptor that cannot be found",
+                            name_text(&l.name)
+                        ),
+                    ));
+                    break;
+                }
+            },
+            None => l.csize,
+        };
+        let data_end = (l.data as u64).saturating_add(csize).min(d.len() as u64) as usize;
+        let dlen = if l.flags & 8 != 0 {
+            descriptor_len(d, data_end, l.zip64)
+        } else {
+            0
+        };
+        if central.is_none() {
+            let name = name_text(&l.name);
+            if listed_only_local < MAX_LISTED {
+                tampers.push(tamper(
+                    p as u64,
+                    format!(
+                        "local entry {name:?} at byte {p} is not in the central directory: loaders do not see it, local-header scanners do; it is analysed"
+                    ),
+                ));
+            }
+            listed_only_local += 1;
+            covered.push((p, l.data.min(d.len())));
+            covered.push((l.data.min(d.len()), data_end));
+            covered.push((data_end, data_end + dlen));
+            members.push(Member {
+                label: format!("{name} (local header at byte {p})"),
+                name,
+                pos: p,
+                data: l.data,
+                csize,
+                usize: l.usize,
+                method: l.method,
+                flags: l.flags,
+                local_view: false,
+            });
+        }
+        let next = data_end + dlen;
+        if next <= p {
+            break;
+        }
+        p = next;
+    }
+    if listed_only_local > MAX_LISTED {
+        tampers.push(tamper(
+            0,
+            format!(
+                "{} more local entries are not in the central directory",
+                listed_only_local - MAX_LISTED
+            ),
+        ));
+    }
+    if dir.is_none() && members.is_empty() {
+        r.format = "not_pickle".into();
+        r.stopped_by = Some("not a zip: no central directory and no local file header".into());
+        return r;
+    }
+    if dir.is_none() {
+        tampers.push(tamper(
+            0,
+            "no end of central directory record: zipfile and torch cannot open this archive, local-header readers can; its entries are analysed".into(),
+        ));
+    }
+    if members.len() >= max_members {
+        super::limit(&mut r, 0, "archive members");
+    }
+
+    // Bytes outside every entry.
+    let (lo, hi) = match mode {
+        Mode::Plain => (0, d.len()),
+        Mode::Polyglot => (start, d.len()),
+        Mode::Embedded => (
+            start.max(members.iter().map(|m| m.pos).min().unwrap_or(0)),
+            dir.as_ref().map(|x| x.eocd.1).unwrap_or(d.len()),
+        ),
+    };
+    let gaps = gaps(&mut covered, lo, hi);
+    for (i, (a, b)) in gaps.iter().enumerate() {
+        if i == MAX_LISTED {
+            tampers.push(tamper(
+                *a as u64,
+                format!(
+                    "{} more ranges of bytes outside every entry",
+                    gaps.len() - i
+                ),
+            ));
+            break;
+        }
+        tampers.push(tamper(
+            *a as u64,
+            format!(
+                "{} bytes at byte {a} are outside every zip entry (hidden data, or a second view of the archive)",
+                b - a
+            ),
+        ));
+    }
+
+    // Member data that overlaps other members' data.
+    overlaps(&members, &mut tampers);
+
+    // Torch archives: which members are tensor storages (never unpickled by torch.load).
+    let torch_root = torch_root(&members);
+    if torch_root.is_some() {
+        r.format = "pytorch_zip".into();
+    }
+
+    let mut file_formats: Vec<String> = Vec::new();
+    let mut analysed: HashMap<(usize, u64, u16), ()> = HashMap::new();
+    let mut stored_total: u64 = 0;
+    for m in &members {
+        if m.name.ends_with('/') && m.usize == 0 && m.csize == 0 {
+            continue;
+        }
+        if let Some(root) = &torch_root {
+            if is_storage(root, &m.name) {
+                file_formats.push("tensor".into());
+                continue;
+            }
+        }
+        if analysed.insert((m.data, m.csize, m.method), ()).is_some() {
+            // The same bytes under another entry (reported as overlapping): analysed once.
+            continue;
+        }
+        if m.flags & 1 != 0 {
+            super::unscannable(
+                &mut r,
+                m.pos as u64,
+                Some(&m.label),
+                "the member is encrypted: its content cannot be checked".into(),
+            );
+            file_formats.push("encrypted".into());
+            continue;
+        }
+        let avail = d.len().saturating_sub(m.data);
+        let clen = usize::try_from(m.csize).unwrap_or(usize::MAX);
+        if clen > avail {
+            tampers.push(tamper(
+                m.pos as u64,
+                format!(
+                    "member {:?} claims {} compressed bytes but only {avail} follow: loaders fail on it; what is there is analysed",
+                    m.name, m.csize
+                ),
+            ));
+        }
+        let raw = &d[m.data.min(d.len())..m.data.min(d.len()) + clen.min(avail)];
+        let dec: compress::Decoded;
+        let content: Cow<[u8]> = match m.method {
+            0 => {
+                let n = usize::try_from(m.usize.max(m.csize))
+                    .unwrap_or(usize::MAX)
+                    .min(avail);
+                // Stored bytes read more than once (overlapping entries) count as produced.
+                stored_total = stored_total.saturating_add(n as u64);
+                if stored_total > d.len() as u64 {
+                    let extra = (stored_total - d.len() as u64).min(n as u64);
+                    if let Err(what) = budget::take(extra) {
+                        super::limit(&mut r, m.pos as u64, what);
+                        break;
+                    }
+                }
+                Cow::Borrowed(&d[m.data.min(d.len())..m.data.min(d.len()) + n])
+            }
+            8 | 12 | 14 | 93 | 95 => {
+                dec = match m.method {
+                    8 => compress::inflate(raw, u64::MAX),
+                    12 => compress::bunzip(raw, u64::MAX),
+                    14 => compress::zip_lzma(raw, m.usize, m.flags & 2 != 0, u64::MAX),
+                    93 => compress::decompress(compress::Codec::Zstd, raw, u64::MAX),
+                    _ => compress::decompress(compress::Codec::Xz, raw, u64::MAX),
+                };
+                if let Some(what) = dec.limit {
+                    let mut sub = Report::new("zip");
+                    super::limit(&mut sub, 0, what);
+                    r.absorb(sub, Some(&m.label));
+                }
+                if let Some(e) = &dec.error {
+                    let mut f = Finding::new(
+                        FindingType::Malformed,
+                        Severity::Low,
+                        m.pos as u64,
+                        format!(
+                            "the member's compressed data is corrupt after {} bytes ({e}); loaders stop there too",
+                            dec.out.len()
+                        ),
+                    );
+                    f.member = Some(m.label.clone());
+                    r.push(f);
+                }
+                if dec.out.len() as u64 > m.usize && dec.limit.is_none() {
+                    tampers.push(tamper(
+                        m.pos as u64,
+                        format!(
+                            "member {:?} decompresses to {} bytes, more than the {} it declares: loaders stop at the declared size, all of it is analysed",
+                            m.name,
+                            dec.out.len(),
+                            m.usize
+                        ),
+                    ));
+                }
+                Cow::Borrowed(&dec.out[..])
+            }
+            other => {
+                super::unscannable(
+                    &mut r,
+                    m.pos as u64,
+                    Some(&m.label),
+                    format!(
+                        "compression method {other} is not supported: the member's content cannot be checked"
+                    ),
+                );
+                file_formats.push("unscannable".into());
+                continue;
+            }
+        };
+        let sub = scan_at(&content, policy, depth + 1);
+        file_formats.push(sub.format.clone());
+        r.absorb(sub, Some(&m.label));
+    }
+
+    if r.format == "zip" && !file_formats.is_empty() {
+        if file_formats.iter().all(|f| f == "numpy_npy") {
+            r.format = "numpy_npz".into();
+        } else if file_formats.len() == 1
+            && matches!(file_formats[0].as_str(), "raw_pickle" | "joblib")
+        {
+            r.format = "pandas_zip".into();
+        }
+    }
+    let mut all = tampers;
+    all.append(&mut r.findings);
+    r.findings = all;
+    r
+}
+
+/// Uncovered ranges of `lo..hi`.
+fn gaps(covered: &mut [(usize, usize)], lo: usize, hi: usize) -> Vec<(usize, usize)> {
+    covered.sort_unstable();
+    let mut out = Vec::new();
+    let mut at = lo;
+    for &(a, b) in covered.iter() {
+        if b <= a || b <= at {
+            continue;
+        }
+        if a > at && a <= hi {
+            out.push((at, a.min(hi)));
+        }
+        at = at.max(b);
+        if at >= hi {
+            break;
+        }
+    }
+    if at < hi {
+        out.push((at, hi));
+    }
+    out
+}
+
+fn overlaps(members: &[Member], tampers: &mut Vec<Finding>) {
+    let mut spans: Vec<(usize, usize, usize)> = members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.csize > 0)
+        .map(|(i, m)| {
+            let end = (m.data as u64)
+                .saturating_add(m.csize)
+                .min(usize::MAX as u64) as usize;
+            (m.data, end, i)
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut listed = 0usize;
+    let mut reach: Option<(usize, usize)> = None; // (end, member)
+    for &(a, b, i) in &spans {
+        if let Some((end, j)) = reach {
+            let (mi, mj) = (&members[i], &members[j]);
+            let same_entry = mi.pos == mj.pos && (mi.local_view || mj.local_view);
+            if a < end && !same_entry {
+                if listed < MAX_LISTED {
+                    tampers.push(tamper(
+                        mi.pos as u64,
+                        format!(
+                            "the data of member {:?} overlaps the data of {:?}: one range of bytes read as two files (a zip bomb or a parser trick)",
+                            mi.name, mj.name
+                        ),
+                    ));
+                }
+                listed += 1;
+            }
+        }
+        match reach {
+            Some((end, _)) if end >= b => {}
+            _ => reach = Some((b, i)),
+        }
+    }
+    if listed > MAX_LISTED {
+        tampers.push(tamper(
+            0,
+            format!("{} more overlapping members", listed - MAX_LISTED),
+        ));
+    }
+}
+
+/// The archive root of a torch zip (`archive/` for `archive/data.pkl`), if this is one: a
+/// `data.pkl` with a `version` or `byteorder` record beside it.
+fn torch_root(members: &[Member]) -> Option<String> {
+    for m in members {
+        let Some(root) = m.name.strip_suffix("data.pkl") else {
+            continue;
+        };
+        if !(root.is_empty() || root.ends_with('/')) {
+            continue;
+        }
+        let has = |n: &str| members.iter().any(|x| x.name == format!("{root}{n}"));
+        if has("version") || has(".data/version") || has("byteorder") {
+            return Some(root.to_string());
+        }
+    }
+    None
+}
+
+/// A tensor storage record of a torch zip: `<root>data/<key>` (and TorchScript's
+/// `<root>constants/<key>`). torch.load reads them as raw bytes, never as pickles.
+fn is_storage(root: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(root) else {
+        return false;
+    };
+    let key = rest
+        .strip_prefix("data/")
+        .or_else(|| rest.strip_prefix("constants/"));
+    matches!(key, Some(k) if !k.is_empty() && !k.contains('/'))
+}
