@@ -180,7 +180,7 @@ pub struct WalkArgs {
     #[arg(long = "follow-symlinks", help_heading = "Files")]
     pub follow_symlinks: bool,
     /// Files scanned in parallel [default: all cores]
-    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Files")]
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Files")]
     pub jobs: Option<u16>,
 }
 

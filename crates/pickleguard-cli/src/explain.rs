@@ -457,7 +457,18 @@ fn render_lines(m: &Machine<'_>, stop: Option<u64>) -> Vec<Line> {
             }
             CallKind::Build => {
                 let state = r.expr(c.args);
-                let attr = matches!(c.args, Value::Dict(_) | Value::Tuple(_));
+                // pickle's default `__setstate__`: a dict of attributes, or a pair
+                // (dict or None, dict of slots).
+                let attr = match c.args {
+                    Value::Dict(_) => true,
+                    Value::Tuple(id) => m.arena.nodes.get(id as usize).is_some_and(|n| {
+                        n.len == 2
+                            && n.items.len() == 2
+                            && matches!(n.items[0], Value::Dict(_) | Value::None)
+                            && matches!(n.items[1], Value::Dict(_) | Value::None)
+                    }),
+                    _ => false,
+                };
                 if attr {
                     format!("{f}.__setstate__({state})  # BUILD: without __setstate__, the items become attributes")
                 } else {
@@ -742,11 +753,15 @@ pub fn explain_bytes(
     } else {
         style.red("UNSAFE")
     };
+    let level = if report.risk_level == pickleguard::Severity::Safe {
+        String::new()
+    } else {
+        format!("{}, ", style.severity(report.risk_level))
+    };
     let _ = writeln!(
         out,
-        "{}: {verdict} ({}, {}, {} bytes; mode {}, fail on {})",
+        "{}: {verdict} ({level}{}, {} bytes; mode {}, fail on {})",
         style.bold(&result.path),
-        style.severity(report.risk_level),
         report.format,
         data.len(),
         policy.mode.as_str(),

@@ -59,6 +59,9 @@ fn usage_errors_exit_2() {
         .code(2);
     pg().args(["scan", "--format", "xml", "."]).assert().code(2);
     pg().args(["scan", "--jobs", "0", "."]).assert().code(2);
+    pg().args(["scan", "--jobs", "100000", "."])
+        .assert()
+        .code(2);
     pg().args(["scan", "--allow", "nocolon", "."])
         .assert()
         .code(2)
