@@ -9,7 +9,8 @@ import pickle
 import sys
 from pathlib import Path
 
-out = Path(sys.argv[1] if len(sys.argv) > 1 else "target/bench-data")
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+out = Path(args[0] if args else "target/bench-data")
 out.mkdir(parents=True, exist_ok=True)
 
 

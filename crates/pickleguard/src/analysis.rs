@@ -291,8 +291,112 @@ fn dtype_info(m: &Machine<'_>, dtype: Value) -> Option<(u64, bool)> {
 }
 
 /// Cache of per-global verdicts for one pickle.
-struct Judged {
+struct Judged<'p> {
     verdicts: Vec<GlobalVerdict>,
+    policy: &'p Policy,
+}
+
+/// A global a value stands for: the global itself, or `getattr(<global>, '<literal>')`
+/// (an attribute walk done at load time, judged like the dotted name it reaches).
+fn resolved_global(
+    m: &Machine<'_>,
+    j: &Judged<'_>,
+    v: Value,
+    depth: u32,
+) -> Option<(String, GlobalVerdict)> {
+    match v {
+        Value::Global(g) => {
+            let gr = &m.globals[g as usize];
+            if gr.ext.is_some() || gr.computed {
+                return None;
+            }
+            Some((global_name(m, g), j.verdicts[g as usize].clone()))
+        }
+        Value::Call(c) if depth < 8 && is_partial(m, j, c) => {
+            // partial(f) with no bound arguments calls f; bound ones would bypass f's rules.
+            let call = &m.calls[c as usize];
+            let built = m
+                .calls
+                .iter()
+                .rev()
+                .find(|b| b.kind == CallKind::Build && b.callable == v)
+                .and_then(|b| m.args_of(b.args));
+            let (func, bound) = match built {
+                Some(state) => (
+                    state.items.first().copied()?,
+                    state
+                        .items
+                        .get(1)
+                        .copied()
+                        .and_then(|a| m.args_of(a))
+                        .map(|n| n.len)
+                        .unwrap_or(0),
+                ),
+                None => {
+                    let args = m.args_of(call.args)?;
+                    (args.items.first().copied()?, args.len.saturating_sub(1))
+                }
+            };
+            let (shown, verdict) = resolved_global(m, j, func, depth + 1)?;
+            if bound > 0 && j.policy.rules_for(&verdict.qualname()).is_some() {
+                return None;
+            }
+            Some((format!("functools.partial({shown})"), verdict))
+        }
+        Value::Call(c) if depth < 8 => {
+            let call = &m.calls[c as usize];
+            if call.kind != CallKind::Reduce {
+                return None;
+            }
+            let Value::Global(f) = call.callable else {
+                return None;
+            };
+            if j.verdicts[f as usize].qualname() != "builtins.getattr" {
+                return None;
+            }
+            let args = m.args_of(call.args)?;
+            if args.len != 2 {
+                return None;
+            }
+            let Value::Str(attr) = args.items[1] else {
+                return None;
+            };
+            let attr = m.arena.text(m.data, attr);
+            let (shown, base) = resolved_global(m, j, args.items[0], depth + 1)?;
+            let mut verdict = j
+                .policy
+                .judge(&base.module, &format!("{}.{attr}", base.name));
+            if attr == "__new__" && base.danger.is_none() && base.allowed & uses::NEW != 0 {
+                // `Cls.__new__(Cls, ...)` is how NEWOBJ rebuilds a type: the type's `new`.
+                verdict.allowed |= uses::CALL | uses::NEW;
+            }
+            Some((format!("{shown}.{attr}"), verdict))
+        }
+        _ => None,
+    }
+}
+
+/// Whether call `c` built a `functools.partial`.
+fn is_partial(m: &Machine<'_>, j: &Judged<'_>, c: CallId) -> bool {
+    let call = &m.calls[c as usize];
+    matches!(call.callable, Value::Global(f) if call.kind == CallKind::Reduce && j.verdicts[f as usize].qualname() == "functools.partial")
+}
+
+/// The bytes `_codecs.encode('<latin-1 text>', 'latin1')` makes (how protocols 0-2 write bytes).
+fn codecs_bytes(m: &Machine<'_>, j: &Judged<'_>, v: Value) -> Option<Vec<u8>> {
+    let Value::Call(c) = v else { return None };
+    let call = &m.calls[c as usize];
+    let Value::Global(f) = call.callable else {
+        return None;
+    };
+    if call.kind != CallKind::Reduce || j.verdicts[f as usize].qualname() != "_codecs.encode" {
+        return None;
+    }
+    let args = m.args_of(call.args)?;
+    match args.items.first()? {
+        Value::Str(s) => Some(latin1(&m.arena.text(m.data, *s))),
+        _ => None,
+    }
 }
 
 fn qual(v: &GlobalVerdict) -> String {
@@ -312,10 +416,27 @@ fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut Report) {
                 .clone()
         })
         .collect();
-    let j = Judged { verdicts };
+    let j = Judged { verdicts, policy };
     let mut used: Vec<u8> = vec![0; m.globals.len()];
 
-    // Imports.
+    let first = out.findings.len();
+    let mut passed = vec![false; m.globals.len()];
+    let mut failed = vec![false; m.globals.len()];
+    // Calls, in stream order: a call whose callable or target is trusted was judged before.
+    let mut trusted: Vec<bool> = vec![false; m.calls.len()];
+    for (ci, c) in m.calls.iter().enumerate() {
+        trusted[ci] = judge_call(m, policy, ctx, &j, &mut used, &trusted, c, out);
+        if let Value::Global(g) = c.callable {
+            if trusted[ci] {
+                passed[g as usize] = true;
+            } else {
+                failed[g as usize] = true;
+            }
+        }
+    }
+
+    let mut imports = Vec::new();
+    // Imports (reported before the calls they feed).
     for (i, g) in m.globals.iter().enumerate() {
         let v = &j.verdicts[i];
         let mut f = if let Some(code) = g.ext {
@@ -332,6 +453,10 @@ fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut Report) {
                 g.pos,
                 "STACK_GLOBAL imports a name computed at load time".to_string(),
             )
+        } else if v.danger.is_some() && v.allowed != 0 && passed[i] && !failed[i] {
+            // A dangerous name the profile accepts only through argument rules, and every
+            // call of it here met them.
+            continue;
         } else if let Some(d) = &v.danger {
             Finding::new(
                 FindingType::DangerousImport,
@@ -360,14 +485,10 @@ fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut Report) {
             f.module = Some(g.module.clone());
             f.name = Some(g.name.clone());
         }
-        out.push(f);
+        imports.push(f);
     }
 
-    // Calls, in stream order: a call whose callable or target is trusted was judged before.
-    let mut trusted: Vec<bool> = vec![false; m.calls.len()];
-    for (ci, c) in m.calls.iter().enumerate() {
-        trusted[ci] = judge_call(m, policy, ctx, &j, &mut used, &trusted, c, out);
-    }
+    out.findings.splice(first..first, imports);
 
     // Globals summary.
     for (i, g) in m.globals.iter().enumerate() {
@@ -424,7 +545,7 @@ fn judge_call(
     m: &Machine<'_>,
     policy: &Policy,
     ctx: &Context,
-    j: &Judged,
+    j: &Judged<'_>,
     used: &mut [u8],
     trusted: &[bool],
     c: &CallNode,
@@ -487,9 +608,14 @@ fn judge_call(
                     let v = &j.verdicts[g as usize];
                     let name = global_name(m, g);
                     mark_reconstructor_uses(m, j, used, v, c);
-                    judge_global_call(m, policy, ctx, j, trusted, c, g, v, want, &name, out)
+                    judge_global_call(m, policy, ctx, j, trusted, c, Some(g), v, want, &name, out)
                 }
                 Value::Call(_) => {
+                    if let Some((name, v)) = resolved_global(m, j, c.callable, 0) {
+                        return judge_global_call(
+                            m, policy, ctx, j, trusted, c, None, &v, want, &name, out,
+                        );
+                    }
                     let shown = render::render(m, c.callable);
                     let sev = if dangerous_value(m, j, c.callable, 0) {
                         Severity::Critical
@@ -505,7 +631,7 @@ fn judge_call(
                         shown,
                         format!("calls {text}: the callable is made while loading"),
                     ));
-                    examine_literals(m, policy, ctx, c, None, out);
+                    examine_literals(m, policy, ctx, j, c, None, out);
                     false
                 }
                 _ => false,
@@ -517,7 +643,7 @@ fn judge_call(
 /// `copyreg._reconstructor(cls, base, state)` and `copyreg.__newobj__(cls, ...)` build `cls`.
 fn mark_reconstructor_uses(
     m: &Machine<'_>,
-    j: &Judged,
+    j: &Judged<'_>,
     used: &mut [u8],
     v: &GlobalVerdict,
     c: &CallNode,
@@ -542,17 +668,26 @@ fn judge_global_call(
     m: &Machine<'_>,
     policy: &Policy,
     ctx: &Context,
-    j: &Judged,
+    j: &Judged<'_>,
     trusted: &[bool],
     c: &CallNode,
-    g: u32,
+    g: Option<u32>,
     v: &GlobalVerdict,
     want: u8,
     name: &str,
     out: &mut Report,
 ) -> bool {
-    let gref = &m.globals[g as usize];
-    if gref.ext.is_some() || gref.computed {
+    // A callable reached through getattr / partial is made at load time.
+    let kind = if g.is_none() {
+        FindingType::DynamicCall
+    } else {
+        FindingType::ReduceCall
+    };
+    let late = g
+        .map(|g| &m.globals[g as usize])
+        .map(|gr| gr.ext.is_some() || gr.computed)
+        .unwrap_or(false);
+    if late {
         out.push(call_finding(
             m,
             FindingType::DynamicCall,
@@ -577,13 +712,13 @@ fn judge_global_call(
             let text = call_text(m, name, c);
             out.push(call_finding(
                 m,
-                FindingType::ReduceCall,
+                kind,
                 d.severity,
                 c,
                 name.to_string(),
                 format!("calls {text}: {}", d.description),
             ));
-            examine_literals(m, policy, ctx, c, Some(&d.category), out);
+            examine_literals(m, policy, ctx, j, c, Some(&d.category), out);
             return false;
         }
     }
@@ -603,13 +738,13 @@ fn judge_global_call(
         };
         out.push(call_finding(
             m,
-            FindingType::ReduceCall,
+            kind,
             Severity::Medium,
             c,
             name.to_string(),
             desc,
         ));
-        examine_literals(m, policy, ctx, c, None, out);
+        examine_literals(m, policy, ctx, j, c, None, out);
         return false;
     }
     // Allowed by name: argument rules, if any, must accept the arguments.
@@ -622,7 +757,7 @@ fn judge_global_call(
                 let text = call_text(m, name, c);
                 out.push(call_finding(
                     m,
-                    FindingType::ReduceCall,
+                    kind,
                     Severity::High,
                     c,
                     name.to_string(),
@@ -631,10 +766,10 @@ fn judge_global_call(
                         qual(v)
                     ),
                 ));
-                examine_literals(m, policy, ctx, c, None, out);
+                examine_literals(m, policy, ctx, j, c, None, out);
                 return false;
             }
-            Some(r) if r.nested => return nested_file(m, policy, ctx, c, name, out),
+            Some(r) if r.nested => return nested_file(m, policy, ctx, j, c, name, out),
             Some(_) => {}
         }
     }
@@ -661,18 +796,19 @@ fn nested_file(
     m: &Machine<'_>,
     policy: &Policy,
     ctx: &Context,
+    j: &Judged<'_>,
     c: &CallNode,
     name: &str,
     out: &mut Report,
 ) -> bool {
-    let Some(bytes) = first_blob(m, c.args) else {
+    let Some(bytes) = first_blob(m, j, c.args) else {
         return false;
     };
     if ctx.depth + 1 > policy.limits.max_nesting {
         limit_finding(out, c.pos as usize, "nesting depth");
         return false;
     }
-    let inner = (ctx.nested)(bytes, policy, ctx.depth + 1);
+    let inner = (ctx.nested)(&bytes, policy, ctx.depth + 1);
     let ok = inner.is_safe && inner.complete;
     if !ok {
         out.push(call_finding(
@@ -691,18 +827,24 @@ fn nested_file(
     ok
 }
 
-fn first_blob<'d>(m: &'d Machine<'_>, args: Value) -> Option<&'d [u8]> {
+fn first_blob<'d>(
+    m: &'d Machine<'_>,
+    j: &Judged<'_>,
+    args: Value,
+) -> Option<std::borrow::Cow<'d, [u8]>> {
     let node = m.args_of(args)?;
     match *node.items.first()? {
-        Value::Bytes(b) | Value::ByteArray(b) => Some(m.arena.blob(m.data, b)),
-        _ => None,
+        Value::Bytes(b) | Value::ByteArray(b) => {
+            Some(std::borrow::Cow::Borrowed(m.arena.blob(m.data, b)))
+        }
+        other => codecs_bytes(m, j, other).map(std::borrow::Cow::Owned),
     }
 }
 
 fn judge_build(
     m: &Machine<'_>,
     policy: &Policy,
-    j: &Judged,
+    j: &Judged<'_>,
     trusted: &[bool],
     c: &CallNode,
     out: &mut Report,
@@ -710,7 +852,7 @@ fn judge_build(
     let keys = state_keys(m, c.args);
     let dunder: Vec<&String> = keys
         .iter()
-        .filter(|k| k.starts_with("__") && k.ends_with("__"))
+        .filter(|k| SPECIAL_METHODS.contains(&k.as_str()))
         .collect();
     match c.callable {
         Value::Global(g) => {
@@ -747,11 +889,121 @@ fn judge_build(
             if policy.mode == Mode::Strict {
                 return false;
             }
+            if is_partial(m, j, t) && trusted[t as usize] {
+                // BUILD on a functools.partial sets (func, args, keywords, dict): the new
+                // func is what a later call runs, so it must be callable under the policy.
+                let func = m.args_of(c.args).and_then(|n| n.items.first().copied());
+                let ok = func
+                    .and_then(|f| resolved_global(m, j, f, 0))
+                    .map(|(_, v)| v.allowed & uses::CALL != 0 && v.danger.is_none())
+                    .unwrap_or(false);
+                if !ok {
+                    let shown = func
+                        .map(|f| render::render(m, f))
+                        .unwrap_or_else(|| "?".into());
+                    out.push(Finding::new(
+                        FindingType::DynamicCall,
+                        Severity::High,
+                        c.pos,
+                        format!("BUILD makes a functools.partial call {shown}, which the policy does not allow"),
+                    ));
+                }
+                return ok;
+            }
             trusted[t as usize]
         }
         _ => true,
     }
 }
+
+/// Attribute names Python itself looks up and calls (or that swap an object's type or dict):
+/// setting one on an instance makes later loading or use run the planted value. Data dunders
+/// such as `__doc__` or a library's `__networkx_cache__` are ordinary state.
+const SPECIAL_METHODS: &[&str] = &[
+    "__setstate__",
+    "__getstate__",
+    "__reduce__",
+    "__reduce_ex__",
+    "__class__",
+    "__dict__",
+    "__getattr__",
+    "__getattribute__",
+    "__setattr__",
+    "__delattr__",
+    "__init__",
+    "__new__",
+    "__call__",
+    "__del__",
+    "__get__",
+    "__set__",
+    "__delete__",
+    "__set_name__",
+    "__eq__",
+    "__ne__",
+    "__hash__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__repr__",
+    "__str__",
+    "__format__",
+    "__bytes__",
+    "__bool__",
+    "__len__",
+    "__iter__",
+    "__next__",
+    "__reversed__",
+    "__contains__",
+    "__getitem__",
+    "__setitem__",
+    "__delitem__",
+    "__missing__",
+    "__enter__",
+    "__exit__",
+    "__index__",
+    "__int__",
+    "__float__",
+    "__complex__",
+    "__fspath__",
+    "__init_subclass__",
+    "__class_getitem__",
+    "__instancecheck__",
+    "__subclasscheck__",
+    "__copy__",
+    "__deepcopy__",
+    "__getnewargs__",
+    "__getnewargs_ex__",
+    "__array__",
+    "__array_wrap__",
+    "__array_finalize__",
+    "__array_ufunc__",
+    "__array_function__",
+    "__torch_function__",
+    "__torch_dispatch__",
+    "__await__",
+    "__aiter__",
+    "__anext__",
+    "__aenter__",
+    "__aexit__",
+    "__add__",
+    "__radd__",
+    "__iadd__",
+    "__mul__",
+    "__matmul__",
+    "__builtins__",
+    "__globals__",
+    "__code__",
+    "__closure__",
+    "__defaults__",
+    "__kwdefaults__",
+    "__wrapped__",
+    "__func__",
+    "__self__",
+    "__import__",
+    "__loader__",
+    "__spec__",
+];
 
 fn show_keys(keys: &[String]) -> String {
     if keys.is_empty() {
@@ -784,7 +1036,7 @@ fn state_keys(m: &Machine<'_>, state: Value) -> Vec<String> {
     out
 }
 
-fn rule_matches(m: &Machine<'_>, j: &Judged, trusted: &[bool], r: &Rule, args: Value) -> bool {
+fn rule_matches(m: &Machine<'_>, j: &Judged<'_>, trusted: &[bool], r: &Rule, args: Value) -> bool {
     let Some(node) = m.args_of(args) else {
         return false;
     };
@@ -802,12 +1054,20 @@ fn rule_matches(m: &Machine<'_>, j: &Judged, trusted: &[bool], r: &Rule, args: V
     })
 }
 
-fn arg_matches(m: &Machine<'_>, j: &Judged, trusted: &[bool], p: &ArgPattern, v: Value) -> bool {
+fn arg_matches(
+    m: &Machine<'_>,
+    j: &Judged<'_>,
+    trusted: &[bool],
+    p: &ArgPattern,
+    v: Value,
+) -> bool {
     match p {
         ArgPattern::Any => true,
         ArgPattern::Data => is_plain(m, v, 0),
         ArgPattern::Str => matches!(v, Value::Str(_)),
-        ArgPattern::Bytes => matches!(v, Value::Bytes(_) | Value::ByteArray(_)),
+        ArgPattern::Bytes => {
+            matches!(v, Value::Bytes(_) | Value::ByteArray(_)) || codecs_bytes(m, j, v).is_some()
+        }
         ArgPattern::Int => matches!(v, Value::Int(_) | Value::BigInt),
         ArgPattern::Float => matches!(v, Value::Float(_)),
         ArgPattern::Bool => matches!(v, Value::Bool(_)),
@@ -836,15 +1096,29 @@ fn arg_matches(m: &Machine<'_>, j: &Judged, trusted: &[bool], p: &ArgPattern, v:
             _ => false,
         },
         ArgPattern::Exact(t) => matches!(v, Value::Str(s) if m.arena.text(m.data, s) == t.as_str()),
-        ArgPattern::Global => {
-            matches!(v, Value::Global(g) if j.verdicts[g as usize].allowed != 0 && j.verdicts[g as usize].danger.is_none())
+        ArgPattern::Global | ArgPattern::GlobalCall | ArgPattern::GlobalNew => {
+            let bits = match p {
+                ArgPattern::GlobalCall => uses::CALL,
+                ArgPattern::GlobalNew => uses::NEW,
+                _ => uses::ALL,
+            };
+            resolved_global(m, j, v, 0)
+                .map(|(_, g)| g.allowed & bits != 0 && g.danger.is_none())
+                .unwrap_or(false)
         }
-        ArgPattern::GlobalCall => {
-            matches!(v, Value::Global(g) if j.verdicts[g as usize].allowed & uses::CALL != 0 && j.verdicts[g as usize].danger.is_none())
+        ArgPattern::Instance => {
+            matches!(v, Value::Call(c) if trusted.get(c as usize).copied().unwrap_or(false))
         }
-        ArgPattern::GlobalNew => {
-            matches!(v, Value::Global(g) if j.verdicts[g as usize].allowed & uses::NEW != 0 && j.verdicts[g as usize].danger.is_none())
-        }
+        ArgPattern::Attr => match v {
+            Value::Str(s) => {
+                let t = m.arena.text(m.data, s);
+                !t.is_empty()
+                    && !t.starts_with("__")
+                    && !t.chars().next().map(|c| c.is_ascii_digit()).unwrap_or(true)
+                    && t.chars().all(|c| c.is_alphanumeric() || c == '_')
+            }
+            _ => false,
+        },
         ArgPattern::Persistent => {
             matches!(v, Value::Call(c) if m.calls[c as usize].kind == CallKind::Persistent)
         }
@@ -873,7 +1147,7 @@ fn is_plain(m: &Machine<'_>, v: Value, depth: u32) -> bool {
 
 /// Whether a value made at load time traces back to something in the dangerous catalogue
 /// (`getattr(__import__('os'), 'system')`).
-fn dangerous_value(m: &Machine<'_>, j: &Judged, v: Value, depth: u32) -> bool {
+fn dangerous_value(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) -> bool {
     if depth > 16 {
         return false;
     }
@@ -891,12 +1165,14 @@ fn dangerous_value(m: &Machine<'_>, j: &Judged, v: Value, depth: u32) -> bool {
     }
 }
 
-/// Look inside the literal arguments of a call that was not accepted: pickles handed to a
-/// loader, code handed to an interpreter, and encoded forms of either.
+/// Look inside the arguments of a call that was not accepted: pickles handed to a loader,
+/// code handed to an interpreter, and encoded forms of either (also when the decoding itself
+/// happens while loading, e.g. `exec(base64.b64decode('...'))`).
 fn examine_literals(
     m: &Machine<'_>,
     policy: &Policy,
     ctx: &Context,
+    j: &Judged<'_>,
     c: &CallNode,
     category: Option<&str>,
     out: &mut Report,
@@ -906,24 +1182,31 @@ fn examine_literals(
     };
     let name = render::render(m, c.callable);
     for a in node.items.iter().copied() {
-        let (bytes, text): (&[u8], Option<String>) = match a {
-            Value::Str(s) => {
-                let t = m.arena.text(m.data, s).into_owned();
-                (&[], Some(t))
-            }
-            Value::Bytes(b) | Value::ByteArray(b) => (m.arena.blob(m.data, b), None),
-            _ => continue,
+        let Some(lit) = evaluate(m, j, a, 0) else {
+            continue;
         };
-        let raw: Vec<u8> = match &text {
-            Some(t) => t.as_bytes().to_vec(),
-            None => bytes.to_vec(),
-        };
+        if let Some(how) = &lit.how {
+            let shown = render::shorten(format!("{:?}", String::from_utf8_lossy(&lit.bytes)), 160);
+            let mut f = Finding::new(
+                FindingType::Obfuscation,
+                if category.is_some() {
+                    Severity::Critical
+                } else {
+                    Severity::High
+                },
+                c.pos,
+                format!("an argument of {name} is decoded while loading ({how}): {shown}"),
+            );
+            f.callable = Some(name.clone());
+            out.push(f);
+        }
         match category {
             Some("deserialization") => {
                 // Protocol 0-2 pickles of bytes come through as latin-1 text.
-                let blob: Vec<u8> = match &text {
-                    Some(t) => latin1(t),
-                    None => bytes.to_vec(),
+                let blob = if lit.text {
+                    latin1(&String::from_utf8_lossy(&lit.bytes))
+                } else {
+                    lit.bytes.clone()
                 };
                 nested_payload(
                     policy,
@@ -937,15 +1220,177 @@ fn examine_literals(
                 continue;
             }
             Some("code execution") | Some("debugger/profiler runner") => {
-                if let Some(t) = &text {
-                    code_string(c, &name, t, out);
-                    continue;
-                }
+                code_string(c, &name, &String::from_utf8_lossy(&lit.bytes), out);
+                continue;
             }
             _ => {}
         }
-        obfuscated(policy, ctx, c, &name, &raw, 0, out);
+        obfuscated(policy, ctx, c, &name, &lit.bytes, 0, out);
     }
+}
+
+/// A literal argument, possibly computed by decoding calls made while loading.
+struct Literal {
+    bytes: Vec<u8>,
+    text: bool,
+    /// The decoding steps that produced it, if any.
+    how: Option<String>,
+}
+
+/// Evaluate a value that is a literal or a chain of pure decoding calls on literals.
+fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) -> Option<Literal> {
+    let lit = |bytes: Vec<u8>, text: bool| Literal {
+        bytes,
+        text,
+        how: None,
+    };
+    match v {
+        Value::Str(s) => return Some(lit(m.arena.text(m.data, s).into_owned().into_bytes(), true)),
+        Value::Bytes(b) | Value::ByteArray(b) => {
+            return Some(lit(m.arena.blob(m.data, b).to_vec(), false))
+        }
+        Value::Call(_) if depth < 6 => {}
+        _ => return None,
+    }
+    let Value::Call(c) = v else { return None };
+    let call = &m.calls[c as usize];
+    if call.kind != CallKind::Reduce {
+        return None;
+    }
+    let args = m.args_of(call.args)?;
+    let arg = |i: usize| {
+        args.items
+            .get(i)
+            .copied()
+            .and_then(|a| evaluate(m, j, a, depth + 1))
+    };
+    let text_arg = |i: usize| match args.items.get(i) {
+        Some(Value::Str(s)) => Some(m.arena.text(m.data, *s).to_ascii_lowercase()),
+        _ => None,
+    };
+    let chain = |inner: &Literal, step: &str| match &inner.how {
+        Some(h) => format!("{h}, then {step}"),
+        None => step.to_string(),
+    };
+    let max = j.policy.limits.max_decoded;
+    // `sep.join([...])` through getattr(sep, 'join').
+    if let Value::Call(g) = call.callable {
+        let gc = &m.calls[g as usize];
+        let gargs = m.args_of(gc.args)?;
+        if let (Value::Global(f), [Value::Str(sep), Value::Str(meth)]) =
+            (gc.callable, gargs.items.as_slice())
+        {
+            if j.verdicts[f as usize].qualname() == "builtins.getattr"
+                && m.arena.text(m.data, *meth) == "join"
+            {
+                let list = args.items.first().and_then(|l| l.node())?;
+                let node = &m.arena.nodes[list as usize];
+                let mut parts = Vec::new();
+                for p in node.items.iter() {
+                    parts.push(evaluate(m, j, *p, depth + 1)?.bytes);
+                }
+                let sep = m.arena.text(m.data, *sep).into_owned().into_bytes();
+                return Some(Literal {
+                    bytes: parts.join(&sep[..]),
+                    text: true,
+                    how: Some("str.join".into()),
+                });
+            }
+        }
+        return None;
+    }
+    let Value::Global(f) = call.callable else {
+        return None;
+    };
+    let q = j.verdicts[f as usize].qualname();
+    let (step, out): (&str, Option<Vec<u8>>) = match q.as_str() {
+        "_codecs.encode" | "codecs.encode" | "_codecs.decode" | "codecs.decode" => {
+            let inner = arg(0)?;
+            let enc = text_arg(1).unwrap_or_else(|| "utf-8".into());
+            let out = match enc.as_str() {
+                "rot13" | "rot_13" => Some(rot13(&inner.bytes)),
+                "base64" | "base64_codec" | "base_64" => decode::base64(&inner.bytes, max),
+                "hex" | "hex_codec" => decode::unwrap_once(&inner.bytes, max)
+                    .into_iter()
+                    .find(|d| d.how == "hex")
+                    .map(|d| d.bytes),
+                "zlib" | "zlib_codec" | "zip" => decode::unwrap_once(&inner.bytes, max)
+                    .into_iter()
+                    .find(|d| d.how == "zlib")
+                    .map(|d| d.bytes),
+                "latin1" | "latin-1" | "iso-8859-1" => {
+                    Some(latin1(&String::from_utf8_lossy(&inner.bytes)))
+                }
+                _ => Some(inner.bytes.clone()),
+            };
+            let step = if matches!(
+                enc.as_str(),
+                "latin1" | "latin-1" | "iso-8859-1" | "utf-8" | "utf8"
+            ) {
+                ""
+            } else {
+                "codecs"
+            };
+            if step.is_empty() {
+                return out.map(|b| Literal {
+                    bytes: b,
+                    text: false,
+                    how: inner.how.clone(),
+                });
+            }
+            let out = out?;
+            return Some(Literal {
+                bytes: out,
+                text: true,
+                how: Some(chain(&inner, &format!("codecs {enc}"))),
+            });
+        }
+        "base64.b64decode"
+        | "base64.standard_b64decode"
+        | "base64.urlsafe_b64decode"
+        | "base64.decodebytes"
+        | "base64.decodestring"
+        | "binascii.a2b_base64" => ("base64", arg(0).and_then(|i| decode::base64(&i.bytes, max))),
+        "base64.b16decode"
+        | "binascii.unhexlify"
+        | "binascii.a2b_hex"
+        | "builtins.bytes.fromhex"
+        | "builtins.bytearray.fromhex" => (
+            "hex",
+            arg(0).and_then(|i| {
+                decode::unwrap_once(&i.bytes, max)
+                    .into_iter()
+                    .find(|d| d.how == "hex")
+                    .map(|d| d.bytes)
+            }),
+        ),
+        "zlib.decompress" | "gzip.decompress" => (
+            "zlib",
+            arg(0).and_then(|i| {
+                decode::unwrap_once(&i.bytes, max)
+                    .into_iter()
+                    .next()
+                    .map(|d| d.bytes)
+            }),
+        ),
+        _ => return None,
+    };
+    let inner = arg(0)?;
+    Some(Literal {
+        bytes: out?,
+        text: false,
+        how: Some(chain(&inner, step)),
+    })
+}
+
+fn rot13(b: &[u8]) -> Vec<u8> {
+    b.iter()
+        .map(|&c| match c {
+            b'a'..=b'z' => (c - b'a' + 13) % 26 + b'a',
+            b'A'..=b'Z' => (c - b'A' + 13) % 26 + b'A',
+            _ => c,
+        })
+        .collect()
 }
 
 fn latin1(t: &str) -> Vec<u8> {

@@ -305,19 +305,20 @@ impl<'a> Machine<'a> {
                     }
                 }
             };
-            if self.first_effect.is_none() && ins.op.can_import_or_call() {
-                // An import of a name that can never be imported is a break, not an effect.
-                let importable = match ins.arg {
-                    Arg::Pair(m, _) => is_dotted_name(m),
-                    _ => true,
-                };
-                if importable {
-                    self.first_effect = Some(pos);
-                }
-            }
+            let effect = ins.op.can_import_or_call();
             match self.step(ins.op, ins.arg, pos, next) {
-                Ok(None) => {}
-                Ok(Some(out)) => return out,
+                // Only an opcode that ran can have imported or called something.
+                Ok(None) => {
+                    if effect && self.first_effect.is_none() {
+                        self.first_effect = Some(pos);
+                    }
+                }
+                Ok(Some(out)) => {
+                    if effect && self.first_effect.is_none() {
+                        self.first_effect = Some(pos);
+                    }
+                    return out;
+                }
                 Err(MachineError::BadText(w)) if w.starts_with("limit:") => {
                     return Outcome::Limit { pos, what: &w[6..] }
                 }

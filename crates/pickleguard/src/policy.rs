@@ -10,6 +10,7 @@ use std::collections::HashMap;
 const DANGEROUS_TOML: &str = include_str!("../../../policies/dangerous.toml");
 const ALIASES_TOML: &str = include_str!("../../../policies/aliases.toml");
 const ML_TOML: &str = include_str!("../../../policies/ml.toml");
+const ML_CORPUS_TOML: &str = include_str!("../../../policies/ml_corpus.toml");
 
 mod block;
 pub use block::BLOCKED;
@@ -143,6 +144,10 @@ pub enum ArgPattern {
     GlobalCall,
     GlobalNew,
     Persistent,
+    /// An attribute name that is not a dunder (`_private` is fine, `__globals__` is not).
+    Attr,
+    /// An object a call the policy accepted has made (not a global, not plain data).
+    Instance,
     OneOf(Vec<ArgPattern>),
 }
 
@@ -176,6 +181,8 @@ impl ArgPattern {
             "global_call" => ArgPattern::GlobalCall,
             "global_new" => ArgPattern::GlobalNew,
             "persistent" => ArgPattern::Persistent,
+            "attr" => ArgPattern::Attr,
+            "instance" => ArgPattern::Instance,
             // Any number of further arguments.
             "..." => ArgPattern::OneOf(Vec::new()),
             other => return Err(format!("unknown argument pattern {other:?}")),
@@ -273,9 +280,11 @@ impl Policy {
             }
         }
         if matches!(mode, Mode::Ml | Mode::Audit) {
-            let ml = PolicyFile::parse(ML_TOML).expect("policies/ml.toml is valid");
-            p.add_file(&ml, false)
-                .expect("policies/ml.toml rules are valid");
+            for (name, text) in [("ml.toml", ML_TOML), ("ml_corpus.toml", ML_CORPUS_TOML)] {
+                let f = PolicyFile::parse(text).unwrap_or_else(|e| panic!("policies/{name}: {e}"));
+                p.add_file(&f, false)
+                    .unwrap_or_else(|e| panic!("policies/{name}: {e}"));
+            }
         }
         p
     }
@@ -388,23 +397,24 @@ impl Policy {
     /// The catalogue entry a global reaches, following attribute walks through other modules
     /// (`tempfile._os.system` reaches `os.system`).
     pub fn danger(&self, module: &str, name: &str) -> Option<&DangerEntry> {
-        if let Some(e) = self.danger_in(module, name) {
-            return Some(e);
-        }
+        // The most severe of the direct match and every re-rooted walk: `shutil.os.system`
+        // matches a catch-all for `shutil` and, more severely, `os.system`.
+        let mut best = self.danger_in(module, name);
         let segs: Vec<&str> = name.split('.').collect();
         for i in 0..segs.len().saturating_sub(1) {
-            let as_module = segs[i].trim_start_matches('_');
-            let m = self.norm_module(as_module);
             let rest = segs[i + 1..].join(".");
-            if let Some(e) = self.danger_in(m, &rest) {
-                return Some(e);
-            }
-            let m2 = self.norm_module(segs[i]);
-            if let Some(e) = self.danger_in(m2, &rest) {
-                return Some(e);
+            for m in [
+                self.norm_module(segs[i].trim_start_matches('_')),
+                self.norm_module(segs[i]),
+            ] {
+                if let Some(e) = self.danger_in(m, &rest) {
+                    if best.map(|b| e.severity > b.severity).unwrap_or(true) {
+                        best = Some(e);
+                    }
+                }
             }
         }
-        None
+        best
     }
 
     fn allowed_uses(&self, module: &str, name: &str, dangerous: bool) -> u8 {

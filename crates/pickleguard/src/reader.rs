@@ -171,18 +171,21 @@ pub fn read_instr(data: &[u8], pos: usize) -> Result<(Instr<'_>, usize), ReadErr
                 l
             };
             (
-                parse_py_int(l, 0).ok_or(ReadError::BadArg("invalid literal for int()"))?,
+                parse_py_int(c_str(l), 0).ok_or(ReadError::BadArg("invalid literal for int()"))?,
                 next,
             )
         }
         ArgKind::FloatNl => {
             let (l, next) = line(data, at)?;
-            let s = std::str::from_utf8(l)
+            let s = std::str::from_utf8(c_str(l))
                 .map_err(|_| ReadError::BadArg("could not convert string to float"))?;
             (Arg::Float(parse_c_float(s)?), next)
         }
         ArgKind::StringNl | ArgKind::StringNlNoEscape | ArgKind::UnicodeNl => {
             let (l, next) = line(data, at)?;
+            if op == Op::STRING {
+                decode_string_line(l)?;
+            }
             if op == Op::PERSID && !l.is_ascii() {
                 return Err(ReadError::BadArg(
                     "persistent IDs in protocol 0 must be ASCII strings",
@@ -262,18 +265,29 @@ fn parse_int_opcode(l: &[u8]) -> Result<Arg<'_>, ReadError> {
     if l.is_empty() {
         return Err(ReadError::BadArg("pickle data was truncated"));
     }
-    if let Some(x) = c_strtol(l) {
+    // C string functions stop at a NUL: whatever follows it on the line is ignored.
+    let t = c_str(l);
+    let x = if t.is_empty() { Some(0) } else { c_strtol(t) };
+    if let Some(x) = x {
         if l.len() == 2 && (x == 0 || x == 1) {
             return Ok(Arg::Bool(x == 1));
         }
         return Ok(Arg::Int(x));
     }
-    parse_py_int(l, 0).ok_or(ReadError::BadArg("could not convert string to int"))
+    parse_py_int(t, 0).ok_or(ReadError::BadArg("could not convert string to int"))
+}
+
+/// The part of a line C sees: up to the first NUL.
+fn c_str(l: &[u8]) -> &[u8] {
+    match l.iter().position(|&b| b == 0) {
+        Some(i) => &l[..i],
+        None => l,
+    }
 }
 
 /// GET / PUT: `int(s, 10)`, must be a non-negative index.
 fn memo_index(l: &[u8]) -> Result<Arg<'_>, ReadError> {
-    match parse_py_int(l, 10) {
+    match parse_py_int(c_str(l), 10) {
         Some(Arg::Int(i)) if i >= 0 => Ok(Arg::Int(i)),
         Some(Arg::Int(_)) => Err(ReadError::BadArg("negative memo index")),
         Some(_) => Err(ReadError::BadArg("memo index too large")),
@@ -357,6 +371,10 @@ pub(crate) fn parse_py_int(l: &[u8], base: u32) -> Option<Arg<'_>> {
             return None;
         }
     }
+    // CPython refuses to convert more than 4300 digits in a base that is not a power of two.
+    if !radix.is_power_of_two() && digits.iter().filter(|c| **c != b'_').count() > 4300 {
+        return None;
+    }
     let mut v: i128 = 0;
     for &c in digits {
         if c == b'_' {
@@ -411,7 +429,11 @@ fn parse_c_float(s: &str) -> Result<f64, ReadError> {
             .bytes()
             .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-')) =>
         {
-            body.parse::<f64>().map_err(|_| bad)?
+            // PyOS_string_to_double raises OverflowError rather than returning inf.
+            match body.parse::<f64>() {
+                Ok(v) if v.is_finite() => v,
+                _ => return Err(bad),
+            }
         }
         _ => return Err(bad),
     };
@@ -509,7 +531,9 @@ pub fn raw_unicode_escape_codepoints(s: &[u8]) -> Option<Vec<u32>> {
 
 /// Text of code points; surrogates become U+FFFD (Rust strings cannot hold them).
 pub fn codepoints_lossy(cps: &[u32]) -> String {
-    cps.iter().map(|&c| char::from_u32(c).unwrap_or('\u{FFFD}')).collect()
+    cps.iter()
+        .map(|&c| char::from_u32(c).unwrap_or('\u{FFFD}'))
+        .collect()
 }
 
 /// `raw_unicode_escape` decoding to a Rust string (surrogates replaced).
