@@ -312,6 +312,17 @@ fn resolved_global(
             }
             Some((global_name(m, g), j.verdicts[g as usize].clone()))
         }
+        Value::Call(c) if depth < 8 && m.calls[c as usize].kind == CallKind::Persistent => {
+            // Legacy torch files save a module's class as the persistent id
+            // ('module', cls, source_file, source); torch's persistent_load returns cls.
+            let pid = m.args_of(m.calls[c as usize].args)?;
+            match pid.items.as_slice() {
+                [Value::Str(tag), cls, ..] if m.arena.text(m.data, *tag) == "module" => {
+                    resolved_global(m, j, *cls, depth + 1)
+                }
+                _ => None,
+            }
+        }
         Value::Call(c) if depth < 8 && is_partial(m, j, c) => {
             // partial(f) with no bound arguments calls f; bound ones would bypass f's rules.
             let call = &m.calls[c as usize];
