@@ -195,6 +195,8 @@ pub struct Rule {
     pub args: Vec<ArgPattern>,
     pub min_args: usize,
     pub nested: bool,
+    /// The patterns as written, to show the policy again.
+    pub source: Vec<String>,
 }
 
 /// Allowed names of one module (or module pattern).
@@ -334,6 +336,7 @@ impl Policy {
                 min_args: r.min_args.unwrap_or(args.len()),
                 args,
                 nested: r.nested,
+                source: r.args.clone(),
             });
         }
         Ok(())
@@ -524,6 +527,23 @@ impl Policy {
                 let mut v = only_value;
                 v.sort();
                 out.push_str(&format!("value = [{}]\n", v.join(", ")));
+            }
+        }
+        // Rules travel with the names they restrict: without them an exact entry in a user
+        // file would let a dangerous name through with any arguments.
+        let mut rules: Vec<(&String, &Vec<Rule>)> = self.rules.iter().collect();
+        rules.sort_by(|a, b| a.0.cmp(b.0));
+        for (callable, list) in rules {
+            for r in list {
+                let args: Vec<String> = r.source.iter().map(|a| format!("{a:?}")).collect();
+                out.push_str(&format!(
+                    "\n[[rule]]\ncallable = {callable:?}\nargs = [{}]\nmin_args = {}\n",
+                    args.join(", "),
+                    r.min_args
+                ));
+                if r.nested {
+                    out.push_str("nested = true\n");
+                }
             }
         }
         out
