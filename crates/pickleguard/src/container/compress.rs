@@ -134,7 +134,13 @@ impl Write for Sink<'_> {
             self.d.limit = Some(what);
             return Err(io::Error::other("pickleguard: decompression limit"));
         }
-        self.d.out.extend_from_slice(&buf[..keep]);
+        let out = &mut self.d.out;
+        if out.capacity() - out.len() < keep {
+            // Grow by a quarter, not by doubling: the peak stays near the output's size (large
+            // reallocations are remapped, not copied).
+            out.reserve_exact(keep.max(out.len() / 4).max(1 << 20));
+        }
+        out.extend_from_slice(&buf[..keep]);
         if keep < buf.len() {
             self.d.over_cap = true;
             return Err(io::Error::other("pickleguard: declared size exceeded"));

@@ -186,8 +186,9 @@ pub fn scan(d: &[u8], policy: &Policy, depth: u32) -> Report {
         .filter(|e| e.regular)
         .map(|e| e.name.as_str())
         .collect();
-    let is_torch =
-        names.contains(&"pickle") && (names.contains(&"storages") || names.contains(&"tensors"));
+    // torch.load extracts `storages` first, then `tensors`, then unpickles `pickle`.
+    let is_torch = names.contains(&"storages")
+        || names.contains(&"pickle") && (names.contains(&"tensors") || names.contains(&"sys_info"));
     if is_torch {
         r.format = "pytorch_tar".into();
     }
