@@ -733,6 +733,7 @@ impl<'a> Machine<'a> {
         }
         let target = self.stack[x - 1];
         if let Value::List(id) = target {
+            reserve_items(&mut self.arena.nodes[id as usize], len - x);
             for i in x..len {
                 let v = self.stack[i];
                 self.arena.nodes[id as usize].push(v);
@@ -765,6 +766,7 @@ impl<'a> Machine<'a> {
         }
         let target = self.stack[x - 1];
         if let Value::Dict(id) = target {
+            reserve_items(&mut self.arena.nodes[id as usize], len - x);
             let mut i = x;
             while i + 1 < len {
                 let (k, v) = (self.stack[i], self.stack[i + 1]);
@@ -821,6 +823,13 @@ impl<'a> Machine<'a> {
 
 fn bad_arg() -> MachineError {
     MachineError::BadText("internal: argument of unexpected shape")
+}
+
+/// One allocation for the items a container is about to receive, not one per doubling.
+#[inline]
+fn reserve_items(node: &mut Node, incoming: usize) {
+    let room = (crate::value::KEEP_ITEMS * 2).saturating_sub(node.items.len());
+    node.items.reserve(incoming.min(room));
 }
 
 /// Where a borrowed slice starts inside the input.

@@ -83,6 +83,7 @@ fn u64le(b: &[u8]) -> u64 {
 }
 
 /// Decode the instruction at `pos`. Returns it and the position of the next one.
+#[inline]
 pub fn read_instr(data: &[u8], pos: usize) -> Result<(Instr<'_>, usize), ReadError> {
     let code = *data.get(pos).ok_or(ReadError::Truncated)?;
     let op = Op::from_byte(code).ok_or(ReadError::UnknownOpcode(code))?;
