@@ -189,6 +189,55 @@ def test_joblib_object_array_payload(scan, clean_cwd, compress):
     assert_payload(report, lambda m: m is not None and m.startswith(prefix + "joblib object array at byte"))
 
 
+def _joblib_unaligned(obj) -> bytes:
+    """joblib.dump to a stream that cannot tell(): no alignment padding, so each array's bytes
+    follow its NumpyArrayWrapper's BUILD directly (joblib does this by itself)."""
+    joblib = pytest.importorskip("joblib")
+
+    class NoTell(io.RawIOBase):
+        def __init__(self):
+            self.buf = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            self.buf += b
+            return len(b)
+
+        def tell(self):
+            raise io.UnsupportedOperation("not seekable")
+
+    out = NoTell()
+    joblib.dump(obj, out)
+    return bytes(out.buf)
+
+
+def test_joblib_unaligned_is_safe(scan, clean_cwd):
+    np = pytest.importorskip("numpy")
+    path = clean_cwd / "model.joblib"
+    path.write_bytes(_joblib_unaligned({"w": np.arange(100.0), "i": np.arange(9, dtype=np.int16)}))
+    report = scan(path)
+    assert report["format"] == "joblib"
+    assert report["is_safe"] and report["complete"], report["findings"]
+
+
+def test_joblib_array_bytes_that_pickle_load_runs(scan, clean_cwd):
+    # joblib.load reads these bytes as a uint8 array; pickle.load, torch.load and
+    # pandas.read_pickle (after decompressing) run them as opcodes.
+    np = pytest.importorskip("numpy")
+    opcodes = f"cos\nsystem\n(S'touch {MARKER}'\ntR0".encode()
+    data = _joblib_unaligned({"labels": np.frombuffer(opcodes, dtype=np.uint8).copy(),
+                              "w": np.arange(4.0)})
+    for name, blob, prefix in [("plain.joblib", data, ""),
+                               ("frame.pkl.gz", gzip.compress(data), "decompressed gzip/")]:
+        path = clean_cwd / name
+        path.write_bytes(blob)
+        report = scan(path)
+        assert any(f["type"] == "STRUCTURAL_TAMPER" for f in report["findings"]), report
+        assert_payload(report, lambda m: m == prefix + "read as a plain pickle")
+
+
 # ----------------------------------------------------------------------------------------
 # numpy
 # ----------------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
     let mut pos = 0usize;
     let mut index: u64 = 0;
     let mut joblib_seen = false;
+    // Byte ranges joblib reads as numeric array data (skipped by this view).
+    let mut skipped: Vec<(u64, u64)> = Vec::new();
     loop {
         m.reset();
         let start = pos;
@@ -56,7 +58,7 @@ pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
         let mut outcome = m.run(start);
         while let Outcome::JoblibArray { next, wrapper } = outcome {
             joblib_seen = true;
-            outcome = match joblib_array(&m, wrapper, next, policy, ctx, &mut sub) {
+            outcome = match joblib_array(&m, wrapper, next, policy, ctx, &mut sub, &mut skipped) {
                 Ok(resume) => m.resume(resume),
                 Err(o) => o,
             };
@@ -117,8 +119,55 @@ pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
     if joblib_seen && report.format == "raw_pickle" {
         report.format = "joblib".into();
     }
+    if joblib_seen && ctx.joblib {
+        let plain = Context {
+            joblib: false,
+            ..*ctx
+        };
+        plain_view(&mut report, analyze_stream(data, policy, &plain), &skipped);
+    }
     report.finish(policy.threshold);
     report
+}
+
+/// pickle.load (and torch.load, pandas.read_pickle) do not read joblib's array bytes: they run
+/// them as opcodes. What only that view of a joblib stream does is reported too: everything it
+/// does in bytes joblib skips as numeric data, and catalogued dangers anywhere (elsewhere the
+/// views differ only by memo and stack context: a benign object array's nested pickle, run
+/// in the outer context, imports nonsense names that fail to load).
+fn plain_view(report: &mut Report, plain: Report, skipped: &[(u64, u64)]) {
+    let seen: std::collections::HashSet<(FindingType, u64)> = report
+        .findings
+        .iter()
+        .map(|f| (f.kind, f.position))
+        .collect();
+    let new: Vec<Finding> = plain
+        .findings
+        .into_iter()
+        .filter(|f| {
+            !matches!(
+                f.kind,
+                FindingType::Malformed | FindingType::TrailingData | FindingType::ResourceLimit
+            ) && !seen.contains(&(f.kind, f.position))
+                && (skipped.iter().any(|&(a, b)| (a..b).contains(&f.position))
+                    || f.kind == FindingType::DangerousImport
+                    || f.severity == Severity::Critical)
+        })
+        .collect();
+    let Some(first) = new.first() else { return };
+    report.push(Finding::new(
+        FindingType::StructuralTamper,
+        Severity::High,
+        first.position,
+        "joblib reads these bytes as array data, but pickle.load (torch.load, pandas.read_pickle) runs them as opcodes: the file does more when it is not loaded with joblib".into(),
+    ));
+    for mut f in new {
+        f.member = Some(match f.member.take() {
+            Some(m) => format!("read as a plain pickle/{m}"),
+            None => "read as a plain pickle".into(),
+        });
+        report.push(f);
+    }
 }
 
 fn unreachable_outcome(report: &mut Report) {
@@ -138,7 +187,8 @@ fn limit_finding(report: &mut Report, pos: usize, what: &str) {
 }
 
 /// joblib reads a NumpyArrayWrapper's array straight from the stream: skip exactly the bytes
-/// it reads (or analyse the pickle it loads for object arrays). Returns where the pickle goes on.
+/// it reads (or analyse the pickle it loads for object arrays). Returns where the pickle goes on;
+/// the numeric array's bytes are added to `skipped`.
 fn joblib_array(
     m: &Machine<'_>,
     wrapper: CallId,
@@ -146,6 +196,7 @@ fn joblib_array(
     policy: &Policy,
     ctx: &Context,
     sub: &mut Report,
+    skipped: &mut Vec<(u64, u64)>,
 ) -> Result<usize, Outcome> {
     let fail = |msg: &'static str| Outcome::Error {
         pos: next,
@@ -204,6 +255,7 @@ fn joblib_array(
             err: crate::machine::MachineError::BadText("joblib array data truncated"),
         });
     }
+    skipped.push((next as u64, end as u64));
     Ok(end as usize)
 }
 
