@@ -521,7 +521,7 @@ impl<'a> Machine<'a> {
             Op::ADDITEMS => {
                 let x = self.marker()?;
                 let len = self.stack.len();
-                if x > len || x == 0 {
+                if x > len || x <= self.fence() {
                     fail!(MachineError::StackUnderflow);
                 }
                 if len > x {
@@ -725,7 +725,8 @@ impl<'a> Machine<'a> {
         method: &'static str,
     ) -> Result<(), MachineError> {
         let len = self.stack.len();
-        if x > len || x == 0 {
+        // The target must be above the fence: `](Na` is "unexpected MARK found" in CPython.
+        if x > len || x <= self.fence() {
             fail!(MachineError::StackUnderflow);
         }
         if len == x {
@@ -755,7 +756,8 @@ impl<'a> Machine<'a> {
     /// SETITEM / SETITEMS as `do_setitems` does it.
     fn setitems_at(&mut self, x: usize, pos: usize) -> Result<(), MachineError> {
         let len = self.stack.len();
-        if x > len || x == 0 {
+        // The target must be above the fence: `](Na` is "unexpected MARK found" in CPython.
+        if x > len || x <= self.fence() {
             fail!(MachineError::StackUnderflow);
         }
         if len == x {
