@@ -316,9 +316,15 @@ fn torch_zip_any_root_and_every_pickle_member() {
         let n = String::from_utf8(x.name.clone()).unwrap();
         x.name = n.replace("archive/", "my_model-v2/").into_bytes();
     }
+    es.push(e("my_model-v2/extra.pkl", EVIL));
+    let r = scan(&zip(es.clone()).build());
+    assert_eq!(r.format, "pytorch_zip");
+    assert!(evil_in(&r, "my_model-v2/extra.pkl"), "{}", show(&r));
+    // A constants.pkl record makes it a TorchScript archive (torch.load hands it to
+    // torch.jit.load).
     es.push(e("my_model-v2/constants.pkl", EVIL));
     let r = scan(&zip(es).build());
-    assert_eq!(r.format, "pytorch_zip");
+    assert_eq!(r.format, "torchscript");
     assert!(evil_in(&r, "my_model-v2/constants.pkl"), "{}", show(&r));
 }
 
@@ -897,7 +903,7 @@ fn tar(members: &[(&str, &[u8])]) -> Vec<u8> {
     for (name, data) in members {
         out.extend(tar_header(name, data.len(), b'0'));
         out.extend_from_slice(data);
-        while out.len() % 512 != 0 {
+        while !out.len().is_multiple_of(512) {
             out.push(0);
         }
     }
@@ -1103,7 +1109,65 @@ fn samples() -> Vec<Vec<u8>> {
     let mut st = 2u64.to_le_bytes().to_vec();
     st.extend_from_slice(&[0; 8]);
     v.push(legacy_torch(LEGACY_OBJECT, &st));
+    v.push(pax_tar());
+    let mut es = torch_entries(EVIL);
+    let mut hidden = e("archive/hidden.pkl", EVIL);
+    hidden.in_central = false;
+    hidden.descriptor = true;
+    hidden.deflate = true;
+    es.insert(1, hidden);
+    v.push(zip(es).build());
     v
+}
+
+/// A tar with a pax header (path and size records) and a GNU long name.
+fn pax_tar() -> Vec<u8> {
+    let rec = |k: &str, v: &str| {
+        let body = format!(" {k}={v}\n");
+        let mut n = body.len() + 1;
+        while format!("{n}{body}").len() != n {
+            n += 1;
+        }
+        format!("{n}{body}")
+    };
+    let pax = format!(
+        "{}{}",
+        rec("path", "long/dir/frame.pkl"),
+        rec("size", &EVIL.len().to_string())
+    );
+    let mut out = tar_header("PaxHeader/x", pax.len(), b'x');
+    out.extend_from_slice(pax.as_bytes());
+    while !out.len().is_multiple_of(512) {
+        out.push(0);
+    }
+    // The header's own size field lies (0): the pax size wins, as in tarfile.
+    out.extend(tar_header("short", 0, b'0'));
+    out.extend_from_slice(EVIL);
+    while !out.len().is_multiple_of(512) {
+        out.push(0);
+    }
+    let long = "a/very/long/name/".repeat(10) + "x.pkl";
+    out.extend(tar_header("././@LongLink", long.len() + 1, b'L'));
+    out.extend_from_slice(long.as_bytes());
+    out.push(0);
+    while !out.len().is_multiple_of(512) {
+        out.push(0);
+    }
+    out.extend(tar_header("ignored", BENIGN.len(), b'0'));
+    out.extend_from_slice(BENIGN);
+    while !out.len().is_multiple_of(512) {
+        out.push(0);
+    }
+    out.extend(std::iter::repeat_n(0u8, 1024));
+    out
+}
+
+#[test]
+fn tar_pax_and_gnu_long_names() {
+    let r = scan(&pax_tar());
+    assert_eq!(r.format, "tar", "{}", show(&r));
+    assert!(evil_in(&r, "long/dir/frame.pkl"), "{}", show(&r));
+    assert_eq!(count(&r, FindingType::TrailingData), 0, "{}", show(&r));
 }
 
 /// Corrupt compressed headers can ask for a lot of output: keep the loops fast.
@@ -1139,8 +1203,13 @@ fn corruption_never_panics() {
         x
     };
     let p = fuzz_policy();
+    // More rounds: PG_CONTAINER_FUZZ_ROUNDS=100000 cargo test --release --test containers corruption
+    let rounds: usize = std::env::var("PG_CONTAINER_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     for s in samples() {
-        for _ in 0..300 {
+        for _ in 0..rounds {
             let mut d = s.clone();
             for _ in 0..(1 + next() % 4) {
                 let i = (next() as usize) % d.len();

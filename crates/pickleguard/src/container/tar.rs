@@ -161,7 +161,7 @@ fn pax_records(body: &[u8]) -> HashMap<String, String> {
         else {
             break;
         };
-        if len == 0 || p + len > body.len() {
+        if len <= sp + 1 || p + len > body.len() {
             break;
         }
         let rec = &body[p + sp + 1..p + len];

@@ -226,7 +226,7 @@ fn directory_at(d: &[u8], e: usize) -> Option<Directory> {
         .min(d.len() as u64) as usize;
     let mut entries = Vec::new();
     let mut p = cd_start;
-    while p < cd_limit.max(cd_start + 1) && entries.len() < 1 << 22 {
+    while p < cd_limit.max(cd_start.saturating_add(1)) && entries.len() < 1 << 22 {
         match parse_central(d, p) {
             Some((c, end)) => {
                 entries.push(c);
@@ -684,8 +684,12 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
 
     // Torch archives: which members are tensor storages (never unpickled by torch.load).
     let torch_root = torch_root(&members);
-    if torch_root.is_some() {
-        r.format = "pytorch_zip".into();
+    if let Some(root) = &torch_root {
+        // torch.load hands archives with a constants.pkl record to torch.jit.load, whose C++
+        // unpickler reads data.pkl, constants.pkl and the code's .debug_pkl files.
+        let constants = format!("{root}constants.pkl");
+        let script = members.iter().any(|m| m.name == constants);
+        r.format = if script { "torchscript" } else { "pytorch_zip" }.into();
     }
 
     let mut file_formats: Vec<String> = Vec::new();
@@ -887,6 +891,7 @@ fn overlaps(members: &[Member], tampers: &mut Vec<Finding>) {
 /// The archive root of a torch zip (`archive/` for `archive/data.pkl`), if this is one: a
 /// `data.pkl` with a `version` or `byteorder` record beside it.
 fn torch_root(members: &[Member]) -> Option<String> {
+    let names: std::collections::HashSet<&str> = members.iter().map(|m| m.name.as_str()).collect();
     for m in members {
         let Some(root) = m.name.strip_suffix("data.pkl") else {
             continue;
@@ -894,7 +899,7 @@ fn torch_root(members: &[Member]) -> Option<String> {
         if !(root.is_empty() || root.ends_with('/')) {
             continue;
         }
-        let has = |n: &str| members.iter().any(|x| x.name == format!("{root}{n}"));
+        let has = |n: &str| names.contains(format!("{root}{n}").as_str());
         if has("version") || has(".data/version") || has("byteorder") {
             return Some(root.to_string());
         }
