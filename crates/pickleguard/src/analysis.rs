@@ -27,17 +27,11 @@ impl Default for Context {
         Context {
             depth: 0,
             joblib: true,
-            nested: nested_raw,
+            // Nested files are whole files (a torch zip for `_load_from_bytes`, maybe
+            // compressed): sniffed like any file, never read as raw pickles only.
+            nested: crate::container::scan_nested,
         }
     }
-}
-
-fn nested_raw(data: &[u8], policy: &Policy, depth: u32) -> Report {
-    let ctx = Context {
-        depth,
-        ..Context::default()
-    };
-    analyze_stream(data, policy, &ctx)
 }
 
 /// Analyse a raw pickle stream (one or several pickles back to back).

@@ -1224,3 +1224,29 @@ fn corruption_never_panics() {
         }
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Nested files: the bytes handed to torch.storage._load_from_bytes are a whole torch file
+// ------------------------------------------------------------------------------------------
+
+fn load_from_bytes(file: &[u8]) -> Vec<u8> {
+    let mut p = b"\x80\x03ctorch.storage\n_load_from_bytes\nq\x00B".to_vec();
+    p.extend_from_slice(&(file.len() as u32).to_le_bytes());
+    p.extend_from_slice(file);
+    p.extend_from_slice(b"\x85R.");
+    p
+}
+
+#[test]
+fn nested_torch_file_is_sniffed() {
+    let inner = zip(torch_entries(EVIL)).build();
+    let p = load_from_bytes(&inner);
+    // Through the container entry point and through the plain pickle entry point alike.
+    for r in [scan(&p), pickleguard::analyze_pickle(&p, &ml())] {
+        assert!(!r.is_safe, "{}", show(&r));
+        assert!(evil_in(&r, "archive/data.pkl"), "{}", show(&r));
+    }
+    let inner = zip(torch_entries(BENIGN)).build();
+    let r = scan(&load_from_bytes(&inner));
+    assert_eq!(count(&r, FindingType::NestedPickle), 0, "{}", show(&r));
+}
