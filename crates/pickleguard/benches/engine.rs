@@ -5,12 +5,15 @@ use pickleguard::{analyze_pickle, Mode, Policy};
 use std::time::{Duration, Instant};
 
 fn main() {
-    let dir = std::env::var("PICKLEGUARD_BENCH_DATA").unwrap_or_else(|_| "../../target/bench-data".into());
+    let dir = std::env::var("PICKLEGUARD_BENCH_DATA")
+        .unwrap_or_else(|_| "../../target/bench-data".into());
     let policy = Policy::new(Mode::Ml);
     let mut any = false;
     for name in ["dense.pkl", "dense90.pkl", "blobs.pkl"] {
         let path = format!("{dir}/{name}");
-        let Ok(data) = std::fs::read(&path) else { continue };
+        let Ok(data) = std::fs::read(&path) else {
+            continue;
+        };
         any = true;
         let mut times: Vec<Duration> = Vec::new();
         let runs = if data.len() > 50_000_000 { 5 } else { 21 };

@@ -158,13 +158,14 @@ pub fn disassemble(data: &[u8]) -> Disassembly {
         let mut m = Machine::new(data, Limits::default());
         m.joblib = false;
         let _ = m.run(start);
-        out.globals.extend(m.globals.iter().filter(|g| g.ext.is_none()).map(|g| {
-            if g.computed {
-                ("?".to_string(), "?".to_string())
-            } else {
-                (g.module.clone(), g.name.clone())
-            }
-        }));
+        out.globals
+            .extend(m.globals.iter().filter(|g| g.ext.is_none()).map(|g| {
+                if g.computed {
+                    ("?".to_string(), "?".to_string())
+                } else {
+                    (g.module.clone(), g.name.clone())
+                }
+            }));
         out.pickles.push(DisPickle { start, ops });
         match stopped {
             Some(next) if out.error.is_none() => start = next,
