@@ -294,6 +294,15 @@ def test_native_stubs_match_the_module():
     assert (pkg / "py.typed").exists() and (pkg / "_native.pyi").exists()
 
 
+def test_the_package_type_checks(tmp_path):
+    pytest.importorskip("mypy")
+    pkg = Path(pickleguard.__file__).parent
+    proc = subprocess.run([sys.executable, "-m", "mypy", str(pkg), "--ignore-missing-imports",
+                           "--cache-dir", str(tmp_path / "cache")],
+                          capture_output=True, text=True, timeout=900, cwd=pkg.parent)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_console_script_runs_the_rust_cli(tmp_path):
     evil, ok = tmp_path / "evil.pkl", tmp_path / "ok.pkl"
     evil.write_bytes(system_payload("cli"))

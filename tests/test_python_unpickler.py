@@ -148,3 +148,29 @@ def test_pickle_extent_matches_what_cpython_consumes():
     assert need > 0 and pos == 2
     assert _native.pickle_extent(b"cos\nsys")[1] == -1
     assert _native.pickle_extent(b"\xff")[1] == -2
+
+
+def test_large_pickles_scanned_while_loading_still_refuse_before_anything_runs(in_tmp):
+    """Pickles over GATE_MIN_BYTES are scanned concurrently with building plain data; the
+    first global (and the result) waits for the verdict."""
+    from pickleguard._guard import GATE_MIN_BYTES
+    from test_python_support import NonSeekable, SystemPayload
+    filler = list(range(GATE_MIN_BYTES // 4))
+    for where, obj in (("end", [filler, SystemPayload("gate-end")]),
+                       ("start", [SystemPayload("gate-start"), filler])):
+        data = pickle.dumps(obj, protocol=4)
+        assert len(data) > GATE_MIN_BYTES
+        (in_tmp / "big.pkl").write_bytes(data)
+        for call in (lambda: pickleguard.safe_load(in_tmp / "big.pkl"),
+                     lambda: pickleguard.safe_loads(data),
+                     lambda: pickleguard.safe_load(NonSeekable(data)),
+                     lambda: PickleGuard("ml").load(io.BytesIO(data))):
+            with pytest.raises(PickleSecurityError) as ei:
+                call()
+            assert ei.value.analysis.stage == "scan"
+        assert_no_marker(f"gate-{where}")
+    # Plain data loads, and a refused scan of plain data is still a refusal.
+    big = pickle.dumps({"x": filler, "s": "t" * 100}, protocol=4)
+    assert pickleguard.safe_loads(big) == {"x": filler, "s": "t" * 100}
+    with pytest.raises(PickleSecurityError):
+        PickleGuard("strict").loads(pickle.dumps([filler, collections.OrderedDict()]))

@@ -19,6 +19,7 @@ import zipfile
 import zlib
 from typing import Any, Callable, Dict, List, Optional
 
+from ._guard import GATE_MIN_BYTES, Gate, gate_allowed
 from ._io import (MemoryReader, _real_file, describe, is_buffer, is_pathlike, map_fd,
                   map_path, span_of_buffer)
 
@@ -78,6 +79,14 @@ def _decompress(data: Any, limit: Optional[int]) -> bytes:
     return out
 
 
+def _mentions(data: Any, needle: bytes) -> bool:
+    find = getattr(data, "find", None)
+    if find is None:
+        data = bytes(data)
+        find = data.find
+    return find(needle) >= 0
+
+
 def _is_joblib(analysis: Any) -> bool:
     return analysis.format == "joblib" or any(
         str(g.get("module", "")).startswith("joblib.numpy_pickle") for g in analysis.globals)
@@ -94,8 +103,7 @@ def _zip_names(opener: Callable[[], Any]) -> list:
 def load_any(guard: Any, source: Any, kwargs: Dict[str, Any]) -> Any:
     if is_pathlike(source):
         path = os.fspath(source)
-        data = map_path(path)
-        return _load_data(guard, data, kwargs, path, lambda: open(path, "rb"), path)
+        return _load_data(guard, map_path(path), kwargs, path, lambda: open(path, "rb"), path)
     if is_buffer(source):
         return _load_data(guard, source, kwargs, describe(source),
                           lambda: io.BytesIO(source if isinstance(source, bytes)
@@ -118,10 +126,11 @@ def load_any(guard: Any, source: Any, kwargs: Dict[str, Any]) -> Any:
         if pos is None or sniff(head) == "pickle":
             return guard._load_pickle(source, {k: v for k, v in kwargs.items()
                                                if k in _PICKLE_KW})
+        data: Any
         if _real_file(source):
             try:
                 whole = map_fd(source.fileno())
-                data: Any = memoryview(whole)[pos:] if pos else whole
+                data = memoryview(whole)[pos:] if pos else whole
             except (OSError, ValueError):
                 data = source.read()
         else:
@@ -176,13 +185,29 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
                opener: Callable[[], Any], path: Optional[str], depth: int = 0) -> Any:
     head = bytes(memoryview(data)[:16])
     kind = sniff(head)
+    if kind == "compressed":
+        # Decompressed once, here; the plain bytes are scanned (and loaded) below.
+        if depth >= 2:
+            raise pickle.UnpicklingError(f"{source}: compressed more than twice")
+        plain = _decompress(data, kwargs.pop("max_decompressed_size", None))
+        return _load_data(guard, plain, kwargs, source, lambda: io.BytesIO(plain), None,
+                          depth + 1)
+    if kind == "pickle" and memoryview(data).nbytes >= GATE_MIN_BYTES and not _mentions(
+            data, b"joblib.numpy_pickle") and gate_allowed(guard.Unpickler):
+        # A large plain pickle: the whole-file scan runs while the unpickler builds plain
+        # data; nothing can run before its verdict (see Gate).
+        gate = Gate(guard, lambda: guard.scan(data, source=source), source)
+        pk = {k: v for k, v in kwargs.items() if k in _PICKLE_KW}
+        up = guard.Unpickler(MemoryReader(data), _pg_prescanned=True, _pg_name=source,
+                             _pg_gate=gate, **pk)
+        return gate.finish(up.load)
     analysis = guard.check_file(data, source)
     if kind == "pickle":
         if _is_joblib(analysis):
             return _load_joblib(guard, opener, path, kwargs)
         pk = {k: v for k, v in kwargs.items() if k in _PICKLE_KW}
         reader = MemoryReader(data)
-        return guard.Unpickler(reader, _pg_prescanned=True, **pk).load()
+        return guard.Unpickler(reader, _pg_prescanned=True, _pg_name=source, **pk).load()
     if kind == "torch_legacy":
         return _load_torch(guard, opener, path, kwargs)
     if kind == "npy":
@@ -195,12 +220,6 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
             return _load_npz(guard, opener, kwargs)
         raise pickle.UnpicklingError(
             f"{source}: a zip archive that is neither a PyTorch checkpoint nor a NumPy .npz")
-    if kind == "compressed":
-        if depth >= 2:
-            raise pickle.UnpicklingError(f"{source}: compressed more than twice")
-        plain = _decompress(data, kwargs.pop("max_decompressed_size", None))
-        return _load_data(guard, plain, kwargs, source, lambda: io.BytesIO(plain), None,
-                          depth + 1)
     raise AssertionError(kind)  # pragma: no cover
 
 

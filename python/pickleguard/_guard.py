@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import _pickle
+import copyreg
+import inspect
 import logging
 import os
 import pickle
@@ -298,19 +300,28 @@ class PickleGuard:
 
     def _load_span(self, span: Span, source: str, kwargs: Dict[str, Any],
                    cls: Optional[type] = None, pure: bool = False) -> Any:
-        try:
-            self._check_span(span, source)
-        except BaseException:
-            span.commit(span.end)
-            raise
+        """Scan one pickle, then load it restricted. A large pickle is scanned while the C
+        unpickler builds plain data (see ``Gate``): nothing can run before the verdict."""
+        gate = None
+        if not pure and span.end - span.start >= GATE_MIN_BYTES and gate_allowed(
+                cls or self.Unpickler):
+            view = span.view()
+            gate = Gate(self, lambda: self.analyze(view, source=source), source)
+        else:
+            try:
+                self._check_span(span, source)
+            except BaseException:
+                span.commit(span.end)
+                raise
         reader = span.reader(as_bytes=pure)
         try:
             if pure:
-                up = self._py_unpickler_class()(reader, **kwargs)
-            else:
-                up = (cls or self.Unpickler)(reader, _pg_prescanned=True, _pg_name=source,
-                                             **kwargs)
-            return up.load()
+                return self._py_unpickler_class()(reader, **kwargs).load()
+            up = (cls or self.Unpickler)(reader, _pg_prescanned=True, _pg_name=source,
+                                         _pg_gate=gate, **kwargs)
+            if gate is None:
+                return up.load()
+            return gate.finish(up.load)
         finally:
             span.commit(reader.pos)
 
@@ -342,6 +353,69 @@ class PickleGuard:
 
             self._joblib_cls = _JoblibRestrictedUnpickler
         return self._joblib_cls
+
+
+#: Pickles at least this large are scanned concurrently with loading (``Gate``).
+GATE_MIN_BYTES = 1 << 20
+
+
+def gate_allowed(cls: type) -> bool:
+    """The gate covers every way the C unpickler can reach code: ``find_class`` (globals and
+    extension codes) and persistent ids. A class with its own ``persistent_load`` method, or
+    a process with a registered extension code (the unpickler's extension cache returns
+    objects without asking ``find_class``), is loaded strictly after the scan instead."""
+    if copyreg._extension_registry:  # type: ignore[attr-defined]
+        return False
+    pl = inspect.getattr_static(cls, "persistent_load", None)
+    return pl is None or isinstance(pl, types.GetSetDescriptorType)
+
+
+class Gate:
+    """The static scan of a pickle, running in a thread while the restricted unpickler reads
+    the same bytes. Plain data (numbers, strings, lists, dicts, tuples, sets, bytes) is built
+    without running any code; everything that can run code comes from ``find_class`` or a
+    persistent id, and both wait here for the verdict first. The loaded object is returned
+    only after a passing verdict. The Rust scan releases the GIL, so both use a core each."""
+
+    def __init__(self, guard: "PickleGuard", scan: Any, source: str) -> None:
+        self.guard = guard
+        self.source = source
+        self.passed = False
+        self._result: Any = None
+        self._error: Optional[BaseException] = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(scan,), daemon=True,
+                                        name="pickleguard-scan")
+        self._thread.start()
+
+    def _run(self, scan: Any) -> None:
+        try:
+            self._result = scan()
+        except BaseException as e:  # handed to the loading thread
+            self._error = e
+        finally:
+            self._done.set()
+
+    def wait(self) -> None:
+        """Block until the verdict is known; raise ``PickleSecurityError`` if it refuses."""
+        if self.passed:
+            return
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        self.guard.check(self._result, self.source)
+        self.passed = True
+
+    def finish(self, load: Any) -> Any:
+        try:
+            obj = load()
+        except PickleSecurityError:
+            raise
+        except BaseException:
+            self.wait()  # a refusal explains more than the loader's own error
+            raise
+        self.wait()
+        return obj
 
 
 def _bytes_like(data: Any) -> Any:

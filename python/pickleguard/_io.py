@@ -242,6 +242,10 @@ def _read_stream(f: Any) -> Tuple[bytes, bool]:
         buf += chunk
 
 
+def _seek(f: Any, pos: int) -> None:
+    f.seek(pos)
+
+
 def next_pickle(src: Any) -> Span:
     """The next pickle of a source (bytes-like, or a binary file object at its position),
     with a commit that leaves a file where ``pickle.load`` would have left it."""
@@ -251,20 +255,21 @@ def next_pickle(src: Any) -> Span:
         pos = src.tell()
         data = src.getvalue()  # shared with the BytesIO, not copied, while it is unchanged
         end, complete = extent(data, pos) if pos < len(data) else (pos, False)
-        return Span(data, pos, end, complete, lambda n: src.seek(pos + n))
+        return Span(data, pos, end, complete, lambda n: _seek(src, pos + n))
     if _real_file(src):
         if getattr(src, "writable", lambda: False)():
             src.flush()
         pos = src.tell()
+        mapped: Any = None
         try:
-            data = map_fd(src.fileno())
+            mapped = map_fd(src.fileno())
         except (OSError, ValueError):
-            data = None
-        if data is not None:
-            if pos >= len(data):
+            pass
+        if mapped is not None:
+            if pos >= len(mapped):
                 return Span(b"", 0, 0, False)
-            end, complete = extent(data, pos)
-            return Span(data, pos, end, complete, lambda n: src.seek(pos + n))
+            end, complete = extent(mapped, pos)
+            return Span(mapped, pos, end, complete, lambda n: _seek(src, pos + n))
     if not hasattr(src, "read"):
         raise TypeError(f"expected a path, a bytes-like object or a binary file, got "
                         f"{type(src).__name__}")

@@ -94,15 +94,17 @@ class _RestrictedMixin:
         guard = kwargs.pop("guard", None)
         prescanned = kwargs.pop("_pg_prescanned", False)
         name = kwargs.pop("_pg_name", None)
+        gate = kwargs.pop("_pg_gate", None)
         src = _Source(file)
         d = self.__dict__
         d["_pg_source"] = src
         d["_pg_label"] = name
+        d["_pg_gate"] = gate
         d["_pg_instance_guard"] = guard
         d["_pg_prescanned"] = prescanned
         super().__init__(src, *args, **kwargs)  # type: ignore[call-arg]
         try:
-            self.persistent_load  # type: ignore[attr-defined]  # noqa: B018
+            getattr(self, "persistent_load")  # noqa: B009
         except AttributeError:
             # No persistent_load of a subclass: refuse persistent ids (the caller may still
             # assign one, as torch does).
@@ -122,6 +124,9 @@ class _RestrictedMixin:
         return self.__dict__.get("_pg_label") or describe(self.__dict__["_pg_source"].file)
 
     def _pg_refuse_persistent(self, pid: Any) -> Any:
+        gate = self.__dict__.get("_pg_gate")
+        if gate is not None:
+            gate.wait()
         guard = self._pg_active_guard()
         if guard is None or guard.mode == "audit":
             raise pickle.UnpicklingError(
@@ -131,6 +136,9 @@ class _RestrictedMixin:
                             self._pg_name())
 
     def find_class(self, module: str, name: str) -> Any:
+        gate = self.__dict__.get("_pg_gate")
+        if gate is not None:
+            gate.wait()  # the static verdict comes before any global exists
         guard = self._pg_active_guard()
         if guard is not None:
             guard._check_global(module, name, self._pg_name())
@@ -185,7 +193,7 @@ def py_find_class(cls: type, guard_of: Any) -> Any:
             guard._check_global(module, name, f"<{type(self).__name__}>")
         if own is not None:
             return own(self, module, name)
-        return super(cls, self).find_class(module, name)
+        return super(cls, self).find_class(module, name)  # type: ignore[arg-type]
 
     find_class.__qualname__ = f"{cls.__qualname__}.find_class"
     find_class.__module__ = __name__

@@ -207,7 +207,7 @@ class _Replay(io.RawIOBase):
         memoryview(b).cast("B")[:len(data)] = data
         return len(data)
 
-    def readline(self, size: int = -1) -> bytes:
+    def readline(self, size: Optional[int] = -1) -> bytes:
         line = self._head.readline(size)
         if (not line.endswith(b"\n")) and self._rest is not None and (
                 size is None or size < 0 or len(line) < size):

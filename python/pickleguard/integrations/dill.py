@@ -54,5 +54,5 @@ def make_patched(group: Any, orig_load: Callable[..., Any], orig_loads: Callable
     for f, o in ((load, orig_load), (loads, orig_loads)):
         f.__doc__ = o.__doc__
         f.__module__ = o.__module__
-        f._pg_original = o  # type: ignore[attr-defined]
+        setattr(f, "_pg_original", o)
     return load, loads

@@ -43,8 +43,8 @@ def _npz_class() -> type:
                 if "allow_pickle" not in str(e) or self._pg_guard is None:
                     raise
             from .._formats import _load_npy
-            member = self._files[key]
-            blob = self.zip.read(member)
+            member = self._files[key]  # type: ignore[attr-defined]
+            blob = self.zip.read(member)  # type: ignore[union-attr]
             guard = self._pg_guard
             guard.check_file(blob, member)
             return _load_npy(guard, blob, self._pg_kwargs or {})

@@ -59,7 +59,7 @@ def guarded_read_pickle(guard: Any, filepath_or_buffer: Any, compression: Any = 
 def _compat_class(guard: Any, base: type) -> type:
     def find_class(self: Any, module: str, name: str) -> Any:
         guard._check_global(module, name, "<pandas pickle_compat>")
-        return base.find_class(self, module, name)
+        return base.find_class(self, module, name)  # type: ignore[attr-defined]
 
     return type("RestrictedCompatUnpickler", (base,), {"find_class": find_class})
 
