@@ -296,10 +296,9 @@ def test_native_stubs_match_the_module():
 
 def test_the_package_type_checks(tmp_path):
     pytest.importorskip("mypy")
-    pkg = Path(pickleguard.__file__).parent
-    proc = subprocess.run([sys.executable, "-m", "mypy", str(pkg), "--ignore-missing-imports",
-                           "--cache-dir", str(tmp_path / "cache")],
-                          capture_output=True, text=True, timeout=900, cwd=pkg.parent)
+    proc = subprocess.run([sys.executable, "-m", "mypy", "-p", "pickleguard",
+                           "--ignore-missing-imports", "--cache-dir", str(tmp_path / "cache")],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
