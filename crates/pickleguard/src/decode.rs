@@ -21,7 +21,7 @@ pub fn unwrap_once(input: &[u8], max_out: usize) -> Vec<Decoded> {
     }
     let trimmed = trim(input);
     if trimmed.len() >= MIN_ENCODED {
-        if trimmed.len() % 2 == 0 && trimmed.iter().all(|c| c.is_ascii_hexdigit()) {
+        if trimmed.len().is_multiple_of(2) && trimmed.iter().all(|c| c.is_ascii_hexdigit()) {
             if let Some(b) = hex(trimmed) {
                 out.push(Decoded {
                     how: "hex",

@@ -484,7 +484,7 @@ impl<'a> Machine<'a> {
             }
             Op::DICT => {
                 let k = self.marker()?;
-                if (self.stack.len() - k) % 2 != 0 {
+                if !(self.stack.len() - k).is_multiple_of(2) {
                     fail!(MachineError::OddItems("DICT"));
                 }
                 let id = self.node_from(k, true);
@@ -763,7 +763,7 @@ impl<'a> Machine<'a> {
         if len == x {
             return Ok(());
         }
-        if (len - x) % 2 != 0 {
+        if !(len - x).is_multiple_of(2) {
             fail!(MachineError::OddItems("SETITEMS"));
         }
         let target = self.stack[x - 1];

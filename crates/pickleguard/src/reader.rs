@@ -367,11 +367,15 @@ pub(crate) fn parse_py_int(l: &[u8], base: u32) -> Option<Arg<'_>> {
         }
     }
     // Base 0 forbids leading zeros in a non-zero decimal literal.
-    if base == 0 && radix == 10 && digits.len() > 1 && digits[0] == b'0' {
-        if digits.iter().any(|&c| c != b'0' && c != b'_') {
-            return None;
-        }
+    if base == 0
+        && radix == 10
+        && digits.len() > 1
+        && digits[0] == b'0'
+        && digits.iter().any(|&c| c != b'0' && c != b'_')
+    {
+        return None;
     }
+
     // CPython refuses to convert more than 4300 digits in a base that is not a power of two.
     if !radix.is_power_of_two() && digits.iter().filter(|c| **c != b'_').count() > 4300 {
         return None;
