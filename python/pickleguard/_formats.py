@@ -213,6 +213,10 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
     if kind == "npy":
         return _load_npy(guard, data, kwargs)
     if kind == "zip":
+        if analysis.format in ("pytorch_zip", "torchscript"):
+            return _load_torch(guard, opener, path, kwargs)
+        if analysis.format == "numpy_npz":
+            return _load_npz(guard, opener, kwargs)
         names = _zip_names(opener)
         if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
             return _load_torch(guard, opener, path, kwargs)

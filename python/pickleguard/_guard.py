@@ -384,12 +384,17 @@ class Gate:
         self._result: Any = None
         self._error: Optional[BaseException] = None
         self._done = threading.Event()
+        self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(scan,), daemon=True,
                                         name="pickleguard-scan")
         self._thread.start()
+        # The C unpickler holds the GIL for its whole run: let the scan thread reach the
+        # Rust call (which releases the GIL) before loading starts, or it would wait.
+        self._started.wait()
 
     def _run(self, scan: Any) -> None:
         try:
+            self._started.set()
             self._result = scan()
         except BaseException as e:  # handed to the loading thread
             self._error = e
