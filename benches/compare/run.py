@@ -540,8 +540,16 @@ def main() -> int:
     ap.add_argument("--mem-limit-gb", type=float, default=10.0, help="address-space limit of the other scanners (0: none)")
     ap.add_argument("--json", default=str(ROOT / "target" / "bench-compare" / "results.json"))
     ap.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
+    ap.add_argument("--render", metavar="JSON", help="only re-render the report (and --doc) from a results file")
     args = ap.parse_args()
 
+    if args.render:
+        res = json.loads(Path(args.render).read_text())
+        body = INTRO + "\n" + render(res, res["timeout"]) + "\n\n" + render_targets(res) + "\n"
+        print(body)
+        if args.doc:
+            write_doc(Path(args.doc), body)
+        return 0
     notes = {"unavailable": {}, "versions": {}} if args.no_setup else setup(args)
     files = make_data()
     if args.only:
@@ -552,7 +560,7 @@ def main() -> int:
                                          for k in notes["unavailable"])]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "crates", "python"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    res = {"command": "python3 benches/compare/run.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""),
+    res = {"command": "python3 benches/compare/run.py" + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""),
            "date": datetime.date.today().isoformat(), "commit": commit + (" + uncommitted changes" if dirty else ""),
            "machine": machine(), "notes": notes, "runs": args.runs, "timeout": args.timeout, "files": []}
     log(f"machine: {res['machine']}  load {os.getloadavg()}")
