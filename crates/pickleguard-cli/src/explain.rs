@@ -579,10 +579,13 @@ pub fn explain_stream(
                     "joblib array data follows at byte {next}; explain does not follow joblib arrays"
                 )),
             ),
+            // Only shape-only runs pause here; explain always runs in full.
+            Outcome::NeedsGraph { pos } => (None, None, Some(format!("incomplete run at byte {pos}"))),
         };
         let break_pos = match &outcome {
             Outcome::Error { pos, .. } | Outcome::Limit { pos, .. } => Some(*pos),
             Outcome::JoblibArray { next, .. } => Some(*next),
+            Outcome::NeedsGraph { pos } => Some(*pos),
             Outcome::Stop { .. } => None,
         };
         if index > 0 && m.first_effect.is_none() && end.is_none() {

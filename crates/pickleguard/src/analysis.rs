@@ -5,9 +5,11 @@ use crate::decode;
 use crate::machine::{CallKind, CallNode, Machine, Outcome};
 use crate::policy::{uses, ArgPattern, GlobalVerdict, Mode, Policy, Rule};
 use crate::render::{self, global_name, render_args};
-use crate::report::{merge_global, Finding, FindingType, GlobalUse, Report, Severity, Use};
+use crate::report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
 use crate::value::{CallId, Value};
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 /// Analyses a serialized file found inside another (torch's `_load_from_bytes`, nested
 /// `pickle.loads`, decoded payloads). The container layer installs one that sniffs formats.
@@ -34,8 +36,16 @@ impl Default for Context {
     }
 }
 
+/// Turns the plain-data fast path off (for the tests that prove it changes nothing).
+#[doc(hidden)]
+pub static DISABLE_FAST_PATH: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Analyse a raw pickle stream (one or several pickles back to back).
 pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
+    // Decompression and argument-decoding budgets are per scan: open one here unless a
+    // container scan (or an outer stream) already has.
+    let _scope = crate::container::budget::Scope::enter(data.len() as u64, &policy.limits);
     let mut report = Report::new("raw_pickle");
     let mut m = Machine::new(data, policy.limits.clone());
     m.joblib = ctx.joblib;
@@ -49,7 +59,18 @@ pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
         let start = pos;
         let member = (index > 0).then(|| format!("pickle #{} at byte {}", index + 1, start));
         let mut sub = Report::new("raw_pickle");
+        // Most pickles of plain data never import or call: check their shape without building
+        // values, and build the graph only for those that need it.
+        let ops_before = m.ops;
+        m.set_shape_only(!DISABLE_FAST_PATH.load(std::sync::atomic::Ordering::Relaxed));
         let mut outcome = m.run(start);
+        if let Outcome::NeedsGraph { .. } = outcome {
+            m.reset();
+            m.set_shape_only(false);
+            m.ops = ops_before;
+            outcome = m.run(start);
+        }
+        m.set_shape_only(false);
         while let Outcome::JoblibArray { next, wrapper } = outcome {
             joblib_seen = true;
             outcome = match joblib_array(&m, wrapper, next, policy, ctx, &mut sub, &mut skipped) {
@@ -107,7 +128,9 @@ pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
                 limit_finding(&mut report, lpos, what);
                 break;
             }
-            Outcome::JoblibArray { .. } => unreachable_outcome(&mut report),
+            Outcome::JoblibArray { .. } | Outcome::NeedsGraph { .. } => {
+                unreachable_outcome(&mut report)
+            }
         }
     }
     if joblib_seen && report.format == "raw_pickle" {
@@ -336,10 +359,53 @@ fn dtype_info(m: &Machine<'_>, dtype: Value) -> Option<(u64, bool)> {
     Some((if kind == 'U' { n * 4 } else { n }, false))
 }
 
+/// Longest string taken as an identifier or attribute name by argument rules and attribute
+/// walks (CPython has no limit, real names are short; longer ones fail the rule).
+const MAX_NAME: usize = 1024;
+
+/// Byte length of a string value without decoding it.
+fn str_len(m: &Machine<'_>, s: u32) -> usize {
+    match &m.arena.strs[s as usize] {
+        crate::value::StrData::Span(_, l) => *l,
+        crate::value::StrData::Owned(t) => t.len(),
+    }
+}
+
 /// Cache of per-global verdicts for one pickle.
 struct Judged<'p> {
     verdicts: Vec<GlobalVerdict>,
     policy: &'p Policy,
+    /// Visits left for the structure walks (`dangerous_value`, `is_plain`) of this pickle:
+    /// memoised values make a DAG whose paths grow exponentially with its depth, so the walks
+    /// get a budget proportional to the pickle's graph.
+    steps: Cell<u64>,
+    /// Literal arguments already examined (value kind, id, category): a memoised literal
+    /// handed to many calls is looked into once.
+    examined: RefCell<HashSet<(u8, u32, u8)>>,
+    /// The last BUILD applied to each call result (index into `m.calls`).
+    builds: HashMap<CallId, usize>,
+    /// BUILD states already looked at (see `state_summary`).
+    states: RefCell<HashMap<(u8, u32), Rc<(bool, String)>>>,
+    /// Files embedded in call arguments already analysed (`nested_file`): accepted or not, and
+    /// the finding's severity and format.
+    nested: RefCell<HashMap<(u8, u32), (bool, Severity, String)>>,
+}
+
+impl Judged<'_> {
+    /// Spend one visit of a structure walk; false when none are left.
+    fn step(&self) -> bool {
+        let s = self.steps.get();
+        if s == 0 {
+            return false;
+        }
+        self.steps.set(s - 1);
+        true
+    }
+}
+
+/// Take `n` bytes (plus a per-step cost) from the scan's argument-decoding budget.
+fn charge(n: usize) -> bool {
+    crate::container::budget::take_decoded(n as u64 + 64)
 }
 
 /// A global a value stands for: the global itself, or `getattr(<global>, '<literal>')`
@@ -372,12 +438,7 @@ fn resolved_global(
         Value::Call(c) if depth < 8 && is_partial(m, j, c) => {
             // partial(f) with no bound arguments calls f; bound ones would bypass f's rules.
             let call = &m.calls[c as usize];
-            let built = m
-                .calls
-                .iter()
-                .rev()
-                .find(|b| b.kind == CallKind::Build && b.callable == v)
-                .and_then(|b| m.args_of(b.args));
+            let built = j.builds.get(&c).and_then(|&b| m.args_of(m.calls[b].args));
             let (func, bound) = match built {
                 Some(state) => (
                     state.items.first().copied()?,
@@ -418,6 +479,11 @@ fn resolved_global(
             let Value::Str(attr) = args.items[1] else {
                 return None;
             };
+            // No real attribute name is this long; resolving one per call would be quadratic
+            // for a memoised megabyte string (unresolved: judged as a dynamic call).
+            if str_len(m, attr) > MAX_NAME {
+                return None;
+            }
             let attr = m.arena.text(m.data, attr);
             let (shown, base) = resolved_global(m, j, args.items[0], depth + 1)?;
             let mut verdict = j
@@ -473,7 +539,21 @@ fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut Report) {
                 .clone()
         })
         .collect();
-    let j = Judged { verdicts, policy };
+    let mut builds = HashMap::new();
+    for (i, c) in m.calls.iter().enumerate() {
+        if let (CallKind::Build, Value::Call(t)) = (c.kind, c.callable) {
+            builds.insert(t, i);
+        }
+    }
+    let j = Judged {
+        verdicts,
+        policy,
+        steps: Cell::new(4096 + 64 * (m.calls.len() + m.arena.nodes.len()) as u64),
+        examined: RefCell::new(HashSet::new()),
+        builds,
+        states: RefCell::new(HashMap::new()),
+        nested: RefCell::new(HashMap::new()),
+    };
     let mut used: Vec<u8> = vec![0; m.globals.len()];
 
     let first = out.findings.len();
@@ -559,15 +639,12 @@ fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut Report) {
         if u.is_empty() {
             u.push(Use::Value);
         }
-        merge_global(
-            &mut out.globals,
-            GlobalUse {
-                module: g.module.clone(),
-                name: g.name.clone(),
-                uses: u,
-                count: 1,
-            },
-        );
+        out.merge_global(GlobalUse {
+            module: g.module.clone(),
+            name: g.name.clone(),
+            uses: u,
+            count: 1,
+        });
     }
 }
 
@@ -858,6 +935,30 @@ fn nested_file(
     name: &str,
     out: &mut Report,
 ) -> bool {
+    let not_safe = |out: &mut Report, sev: Severity, format: &str| {
+        out.push(call_finding(
+            m,
+            FindingType::NestedPickle,
+            sev,
+            c,
+            name.to_string(),
+            format!("{name} loads an embedded {format} file that is not safe"),
+        ));
+    };
+    // The same (memoised) file handed to many calls is analysed once.
+    let key = match m.args_of(c.args).and_then(|n| n.items.first().copied()) {
+        Some(Value::Bytes(b) | Value::ByteArray(b)) => Some((1u8, b)),
+        Some(Value::Call(b)) => Some((2u8, b)),
+        _ => None,
+    };
+    if let Some(k) = key {
+        if let Some((ok, sev, format)) = j.nested.borrow().get(&k) {
+            if !ok {
+                not_safe(out, *sev, format);
+            }
+            return *ok;
+        }
+    }
     let Some(bytes) = first_blob(m, j, c.args) else {
         return false;
     };
@@ -867,18 +968,14 @@ fn nested_file(
     }
     let inner = (ctx.nested)(&bytes, policy, ctx.depth + 1);
     let ok = inner.is_safe && inner.complete;
+    let sev = inner.risk_level.max(Severity::High);
     if !ok {
-        out.push(call_finding(
-            m,
-            FindingType::NestedPickle,
-            inner.risk_level.max(Severity::High),
-            c,
-            name.to_string(),
-            format!(
-                "{name} loads an embedded {} file that is not safe",
-                inner.format
-            ),
-        ));
+        not_safe(out, sev, &inner.format);
+    }
+    if let Some(k) = key {
+        j.nested
+            .borrow_mut()
+            .insert(k, (ok, sev, inner.format.clone()));
     }
     out.absorb(inner, Some(&format!("{name} at byte {}", c.pos)));
     ok
@@ -906,11 +1003,8 @@ fn judge_build(
     c: &CallNode,
     out: &mut Report,
 ) -> bool {
-    let keys = state_keys(m, c.args);
-    let dunder: Vec<&String> = keys
-        .iter()
-        .filter(|k| SPECIAL_METHODS.contains(&k.as_str()))
-        .collect();
+    let state = state_summary(m, j, c.args);
+    let (has_dunder, shown_keys) = (state.0, state.1.as_str());
     match c.callable {
         Value::Global(g) => {
             let name = global_name(m, g);
@@ -923,23 +1017,20 @@ fn judge_build(
                 FindingType::AttributeInjection,
                 sev,
                 c.pos,
-                format!("BUILD sets attributes {} on {name} itself (a module, class or function), changing code that runs later", show_keys(&keys)),
+                format!("BUILD sets attributes {} on {name} itself (a module, class or function), changing code that runs later", shown_keys),
             );
             f.callable = Some(name);
             out.push(f);
             false
         }
         Value::Call(t) => {
-            if !dunder.is_empty() {
+            if has_dunder {
                 let target = render::render(m, c.callable);
                 out.push(Finding::new(
                     FindingType::AttributeInjection,
                     Severity::High,
                     c.pos,
-                    format!(
-                        "BUILD sets special attributes {} on {target}",
-                        show_keys(&keys)
-                    ),
+                    format!("BUILD sets special attributes {} on {target}", shown_keys),
                 ));
                 return false;
             }
@@ -1070,6 +1161,30 @@ fn show_keys(keys: &[String]) -> String {
     }
 }
 
+/// Whether a BUILD state sets a special attribute, and its keys as shown in findings; computed
+/// once per state value (one memoised state of 40k keys applied by 100k BUILDs).
+fn state_summary(m: &Machine<'_>, j: &Judged<'_>, state: Value) -> Rc<(bool, String)> {
+    let key = match state {
+        Value::Dict(n) => Some((0u8, n)),
+        Value::Tuple(n) => Some((1u8, n)),
+        _ => None,
+    };
+    if let Some(k) = key {
+        if let Some(r) = j.states.borrow().get(&k) {
+            return r.clone();
+        }
+    }
+    let keys = state_keys(m, state);
+    let r = Rc::new((
+        keys.iter().any(|k| SPECIAL_METHODS.contains(&k.as_str())),
+        show_keys(&keys),
+    ));
+    if let Some(k) = key {
+        j.states.borrow_mut().insert(k, r.clone());
+    }
+    r
+}
+
 /// Attribute names a BUILD state sets: a dict, or `(dict, slotstate)`.
 fn state_keys(m: &Machine<'_>, state: Value) -> Vec<String> {
     let mut out = Vec::new();
@@ -1120,7 +1235,7 @@ fn arg_matches(
 ) -> bool {
     match p {
         ArgPattern::Any => true,
-        ArgPattern::Data => is_plain(m, v, 0),
+        ArgPattern::Data => is_plain(m, j, v, 0),
         ArgPattern::Str => matches!(v, Value::Str(_)),
         ArgPattern::Bytes => {
             matches!(v, Value::Bytes(_) | Value::ByteArray(_)) || codecs_bytes(m, j, v).is_some()
@@ -1144,7 +1259,7 @@ fn arg_matches(
             _ => false,
         },
         ArgPattern::Ident => match v {
-            Value::Str(s) => {
+            Value::Str(s) if str_len(m, s) <= MAX_NAME => {
                 let t = m.arena.text(m.data, s);
                 !t.is_empty()
                     && !t.starts_with('_')
@@ -1152,7 +1267,9 @@ fn arg_matches(
             }
             _ => false,
         },
-        ArgPattern::Exact(t) => matches!(v, Value::Str(s) if m.arena.text(m.data, s) == t.as_str()),
+        ArgPattern::Exact(t) => {
+            matches!(v, Value::Str(s) if str_len(m, s) <= 4 * t.len() + 4 && m.arena.text(m.data, s) == t.as_str())
+        }
         ArgPattern::Global | ArgPattern::GlobalCall | ArgPattern::GlobalNew => {
             let bits = match p {
                 ArgPattern::GlobalCall => uses::CALL,
@@ -1167,7 +1284,7 @@ fn arg_matches(
             matches!(v, Value::Call(c) if trusted.get(c as usize).copied().unwrap_or(false))
         }
         ArgPattern::Attr => match v {
-            Value::Str(s) => {
+            Value::Str(s) if str_len(m, s) <= MAX_NAME => {
                 let t = m.arena.text(m.data, s);
                 !t.is_empty()
                     && !t.starts_with("__")
@@ -1186,17 +1303,18 @@ fn arg_matches(
 }
 
 /// Plain data all the way down (no global, no call result).
-fn is_plain(m: &Machine<'_>, v: Value, depth: u32) -> bool {
+fn is_plain(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) -> bool {
     if v.is_scalar_data() {
         return true;
     }
-    if depth > 32 {
+    // Out of depth or of visits: not shown to be plain (fail closed).
+    if depth > 32 || !j.step() {
         return false;
     }
     match v.node() {
         Some(n) => {
             let node = &m.arena.nodes[n as usize];
-            node.all().all(|x| is_plain(m, x, depth + 1))
+            node.all().all(|x| is_plain(m, j, x, depth + 1))
         }
         None => false,
     }
@@ -1205,7 +1323,8 @@ fn is_plain(m: &Machine<'_>, v: Value, depth: u32) -> bool {
 /// Whether a value made at load time traces back to something in the dangerous catalogue
 /// (`getattr(__import__('os'), 'system')`).
 fn dangerous_value(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) -> bool {
-    if depth > 16 {
+    // Only picks CRITICAL over HIGH for a call that is flagged anyway.
+    if depth > 16 || !j.step() {
         return false;
     }
     match v {
@@ -1238,7 +1357,22 @@ fn examine_literals(
         return;
     };
     let name = render::render(m, c.callable);
+    let cat = match category {
+        None => 0u8,
+        Some("deserialization") => 1,
+        Some("code execution") | Some("debugger/profiler runner") => 2,
+        Some(_) => 3,
+    };
     for a in node.items.iter().copied() {
+        let key = match a {
+            Value::Str(i) => (0u8, i),
+            Value::Bytes(i) | Value::ByteArray(i) => (1, i),
+            Value::Call(i) => (2, i),
+            _ => continue,
+        };
+        if !j.examined.borrow_mut().insert((key.0, key.1, cat)) {
+            continue;
+        }
         let Some(lit) = evaluate(m, j, a, 0) else {
             continue;
         };
@@ -1284,6 +1418,9 @@ fn examine_literals(
         }
         obfuscated(policy, ctx, c, &name, &lit.bytes, 0, out);
     }
+    if crate::container::budget::decode_limit_unreported() {
+        limit_finding(out, c.pos as usize, "decoded-arguments budget");
+    }
 }
 
 /// A literal argument, possibly computed by decoding calls made while loading.
@@ -1302,9 +1439,19 @@ fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) -> Option<Lit
         how: None,
     };
     match v {
-        Value::Str(s) => return Some(lit(m.arena.text(m.data, s).into_owned().into_bytes(), true)),
+        Value::Str(s) => {
+            let t = m.arena.text(m.data, s);
+            if !charge(t.len()) {
+                return None;
+            }
+            return Some(lit(t.into_owned().into_bytes(), true));
+        }
         Value::Bytes(b) | Value::ByteArray(b) => {
-            return Some(lit(m.arena.blob(m.data, b).to_vec(), false))
+            let b = m.arena.blob(m.data, b);
+            if !charge(b.len()) {
+                return None;
+            }
+            return Some(lit(b.to_vec(), false));
         }
         Value::Call(_) if depth < 6 => {}
         _ => return None,
@@ -1329,7 +1476,11 @@ fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) -> Option<Lit
         Some(h) => format!("{h}, then {step}"),
         None => step.to_string(),
     };
-    let max = j.policy.limits.max_decoded;
+    let max = j
+        .policy
+        .limits
+        .max_decoded
+        .min(crate::container::budget::decoded_left() as usize);
     // `sep.join([...])` through getattr(sep, 'join').
     if let Value::Call(g) = call.callable {
         let gc = &m.calls[g as usize];
@@ -1347,6 +1498,10 @@ fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) -> Option<Lit
                     parts.push(evaluate(m, j, *p, depth + 1)?.bytes);
                 }
                 let sep = m.arena.text(m.data, *sep).into_owned().into_bytes();
+                let total = parts.iter().map(|p| p.len() + sep.len()).sum::<usize>();
+                if !charge(total) {
+                    return None;
+                }
                 return Some(Literal {
                     bytes: parts.join(&sep[..]),
                     text: true,
@@ -1388,6 +1543,9 @@ fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) -> Option<Lit
             } else {
                 "codecs"
             };
+            if !out.as_ref().map(|b| charge(b.len())).unwrap_or(true) {
+                return None;
+            }
             if step.is_empty() {
                 return out.map(|b| Literal {
                     bytes: b,
@@ -1433,8 +1591,12 @@ fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) -> Option<Lit
         _ => return None,
     };
     let inner = arg(0)?;
+    let out = out?;
+    if !charge(out.len()) {
+        return None;
+    }
     Some(Literal {
-        bytes: out?,
+        bytes: out,
         text: false,
         how: Some(chain(&inner, step)),
     })
@@ -1512,7 +1674,14 @@ fn obfuscated(
     if level >= 3 {
         return;
     }
-    for d in decode::unwrap_once(raw, policy.limits.max_decoded) {
+    let max = policy
+        .limits
+        .max_decoded
+        .min(crate::container::budget::decoded_left() as usize);
+    for d in decode::unwrap_once(raw, max) {
+        if !charge(d.bytes.len()) {
+            return;
+        }
         let text = std::str::from_utf8(&d.bytes).ok();
         let markers = text.map(decode::code_markers).unwrap_or_default();
         if !markers.is_empty() {

@@ -4,7 +4,7 @@
 use crate::limits::Limits;
 use crate::opcodes::Op;
 use crate::reader::{self, Arg, ReadError};
-use crate::value::{Arena, CallId, GlobalId, Node, NodeId, Value};
+use crate::value::{Arena, CallId, GlobalId, Node, NodeId, StrData, Value};
 use std::collections::HashMap;
 
 /// A global as the stream names it.
@@ -96,6 +96,8 @@ pub enum Outcome {
     /// joblib: BUILD of a `NumpyArrayWrapper` (call `wrapper`) just ran; joblib's unpickler
     /// reads the array's bytes from the stream here and then goes on at `next`'s caller choice.
     JoblibArray { next: usize, wrapper: CallId },
+    /// Shape-only run: the opcode at `pos` needs the full graph (it can import or call).
+    NeedsGraph { pos: usize },
 }
 
 #[derive(Default)]
@@ -105,16 +107,26 @@ struct Memo {
     len: u64,
 }
 
-const DENSE_MEMO: u64 = 1 << 22;
+const DENSE_MEMO: u64 = 1 << 28;
+
+/// The error a shape-only run stops with when an opcode needs the full graph.
+const NEEDS_GRAPH: &str = "needs-graph";
+
+/// Longest module or name STACK_GLOBAL takes from the stack (longer ones cannot be imported).
+const MAX_GLOBAL_TEXT: usize = 4096;
 
 impl Memo {
     fn put(&mut self, idx: u64, v: Value) {
-        let fresh = if idx < DENSE_MEMO {
+        // Dense while indices come roughly in order (as picklers write them), sparse for a
+        // far-away index, so one huge LONG_BINPUT cannot allocate a huge vector.
+        let fresh = if idx < DENSE_MEMO && idx <= self.dense.len() as u64 + 4096 {
             let i = idx as usize;
             if i >= self.dense.len() {
                 self.dense.resize(i + 1, None);
             }
-            self.dense[i].replace(v).is_none()
+            // An index first stored sparse moves to the dense slot.
+            let was_sparse = !self.sparse.is_empty() && self.sparse.remove(&idx).is_some();
+            self.dense[i].replace(v).is_none() && !was_sparse
         } else {
             self.sparse.insert(idx, v).is_none()
         };
@@ -124,11 +136,10 @@ impl Memo {
     }
 
     fn get(&self, idx: u64) -> Option<Value> {
-        if idx < DENSE_MEMO {
-            self.dense.get(idx as usize).copied().flatten()
-        } else {
-            self.sparse.get(&idx).copied()
-        }
+        let dense = usize::try_from(idx)
+            .ok()
+            .and_then(|i| self.dense.get(i).copied().flatten());
+        dense.or_else(|| self.sparse.get(&idx).copied())
     }
 }
 
@@ -179,6 +190,13 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// Plain-data fast path: check the stream's shape (stack, marks, memo) exactly as the full
+    /// run does, but keep no values; stop with `NeedsGraph` at the first opcode that can import
+    /// or call (or a method call on a non-container), so the caller reruns the pickle in full.
+    pub fn set_shape_only(&mut self, on: bool) {
+        self.arena.shape = on;
+    }
+
     /// Forget everything of the previous pickle (a new `load()` starts with an empty memo).
     pub fn reset(&mut self) {
         self.arena.clear();
@@ -212,6 +230,10 @@ impl<'a> Machine<'a> {
     }
 
     fn node_from(&mut self, start: usize, pairs: bool) -> NodeId {
+        if self.arena.shape {
+            self.stack.truncate(start);
+            return 0;
+        }
         let n = self.stack.len() - start;
         let id = self.arena.new_node(n);
         let node: &mut Node = &mut self.arena.nodes[id as usize];
@@ -244,6 +266,10 @@ impl<'a> Machine<'a> {
         args: Value,
         kwargs: Option<Value>,
     ) -> Result<Value, MachineError> {
+        if self.arena.shape {
+            // A method call on something that is not a plain container: the full run judges it.
+            fail!(MachineError::BadText(NEEDS_GRAPH));
+        }
         if self.calls.len() >= self.limits.max_calls {
             fail!(MachineError::BadText("limit:calls"));
         }
@@ -278,6 +304,28 @@ impl<'a> Machine<'a> {
         Value::Global((self.globals.len() - 1) as GlobalId)
     }
 
+    fn too_long(&self, v: Value) -> bool {
+        match v {
+            Value::Str(id) => match &self.arena.strs[id as usize] {
+                StrData::Span(_, l) => *l > MAX_GLOBAL_TEXT,
+                StrData::Owned(t) => t.len() > MAX_GLOBAL_TEXT,
+            },
+            _ => false,
+        }
+    }
+
+    /// The start of a string value, for a name too long to keep whole.
+    fn text_prefix(&self, v: Value) -> String {
+        match self.text_of(v) {
+            Some(t) => {
+                let mut p: String = t.chars().take(200).collect();
+                p.push_str("...");
+                p
+            }
+            None => "?".into(),
+        }
+    }
+
     fn text_of(&self, v: Value) -> Option<String> {
         match v {
             Value::Str(id) => Some(self.arena.text(self.data, id).into_owned()),
@@ -306,6 +354,9 @@ impl<'a> Machine<'a> {
                 }
             };
             let effect = ins.op.can_import_or_call();
+            if self.arena.shape && (effect || matches!(ins.op, Op::PERSID | Op::BINPERSID)) {
+                return Outcome::NeedsGraph { pos };
+            }
             match self.step(ins.op, ins.arg, pos, next) {
                 // Only an opcode that ran can have imported or called something.
                 Ok(None) => {
@@ -319,6 +370,7 @@ impl<'a> Machine<'a> {
                     }
                     return out;
                 }
+                Err(MachineError::BadText(NEEDS_GRAPH)) => return Outcome::NeedsGraph { pos },
                 Err(MachineError::BadText(w)) if w.starts_with("limit:") => {
                     return Outcome::Limit { pos, what: &w[6..] }
                 }
@@ -526,7 +578,9 @@ impl<'a> Machine<'a> {
                 }
                 if len > x {
                     let target = self.stack[x - 1];
-                    if let Value::Set(id) = target {
+                    if let (Value::Set(_), true) = (target, self.arena.shape) {
+                        self.stack.truncate(x);
+                    } else if let Value::Set(id) = target {
                         for i in x..len {
                             let v = self.stack[i];
                             self.arena.nodes[id as usize].push(v);
@@ -604,6 +658,15 @@ impl<'a> Machine<'a> {
             Op::STACK_GLOBAL => {
                 let name = self.pop()?;
                 let module = self.pop()?;
+                if self.too_long(module) || self.too_long(name) {
+                    // No importable module or attribute path is that long (PATH_MAX): the
+                    // lookup fails. Copying a memoised megabyte name at every STACK_GLOBAL
+                    // was quadratic in time and memory, so keep a prefix for the report.
+                    let m = self.text_prefix(module);
+                    let n = self.text_prefix(name);
+                    self.global(pos, op, m, n, None, false);
+                    fail!(MachineError::NotImportable);
+                }
                 let v = match (self.text_of(module), self.text_of(name)) {
                     (Some(m), Some(n)) => {
                         if !is_dotted_name(&m) {
@@ -733,7 +796,9 @@ impl<'a> Machine<'a> {
             return Ok(());
         }
         let target = self.stack[x - 1];
-        if let Value::List(id) = target {
+        if let (Value::List(_), true) = (target, self.arena.shape) {
+            self.stack.truncate(x);
+        } else if let Value::List(id) = target {
             reserve_items(&mut self.arena.nodes[id as usize], len - x);
             for i in x..len {
                 let v = self.stack[i];
@@ -767,7 +832,9 @@ impl<'a> Machine<'a> {
             fail!(MachineError::OddItems("SETITEMS"));
         }
         let target = self.stack[x - 1];
-        if let Value::Dict(id) = target {
+        if let (Value::Dict(_), true) = (target, self.arena.shape) {
+            self.stack.truncate(x);
+        } else if let Value::Dict(id) = target {
             reserve_items(&mut self.arena.nodes[id as usize], len - x);
             let mut i = x;
             while i + 1 < len {

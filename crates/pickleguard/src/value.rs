@@ -142,6 +142,8 @@ pub enum BytesData {
 /// Storage for the values of one stream.
 #[derive(Debug, Default)]
 pub struct Arena {
+    /// Shape-only runs keep no values: every constructor returns a placeholder.
+    pub shape: bool,
     pub nodes: Vec<Node>,
     pub strs: Vec<StrData>,
     pub bytes: Vec<BytesData>,
@@ -156,6 +158,9 @@ impl Arena {
 
     #[inline]
     pub fn new_node(&mut self, cap: usize) -> NodeId {
+        if self.shape {
+            return 0;
+        }
         self.nodes.push(Node {
             len: 0,
             items: Vec::with_capacity(cap.min(KEEP_ITEMS * 2)),
@@ -166,17 +171,30 @@ impl Arena {
 
     #[inline]
     pub fn str_span(&mut self, start: usize, len: usize) -> Value {
+        if self.shape {
+            return Value::Str(0);
+        }
         self.strs.push(StrData::Span(start, len));
         Value::Str((self.strs.len() - 1) as StrId)
     }
 
     pub fn str_owned(&mut self, s: String) -> Value {
+        if self.shape {
+            return Value::Str(0);
+        }
         self.strs.push(StrData::Owned(s));
         Value::Str((self.strs.len() - 1) as StrId)
     }
 
     #[inline]
     pub fn bytes_span(&mut self, start: usize, len: usize, array: bool) -> Value {
+        if self.shape {
+            return if array {
+                Value::ByteArray(0)
+            } else {
+                Value::Bytes(0)
+            };
+        }
         self.bytes.push(BytesData::Span(start, len));
         let id = (self.bytes.len() - 1) as BytesId;
         if array {
@@ -187,6 +205,9 @@ impl Arena {
     }
 
     pub fn bytes_owned(&mut self, b: Vec<u8>) -> Value {
+        if self.shape {
+            return Value::Bytes(0);
+        }
         self.bytes.push(BytesData::Owned(b));
         Value::Bytes((self.bytes.len() - 1) as BytesId)
     }
