@@ -1,7 +1,8 @@
 //! Python-like rendering of symbolic values and calls, for findings and `explain`.
 
 use crate::machine::{CallKind, Machine};
-use crate::value::Value;
+use crate::value::{StrData, Value};
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// Longest rendering of one argument.
@@ -93,6 +94,25 @@ fn py_bytes(b: &[u8], out: &mut String, budget: usize) {
     out.push('\'');
 }
 
+/// At least `chars + 1` characters of a string (all of a shorter one), without decoding the
+/// rest: a 1 MB literal rendered in 100k findings must not be validated 100k times.
+fn str_prefix<'d>(m: &'d Machine<'_>, id: u32, chars: usize) -> Cow<'d, str> {
+    match &m.arena.strs[id as usize] {
+        StrData::Span(s, l) if *l > chars * 4 + 4 => {
+            let b = &m.data[*s..*s + chars * 4 + 4];
+            match std::str::from_utf8(b) {
+                Ok(t) => Cow::Borrowed(t),
+                // Cut inside a character: keep the whole ones.
+                Err(e) if e.error_len().is_none() => {
+                    Cow::Owned(String::from_utf8_lossy(&b[..e.valid_up_to()]).into_owned())
+                }
+                Err(_) => Cow::Owned(crate::reader::wtf8_lossy(b)),
+            }
+        }
+        _ => m.arena.text(m.data, id),
+    }
+}
+
 fn write_value(m: &Machine<'_>, v: Value, out: &mut String, depth: u32, budget: usize) {
     if out.len() > budget * 2 {
         out.push_str("...");
@@ -114,7 +134,7 @@ fn write_value(m: &Machine<'_>, v: Value, out: &mut String, depth: u32, budget: 
                 let _ = write!(out, "{f:?}");
             }
         }
-        Value::Str(id) => py_str(&m.arena.text(m.data, id), out, budget),
+        Value::Str(id) => py_str(&str_prefix(m, id, budget), out, budget),
         Value::Bytes(id) => py_bytes(m.arena.blob(m.data, id), out, budget),
         Value::ByteArray(id) => {
             out.push_str("bytearray(");

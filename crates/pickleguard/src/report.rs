@@ -2,6 +2,7 @@
 //! docs/report-schema.md).
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// How bad a finding is; a report's risk level is its worst finding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -138,6 +139,20 @@ pub struct Report {
     pub stopped_by: Option<String>,
     pub findings: Vec<Finding>,
     pub globals: Vec<GlobalUse>,
+    /// Where each (module, name) sits in `globals`, so that merging stays linear in the number
+    /// of globals (a stream of 100k distinct globals took minutes with a list search).
+    #[serde(skip)]
+    index: GlobalIndex,
+}
+
+/// Derived data: never part of a report's identity.
+#[derive(Clone, Debug, Default)]
+struct GlobalIndex(HashMap<(String, String), usize>);
+
+impl PartialEq for GlobalIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Report {
@@ -150,6 +165,7 @@ impl Report {
             stopped_by: None,
             findings: Vec::new(),
             globals: Vec::new(),
+            index: GlobalIndex::default(),
         }
     }
 
@@ -182,7 +198,7 @@ impl Report {
             }
         }
         for g in other.globals {
-            merge_global(&mut self.globals, g);
+            self.merge_global(g);
         }
     }
 
@@ -195,19 +211,43 @@ impl Report {
     }
 }
 
-pub(crate) fn merge_global(list: &mut Vec<GlobalUse>, g: GlobalUse) {
-    if let Some(e) = list
-        .iter_mut()
-        .find(|e| e.module == g.module && e.name == g.name)
-    {
-        e.count += g.count;
-        for u in g.uses {
-            if !e.uses.contains(&u) {
-                e.uses.push(u);
+impl Report {
+    /// Add a global to the summary, or fold its uses and count into the entry it already has.
+    pub(crate) fn merge_global(&mut self, g: GlobalUse) {
+        let list = &mut self.globals;
+        let index = &mut self.index.0;
+        let fresh = |index: &HashMap<(String, String), usize>, list: &[GlobalUse]| {
+            index.len() == list.len()
+                && list
+                    .last()
+                    .map(|e| {
+                        index.get(&(e.module.clone(), e.name.clone())) == Some(&(list.len() - 1))
+                    })
+                    .unwrap_or(true)
+        };
+        if !fresh(index, list) {
+            // `globals` was built or changed without the index (deserialised, edited).
+            index.clear();
+            for (i, e) in list.iter().enumerate() {
+                index.entry((e.module.clone(), e.name.clone())).or_insert(i);
             }
         }
-        e.uses.sort();
-    } else {
-        list.push(g);
+        let key = (g.module.clone(), g.name.clone());
+        match index.get(&key) {
+            Some(&i) => {
+                let e = &mut list[i];
+                e.count += g.count;
+                for u in g.uses {
+                    if !e.uses.contains(&u) {
+                        e.uses.push(u);
+                    }
+                }
+                e.uses.sort();
+            }
+            None => {
+                index.insert(key, list.len());
+                list.push(g);
+            }
+        }
     }
 }

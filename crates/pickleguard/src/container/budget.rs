@@ -14,6 +14,15 @@ struct State {
     left: u64,
     /// Which bound `left` came from, for the finding.
     what: &'static str,
+    /// Bytes the analysis may still produce while looking inside call arguments (copies of
+    /// literals, str.join results, base64 / hex / zlib decodings), over the whole scan: one
+    /// memoised literal handed to 100k calls, or 1 KB zlib bombs (64 MB each) repeated, must
+    /// not multiply the work.
+    decode_left: u64,
+    /// `decode_left` ran out (once).
+    decode_spent: bool,
+    /// Set when `decode_left` ran out; cleared when the finding has been written.
+    decode_unreported: bool,
 }
 
 thread_local! {
@@ -38,7 +47,13 @@ impl Scope {
             } else {
                 (limits.max_decompressed, "decompressed size")
             };
-            *b = Some(State { left, what });
+            *b = Some(State {
+                left,
+                what,
+                decode_left: limits.max_decoded as u64,
+                decode_spent: false,
+                decode_unreported: false,
+            });
             Scope { owner: true }
         })
     }
@@ -66,5 +81,48 @@ pub fn take(n: u64) -> Result<(), &'static str> {
         }
         // No scan open (a direct call into a container function): nothing to bound against.
         None => Ok(()),
+    })
+}
+
+/// Take `n` bytes from the argument-decoding budget; false (and the budget spent) when they
+/// are not there. Without an open scan nothing is bounded.
+pub fn take_decoded(n: u64) -> bool {
+    BUDGET.with(|b| match b.borrow_mut().as_mut() {
+        Some(s) => {
+            if s.decode_left < n {
+                // Only the first refusal asks for a finding.
+                if !s.decode_spent {
+                    s.decode_spent = true;
+                    s.decode_unreported = true;
+                }
+                s.decode_left = 0;
+                false
+            } else {
+                s.decode_left -= n;
+                true
+            }
+        }
+        None => true,
+    })
+}
+
+/// Bytes left in the argument-decoding budget.
+pub fn decoded_left() -> u64 {
+    BUDGET.with(|b| {
+        b.borrow()
+            .as_ref()
+            .map(|s| s.decode_left)
+            .unwrap_or(u64::MAX)
+    })
+}
+
+/// True once after the argument-decoding budget ran out, so that one finding says so.
+pub fn decode_limit_unreported() -> bool {
+    BUDGET.with(|b| match b.borrow_mut().as_mut() {
+        Some(s) if s.decode_unreported => {
+            s.decode_unreported = false;
+            true
+        }
+        _ => false,
     })
 }
