@@ -371,6 +371,12 @@ fn str_len(m: &Machine<'_>, s: u32) -> usize {
     }
 }
 
+/// A value's identity for the caches below: (kind, id).
+type ValueKey = (u8, u32);
+
+/// An embedded file's analysis: accepted, severity of the finding, format.
+type NestedVerdict = (bool, Severity, String);
+
 /// Cache of per-global verdicts for one pickle.
 struct Judged<'p> {
     verdicts: Vec<GlobalVerdict>,
@@ -385,10 +391,10 @@ struct Judged<'p> {
     /// The last BUILD applied to each call result (index into `m.calls`).
     builds: HashMap<CallId, usize>,
     /// BUILD states already looked at (see `state_summary`).
-    states: RefCell<HashMap<(u8, u32), Rc<(bool, String)>>>,
+    states: RefCell<HashMap<ValueKey, Rc<(bool, String)>>>,
     /// Files embedded in call arguments already analysed (`nested_file`): accepted or not, and
     /// the finding's severity and format.
-    nested: RefCell<HashMap<(u8, u32), (bool, Severity, String)>>,
+    nested: RefCell<HashMap<ValueKey, NestedVerdict>>,
 }
 
 impl Judged<'_> {
