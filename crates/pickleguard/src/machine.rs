@@ -658,14 +658,24 @@ impl<'a> Machine<'a> {
             Op::STACK_GLOBAL => {
                 let name = self.pop()?;
                 let module = self.pop()?;
-                if self.too_long(module) || self.too_long(name) {
-                    // No importable module or attribute path is that long (PATH_MAX): the
-                    // lookup fails. Copying a memoised megabyte name at every STACK_GLOBAL
-                    // was quadratic in time and memory, so keep a prefix for the report.
+                if self.too_long(module) {
+                    // No importable module path is that long (PATH_MAX): the import fails.
+                    // Copying a memoised megabyte name at every STACK_GLOBAL was quadratic
+                    // in time and memory, so keep a prefix for the report.
                     let m = self.text_prefix(module);
                     let n = self.text_prefix(name);
                     self.global(pos, op, m, n, None, false);
                     fail!(MachineError::NotImportable);
+                }
+                if self.too_long(name) {
+                    // The module is imported (its top-level code runs) before the attribute
+                    // lookup fails: that import is an effect and is judged.
+                    let m = self.text_of(module).unwrap_or_else(|| "?".into());
+                    let computed = !is_dotted_name(&m);
+                    let n = self.text_prefix(name);
+                    let v = self.global(pos, op, m, n, None, computed);
+                    self.stack.push(v);
+                    return Ok(None);
                 }
                 let v = match (self.text_of(module), self.text_of(name)) {
                     (Some(m), Some(n)) => {
