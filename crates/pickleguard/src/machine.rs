@@ -118,8 +118,13 @@ const MAX_GLOBAL_TEXT: usize = 4096;
 impl Memo {
     fn put(&mut self, idx: u64, v: Value) {
         // Dense while indices come roughly in order (as picklers write them), sparse for a
-        // far-away index, so one huge LONG_BINPUT cannot allocate a huge vector.
-        let fresh = if idx < DENSE_MEMO && idx <= self.dense.len() as u64 + 4096 {
+        // far-away index, so one huge LONG_BINPUT cannot allocate a huge vector. The vector
+        // also stays within twice the entries stored: LONG_BINPUTs striding 4096 ahead each
+        // grew it by 64 KB per 5 input bytes (4 GB from a 330 KB file).
+        let fresh = if idx < DENSE_MEMO
+            && idx <= self.dense.len() as u64 + 4096
+            && idx <= 2 * self.len + 4096
+        {
             let i = idx as usize;
             if i >= self.dense.len() {
                 self.dense.resize(i + 1, None);

@@ -491,3 +491,29 @@ fn huge_integers_disassemble_quickly() {
     let d = disasm::disassemble(b"\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\xff.");
     assert_eq!(d.pickles[0].ops[0].arg.get(), "\"-18446744073709551616\"");
 }
+
+/// LONG_BINPUTs each 4096 past the end of the dense memo: the vector grew by 64 KB per 5
+/// bytes of input (4 GB from 330 KB). Dense storage now stays within twice the entries.
+#[test]
+fn striding_memo_indices_stay_small() {
+    let mut v = b"\x80\x04N".to_vec();
+    for i in 1..=65_535u32 {
+        v.push(b'r');
+        v.extend_from_slice(&(i * 4096).to_le_bytes());
+    }
+    v.push(b'.');
+    let r = exercise(&v, "memo stride");
+    assert!(r.is_safe && r.complete, "{}", show(&r));
+    // Indices in order stay fast (and correct): PUT n / GET n for 100k entries.
+    let mut v = b"\x80\x02(".to_vec();
+    for i in 0..100_000u32 {
+        v.push(b'N');
+        v.extend(binput(i));
+    }
+    for i in (0..100_000u32).step_by(997) {
+        v.extend(binget(i));
+    }
+    v.extend_from_slice(b"l.");
+    let r = exercise(&v, "memo in order");
+    assert!(r.is_safe && r.complete, "{}", show(&r));
+}
