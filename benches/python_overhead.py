@@ -13,7 +13,8 @@ Side by side, in one run, on the same files (made here, in a temp dir):
 Each variant runs ``--rounds`` times interleaved with the others (so drifting machine load
 hits all alike); the table shows the median and the minimum, and the overhead against the
 native loader computed on both (on a machine shared with other jobs the minimum is the
-better estimate of the cost itself).
+better estimate of the cost itself), and the median CPU time of the process (all threads:
+the work added, whether or not it overlaps the load).
 Usage: python benches/python_overhead.py [--rounds N] [--json FILE]
 """
 
@@ -70,17 +71,22 @@ def sklearn_model(path: str, compress: Any) -> None:
     joblib.dump(model, path, compress=compress)
 
 
-def bench(variants: Dict[str, Callable[[], Any]], rounds: int) -> Dict[str, List[float]]:
+def bench(variants: Dict[str, Callable[[], Any]], rounds: int
+          ) -> Tuple[Dict[str, List[float]], Dict[str, List[float]]]:
+    """Wall-clock and CPU (this process, all threads) seconds per round and variant."""
     times: Dict[str, List[float]] = {k: [] for k in variants}
+    cpu: Dict[str, List[float]] = {k: [] for k in variants}
     for fn in variants.values():  # warm up (imports, page cache)
         fn()
     for _ in range(rounds):
         for name, fn in variants.items():
             gc.collect()
+            c0 = time.process_time()
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    return times
+            cpu[name].append(time.process_time() - c0)
+    return times, cpu
 
 
 def main() -> int:
@@ -149,15 +155,18 @@ def main() -> int:
     pickleguard.install()
     for label, path, variants in groups:
         size = os.path.getsize(path)
-        times = bench(variants, args.rounds)
+        times, cpu = bench(variants, args.rounds)
         base_name = next(iter(variants))
         base_med = statistics.median(times[base_name])
         base_min = min(times[base_name])
-        raw[label] = {"bytes": size, "seconds": times}
+        base_cpu = statistics.median(cpu[base_name])
+        raw[label] = {"bytes": size, "seconds": times, "cpu_seconds": cpu}
         for name, ts in times.items():
             med, mn = statistics.median(ts), min(ts)
+            c = statistics.median(cpu[name])
             results.append((f"{label} ({size / 1e6:.1f} MB)", name, med, mn,
-                            (med / base_med - 1) * 100, (mn / base_min - 1) * 100))
+                            (med / base_med - 1) * 100, (mn / base_min - 1) * 100,
+                            c, (c / base_cpu - 1) * 100))
 
     pickleguard.uninstall()
     print(f"python {platform.python_version()}, {platform.machine()}, "
@@ -165,13 +174,14 @@ def main() -> int:
           f"{args.rounds} rounds")
     w = max(len(r[0]) for r in results)
     print(f"{'file':<{w}}  {'loader':<30} {'median ms':>10} {'min ms':>9} "
-          f"{'overhead (median / min)':>24}")
+          f"{'overhead (median / min)':>24} {'CPU ms':>8} {'CPU overhead':>13}")
     last = None
-    for i, (f, name, med, mn, over_med, over_min) in enumerate(results):
+    for f, name, med, mn, over_med, over_min, c, over_cpu in results:
         first = f != last
         over = "" if first else f"{over_med:+.1f}% / {over_min:+.1f}%"
+        cover = "" if first else f"{over_cpu:+.1f}%"
         print(f"{f if first else '':<{w}}  {name:<30} {med * 1e3:>10.1f} {mn * 1e3:>9.1f} "
-              f"{over:>24}")
+              f"{over:>24} {c * 1e3:>8.1f} {cover:>13}")
         last = f
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
