@@ -561,47 +561,23 @@ impl<'a> Machine<'a> {
             }
             Op::APPEND => {
                 let x = self.stack.len().wrapping_sub(1);
-                self.extend_at(x, pos, "append")?;
+                self.fill_at(x, pos, "append")?;
             }
             Op::APPENDS => {
                 let x = self.marker()?;
-                self.extend_at(x, pos, "extend")?;
+                self.fill_at(x, pos, "extend")?;
             }
             Op::SETITEM => {
                 let x = self.stack.len().wrapping_sub(2);
-                self.setitems_at(x, pos)?;
+                self.fill_at(x, pos, "__setitem__")?;
             }
             Op::SETITEMS => {
                 let x = self.marker()?;
-                self.setitems_at(x, pos)?;
+                self.fill_at(x, pos, "__setitem__")?;
             }
             Op::ADDITEMS => {
                 let x = self.marker()?;
-                let len = self.stack.len();
-                if x > len || x <= self.fence() {
-                    fail!(MachineError::StackUnderflow);
-                }
-                if len > x {
-                    let target = self.stack[x - 1];
-                    if let (Value::Set(_), true) = (target, self.arena.shape) {
-                        self.stack.truncate(x);
-                    } else if let Value::Set(id) = target {
-                        for i in x..len {
-                            let v = self.stack[i];
-                            self.arena.nodes[id as usize].push(v);
-                        }
-                        self.stack.truncate(x);
-                    } else {
-                        let items = self.node_from(x, false);
-                        self.call(
-                            pos,
-                            CallKind::Method("add"),
-                            target,
-                            Value::Tuple(items),
-                            None,
-                        )?;
-                    }
-                }
+                self.fill_at(x, pos, "add")?;
             }
             Op::GET | Op::BINGET | Op::LONG_BINGET => {
                 let Arg::Int(i) = arg else {
@@ -795,13 +771,12 @@ impl<'a> Machine<'a> {
         Ok(None)
     }
 
-    /// APPEND / APPENDS as `do_append` does it: list at `x - 1`, items above it.
-    fn extend_at(
-        &mut self,
-        x: usize,
-        pos: usize,
-        method: &'static str,
-    ) -> Result<(), MachineError> {
+    /// APPEND(S), SETITEM(S) and ADDITEMS as `do_append` / `do_setitems` / `load_additems` do
+    /// them: the target at `x - 1`, the items above it. A plain container of the right kind
+    /// takes the items; anything else gets a method call (`append`, `extend`,
+    /// `__setitem__`, `add`) that the analysis judges.
+    fn fill_at(&mut self, x: usize, pos: usize, method: &'static str) -> Result<(), MachineError> {
+        let pairs = method == "__setitem__";
         let len = self.stack.len();
         // The target must be above the fence: `](Na` is "unexpected MARK found" in CPython.
         if x > len || x <= self.fence() {
@@ -810,63 +785,41 @@ impl<'a> Machine<'a> {
         if len == x {
             return Ok(());
         }
-        let target = self.stack[x - 1];
-        if let (Value::List(_), true) = (target, self.arena.shape) {
-            self.stack.truncate(x);
-        } else if let Value::List(id) = target {
-            reserve_items(&mut self.arena.nodes[id as usize], len - x);
-            for i in x..len {
-                let v = self.stack[i];
-                self.arena.nodes[id as usize].push(v);
-            }
-            self.stack.truncate(x);
-        } else {
-            let items = self.node_from(x, false);
-            self.call(
-                pos,
-                CallKind::Method(method),
-                target,
-                Value::Tuple(items),
-                None,
-            )?;
-        }
-        Ok(())
-    }
-
-    /// SETITEM / SETITEMS as `do_setitems` does it.
-    fn setitems_at(&mut self, x: usize, pos: usize) -> Result<(), MachineError> {
-        let len = self.stack.len();
-        // The target must be above the fence: `](Na` is "unexpected MARK found" in CPython.
-        if x > len || x <= self.fence() {
-            fail!(MachineError::StackUnderflow);
-        }
-        if len == x {
-            return Ok(());
-        }
-        if !(len - x).is_multiple_of(2) {
+        if pairs && !(len - x).is_multiple_of(2) {
             fail!(MachineError::OddItems("SETITEMS"));
         }
         let target = self.stack[x - 1];
-        if let (Value::Dict(_), true) = (target, self.arena.shape) {
-            self.stack.truncate(x);
-        } else if let Value::Dict(id) = target {
-            reserve_items(&mut self.arena.nodes[id as usize], len - x);
-            let mut i = x;
-            while i + 1 < len {
-                let (k, v) = (self.stack[i], self.stack[i + 1]);
-                self.arena.nodes[id as usize].push_pair(k, v);
-                i += 2;
+        let own = match (method, target) {
+            ("__setitem__", Value::Dict(id))
+            | ("add", Value::Set(id))
+            | ("append" | "extend", Value::List(id)) => Some(id),
+            _ => None,
+        };
+        match own {
+            Some(_) if self.arena.shape => self.stack.truncate(x),
+            Some(id) => {
+                let node = &mut self.arena.nodes[id as usize];
+                reserve_items(node, len - x);
+                if pairs {
+                    for kv in self.stack[x..len].chunks_exact(2) {
+                        node.push_pair(kv[0], kv[1]);
+                    }
+                } else {
+                    for v in &self.stack[x..len] {
+                        node.push(*v);
+                    }
+                }
+                self.stack.truncate(x);
             }
-            self.stack.truncate(x);
-        } else {
-            let items = self.node_from(x, true);
-            self.call(
-                pos,
-                CallKind::Method("__setitem__"),
-                target,
-                Value::Dict(items),
-                None,
-            )?;
+            None => {
+                let items = self.node_from(x, pairs);
+                let args = if pairs {
+                    Value::Dict(items)
+                } else {
+                    Value::Tuple(items)
+                };
+                self.call(pos, CallKind::Method(method), target, args, None)?;
+            }
         }
         Ok(())
     }
