@@ -517,3 +517,60 @@ fn striding_memo_indices_stay_small() {
     let r = exercise(&v, "memo in order");
     assert!(r.is_safe && r.complete, "{}", show(&r));
 }
+
+/// A gzip stream of identical full-flush deflate blocks: `total` bytes of `pattern` after
+/// `head`, from ~1/1000 of that in the file (the CRC is not computed; loaders stop at the
+/// limit first).
+fn gzip_bomb(total: usize, head: &[u8], pattern: u8) -> Vec<u8> {
+    use flate2::{Compression, FlushCompress};
+    let chunk = vec![pattern; 1 << 20];
+    let mut c = flate2::Compress::new(Compression::best(), false);
+    let mut block = |input: &[u8], flush: FlushCompress| {
+        let mut out = Vec::with_capacity(input.len() / 100 + 1024);
+        let before = c.total_in();
+        while (c.total_in() - before) < input.len() as u64 || out.is_empty() {
+            let at = (c.total_in() - before) as usize;
+            out.reserve(4096);
+            c.compress_vec(&input[at..], &mut out, flush).unwrap();
+            if at == input.len() && !out.is_empty() {
+                break;
+            }
+        }
+        out
+    };
+    let mut body = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff".to_vec();
+    let mut first = head.to_vec();
+    first.extend_from_slice(&chunk);
+    body.extend(block(&first, FlushCompress::Full));
+    let unit = block(&chunk, FlushCompress::Full);
+    for _ in 1..total / chunk.len() {
+        body.extend_from_slice(&unit);
+    }
+    body.extend(block(&[], FlushCompress::Finish));
+    body.extend_from_slice(&[0; 8]);
+    body
+}
+
+/// 10 GB of zeros in a 10 MB gzip: decompressed to the end before (minutes, 10 GB of memory),
+/// although joblib's pickle.load stops at the first byte. Now the first 64 KiB decide.
+#[test]
+fn gzip_bomb_of_zeros_stops_at_its_start() {
+    for head in [&b""[..], b"\x80\x04"] {
+        let bomb = gzip_bomb(10 << 30, head, 0);
+        let t = Instant::now();
+        let r = scan_bytes(&bomb, &ml());
+        assert!(t.elapsed() < budget(), "took {:?}", t.elapsed());
+        assert!(r.format.starts_with("gzip") && r.is_safe, "{}", show(&r));
+    }
+    // A bomb of opcodes (`N0` is NONE, POP) must be read: it ends at the ratio limit (128 MiB
+    // floor here), not safe.
+    let bomb = gzip_bomb(1 << 30, b"\x80\x02", b'N');
+    let t = Instant::now();
+    let r = scan_bytes(&bomb, &ml());
+    assert!(t.elapsed() < budget() * 4, "took {:?}", t.elapsed());
+    assert!(
+        !r.is_safe && has(&r, FindingType::ResourceLimit),
+        "{}",
+        show(&r)
+    );
+}

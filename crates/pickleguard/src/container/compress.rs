@@ -416,10 +416,36 @@ pub fn zip_lzma(data: &[u8], size: u64, eos: bool, cap: u64) -> Decoded {
     d
 }
 
+/// How much is decompressed first to see whether the rest can matter.
+const PREFIX: u64 = 64 << 10;
+
+/// Whether the start of a decompressed stream shows that nothing in it can run: it is no
+/// container, and its first pickle breaks (not for want of bytes) before any import or call.
+fn prefix_cannot_run(prefix: &[u8], policy: &Policy) -> bool {
+    use crate::machine::{Machine, MachineError, Outcome};
+    use crate::reader::ReadError;
+    if !matches!(super::sniff(prefix), super::Kind::Raw) || super::torch::is_legacy(prefix) {
+        return false;
+    }
+    let mut m = Machine::new(prefix, policy.limits.clone());
+    let broke = matches!(m.run(0), Outcome::Error { err, .. } if err != MachineError::Read(ReadError::Truncated));
+    broke && m.first_effect.is_none()
+}
+
 /// Scan a compressed file: the decompressed bytes are sniffed and scanned again. `None` when
 /// the magic bytes lied and nothing decompresses (then the caller reads the bytes as they are).
 pub fn scan(codec: Codec, data: &[u8], policy: &Policy, depth: u32) -> Option<Report> {
-    let d = decompress(codec, data, u64::MAX);
+    // A bomb of zeros (or of anything that is no pickle) shows it in its first bytes: joblib's
+    // pickle.load stops there, so the rest is not decompressed (10 GB of zeros took minutes
+    // and 10 GB of memory).
+    let head = decompress(codec, data, PREFIX);
+    let d = if head.over_cap && prefix_cannot_run(&head.out, policy) {
+        let mut d = head;
+        d.over_cap = false;
+        d
+    } else {
+        decompress(codec, data, u64::MAX)
+    };
     if d.out.is_empty() && d.error.is_some() && d.limit.is_none() {
         return None;
     }
