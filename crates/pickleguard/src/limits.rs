@@ -47,7 +47,10 @@ impl Default for Limits {
             max_pickles: 1 << 20,
             max_decoded: 64 << 20,
             max_decompressed: 16 << 30,
-            max_ratio: 1000,
+            // Deflate cannot pass ~1032:1, so 1000 never bounded a gzip / zlib bomb: a 10 MB
+            // one held 10 GB in memory. Real checkpoints compress well under 100:1 beyond the
+            // 128 MiB floor (container/budget.rs).
+            max_ratio: 100,
             max_members: 1 << 20,
         }
     }
