@@ -158,14 +158,21 @@ pub fn disassemble(data: &[u8]) -> Disassembly {
         let mut m = Machine::new(data, Limits::default());
         m.joblib = false;
         let _ = m.run(start);
-        out.globals
-            .extend(m.globals.iter().filter(|g| g.ext.is_none()).map(|g| {
-                if g.computed {
-                    ("?".to_string(), "?".to_string())
-                } else {
-                    (g.module.clone(), g.name.clone())
-                }
-            }));
+        // The disassembly is the C unpickler's view: a GLOBAL cut at the end of the input is a
+        // decoding error there (the machine records what pickle._Unpickler would import).
+        let cut = out.error.as_ref().map(|e| e.pos).unwrap_or(usize::MAX);
+        out.globals.extend(
+            m.globals
+                .iter()
+                .filter(|g| g.ext.is_none() && (g.pos as usize) < cut)
+                .map(|g| {
+                    if g.computed {
+                        ("?".to_string(), "?".to_string())
+                    } else {
+                        (g.module.clone(), g.name.clone())
+                    }
+                }),
+        );
         out.pickles.push(DisPickle { start, ops });
         match stopped {
             Some(next) if out.error.is_none() => start = next,

@@ -309,6 +309,61 @@ impl<'a> Machine<'a> {
         Value::Global((self.globals.len() - 1) as GlobalId)
     }
 
+    /// `pickle._Unpickler` (the pure-Python unpickler, an entry point too) reads the last line
+    /// of the input without its newline and still drops one character (`readline()[:-1]`):
+    /// `cos\nsystem` imports `os` and looks up `syste`, `cos\n` imports `os`, a PERSID line at
+    /// the end calls persistent_load. (The C unpickler stops with "pickle data was truncated";
+    /// inside a FRAME the Python one stops too, which is not modelled: reported either way.)
+    /// Returns whether the truncated opcode at `pos` imports or calls; records it unless this
+    /// is a shape-only run.
+    fn truncated_tail(&mut self, pos: usize) -> bool {
+        fn readline(b: &[u8]) -> (&[u8], &[u8]) {
+            match b.iter().position(|&c| c == b'\n') {
+                Some(i) => (&b[..i], &b[i + 1..]),
+                None => (&b[..b.len().saturating_sub(1)], &[]),
+            }
+        }
+        let data = self.data;
+        let Some(op) = data.get(pos).and_then(|b| Op::from_byte(*b)) else {
+            return false;
+        };
+        let rest = &data[pos + 1..];
+        let shape = self.arena.shape;
+        match op {
+            Op::GLOBAL | Op::INST => {
+                let (m, rest) = readline(rest);
+                let (n, _) = readline(rest);
+                let (Ok(m), Ok(n)) = (std::str::from_utf8(m), std::str::from_utf8(n)) else {
+                    return false;
+                };
+                // INST decodes its lines as ASCII, GLOBAL as UTF-8; `__import__` needs a name.
+                if (op == Op::INST && !(m.is_ascii() && n.is_ascii())) || !is_dotted_name(m) {
+                    return false;
+                }
+                if !shape {
+                    self.global(pos, op, m.to_string(), n.to_string(), None, false);
+                }
+            }
+            Op::PERSID => {
+                let (l, _) = readline(rest);
+                if !l.is_ascii() {
+                    return false;
+                }
+                if !shape {
+                    let pid = self
+                        .arena
+                        .str_owned(String::from_utf8_lossy(l).into_owned());
+                    let _ = self.call(pos, CallKind::Persistent, Value::None, pid, None);
+                }
+            }
+            _ => return false,
+        }
+        if !shape && self.first_effect.is_none() {
+            self.first_effect = Some(pos);
+        }
+        true
+    }
+
     fn too_long(&self, v: Value) -> bool {
         match v {
             Value::Str(id) => match &self.arena.strs[id as usize] {
@@ -352,10 +407,13 @@ impl<'a> Machine<'a> {
             let (ins, next) = match reader::read_instr(self.data, pos) {
                 Ok(x) => x,
                 Err(e) => {
+                    if e == ReadError::Truncated && self.truncated_tail(pos) && self.arena.shape {
+                        return Outcome::NeedsGraph { pos };
+                    }
                     return Outcome::Error {
                         pos,
                         err: MachineError::Read(e),
-                    }
+                    };
                 }
             };
             let effect = ins.op.can_import_or_call();

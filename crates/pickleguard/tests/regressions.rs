@@ -574,3 +574,45 @@ fn gzip_bomb_of_zeros_stops_at_its_start() {
         show(&r)
     );
 }
+
+/// pickle._Unpickler reads a last line without its newline and drops a character anyway:
+/// `cos\nsystem` at the end of the input imports os (and looks up 'syste'); `cos\n` imports os.
+/// Found by tests/test_differential_props.py (mutated streams); the C unpickler and the
+/// disassembly call these truncated.
+#[test]
+fn truncated_global_line_is_an_import_for_the_python_unpickler() {
+    for (s, module, name) in [
+        (&b"cos\nsystem"[..], "os", "syste"),
+        (b"cos\n", "os", ""),
+        (b"\x80\x02]q\x00ctest_", "test", ""),
+        (b"(ios\nsystem", "os", "syste"),
+    ] {
+        let r = exercise(s, &format!("{s:?}"));
+        assert!(
+            r.globals
+                .iter()
+                .any(|g| g.module == module && g.name == name),
+            "{s:?}\n{}",
+            show(&r)
+        );
+        assert!(
+            has(&r, FindingType::Malformed) && !r.is_safe,
+            "{}",
+            show(&r)
+        );
+        let d = disasm::disassemble(s);
+        assert!(
+            d.globals.is_empty() && d.error.is_some(),
+            "{s:?}: {:?}",
+            d.globals
+        );
+    }
+    // Not a name `__import__` takes, or not decodable: nothing is imported.
+    for s in [&b"c"[..], b"cx", b"co s\nx", b"c\xff\xfe\nx"] {
+        let r = exercise(s, &format!("{s:?}"));
+        assert!(r.format == "not_pickle" && r.is_safe, "{s:?}\n{}", show(&r));
+    }
+    // A PERSID line at the end: persistent_load('1') is called (strict mode flags it).
+    let r = analyze_pickle(b"P12", &strict());
+    assert!(!r.is_safe, "{}", show(&r));
+}
