@@ -739,12 +739,20 @@ impl<'a> Machine<'a> {
                 let Arg::Pair(m, n) = arg else {
                     return Err(bad_arg());
                 };
-                let k = self.marker()?;
+                // pickle._Unpickler calls find_class before it looks for the MARK (the C
+                // unpickler after): `ios\nsystem\n` without a MARK imports os there.
+                let cls = self.global(pos, op, m.to_string(), n.to_string(), None, false);
                 if !is_dotted_name(m) {
                     fail!(MachineError::NotImportable);
                 }
+                let k = match self.marker() {
+                    Ok(k) => k,
+                    Err(e) => {
+                        self.first_effect.get_or_insert(pos);
+                        return Err(e);
+                    }
+                };
                 let args = self.node_from(k, false);
-                let cls = self.global(pos, op, m.to_string(), n.to_string(), None, false);
                 let v = self.call(pos, CallKind::Inst, cls, Value::Tuple(args), None)?;
                 self.stack.push(v);
             }

@@ -616,3 +616,24 @@ fn truncated_global_line_is_an_import_for_the_python_unpickler() {
     let r = analyze_pickle(b"P12", &strict());
     assert!(!r.is_safe, "{}", show(&r));
 }
+
+/// INST without a MARK: pickle._Unpickler imports the class before it looks for the MARK
+/// (the C unpickler stops first). Found by tests/test_differential_props.py.
+#[test]
+fn inst_without_mark_still_imports() {
+    let r = exercise(b"ios\nsystem\n(lp0\n.", "INST without MARK");
+    assert!(
+        r.globals
+            .iter()
+            .any(|g| g.module == "os" && g.name == "system"),
+        "{}",
+        show(&r)
+    );
+    assert!(
+        has(&r, FindingType::Malformed) && !r.is_safe,
+        "{}",
+        show(&r)
+    );
+    let r = exercise(b"io s\nsystem\n.", "INST, unimportable");
+    assert!(r.format == "not_pickle" && r.is_safe, "{}", show(&r));
+}
