@@ -6,14 +6,18 @@
 
 use pickleguard::{analyze_pickle, disasm, scan_bytes, FindingType, Mode, Policy, Report};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-fn ml() -> Policy {
-    Policy::new(Mode::Ml)
+/// Built once: parsing the shipped profiles dominates a debug run over hundreds of seeds.
+fn ml() -> &'static Policy {
+    static P: OnceLock<Policy> = OnceLock::new();
+    P.get_or_init(|| Policy::new(Mode::Ml))
 }
 
-fn strict() -> Policy {
-    Policy::new(Mode::Strict)
+fn strict() -> &'static Policy {
+    static P: OnceLock<Policy> = OnceLock::new();
+    P.get_or_init(|| Policy::new(Mode::Strict))
 }
 
 /// Each entry point must finish one input this fast. The bar is 1 s for a ≤ 1 MB input in a
@@ -68,19 +72,19 @@ fn exercise(data: &[u8], what: &str) -> Report {
     };
     let mut r = None;
     timed("ml analysis", &mut || {
-        let x = analyze_pickle(data, &ml());
+        let x = analyze_pickle(data, ml());
         assert_fail_closed(&x, what);
         serde_json::to_string(&x).expect("report serialises");
         r = Some(x);
     });
     timed("strict analysis", &mut || {
-        assert_fail_closed(&analyze_pickle(data, &strict()), what)
+        assert_fail_closed(&analyze_pickle(data, strict()), what)
     });
     timed("disassembly", &mut || {
         serde_json::to_string(&disasm::disassemble(data)).expect("disassembly serialises");
     });
     timed("file scan", &mut || {
-        let f = scan_bytes(data, &ml());
+        let f = scan_bytes(data, ml());
         assert_fail_closed(&f, what);
         serde_json::to_string(&f).expect("file report serialises");
     });
@@ -126,7 +130,29 @@ fn replay_fuzz_regressions() {
 fn replay_fuzz_seeds() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
     // The seed set ships with the repository; a source tarball without fuzz/ just skips.
-    replay_dir(&dir);
+    replay_dir(&dir.join("reader_machine"));
+    replay_dir(&dir.join("container"));
+    // Policy files: what the policy_file target does.
+    let mut files = Vec::new();
+    files_under(&dir.join("policy_file"), &mut files);
+    for p in files {
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        let Ok(file) = pickleguard::PolicyFile::parse(&text) else {
+            continue;
+        };
+        let mut pol = ml().clone();
+        if pol.extend(&file).is_ok() {
+            pol.limits.max_ops = pol.limits.max_ops.min(1 << 16);
+            let _ = pol.judge("os", "system");
+            let _ = pol.to_toml();
+            let _ = analyze_pickle(
+                b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.",
+                &pol,
+            );
+        }
+    }
 }
 
 fn kinds(r: &Report) -> Vec<FindingType> {
@@ -163,9 +189,9 @@ fn mutation_below_mark_is_an_error_not_a_panic() {
     assert!(kinds(&r).contains(&FindingType::Malformed), "{}", show(&r));
     assert!(!r.is_safe);
     // What CPython accepts still works: APPENDS right after its own MARK, ADDITEMS on a set.
-    let ok = analyze_pickle(b"](Ne.", &ml());
+    let ok = analyze_pickle(b"](Ne.", ml());
     assert!(ok.is_safe && ok.complete, "{}", show(&ok));
-    let ok = analyze_pickle(b"\x8f(N\x90.", &ml());
+    let ok = analyze_pickle(b"\x8f(N\x90.", ml());
     assert!(ok.is_safe && ok.complete, "{}", show(&ok));
 }
 
@@ -337,7 +363,7 @@ fn shared_structure_walks_are_bounded() {
     let r = exercise(&v, "dag method target");
     assert!(has(&r, FindingType::DynamicCall), "{}", show(&r));
     // A user rule `data` on foo.bar: plain all the way down (depth 25 < 32), 200^24 paths.
-    let mut p = ml();
+    let mut p = ml().clone();
     p.extend(
         &pickleguard::PolicyFile::parse(
             "[[allow]]\nmodule = \"foo\"\ncall = [\"bar\"]\n[[rule]]\ncallable = \"foo.bar\"\nargs = [\"data\"]\n",
@@ -558,7 +584,7 @@ fn gzip_bomb_of_zeros_stops_at_its_start() {
     for head in [&b""[..], b"\x80\x04"] {
         let bomb = gzip_bomb(10 << 30, head, 0);
         let t = Instant::now();
-        let r = scan_bytes(&bomb, &ml());
+        let r = scan_bytes(&bomb, ml());
         assert!(t.elapsed() < budget(), "took {:?}", t.elapsed());
         assert!(r.format.starts_with("gzip") && r.is_safe, "{}", show(&r));
     }
@@ -566,7 +592,7 @@ fn gzip_bomb_of_zeros_stops_at_its_start() {
     // floor here), not safe.
     let bomb = gzip_bomb(1 << 30, b"\x80\x02", b'N');
     let t = Instant::now();
-    let r = scan_bytes(&bomb, &ml());
+    let r = scan_bytes(&bomb, ml());
     assert!(t.elapsed() < budget() * 4, "took {:?}", t.elapsed());
     assert!(
         !r.is_safe && has(&r, FindingType::ResourceLimit),
@@ -613,7 +639,7 @@ fn truncated_global_line_is_an_import_for_the_python_unpickler() {
         assert!(r.format == "not_pickle" && r.is_safe, "{s:?}\n{}", show(&r));
     }
     // A PERSID line at the end: persistent_load('1') is called (strict mode flags it).
-    let r = analyze_pickle(b"P12", &strict());
+    let r = analyze_pickle(b"P12", strict());
     assert!(!r.is_safe, "{}", show(&r));
 }
 
