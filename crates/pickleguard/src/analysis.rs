@@ -7,7 +7,7 @@ use crate::policy::{uses, ArgPattern, GlobalVerdict, Mode, Policy, Rule};
 use crate::render::{self, global_name, render_args};
 use crate::report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
 use crate::value::{CallId, Value};
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -379,7 +379,9 @@ type NestedVerdict = (bool, Severity, String);
 
 /// Cache of per-global verdicts for one pickle.
 struct Judged<'p> {
-    verdicts: Vec<GlobalVerdict>,
+    verdicts: Vec<Rc<GlobalVerdict>>,
+    /// Each global's name as the stream spells it (`posix.system`), made when first shown.
+    names: Vec<OnceCell<String>>,
     policy: &'p Policy,
     /// Visits left for the structure walks (`dangerous_value`, `is_plain`) of this pickle:
     /// memoised values make a DAG whose paths grow exponentially with its depth, so the walks
@@ -391,13 +393,17 @@ struct Judged<'p> {
     /// The last BUILD applied to each call result (index into `m.calls`).
     builds: HashMap<CallId, usize>,
     /// BUILD states already looked at (see `state_summary`).
-    states: RefCell<HashMap<ValueKey, Rc<(bool, String)>>>,
+    states: RefCell<HashMap<ValueKey, Rc<StateSummary>>>,
     /// Files embedded in call arguments already analysed (`nested_file`): accepted or not, and
     /// the finding's severity and format.
     nested: RefCell<HashMap<ValueKey, NestedVerdict>>,
 }
 
 impl Judged<'_> {
+    fn name(&self, m: &Machine<'_>, g: u32) -> &str {
+        self.names[g as usize].get_or_init(|| global_name(m, g))
+    }
+
     /// Spend one visit of a structure walk; false when none are left.
     fn step(&self) -> bool {
         let s = self.steps.get();
@@ -421,14 +427,14 @@ fn resolved_global(
     j: &Judged<'_>,
     v: Value,
     depth: u32,
-) -> Option<(String, GlobalVerdict)> {
+) -> Option<(String, Rc<GlobalVerdict>)> {
     match v {
         Value::Global(g) => {
             let gr = &m.globals[g as usize];
             if gr.ext.is_some() || gr.computed {
                 return None;
             }
-            Some((global_name(m, g), j.verdicts[g as usize].clone()))
+            Some((j.name(m, g).to_string(), j.verdicts[g as usize].clone()))
         }
         Value::Call(c) if depth < 8 && m.calls[c as usize].kind == CallKind::Persistent => {
             // Legacy torch files save a module's class as the persistent id
@@ -499,7 +505,7 @@ fn resolved_global(
                 // `Cls.__new__(Cls, ...)` is how NEWOBJ rebuilds a type: the type's `new`.
                 verdict.allowed |= uses::CALL | uses::NEW;
             }
-            Some((format!("{shown}.{attr}"), verdict))
+            Some((format!("{shown}.{attr}"), Rc::new(verdict)))
         }
         _ => None,
     }
@@ -528,20 +534,20 @@ fn codecs_bytes(m: &Machine<'_>, j: &Judged<'_>, v: Value) -> Option<Vec<u8>> {
     }
 }
 
-fn qual(v: &GlobalVerdict) -> String {
+fn qual(v: &GlobalVerdict) -> &str {
     v.qualname()
 }
 
 /// Turn what the machine recorded for one pickle into findings and a globals summary.
 fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut Report) {
-    let mut cache: HashMap<(&str, &str), GlobalVerdict> = HashMap::new();
-    let verdicts: Vec<GlobalVerdict> = m
+    let mut cache: HashMap<(&str, &str), Rc<GlobalVerdict>> = HashMap::new();
+    let verdicts: Vec<Rc<GlobalVerdict>> = m
         .globals
         .iter()
         .map(|g| {
             cache
                 .entry((g.module.as_str(), g.name.as_str()))
-                .or_insert_with(|| policy.judge(&g.module, &g.name))
+                .or_insert_with(|| Rc::new(policy.judge(&g.module, &g.name)))
                 .clone()
         })
         .collect();
@@ -553,6 +559,9 @@ fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut Report) {
     }
     let j = Judged {
         verdicts,
+        names: std::iter::repeat_with(OnceCell::new)
+            .take(m.globals.len())
+            .collect(),
         policy,
         steps: Cell::new(4096 + 64 * (m.calls.len() + m.arena.nodes.len()) as u64),
         examined: RefCell::new(HashSet::new()),
@@ -746,9 +755,9 @@ fn judge_call(
                 Value::Global(g) => {
                     used[g as usize] |= want;
                     let v = &j.verdicts[g as usize];
-                    let name = global_name(m, g);
+                    let name = j.name(m, g);
                     mark_reconstructor_uses(m, j, used, v, c);
-                    judge_global_call(m, policy, ctx, j, trusted, c, Some(g), v, want, &name, out)
+                    judge_global_call(m, policy, ctx, j, trusted, c, Some(g), v, want, name, out)
                 }
                 Value::Call(_) => {
                     if let Some((name, v)) = resolved_global(m, j, c.callable, 0) {
@@ -1010,10 +1019,11 @@ fn judge_build(
     out: &mut Report,
 ) -> bool {
     let state = state_summary(m, j, c.args);
-    let (has_dunder, shown_keys) = (state.0, state.1.as_str());
+    let has_dunder = state.dunder;
+    let shown_keys = || state.shown(m, c.args);
     match c.callable {
         Value::Global(g) => {
-            let name = global_name(m, g);
+            let name = j.name(m, g).to_string();
             let sev = if j.verdicts[g as usize].danger.is_some() {
                 Severity::Critical
             } else {
@@ -1023,7 +1033,7 @@ fn judge_build(
                 FindingType::AttributeInjection,
                 sev,
                 c.pos,
-                format!("BUILD sets attributes {} on {name} itself (a module, class or function), changing code that runs later", shown_keys),
+                format!("BUILD sets attributes {} on {name} itself (a module, class or function), changing code that runs later", shown_keys()),
             );
             f.callable = Some(name);
             out.push(f);
@@ -1036,7 +1046,7 @@ fn judge_build(
                     FindingType::AttributeInjection,
                     Severity::High,
                     c.pos,
-                    format!("BUILD sets special attributes {} on {target}", shown_keys),
+                    format!("BUILD sets special attributes {} on {target}", shown_keys()),
                 ));
                 return false;
             }
@@ -1159,17 +1169,15 @@ const SPECIAL_METHODS: &[&str] = &[
     "__spec__",
 ];
 
-fn show_keys(keys: &[String]) -> String {
-    if keys.is_empty() {
-        "(from its state)".into()
-    } else {
-        render::shorten(keys.join(", "), 120)
-    }
+/// A BUILD state: whether it sets a special attribute, and its keys as findings show them
+/// (made only when a finding needs them).
+struct StateSummary {
+    dunder: bool,
+    shown: OnceCell<String>,
 }
 
-/// Whether a BUILD state sets a special attribute, and its keys as shown in findings; computed
-/// once per state value (one memoised state of 40k keys applied by 100k BUILDs).
-fn state_summary(m: &Machine<'_>, j: &Judged<'_>, state: Value) -> Rc<(bool, String)> {
+/// Computed once per state value (one memoised state of 40k keys applied by 100k BUILDs).
+fn state_summary(m: &Machine<'_>, j: &Judged<'_>, state: Value) -> Rc<StateSummary> {
     let key = match state {
         Value::Dict(n) => Some((0u8, n)),
         Value::Tuple(n) => Some((1u8, n)),
@@ -1180,38 +1188,59 @@ fn state_summary(m: &Machine<'_>, j: &Judged<'_>, state: Value) -> Rc<(bool, Str
             return r.clone();
         }
     }
-    let keys = state_keys(m, state);
-    let r = Rc::new((
-        keys.iter().any(|k| SPECIAL_METHODS.contains(&k.as_str())),
-        show_keys(&keys),
-    ));
+    let mut dunder = false;
+    for_state_keys(m, state, |k| {
+        dunder = SPECIAL_METHODS.contains(&k);
+        !dunder
+    });
+    let r = Rc::new(StateSummary {
+        dunder,
+        shown: OnceCell::new(),
+    });
     if let Some(k) = key {
         j.states.borrow_mut().insert(k, r.clone());
     }
     r
 }
 
-/// Attribute names a BUILD state sets: a dict, or `(dict, slotstate)`.
-fn state_keys(m: &Machine<'_>, state: Value) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut dicts = vec![state];
-    if let Value::Tuple(n) = state {
-        let node = &m.arena.nodes[n as usize];
-        if node.len == 2 {
-            dicts = node.items.clone();
-        }
+impl StateSummary {
+    fn shown(&self, m: &Machine<'_>, state: Value) -> &str {
+        self.shown.get_or_init(|| {
+            let mut keys = String::new();
+            for_state_keys(m, state, |k| {
+                if !keys.is_empty() {
+                    keys.push_str(", ");
+                }
+                keys.push_str(k);
+                keys.len() <= 120
+            });
+            if keys.is_empty() {
+                "(from its state)".into()
+            } else {
+                render::shorten(keys, 120)
+            }
+        })
     }
+}
+
+/// Each attribute name a BUILD state sets (a dict, or `(dict, slotstate)`), until `f` says stop.
+fn for_state_keys(m: &Machine<'_>, state: Value, mut f: impl FnMut(&str) -> bool) {
+    let dicts: &[Value] = match state {
+        Value::Tuple(n) if m.arena.nodes[n as usize].len == 2 => &m.arena.nodes[n as usize].items,
+        _ => std::slice::from_ref(&state),
+    };
     for d in dicts {
-        if let Value::Dict(n) = d {
+        if let Value::Dict(n) = *d {
             let node = &m.arena.nodes[n as usize];
             for kv in node.items.chunks(2).chain(node.extra.chunks(2)) {
                 if let Value::Str(s) = kv[0] {
-                    out.push(m.arena.text(m.data, s).into_owned());
+                    if !f(&m.arena.text(m.data, s)) {
+                        return;
+                    }
                 }
             }
         }
     }
-    out
 }
 
 fn rule_matches(m: &Machine<'_>, j: &Judged<'_>, trusted: &[bool], r: &Rule, args: Value) -> bool {
@@ -1521,7 +1550,7 @@ fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) -> Option<Lit
         return None;
     };
     let q = j.verdicts[f as usize].qualname();
-    let (step, out): (&str, Option<Vec<u8>>) = match q.as_str() {
+    let (step, out): (&str, Option<Vec<u8>>) = match q {
         "_codecs.encode" | "codecs.encode" | "_codecs.decode" | "codecs.decode" => {
             let inner = arg(0)?;
             let enc = text_arg(1).unwrap_or_else(|| "utf-8".into());

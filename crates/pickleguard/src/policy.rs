@@ -217,11 +217,13 @@ pub struct GlobalVerdict {
     pub danger: Option<DangerEntry>,
     /// Uses the policy allows (0: not allowed at all).
     pub allowed: u8,
+    /// `module.name`, made once: calls look up their argument rules by it.
+    qual: String,
 }
 
 impl GlobalVerdict {
-    pub fn qualname(&self) -> String {
-        format!("{}.{}", self.module, self.name)
+    pub fn qualname(&self) -> &str {
+        &self.qual
     }
 }
 
@@ -458,9 +460,10 @@ impl Policy {
             self.allowed_uses(&m, &n, danger.is_some())
         };
         // A dangerous name the profile lists is allowed only through its argument rules.
+        let qual = format!("{m}.{n}");
         if allowed == 0
             && danger.is_some()
-            && self.rules.contains_key(&format!("{m}.{n}"))
+            && self.rules.contains_key(&qual)
             && self.mode != Mode::Strict
         {
             if let Some(ma) = self.allow_exact.get(&m) {
@@ -475,6 +478,7 @@ impl Policy {
             name: n,
             danger,
             allowed,
+            qual,
         }
     }
 
