@@ -468,7 +468,7 @@ fn resolved_global(
                 }
             };
             let (shown, verdict) = resolved_global(m, j, func, depth + 1)?;
-            if bound > 0 && j.policy.rules_for(&verdict.qualname()).is_some() {
+            if bound > 0 && j.policy.rules_for(verdict.qualname()).is_some() {
                 return None;
             }
             Some((format!("functools.partial({shown})"), verdict))
@@ -897,7 +897,7 @@ fn judge_global_call(
         return false;
     }
     // Allowed by name: argument rules, if any, must accept the arguments.
-    if let Some(rules) = policy.rules_for(&qual(v)) {
+    if let Some(rules) = policy.rules_for(qual(v)) {
         let matching = rules
             .iter()
             .find(|r| rule_matches(m, j, trusted, r, c.args));
