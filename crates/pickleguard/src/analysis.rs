@@ -80,7 +80,7 @@ pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
         }
         match outcome {
             Outcome::Stop { end, .. } => {
-                judge(&m, policy, ctx, &mut sub);
+                judge_member(&m, policy, ctx, &mut sub, member.as_deref());
                 report.absorb(sub, member.as_deref());
                 if end >= data.len() {
                     break;
@@ -110,7 +110,7 @@ pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
                     }
                     break;
                 }
-                judge(&m, policy, ctx, &mut sub);
+                judge_member(&m, policy, ctx, &mut sub, member.as_deref());
                 sub.push(Finding::new(
                     FindingType::Malformed,
                     Severity::Medium,
@@ -123,7 +123,7 @@ pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
                 break;
             }
             Outcome::Limit { pos: lpos, what } => {
-                judge(&m, policy, ctx, &mut sub);
+                judge_member(&m, policy, ctx, &mut sub, member.as_deref());
                 report.absorb(sub, member.as_deref());
                 limit_finding(&mut report, lpos, what);
                 break;
@@ -203,6 +203,63 @@ fn limit_finding(report: &mut Report, pos: usize, what: &str) {
     report.stopped_by = Some(format!("limit:{what}"));
 }
 
+/// What joblib reads at a `NumpyArrayWrapper`'s pause (see [`joblib_array_data`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoblibData {
+    /// An object array: joblib unpickles a whole pickle that starts here.
+    Objects,
+    /// A numeric array: joblib reads the bytes up to `end` (padding included) as numbers.
+    Numeric { end: usize },
+}
+
+/// What joblib reads from the stream after the `NumpyArrayWrapper` call `wrapper` paused the
+/// machine at `next` (`Outcome::JoblibArray`), or why joblib would fail there.
+pub fn joblib_array_data(
+    m: &Machine<'_>,
+    wrapper: CallId,
+    next: usize,
+) -> Result<JoblibData, &'static str> {
+    let state = m
+        .calls
+        .iter()
+        .rev()
+        .find(|c| c.kind == CallKind::Build && c.callable == Value::Call(wrapper))
+        .map(|c| c.args)
+        .ok_or("joblib array wrapper without state")?;
+    let shape = dict_get(m, state, "shape").ok_or("joblib array wrapper without shape")?;
+    let dtype = dict_get(m, state, "dtype").ok_or("joblib array wrapper without dtype")?;
+    let (itemsize, hasobject) = dtype_info(m, dtype).ok_or("joblib array dtype not understood")?;
+    if hasobject {
+        return Ok(JoblibData::Objects);
+    }
+    let mut count: u128 = 1;
+    match shape {
+        Value::Tuple(n) => {
+            let node = &m.arena.nodes[n as usize];
+            if node.len as usize != node.items.len() {
+                return Err("joblib array shape too long");
+            }
+            for d in &node.items {
+                match d {
+                    Value::Int(i) if *i >= 0 => count = count.saturating_mul(*i as u128),
+                    _ => return Err("joblib array shape is not a tuple of ints"),
+                }
+            }
+        }
+        _ => return Err("joblib array shape is not a tuple"),
+    }
+    let mut at = next as u128;
+    if let Some(Value::Int(_)) = dict_get(m, state, "numpy_array_alignment_bytes") {
+        let pad = *m.data.get(next).ok_or("joblib array padding truncated")? as u128;
+        at += 1 + pad;
+    }
+    let end = at + count.saturating_mul(itemsize as u128);
+    if end > m.data.len() as u128 {
+        return Err("joblib array data truncated");
+    }
+    Ok(JoblibData::Numeric { end: end as usize })
+}
+
 /// joblib reads a NumpyArrayWrapper's array straight from the stream: skip exactly the bytes
 /// it reads (or analyse the pickle it loads for object arrays). Returns where the pickle goes on;
 /// the numeric array's bytes are added to `skipped`.
@@ -219,61 +276,17 @@ fn joblib_array(
         pos: next,
         err: crate::machine::MachineError::BadText(msg),
     };
-    let state = m
-        .calls
-        .iter()
-        .rev()
-        .find(|c| c.kind == CallKind::Build && c.callable == Value::Call(wrapper))
-        .map(|c| c.args)
-        .ok_or_else(|| fail("joblib array wrapper without state"))?;
-    let shape =
-        dict_get(m, state, "shape").ok_or_else(|| fail("joblib array wrapper without shape"))?;
-    let dtype =
-        dict_get(m, state, "dtype").ok_or_else(|| fail("joblib array wrapper without dtype"))?;
-    let (itemsize, hasobject) =
-        dtype_info(m, dtype).ok_or_else(|| fail("joblib array dtype not understood"))?;
-    if hasobject {
-        let nested_ctx = Context {
-            depth: ctx.depth,
-            ..*ctx
-        };
-        let (end, rep) = single_pickle(m.data, next, policy, &nested_ctx);
-        sub.absorb(rep, Some(&format!("joblib object array at byte {next}")));
-        return end.ok_or_else(|| fail("joblib object array pickle is broken"));
-    }
-    let mut count: u128 = 1;
-    match shape {
-        Value::Tuple(n) => {
-            let node = &m.arena.nodes[n as usize];
-            if node.len as usize != node.items.len() {
-                return Err(fail("joblib array shape too long"));
-            }
-            for d in &node.items {
-                match d {
-                    Value::Int(i) if *i >= 0 => count = count.saturating_mul(*i as u128),
-                    _ => return Err(fail("joblib array shape is not a tuple of ints")),
-                }
-            }
+    match joblib_array_data(m, wrapper, next).map_err(fail)? {
+        JoblibData::Objects => {
+            let (end, rep) = single_pickle(m.data, next, policy, ctx);
+            sub.absorb(rep, Some(&format!("joblib object array at byte {next}")));
+            end.ok_or_else(|| fail("joblib object array pickle is broken"))
         }
-        _ => return Err(fail("joblib array shape is not a tuple")),
+        JoblibData::Numeric { end } => {
+            skipped.push((next as u64, end as u64));
+            Ok(end)
+        }
     }
-    let mut at = next as u128;
-    if let Some(Value::Int(_)) = dict_get(m, state, "numpy_array_alignment_bytes") {
-        let pad = *m
-            .data
-            .get(next)
-            .ok_or_else(|| fail("joblib array padding truncated"))? as u128;
-        at += 1 + pad;
-    }
-    let end = at + count.saturating_mul(itemsize as u128);
-    if end > m.data.len() as u128 {
-        return Err(Outcome::Error {
-            pos: next,
-            err: crate::machine::MachineError::BadText("joblib array data truncated"),
-        });
-    }
-    skipped.push((next as u64, end as u64));
-    Ok(end as usize)
 }
 
 /// Analyse exactly one pickle starting at `start`; returns where it ended (None if broken).
@@ -536,6 +549,20 @@ fn codecs_bytes(m: &Machine<'_>, j: &Judged<'_>, v: Value) -> Option<Vec<u8>> {
 
 fn qual(v: &GlobalVerdict) -> &str {
     v.qualname()
+}
+
+/// [`judge`] for a later pickle of a stream, whose findings carry `member`.
+fn judge_member(
+    m: &Machine<'_>,
+    policy: &Policy,
+    ctx: &Context,
+    out: &mut Report,
+    member: Option<&str>,
+) {
+    match member {
+        Some(label) => crate::container::within(label, || judge(m, policy, ctx, out)),
+        None => judge(m, policy, ctx, out),
+    }
 }
 
 /// Turn what the machine recorded for one pickle into findings and a globals summary.
@@ -981,7 +1008,8 @@ fn nested_file(
         limit_finding(out, c.pos as usize, "nesting depth");
         return false;
     }
-    let inner = (ctx.nested)(&bytes, policy, ctx.depth + 1);
+    let label = format!("{name} at byte {}", c.pos);
+    let inner = crate::container::within(&label, || (ctx.nested)(&bytes, policy, ctx.depth + 1));
     let ok = inner.is_safe && inner.complete;
     let sev = inner.risk_level.max(Severity::High);
     if !ok {
@@ -992,7 +1020,7 @@ fn nested_file(
             .borrow_mut()
             .insert(k, (ok, sev, inner.format.clone()));
     }
-    out.absorb(inner, Some(&format!("{name} at byte {}", c.pos)));
+    out.absorb(inner, Some(&label));
     ok
 }
 
@@ -1680,7 +1708,8 @@ fn nested_payload(
         limit_finding(out, c.pos as usize, "nesting depth");
         return;
     }
-    let inner = (ctx.nested)(blob, policy, ctx.depth + 1);
+    let label = format!("nested in {name} at byte {}", c.pos);
+    let inner = crate::container::within(&label, || (ctx.nested)(blob, policy, ctx.depth + 1));
     let mut f = Finding::new(
         FindingType::NestedPickle,
         inner.risk_level.max(Severity::High),
@@ -1694,7 +1723,7 @@ fn nested_payload(
     );
     f.callable = Some(name.to_string());
     out.push(f);
-    out.absorb(inner, Some(&format!("nested in {name} at byte {}", c.pos)));
+    out.absorb(inner, Some(&label));
 }
 
 fn obfuscated(
@@ -1734,7 +1763,9 @@ fn obfuscated(
                 limit_finding(out, c.pos as usize, "nesting depth");
                 return;
             }
-            let inner = (ctx.nested)(&d.bytes, policy, ctx.depth + 1);
+            let label = format!("{}-decoded argument of {name} at byte {}", d.how, c.pos);
+            let inner =
+                crate::container::within(&label, || (ctx.nested)(&d.bytes, policy, ctx.depth + 1));
             let mut f = Finding::new(
                 FindingType::Obfuscation,
                 inner.risk_level.max(Severity::High),
@@ -1747,13 +1778,7 @@ fn obfuscated(
             );
             f.callable = Some(name.to_string());
             out.push(f);
-            out.absorb(
-                inner,
-                Some(&format!(
-                    "{}-decoded argument of {name} at byte {}",
-                    d.how, c.pos
-                )),
-            );
+            out.absorb(inner, Some(&label));
         } else {
             obfuscated(policy, ctx, c, name, &d.bytes, level + 1, out);
         }

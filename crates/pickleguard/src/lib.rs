@@ -20,6 +20,7 @@ pub mod value;
 
 pub use analysis::{analyze_stream, Context};
 pub use container::scan_bytes;
+pub use container::streams::{scan_with_streams, PickleStream};
 pub use limits::Limits;
 pub use policy::{Mode, Policy, PolicyFile};
 pub use report::{Finding, FindingType, GlobalUse, Report, Severity, Use};

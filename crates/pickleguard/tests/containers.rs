@@ -1250,3 +1250,89 @@ fn nested_torch_file_is_sniffed() {
     let r = scan(&load_from_bytes(&inner));
     assert_eq!(count(&r, FindingType::NestedPickle), 0, "{}", show(&r));
 }
+
+// ------------------------------------------------------------------------------------------
+// The streams a scan analysed (what `explain` disassembles)
+// ------------------------------------------------------------------------------------------
+
+fn streams_of(d: &[u8]) -> (Report, Vec<pickleguard::PickleStream>) {
+    pickleguard::scan_with_streams(d, &ml())
+}
+
+#[test]
+fn streams_carry_the_member_path_of_their_findings() {
+    let mut entries = torch_entries(BENIGN);
+    entries.push(e("archive/extra.pkl", &gzip(EVIL)));
+    let data = zip(entries).build();
+    let (r, streams) = streams_of(&data);
+    // The same verdict as the plain scan, and recording leaves nothing behind.
+    let plain = scan(&data);
+    assert_eq!(show(&r), show(&plain));
+    let pickles: Vec<(&str, &[u8])> = streams
+        .iter()
+        .filter(|s| s.format != "not_pickle")
+        .map(|s| (s.member.as_deref().unwrap(), s.data.as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        pickles,
+        vec![
+            ("archive/data.pkl", BENIGN),
+            ("archive/extra.pkl/decompressed gzip", EVIL)
+        ],
+        "{streams:?}"
+    );
+    for f in r
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingType::ReduceCall)
+    {
+        assert_eq!(
+            f.member.as_deref(),
+            Some("archive/extra.pkl/decompressed gzip")
+        );
+    }
+    // Off unless asked for: a scan after it records nothing and reports the same.
+    assert_eq!(show(&scan(&data)), show(&plain));
+}
+
+#[test]
+fn streams_of_dropped_views_are_not_listed() {
+    // A polyglot: the whole file read as one stream is replaced by its two views.
+    let mut z = zip(torch_entries(BENIGN));
+    z.prefix = EVIL.to_vec();
+    let (_, streams) = streams_of(&z.build());
+    let members: Vec<Option<&str>> = streams
+        .iter()
+        .filter(|s| s.format != "not_pickle")
+        .map(|s| s.member.as_deref())
+        .collect();
+    assert!(
+        members.contains(&Some("pickle before the zip")),
+        "{members:?}"
+    );
+    assert!(members.contains(&Some("archive/data.pkl")), "{members:?}");
+    assert!(!members.contains(&None), "{members:?}");
+    // A benign zip read as a pickle does nothing: that view is not listed.
+    let (_, streams) = streams_of(&zip(torch_entries(BENIGN)).build());
+    assert!(
+        streams
+            .iter()
+            .all(|s| s.member.as_deref() != Some("raw pickle view")),
+        "{streams:?}"
+    );
+    // A nested pickle (bytes handed to pickle.loads) is listed under its finding's member.
+    let mut outer = b"\x80\x02cpickle\nloads\nC".to_vec();
+    outer.push(EVIL.len() as u8);
+    outer.extend_from_slice(EVIL);
+    outer.extend_from_slice(b"\x85R.");
+    let (r, streams) = streams_of(&outer);
+    let nested: Vec<&str> = streams.iter().filter_map(|s| s.member.as_deref()).collect();
+    assert_eq!(nested.len(), 1, "{streams:?}");
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.member.as_deref() == Some(nested[0])),
+        "{}",
+        show(&r)
+    );
+}

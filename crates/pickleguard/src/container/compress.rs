@@ -449,8 +449,9 @@ pub fn scan(codec: Codec, data: &[u8], policy: &Policy, depth: u32) -> Option<Re
     if d.out.is_empty() && d.error.is_some() && d.limit.is_none() {
         return None;
     }
-    let inner = scan_at(&d.out, policy, depth + 1);
     let c = codec.name();
+    let label = format!("decompressed {c}");
+    let inner = super::within(&label, || scan_at(&d.out, policy, depth + 1));
     let format = match (codec, inner.format.as_str()) {
         (Codec::JoblibZfile, "not_pickle") => "zfile".to_string(),
         (Codec::JoblibZfile, _) => "joblib_compat".to_string(),
@@ -485,7 +486,6 @@ pub fn scan(codec: Codec, data: &[u8], policy: &Policy, depth: u32) -> Option<Re
             ),
         ));
     }
-    let label = format!("decompressed {c}");
     r.absorb(inner, Some(&label));
     super::raw_view(data, policy, depth, &mut r);
     Some(r)

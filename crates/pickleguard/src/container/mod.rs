@@ -15,6 +15,7 @@ pub(crate) mod budget;
 mod compress;
 mod npy;
 mod pylit;
+pub mod streams;
 mod tar;
 mod torch;
 mod zip;
@@ -34,6 +35,14 @@ pub fn scan_nested(data: &[u8], policy: &Policy, depth: u32) -> Report {
     r
 }
 
+/// Run `f` for the member `label` of the file being scanned (see [`streams`]).
+pub(crate) fn within<T>(label: &str, f: impl FnOnce() -> T) -> T {
+    streams::enter(label);
+    let out = f();
+    streams::leave();
+    out
+}
+
 /// The stream-analysis context for pickles found at `depth`.
 pub(crate) fn stream_ctx(depth: u32) -> Context {
     Context {
@@ -46,7 +55,10 @@ pub(crate) fn stream_ctx(depth: u32) -> Context {
 /// Analyse raw pickle bytes (all pickles of the stream) with the container scanner installed
 /// for nested files.
 pub(crate) fn analyze(data: &[u8], policy: &Policy, depth: u32) -> Report {
-    analyze_stream(data, policy, &stream_ctx(depth))
+    let at = streams::begin(data);
+    let r = analyze_stream(data, policy, &stream_ctx(depth));
+    streams::end(at, &r.format);
+    r
 }
 
 /// What the first bytes say a file is.
@@ -126,6 +138,7 @@ fn scan_raw(data: &[u8], policy: &Policy, depth: u32) -> Report {
     if torch::is_legacy(data) {
         return torch::scan_legacy(data, policy, depth);
     }
+    let mark = streams::mark();
     let mut r = analyze(data, policy, depth);
     if let Some(z) = zip::locate(data) {
         if z.start > 0 {
@@ -133,12 +146,13 @@ fn scan_raw(data: &[u8], policy: &Policy, depth: u32) -> Report {
             if z.start >= pickle_end {
                 // A pickle with a zip behind it: pickle.load and torch.load run the pickle,
                 // zipfile-based loaders read the zip. Both views are analysed.
+                streams::truncate(mark);
                 return zip::scan_polyglot(data, policy, depth, r, z.start);
             }
             // A zip embedded in the pickle's own bytes (a bytes literal): Python's zipfile
             // still opens the file as that zip, so its members are analysed too.
-            let inner = zip::scan(data, policy, depth);
             let label = format!("embedded zip at byte {}", z.start);
+            let inner = within(&label, || zip::scan(data, policy, depth));
             r.absorb(inner, Some(&label));
         }
     }
@@ -193,23 +207,26 @@ fn known_format(data: &[u8]) -> Option<&'static str> {
 /// Analyse a container's bytes as a pickle too (`pickle.load` on the file itself): reported only
 /// when that view would import or call something the policy flags.
 pub(crate) fn raw_view(data: &[u8], policy: &Policy, depth: u32, into: &mut Report) {
-    let r = analyze(data, policy, depth);
+    let mark = streams::mark();
+    let r = within("raw pickle view", || analyze(data, policy, depth));
     let effects = r.findings.iter().any(|f| {
         !matches!(
             f.kind,
             FindingType::Malformed | FindingType::TrailingData | FindingType::ResourceLimit
         )
     });
-    if effects {
-        into.push(tamper(
-            0,
-            format!(
-                "the {} file is also a pickle: pickle.load on the file itself runs it",
-                into.format
-            ),
-        ));
-        into.absorb(r, Some("raw pickle view"));
+    if !effects {
+        streams::truncate(mark);
+        return;
     }
+    into.push(tamper(
+        0,
+        format!(
+            "the {} file is also a pickle: pickle.load on the file itself runs it",
+            into.format
+        ),
+    ));
+    into.absorb(r, Some("raw pickle view"));
 }
 
 pub(crate) fn tamper(pos: u64, desc: String) -> Finding {

@@ -98,12 +98,12 @@ pub fn scan(d: &[u8], policy: &Policy, depth: u32) -> Report {
     if objects == Some(false) {
         return r;
     }
-    let sub = analyze(&d[end..], policy, depth + 1);
     let label = if objects.is_none() {
         format!("data after an unreadable .npy header at byte {end}")
     } else {
         format!("object array at byte {end}")
     };
+    let sub = super::within(&label, || analyze(&d[end..], policy, depth + 1));
     r.absorb(sub, Some(&label));
     r
 }

@@ -209,8 +209,9 @@ impl<'a> Walker<'a> {
             _ => None,
         };
         let slice = &self.d[pos..end.unwrap_or(self.d.len())];
-        let sub = analyze(slice, self.policy, self.depth);
-        self.r.absorb(sub, Some(&format!("pickle at byte {pos}")));
+        let label = format!("pickle at byte {pos}");
+        let sub = super::within(&label, || analyze(slice, self.policy, self.depth));
+        self.r.absorb(sub, Some(&label));
         end
     }
 

@@ -398,7 +398,9 @@ pub fn scan_polyglot(
     start: usize,
 ) -> Report {
     let mut r = scan_mode(d, policy, depth, Mode::Polyglot, start);
-    let prefix = super::analyze(&d[..start.min(d.len())], policy, depth);
+    let prefix = super::within("pickle before the zip", || {
+        super::analyze(&d[..start.min(d.len())], policy, depth)
+    });
     let mut f = tamper(
         0,
         format!(
@@ -800,7 +802,7 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
                 continue;
             }
         };
-        let sub = scan_at(&content, policy, depth + 1);
+        let sub = super::within(&m.label, || scan_at(&content, policy, depth + 1));
         file_formats.push(sub.format.clone());
         r.absorb(sub, Some(&m.label));
     }
