@@ -218,6 +218,51 @@ def test_explain(pg_bin, tmp_path):
     assert "<- CRITICAL REDUCE_CALL" in text
 
 
+def test_explain_containers_disassembles_each_member(pg_bin, tmp_path):
+    """A real torch checkpoint with a harmless attack pickle added as a gzip member: explain
+    shows each pickle's opcodes under the member path of its findings."""
+    torch = pytest.importorskip("torch")
+    import gzip
+    import zipfile
+    f = tmp_path / "model.pt"
+    torch.save({"weight": torch.zeros(3)}, f)
+    with zipfile.ZipFile(f) as z:
+        root = z.namelist()[0].split("/")[0]
+    with zipfile.ZipFile(f, "a") as z:
+        z.writestr(f"{root}/extra.pkl", gzip.compress(attack_stack_global(tmp_path / "PWNED")))
+    proc = run(pg_bin, "explain", f, "--no-config")
+    assert proc.returncode == 1, proc.stderr.decode()
+    text = proc.stdout.decode()
+    benign, _, evil = text.partition(f"== {root}/extra.pkl/decompressed gzip")
+    assert f"== {root}/data.pkl" in benign, text
+    assert "_rebuild_tensor_v2" in benign and "<- " not in benign.split("Findings:")[0], text
+    body = evil.split("Findings:")[0]
+    assert "STACK_GLOBAL" in body and "<- CRITICAL REDUCE_CALL" in body, text
+    assert "from os import system" in body, text
+    assert f"in {root}/extra.pkl/decompressed gzip: calls os.system" in text, text
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_explain_follows_joblib_arrays(pg_bin, tmp_path):
+    """joblib writes array bytes into the pickle stream: explain skips exactly what joblib
+    reads as numbers, shows an object array's own pickle, and goes on to the end."""
+    joblib = pytest.importorskip("joblib")
+    np = pytest.importorskip("numpy")
+    f = tmp_path / "arrays.joblib"
+    joblib.dump({"ints": np.arange(1000), "grid": np.zeros((10, 10)),
+                 "objects": np.array([1, "x"], dtype=object), "tail": "the end"}, f)
+    proc = run(pg_bin, "explain", f, "--no-config")
+    assert proc.returncode == 0, proc.stdout.decode()
+    text = proc.stdout.decode()
+    import re
+    sizes = [int(n) for n in re.findall(r"joblib array data \((\d+) bytes\)", text)]
+    # 1000 int64 and 100 float64, each after joblib's alignment padding (at most 16 bytes).
+    assert len(sizes) == 2 and 8000 <= sizes[0] <= 8017 and 800 <= sizes[1] <= 817, text
+    assert "a joblib object array: joblib unpickles the pickle that follows" in text, text
+    assert "'tail': 'the end'" in text, text
+    assert "<cannot read" not in text and "stops here" not in text, text
+
+
 def test_broken_pipe(pg_bin, tmp_path):
     make_tree(tmp_path / "tree", 300, tmp_path / "PWNED")
     p = subprocess.Popen(

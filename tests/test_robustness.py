@@ -397,6 +397,8 @@ ADVERSARIAL = {
     "marks": lambda: b"(" * MB,
     "nested_lists": lambda: b"]" * 500_000 + b"a" * 499_999 + b".",
     "nested_tuples": lambda: b"N" + b"\x85" * (MB - 10) + b".",
+    # 70k globals of one name from distinct modules (explain's name binding was cubic).
+    "same_name_globals": lambda: b"\x80\x02" + b"".join(b"cm%d\nname\n0" % i for i in range(70_000)) + b"N.",
 }
 
 
@@ -414,3 +416,22 @@ def test_adversarial_input_under_a_second(name, tmp_path, fast_bin):
     r = m["report"]
     if not r["complete"] and r["format"] != "not_pickle":
         assert not r["is_safe"], r
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_adversarial_input_explained_in_linear_time(name, tmp_path, fast_bin):
+    """`explain` renders every opcode, binding and call of the same inputs (up to 140 MB of
+    text for 1 MB): it must stay linear too (its name binding was cubic and its finding marks
+    quadratic: 5,000 same-name globals took 65 s)."""
+    binary, release = fast_bin
+    path = _write(tmp_path, name, ADVERSARIAL[name]())
+    proc = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, os.devnull, str(binary), "explain", str(path)],
+        capture_output=True, timeout=300,
+    )
+    m = json.loads(proc.stdout)
+    assert m["rc"] in (0, 1), (name, m)
+    assert "panicked" not in m["stderr"], (name, m["stderr"])
+    slow = _slow(release)
+    assert m["cpu"] < 5.0 * slow, f"{name}: {m['cpu']:.2f} s of CPU"
+    assert m["rss_kb"] * 1024 < GIB, f"{name}: {m['rss_kb'] / 1024:.0f} MiB"

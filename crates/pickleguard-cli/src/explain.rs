@@ -11,12 +11,14 @@ use crate::output::finding_line;
 use crate::scan::{load, FileResult};
 use crate::term::{self, Style};
 use crate::walk::{Source, STDIN};
-use crate::{config, sarif, EXIT_SAFE, EXIT_UNSAFE};
-use pickleguard::machine::{CallKind, Machine, Outcome};
+use crate::{config, EXIT_SAFE, EXIT_UNSAFE};
+use pickleguard::analysis::{joblib_array_data, JoblibData};
+use pickleguard::machine::{CallKind, Machine, MachineError, Outcome};
 use pickleguard::opcodes::Op;
 use pickleguard::reader::{self, Arg};
 use pickleguard::value::Value;
-use pickleguard::{Finding, Limits, Policy, Report};
+use pickleguard::{Finding, Limits, PickleStream, Policy, Report};
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 /// `pickletools`' stack effect of an opcode: (stack before, stack after).
@@ -345,8 +347,10 @@ struct Line {
 fn bind_globals(m: &Machine<'_>) -> (Vec<String>, Vec<(u64, String)>) {
     let mut exprs = Vec::with_capacity(m.globals.len());
     let mut lines = Vec::with_capacity(m.globals.len());
-    // Bound local name -> (module, first segment).
-    let mut bound: Vec<(String, String, String)> = Vec::new();
+    // (module, first segment) -> bound local name; names taken; next suffix per first segment.
+    let mut bound: HashMap<(&str, &str), String> = HashMap::new();
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut suffix: HashMap<&str, usize> = HashMap::new();
     for (i, g) in m.globals.iter().enumerate() {
         if let Some(code) = g.ext {
             let var = format!("_ext{code}");
@@ -392,20 +396,17 @@ fn bind_globals(m: &Machine<'_>) -> (Vec<String>, Vec<(u64, String)>) {
             continue;
         }
         let first = segs[0];
-        let existing = bound
-            .iter()
-            .find(|(_, m, f)| *m == g.module && f == first)
-            .map(|(n, _, _)| n.clone());
-        let local = match existing {
-            Some(n) => n,
+        let local = match bound.get(&(g.module.as_str(), first)) {
+            Some(n) => n.clone(),
             None => {
                 let mut name = first.to_string();
-                let mut k = 2;
-                while bound.iter().any(|(n, _, _)| *n == name) {
+                let k = suffix.entry(first).or_insert(2);
+                while taken.contains(&name) {
                     name = format!("{first}_{k}");
-                    k += 1;
+                    *k += 1;
                 }
-                bound.push((name.clone(), g.module.clone(), first.to_string()));
+                taken.insert(name.clone());
+                bound.insert((g.module.as_str(), first), name.clone());
                 name
             }
         };
@@ -530,9 +531,11 @@ fn render_lines(m: &Machine<'_>, stop: Option<u64>) -> Vec<Line> {
     lines
 }
 
+/// The marks of the findings at `pos`; `findings` is sorted by position.
 fn marks_at(findings: &[&Finding], pos: u64, style: Style, prefix: &str) -> String {
     let mut s = String::new();
-    for f in findings.iter().filter(|f| f.position == pos) {
+    let from = findings.partition_point(|f| f.position < pos);
+    for f in findings[from..].iter().take_while(|f| f.position == pos) {
         let _ = write!(
             s,
             "{}<- {} {}",
@@ -553,34 +556,82 @@ pub fn explain_stream(
     style: Style,
     out: &mut String,
 ) {
+    let mut sorted: Vec<&Finding> = findings.to_vec();
+    sorted.sort_by_key(|f| f.position);
     let mut m = Machine::new(data, limits.clone());
     m.joblib = true;
     let mut start = 0usize;
     let mut index = 0u64;
     while start < data.len() {
         m.reset();
-        let outcome = m.run(start);
-        let (stop_pos, end, stopped): (Option<u64>, Option<usize>, Option<String>) = match &outcome {
+        // joblib reads array data out of the stream between opcodes: the disassembly is cut
+        // into the stretches the unpickler reads, each followed by what joblib reads there.
+        let mut segments: Vec<(usize, usize, String)> = Vec::new();
+        let mut seg_from = start;
+        let mut outcome = m.run(start);
+        while let Outcome::JoblibArray { next, wrapper } = outcome {
+            let broken = |msg: &'static str| Outcome::Error {
+                pos: next,
+                err: MachineError::BadText(msg),
+            };
+            outcome = match joblib_array_data(&m, wrapper, next) {
+                Ok(JoblibData::Numeric { end }) => {
+                    segments.push((
+                        seg_from,
+                        next,
+                        format!(
+                            "bytes {next}..{end}: joblib array data ({} bytes), read by joblib as numbers, not run as opcodes",
+                            end - next
+                        ),
+                    ));
+                    seg_from = end;
+                    m.resume(end)
+                }
+                Ok(JoblibData::Objects) => {
+                    let mut inner = Machine::new(data, limits.clone());
+                    inner.joblib = true;
+                    match inner.run(next) {
+                        Outcome::Stop { end, .. } => {
+                            segments.push((
+                                seg_from,
+                                next,
+                                format!("byte {next}: a joblib object array: joblib unpickles the pickle that follows"),
+                            ));
+                            segments.push((next, end, "end of the object array's pickle".into()));
+                            seg_from = end;
+                            m.resume(end)
+                        }
+                        _ => broken("joblib object array pickle is broken"),
+                    }
+                }
+                Err(msg) => broken(msg),
+            };
+        }
+        let (stop_pos, end, stopped): (Option<u64>, Option<usize>, Option<String>) = match &outcome
+        {
             Outcome::Stop { pos, end } => (Some(*pos as u64), Some(*end), None),
             Outcome::Error { pos, err } => (
                 None,
                 None,
-                Some(format!("loading stops here with an error: {err} (byte {pos})")),
+                Some(format!(
+                    "loading stops here with an error: {err} (byte {pos})"
+                )),
             ),
             Outcome::Limit { pos, what } => (
                 None,
                 None,
-                Some(format!("the analysis stops here: {what} limit (byte {pos})")),
-            ),
-            Outcome::JoblibArray { next, .. } => (
-                None,
-                None,
                 Some(format!(
-                    "joblib array data follows at byte {next}; explain does not follow joblib arrays"
+                    "the analysis stops here: {what} limit (byte {pos})"
                 )),
             ),
+            // Followed above; a pause can only end in one of the other outcomes.
+            Outcome::JoblibArray { next, .. } => {
+                (None, None, Some(format!("joblib array at byte {next}")))
+            }
             // Only shape-only runs pause here; explain always runs in full.
-            Outcome::NeedsGraph { pos } => (None, None, Some(format!("incomplete run at byte {pos}"))),
+            Outcome::NeedsGraph { pos } => {
+                (None, None, Some(format!("incomplete run at byte {pos}")))
+            }
         };
         let break_pos = match &outcome {
             Outcome::Error { pos, .. } | Outcome::Limit { pos, .. } => Some(*pos),
@@ -606,15 +657,15 @@ pub fn explain_stream(
             ))
         );
         let limit_end = end.or(break_pos.map(|p| p + 1)).unwrap_or(data.len());
-        let in_range: Vec<&Finding> = findings
-            .iter()
-            .copied()
-            .filter(|f| {
-                (f.position as usize) >= start && (f.position as usize) < limit_end.max(start + 1)
-            })
-            .collect();
+        let lo = sorted.partition_point(|f| (f.position as usize) < start);
+        let hi = sorted.partition_point(|f| (f.position as usize) < limit_end.max(start + 1));
+        let in_range = &sorted[lo..hi.max(lo)];
         if disassembly {
-            disassemble(data, start, break_pos, &in_range, style, out);
+            for (from, until, note) in &segments {
+                disassemble(data, *from, Some(*until), None, in_range, style, out);
+                let _ = writeln!(out, "  {}", style.dim(&format!("({note})")));
+            }
+            disassemble(data, seg_from, None, break_pos, in_range, style, out);
             if let Some(s) = &stopped {
                 let _ = writeln!(out, "  {}", style.dim(&format!("({s})")));
             }
@@ -631,7 +682,7 @@ pub fn explain_stream(
             .unwrap_or(0)
             .min(60);
         for l in &lines {
-            let marks = marks_at(&in_range, l.pos, style, "  # ");
+            let marks = marks_at(in_range, l.pos, style, "  # ");
             let pad = if marks.is_empty() {
                 String::new()
             } else {
@@ -662,20 +713,28 @@ pub fn explain_stream(
     }
 }
 
+/// Disassemble from `start` to the pickle's STOP, or up to `until` (exclusive) when given, or
+/// to the instruction at `break_pos` where the machine stopped.
 fn disassemble(
     data: &[u8],
     start: usize,
+    until: Option<usize>,
     break_pos: Option<usize>,
     findings: &[&Finding],
     style: Style,
     out: &mut String,
 ) {
+    let data = &data[..until.unwrap_or(data.len()).min(data.len())];
+    if until.is_some() && start >= data.len() {
+        return;
+    }
+    let stops = |op: Op| op == Op::STOP && until.is_none();
     // The argument column is as wide as the widest argument of this pickle (first pass).
     let mut arg_width = "argument".len();
     let mut p = start;
     while let Ok((ins, next)) = reader::read_instr(data, p) {
         arg_width = arg_width.max(format_arg(ins.op, &ins.arg).chars().count());
-        if ins.op == Op::STOP || break_pos.is_some_and(|b| next > b) {
+        if stops(ins.op) || break_pos.is_some_and(|b| next > b) || next >= data.len() {
             break;
         }
         p = next;
@@ -713,10 +772,10 @@ fn disassemble(
                 if ins.op == Op::MARK {
                     depth += 1;
                 }
-                if ins.op == Op::STOP || break_pos == Some(pos) {
+                if stops(ins.op) || break_pos == Some(pos) {
                     break;
                 }
-                if break_pos.is_some_and(|b| next > b) {
+                if break_pos.is_some_and(|b| next > b) || (until.is_some() && next >= data.len()) {
                     break;
                 }
                 pos = next;
@@ -735,6 +794,108 @@ fn disassemble(
     }
 }
 
+/// Whether a member label (relative to a stream) names a place in that same stream: another
+/// pickle of it, a joblib object array's pickle inside it, or its plain-pickle reading.
+fn same_stream(rel: &str) -> bool {
+    rel.split('/').all(|part| {
+        let numbered = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if let Some(rest) = part.strip_prefix("pickle #") {
+            let mut it = rest.splitn(2, " at byte ");
+            return numbered(it.next().unwrap_or("")) && numbered(it.next().unwrap_or(""));
+        }
+        if let Some(n) = part.strip_prefix("joblib object array at byte ") {
+            return numbered(n);
+        }
+        part == "read as a plain pickle"
+    })
+}
+
+/// The findings whose positions are offsets in the stream recorded as `member`.
+fn findings_of<'r>(report: &'r Report, member: Option<&str>) -> Vec<&'r Finding> {
+    report
+        .findings
+        .iter()
+        .filter(|f| {
+            let rel = match (f.member.as_deref(), member) {
+                (None, None) => return true,
+                (Some(fm), None) => fm,
+                (None, Some(_)) => return false,
+                (Some(fm), Some(sm)) if fm == sm => return true,
+                (Some(fm), Some(sm)) => match fm.strip_prefix(sm).and_then(|r| r.strip_prefix('/'))
+                {
+                    Some(rel) => rel,
+                    None => return false,
+                },
+            };
+            same_stream(rel)
+        })
+        .collect()
+}
+
+/// A container: explain each pickle stream found in it, under the member path its findings
+/// carry.
+fn explain_members(
+    format: &str,
+    report: &Report,
+    streams: &[PickleStream],
+    policy: &Policy,
+    disassembly: bool,
+    style: Style,
+    out: &mut String,
+) {
+    let pickles: Vec<&PickleStream> = streams
+        .iter()
+        .filter(|s| s.format != "not_pickle")
+        .collect();
+    let others = streams.len() - pickles.len();
+    let _ = writeln!(
+        out,
+        "\n{}",
+        style.dim(&format!(
+            "This is a {format} container with {} pickle stream{} inside{}: each is explained below.",
+            pickles.len(),
+            if pickles.len() == 1 { "" } else { "s" },
+            if others > 0 {
+                format!(" ({others} other member{} not a pickle)", if others == 1 { " is" } else { "s are" })
+            } else {
+                String::new()
+            }
+        ))
+    );
+    explain_each(&pickles, report, policy, disassembly, style, out);
+}
+
+fn explain_each(
+    pickles: &[&PickleStream],
+    report: &Report,
+    policy: &Policy,
+    disassembly: bool,
+    style: Style,
+    out: &mut String,
+) {
+    for s in pickles {
+        let name = s.member.as_deref().unwrap_or("(the file itself)");
+        let _ = writeln!(
+            out,
+            "\n{}",
+            style.bold(&format!("== {name} ({}, {} bytes)", s.format, s.len))
+        );
+        match &s.data {
+            Some(d) => {
+                let fs = findings_of(report, s.member.as_deref());
+                explain_stream(d, &fs, &policy.limits, disassembly, style, out);
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  {}",
+                    style.dim("(too large to keep for explain: its findings are listed below)")
+                );
+            }
+        }
+    }
+}
+
 /// Explain a whole file: its verdict, each pickle, the findings.
 pub fn explain_bytes(
     name: &str,
@@ -743,7 +904,7 @@ pub fn explain_bytes(
     disassembly: bool,
     style: Style,
 ) -> (String, Report) {
-    let report = pickleguard::scan_bytes(data, policy);
+    let (report, streams) = pickleguard::scan_with_streams(data, policy);
     let mut out = String::new();
     let result = FileResult {
         path: name.to_string(),
@@ -770,11 +931,7 @@ pub fn explain_bytes(
         policy.mode.as_str(),
         policy.threshold.as_str()
     );
-    let in_file: Vec<&Finding> = report
-        .findings
-        .iter()
-        .filter(|f| sarif::offset_in_file(f))
-        .collect();
+    let in_file = findings_of(&report, None);
     match report.format.as_str() {
         "raw_pickle" | "joblib" | "not_pickle" => {
             if report.format == "not_pickle" {
@@ -788,18 +945,34 @@ pub fn explain_bytes(
                 );
             } else {
                 explain_stream(data, &in_file, &policy.limits, disassembly, style, &mut out);
+                // Pickles embedded in this one (bytes handed to pickle.loads and the like).
+                let nested: Vec<&PickleStream> = streams
+                    .iter()
+                    .filter(|s| s.member.is_some() && s.format != "not_pickle")
+                    .collect();
+                if !nested.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "\n{}",
+                        style.dim(&format!(
+                            "{} embedded pickle stream{} (analysed as loading would unpickle them):",
+                            nested.len(),
+                            if nested.len() == 1 { "" } else { "s" }
+                        ))
+                    );
+                    explain_each(&nested, &report, policy, disassembly, style, &mut out);
+                }
             }
         }
-        other => {
-            let _ = writeln!(
-                out,
-                "\n{}",
-                style.dim(&format!(
-                    "This is a {other} container: explain shows the findings of its members below, \
-                     but not their opcodes (it disassembles raw pickle streams only)."
-                ))
-            );
-        }
+        other => explain_members(
+            other,
+            &report,
+            &streams,
+            policy,
+            disassembly,
+            style,
+            &mut out,
+        ),
     }
     let _ = writeln!(out, "\n{}", style.bold("Findings:"));
     if report.findings.is_empty() {
