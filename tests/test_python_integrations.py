@@ -96,6 +96,36 @@ def test_torch_attacks(in_tmp, installed, payload):
         assert_no_marker(name)
 
 
+def test_torch_data_pkl_is_scanned_once_from_the_bytes_torch_reads(in_tmp, installed):
+    """Under install(), torch.load(weights_only=False) pre-scans the archive without its
+    data.pkl, which the restricted unpickler scans as torch reads it: an attack in data.pkl
+    is still refused before it runs, and the error names the file."""
+    from pickleguard import _native
+    net = _net()
+    torch.save(net, "whole.pt")
+    policy = _native.Policy("ml")
+    data = open("whole.pt", "rb").read()
+    full = _native.scan_bytes(data, policy)
+    pre = _native.scan_bytes(data, policy, torch_load=True)
+    assert full["format"] == pre["format"] == "pytorch_zip"
+    names = {(g["module"], g["name"]) for g in full["globals"]}
+    assert ("torch._utils", "_rebuild_tensor_v2") in names and pre["globals"] == []
+    _same_state(torch.load("whole.pt", weights_only=False).state_dict(), net.state_dict())
+
+    torch.save({"weights": torch.zeros(2), "evil": SystemPayload("once")}, "evil.pt")
+    assert _native.scan_bytes(open("evil.pt", "rb").read(), policy, torch_load=True)["is_safe"]
+    for call in (lambda: torch.load("evil.pt", weights_only=False), lambda: safe_load("evil.pt")):
+        with pytest.raises(PickleSecurityError) as e:
+            call()
+        assert "evil.pt: data.pkl" in str(e.value), str(e.value)
+    # torch's own weights_only loader reads data.pkl with no scan of ours: it gets the full
+    # pre-scan (an archive torch would accept is refused by the pre-scan's verdict).
+    with pytest.raises(PickleSecurityError) as e:
+        torch.load("evil.pt", weights_only=True)
+    assert "data.pkl" in str(e.value)
+    assert_no_marker("once")
+
+
 def test_torch_integration_patch_unpatch(in_tmp):
     torch.save({"evil": SystemPayload("tpatch")}, "evil.pt")
     orig = torch.load

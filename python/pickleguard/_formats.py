@@ -201,7 +201,9 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
         up = guard.Unpickler(MemoryReader(data), _pg_prescanned=True, _pg_name=source,
                              _pg_gate=gate, **pk)
         return gate.finish(up.load)
-    analysis = guard.check_file(data, source)
+    # A PyTorch zip is loaded by torch.load through the restricted unpickler, which scans the
+    # data.pkl it reads: the whole-file scan leaves that one member to it.
+    analysis = guard.check_file(data, source, torch_load=kind == "zip")
     if kind == "pickle":
         if _is_joblib(analysis):
             return _load_joblib(guard, opener, path, kwargs)
@@ -239,10 +241,11 @@ def _load_torch(guard: Any, opener: Callable[[], Any], path: Optional[str],
                 kwargs: Dict[str, Any]) -> Any:
     from .integrations.pytorch import original_load
     tk = {k: v for k, v in kwargs.items() if k not in ("weights_only", "pickle_module")}
+    pm = guard.pickle_module_for(None, label=f"{path}: data.pkl") if path else guard.pickle_module
     if path is not None and tk.get("mmap"):
-        return original_load()(path, pickle_module=guard.pickle_module, weights_only=False, **tk)
+        return original_load()(path, pickle_module=pm, weights_only=False, **tk)
     with opener() as f:
-        return original_load()(f, pickle_module=guard.pickle_module, weights_only=False, **tk)
+        return original_load()(f, pickle_module=pm, weights_only=False, **tk)
 
 
 def _npy_header(reader: MemoryReader) -> Any:

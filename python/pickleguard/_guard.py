@@ -167,13 +167,20 @@ class PickleGuard:
         finally:
             _close(data)
 
-    def check_file(self, data: Any, source: str) -> PickleAnalysis:
+    def check_file(self, data: Any, source: str, torch_load: bool = False) -> PickleAnalysis:
         """Scan a whole file's bytes and ``check`` the verdict. A container the core does not
         know yet (its report says ``raw_pickle``/``not_pickle`` for what is plainly a zip,
         ``.npy`` or compressed file) is not judged as a pickle: each pickle in it is scanned
-        anyway right before it is loaded, and the restricted unpickler checks every import."""
+        anyway right before it is loaded, and the restricted unpickler checks every import.
+        ``torch_load``: ``torch.load`` loads the file next through the restricted unpickler,
+        which scans the ``data.pkl`` it reads: a PyTorch zip's ``data.pkl`` is left to that
+        scan (analysed once, from the bytes torch unpickles)."""
         from ._formats import sniff
-        a = self.scan(data, source=source)
+        if torch_load:
+            r = _native.scan_bytes(_bytes_like(data), self._policy, torch_load=True)
+            a = PickleAnalysis._from_report(r, source)
+        else:
+            a = self.scan(data, source=source)
         if a.format in ("raw_pickle", "not_pickle", "joblib"):
             kind = sniff(bytes(memoryview(data)[:16]))
             if kind not in ("pickle", "torch_legacy"):
@@ -229,13 +236,18 @@ class PickleGuard:
             self._module = self._make_pickle_module(self.Unpickler)
         return self._module
 
-    def pickle_module_for(self, base: Any) -> types.ModuleType:
-        """``pickle_module`` built on another pickle-like module's ``Unpickler`` (dill)."""
+    def pickle_module_for(self, base: Any, label: Optional[str] = None) -> types.ModuleType:
+        """``pickle_module`` built on another pickle-like module's ``Unpickler`` (dill).
+        ``label`` names what its unpicklers read in errors (torch hands them a ``BytesIO`` of
+        ``data.pkl``: the label says which file it came from)."""
         base_cls = getattr(base, "Unpickler", None)
         if (base is None or base is pickle or base_cls is _pickle.Unpickler
                 or (isinstance(base_cls, type) and issubclass(base_cls, RestrictedUnpickler))):
-            return self.pickle_module
-        cls = restricted_class(base.Unpickler, _pg_guard=self)
+            if label is None:
+                return self.pickle_module
+            cls = restricted_class(self.Unpickler, _pg_default_label=label)
+            return self._make_pickle_module(cls)
+        cls = restricted_class(base.Unpickler, _pg_guard=self, _pg_default_label=label)
         return self._make_pickle_module(cls, name=getattr(base, "__name__", "pickle"))
 
     def _make_pickle_module(self, cls: type, name: str = "pickle") -> types.ModuleType:

@@ -89,6 +89,8 @@ class _RestrictedMixin:
 
     _pg_guard: Any = None
     _pg_group: Any = None
+    #: What errors call the stream when the caller names nothing (set per torch.load).
+    _pg_default_label: Optional[str] = None
 
     def __init__(self, file: Any, *args: Any, **kwargs: Any) -> None:
         guard = kwargs.pop("guard", None)
@@ -121,7 +123,8 @@ class _RestrictedMixin:
         return group.guard if group is not None else None
 
     def _pg_name(self) -> str:
-        return self.__dict__.get("_pg_label") or describe(self.__dict__["_pg_source"].file)
+        return (self.__dict__.get("_pg_label") or type(self)._pg_default_label
+                or describe(self.__dict__["_pg_source"].file))
 
     def _pg_refuse_persistent(self, pid: Any) -> Any:
         gate = self.__dict__.get("_pg_gate")
@@ -151,7 +154,7 @@ class _RestrictedMixin:
             return super().load()  # type: ignore[misc]
         span = next_pickle(src.file)
         try:
-            guard._check_span(span, describe(src.file))
+            guard._check_span(span, self._pg_name())
         except BaseException:
             span.commit(span.end)
             raise

@@ -36,15 +36,25 @@ fn analyze_pickle<'py>(
 }
 
 /// Analyse a whole file's bytes, whatever the container (zip, torch, joblib, numpy, ...).
+/// `torch_load`: the file is about to be loaded by `torch.load` through the restricted
+/// unpickler, which scans the `data.pkl` it reads; a PyTorch zip's `data.pkl` is left to it.
 #[pyfunction]
+#[pyo3(signature = (data, policy, torch_load = false))]
 fn scan_bytes<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
     policy: &PyPolicy,
+    torch_load: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let snap = policy.snapshot();
     let buf = Bytes::get(data)?;
-    let r = buf.with_gil_released(|b| pickleguard::scan_bytes(b, &snap));
+    let r = buf.with_gil_released(|b| {
+        if torch_load {
+            pickleguard::scan_bytes_before_torch_load(b, &snap)
+        } else {
+            pickleguard::scan_bytes(b, &snap)
+        }
+    });
     drop(buf);
     report::to_dict(py, &r, snap.mode.as_str())
 }

@@ -25,17 +25,18 @@ def unpatch_group(name: str) -> None:
     deactivate(GROUPS[name])
 
 
-def prescan(guard: Any, f: Any) -> None:
+def prescan(guard: Any, f: Any, torch_load: bool = False) -> None:
     """Scan a whole file (every container) before a library loads it: a path (mapped) or a
     seekable file object (read from its position, which is restored). A non-seekable stream
-    is left alone (the restricted unpickler still checks what it loads)."""
+    is left alone (the restricted unpickler still checks what it loads). ``torch_load``: see
+    ``PickleGuard.check_file``."""
     if is_pathlike(f):
         p = os.fspath(f)
-        guard.check_file(map_path(p), p)
+        guard.check_file(map_path(p), p, torch_load)
         return
     if isinstance(f, io.BytesIO):
         pos = f.tell()
-        guard.check_file(memoryview(f.getvalue())[pos:], describe(f))
+        guard.check_file(memoryview(f.getvalue())[pos:], describe(f), torch_load)
         return
     try:
         if not f.seekable():
@@ -55,4 +56,4 @@ def prescan(guard: Any, f: Any) -> None:
         f.seek(pos)
         if isinstance(data, str):
             return
-    guard.check_file(data, describe(f))
+    guard.check_file(data, describe(f), torch_load)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
+from .._io import describe
 from ._common import patch_group, prescan, unpatch_group
 
 __all__ = ["patch", "unpatch", "load", "original_load"]
@@ -55,11 +56,13 @@ def guarded_load(guard: Any, orig: Callable[..., Any], f: Any, map_location: Any
                  pickle_module: Any = None, *, weights_only: Any = None, mmap: Any = None,
                  **pickle_load_args: Any) -> Any:
     wo = _weights_only(weights_only, pickle_module)
-    prescan(guard, f)
+    # Loaded restricted, the data.pkl torch unpickles is scanned as it is read: the pre-scan
+    # leaves it out (scanned once). torch's own weights_only loader gets the whole pre-scan.
+    prescan(guard, f, torch_load=not wo)
     if wo:
         return orig(f, map_location, pickle_module, weights_only=True, mmap=mmap,
                     **pickle_load_args)
-    pm = guard.pickle_module_for(pickle_module)
+    pm = guard.pickle_module_for(pickle_module, label=f"{describe(f)}: data.pkl")
     return orig(f, map_location, pm, weights_only=False, mmap=mmap, **pickle_load_args)
 
 

@@ -25,6 +25,25 @@ pub fn scan_bytes(data: &[u8], policy: &Policy) -> Report {
     scan_nested(data, policy, 0)
 }
 
+thread_local! {
+    static DEFER_TORCH_PICKLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// [`scan_bytes`] for a file `torch.load` is about to load through a restricted unpickler that
+/// scans the pickle it reads (pickleguard's Python integration): the `data.pkl` of a PyTorch
+/// zip is left to that scan, so it is analysed once, from the exact bytes torch unpickles.
+/// Everything else (other members, both views of the archive, tamper checks) is analysed here.
+pub fn scan_bytes_before_torch_load(data: &[u8], policy: &Policy) -> Report {
+    let saved = DEFER_TORCH_PICKLE.with(|d| d.replace(true));
+    let r = scan_bytes(data, policy);
+    DEFER_TORCH_PICKLE.with(|d| d.set(saved));
+    r
+}
+
+pub(crate) fn defers_torch_pickle() -> bool {
+    DEFER_TORCH_PICKLE.with(|d| d.get())
+}
+
 /// Analyse a file found inside another one (an archive member, the bytes handed to
 /// `torch.storage._load_from_bytes` or `pickle.loads`) at nesting `depth`. This is the
 /// [`crate::analysis::NestedScanner`] the container layer installs.

@@ -693,6 +693,15 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
         let script = members.iter().any(|m| m.name == constants);
         r.format = if script { "torchscript" } else { "pytorch_zip" }.into();
     }
+    // The one data.pkl torch.load's restricted unpickler is about to scan itself (see
+    // `super::defer_torch_pickle`); never TorchScript's, which torch.jit loads in C++.
+    let deferred = match &torch_root {
+        Some(root) if depth == 0 && r.format == "pytorch_zip" && super::defers_torch_pickle() => {
+            let name = format!("{root}data.pkl");
+            (members.iter().filter(|m| m.name == name).count() == 1).then_some(name)
+        }
+        _ => None,
+    };
 
     let mut file_formats: Vec<String> = Vec::new();
     let mut analysed: HashMap<(usize, u64, u16), ()> = HashMap::new();
@@ -706,6 +715,10 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
                 file_formats.push("tensor".into());
                 continue;
             }
+        }
+        if deferred.as_deref() == Some(m.name.as_str()) && m.flags & 1 == 0 {
+            file_formats.push("raw_pickle".into());
+            continue;
         }
         if analysed.insert((m.data, m.csize, m.method), ()).is_some() {
             // The same bytes under another entry (reported as overlapping): analysed once.
