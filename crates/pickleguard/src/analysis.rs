@@ -6,9 +6,9 @@ use crate::machine::{CallKind, CallNode, Machine, Outcome};
 use crate::policy::{uses, ArgPattern, GlobalVerdict, Mode, Policy, Rule};
 use crate::render::{self, global_name, render_args};
 use crate::report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
-use crate::value::{CallId, Value};
+use crate::value::{CallId, IdMap, IdSet, StrId, Value};
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Analyses a serialized file found inside another (torch's `_load_from_bytes`, nested
@@ -326,7 +326,7 @@ fn dict_get(m: &Machine<'_>, d: Value, key: &str) -> Option<Value> {
     node.items
         .chunks(2)
         .chain(node.extra.chunks(2))
-        .find(|kv| matches!(kv[0], Value::Str(s) if m.arena.text(m.data, s) == key))
+        .find(|kv| matches!(kv[0], Value::Str(s) if m.arena.text_is(m.data, s, key)))
         .map(|kv| kv[1])
 }
 
@@ -402,14 +402,14 @@ struct Judged<'p> {
     steps: Cell<u64>,
     /// Literal arguments already examined (value kind, id, category): a memoised literal
     /// handed to many calls is looked into once.
-    examined: RefCell<HashSet<(u8, u32, u8)>>,
+    examined: RefCell<IdSet<(u8, u32, u8)>>,
     /// The last BUILD applied to each call result (index into `m.calls`).
-    builds: HashMap<CallId, usize>,
+    builds: IdMap<CallId, usize>,
     /// BUILD states already looked at (see `state_summary`).
-    states: RefCell<HashMap<ValueKey, Rc<StateSummary>>>,
+    states: RefCell<IdMap<ValueKey, Rc<StateSummary>>>,
     /// Files embedded in call arguments already analysed (`nested_file`): accepted or not, and
     /// the finding's severity and format.
-    nested: RefCell<HashMap<ValueKey, NestedVerdict>>,
+    nested: RefCell<IdMap<ValueKey, NestedVerdict>>,
 }
 
 impl Judged<'_> {
@@ -578,7 +578,7 @@ fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut Report) {
                 .clone()
         })
         .collect();
-    let mut builds = HashMap::new();
+    let mut builds = IdMap::default();
     for (i, c) in m.calls.iter().enumerate() {
         if let (CallKind::Build, Value::Call(t)) = (c.kind, c.callable) {
             builds.insert(t, i);
@@ -591,10 +591,10 @@ fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut Report) {
             .collect(),
         policy,
         steps: Cell::new(4096 + 64 * (m.calls.len() + m.arena.nodes.len()) as u64),
-        examined: RefCell::new(HashSet::new()),
+        examined: RefCell::new(IdSet::default()),
         builds,
-        states: RefCell::new(HashMap::new()),
-        nested: RefCell::new(HashMap::new()),
+        states: RefCell::new(IdMap::default()),
+        nested: RefCell::new(IdMap::default()),
     };
     let mut used: Vec<u8> = vec![0; m.globals.len()];
 
@@ -924,7 +924,7 @@ fn judge_global_call(
         return false;
     }
     // Allowed by name: argument rules, if any, must accept the arguments.
-    if let Some(rules) = policy.rules_for(qual(v)) {
+    if let Some(rules) = v.has_rules.then(|| policy.rules_for(qual(v))).flatten() {
         let matching = rules
             .iter()
             .find(|r| rule_matches(m, j, trusted, r, c.args));
@@ -1218,7 +1218,11 @@ fn state_summary(m: &Machine<'_>, j: &Judged<'_>, state: Value) -> Rc<StateSumma
     }
     let mut dunder = false;
     for_state_keys(m, state, |k| {
-        dunder = SPECIAL_METHODS.contains(&k);
+        let raw = m.arena.text_bytes(m.data, k);
+        dunder = raw.len() > 4
+            && raw.starts_with(b"__")
+            && raw.ends_with(b"__")
+            && SPECIAL_METHODS.contains(&m.arena.text(m.data, k).as_ref());
         !dunder
     });
     let r = Rc::new(StateSummary {
@@ -1239,7 +1243,7 @@ impl StateSummary {
                 if !keys.is_empty() {
                     keys.push_str(", ");
                 }
-                keys.push_str(k);
+                keys.push_str(&m.arena.text(m.data, k));
                 keys.len() <= 120
             });
             if keys.is_empty() {
@@ -1252,7 +1256,7 @@ impl StateSummary {
 }
 
 /// Each attribute name a BUILD state sets (a dict, or `(dict, slotstate)`), until `f` says stop.
-fn for_state_keys(m: &Machine<'_>, state: Value, mut f: impl FnMut(&str) -> bool) {
+fn for_state_keys(m: &Machine<'_>, state: Value, mut f: impl FnMut(StrId) -> bool) {
     let dicts: &[Value] = match state {
         Value::Tuple(n) if m.arena.nodes[n as usize].len == 2 => &m.arena.nodes[n as usize].items,
         _ => std::slice::from_ref(&state),
@@ -1262,7 +1266,7 @@ fn for_state_keys(m: &Machine<'_>, state: Value, mut f: impl FnMut(&str) -> bool
             let node = &m.arena.nodes[n as usize];
             for kv in node.items.chunks(2).chain(node.extra.chunks(2)) {
                 if let Value::Str(s) = kv[0] {
-                    if !f(&m.arena.text(m.data, s)) {
+                    if !f(s) {
                         return;
                     }
                 }

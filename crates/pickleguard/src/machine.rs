@@ -200,6 +200,17 @@ impl<'a> Machine<'a> {
     /// or call (or a method call on a non-container), so the caller reruns the pickle in full.
     pub fn set_shape_only(&mut self, on: bool) {
         self.arena.shape = on;
+        if !on {
+            // A full run builds about one node and one call per 16-20 bytes of a model's
+            // pickle: growing there by doubling copied and re-faulted both vectors.
+            let want = (self.data.len() / 16).min(1 << 16);
+            if self.arena.nodes.is_empty() {
+                self.arena.nodes.reserve(want);
+            }
+            if self.calls.is_empty() {
+                self.calls.reserve(want);
+            }
+        }
     }
 
     /// Forget everything of the previous pickle (a new `load()` starts with an empty memo).

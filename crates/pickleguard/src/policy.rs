@@ -219,6 +219,8 @@ pub struct GlobalVerdict {
     pub allowed: u8,
     /// `module.name`, made once: calls look up their argument rules by it.
     qual: String,
+    /// Whether the policy has argument rules for it.
+    pub has_rules: bool,
 }
 
 impl GlobalVerdict {
@@ -461,11 +463,8 @@ impl Policy {
         };
         // A dangerous name the profile lists is allowed only through its argument rules.
         let qual = format!("{m}.{n}");
-        if allowed == 0
-            && danger.is_some()
-            && self.rules.contains_key(&qual)
-            && self.mode != Mode::Strict
-        {
+        let has_rules = self.rules.contains_key(&qual);
+        if allowed == 0 && danger.is_some() && has_rules && self.mode != Mode::Strict {
             if let Some(ma) = self.allow_exact.get(&m) {
                 allowed = ma.names.get(&n).copied().unwrap_or(0);
             }
@@ -479,6 +478,7 @@ impl Policy {
             danger,
             allowed,
             qual,
+            has_rules,
         }
     }
 

@@ -225,6 +225,24 @@ impl Arena {
         }
     }
 
+    /// Whether a string is `key`, without decoding it (UTF-8 bytes compare equal exactly when
+    /// the texts do; what is not UTF-8 decodes with replacement characters, never to `key`
+    /// when `key` has none).
+    pub fn text_is(&self, data: &[u8], id: StrId, key: &str) -> bool {
+        match &self.strs[id as usize] {
+            StrData::Span(s, l) => &data[*s..*s + *l] == key.as_bytes(),
+            StrData::Owned(s) => s == key,
+        }
+    }
+
+    /// A string's bytes as the stream holds them (UTF-8 when valid).
+    pub fn text_bytes<'d>(&'d self, data: &'d [u8], id: StrId) -> &'d [u8] {
+        match &self.strs[id as usize] {
+            StrData::Span(s, l) => &data[*s..*s + *l],
+            StrData::Owned(s) => s.as_bytes(),
+        }
+    }
+
     pub fn blob<'d>(&'d self, data: &'d [u8], id: BytesId) -> &'d [u8] {
         match &self.bytes[id as usize] {
             BytesData::Span(s, l) => &data[*s..*s + *l],
@@ -232,3 +250,35 @@ impl Arena {
         }
     }
 }
+
+/// A fast hasher for maps keyed by arena and call ids: the ids are small integers the machine
+/// hands out in order, so an attacker cannot choose them to collide (maps keyed by names from
+/// the stream keep std's SipHash).
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i as u64);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+pub type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+pub type IdSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<IdHasher>>;
