@@ -15,8 +15,8 @@ import pytest
 
 import pickleguard
 from pickleguard import PickleSecurityError
-from test_python_support import (NonSeekable, assert_no_marker, in_tmp,  # noqa: F401
-                                 open_payload, protocol0_payload, system_payload)
+from test_python_support import (NonSeekable, SystemPayload, assert_no_marker,  # noqa: F401
+                                 in_tmp, open_payload, protocol0_payload, system_payload)
 
 BENIGN = {"a": [1, 2.5, "x"], "b": (None, True), "c": b"bytes"}
 
@@ -94,6 +94,7 @@ def _entry_points(data: bytes):
         "pickle.Unpickler": lambda: pickle.Unpickler(io.BytesIO(data)).load(),
         "_pickle.Unpickler": lambda: _pickle.Unpickler(io.BytesIO(data)).load(),
         "_pickle.loads": lambda: _pickle.loads(data),
+        "_pickle.load": lambda: _pickle.load(io.BytesIO(data)),
         "pickle._loads": lambda: pickle._loads(data),
         "pickle._load": lambda: pickle._load(io.BytesIO(data)),
         "pickle._Unpickler": lambda: pickle._Unpickler(io.BytesIO(data)).load(),
@@ -200,3 +201,24 @@ def test_libraries_imported_after_install_are_patched_on_import(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+
+
+def test_shelve_reads_restricted_under_install(in_tmp):
+    """shelve binds pickle.Unpickler at import: install() replaces its copy too, so a shelf
+    file's values are scanned and loaded restricted; uninstall() puts the original back."""
+    import shelve
+    original = shelve.Unpickler
+    with shelve.open("db") as db:
+        db["evil"] = SystemPayload("shelve")
+        db["ok"] = {"a": [1, 2.5, "x"]}
+    pickleguard.install()
+    try:
+        assert shelve.Unpickler is not original
+        with shelve.open("db") as db:
+            assert db["ok"] == {"a": [1, 2.5, "x"]}
+            with pytest.raises(PickleSecurityError):
+                db["evil"]
+    finally:
+        pickleguard.uninstall()
+    assert shelve.Unpickler is original
+    assert_no_marker("shelve")

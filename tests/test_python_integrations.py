@@ -126,6 +126,37 @@ def test_torch_data_pkl_is_scanned_once_from_the_bytes_torch_reads(in_tmp, insta
     assert_no_marker("once")
 
 
+def test_entry_points_by_module_path_direct_classes_and_memory_maps(in_tmp, installed):
+    """The ways in that docs/security.md listed without an attack test: the same functions
+    under their module paths, dill's Unpickler class used directly, and the memory-mapped
+    loads of torch and numpy."""
+    import torch.serialization as ser
+    import pandas.io.pickle as pio
+    from test_python_support import system_payload
+    torch.save({"weights": torch.zeros(2), "evil": SystemPayload("gap")}, "evil.pt")
+    np.save("evil.npy", np.array([SystemPayload("gap"), 1], dtype=object), allow_pickle=True)
+    data = system_payload("gap")
+    with open("evil.pkl", "wb") as f:
+        f.write(data)
+    calls = {
+        "torch.serialization.load": lambda: ser.load("evil.pt", weights_only=False),
+        "torch.load(mmap=True)": lambda: torch.load("evil.pt", weights_only=False, mmap=True),
+        "pandas.io.pickle.read_pickle": lambda: pio.read_pickle("evil.pkl"),
+        "numpy.load(.npy, mmap_mode)": lambda: np.load("evil.npy", mmap_mode="r",
+                                                       allow_pickle=True),
+        "numpy.load(pickle, mmap_mode)": lambda: np.load("evil.pkl", mmap_mode="r",
+                                                         allow_pickle=True),
+    }
+    dill = pytest.importorskip("dill")
+    import dill._dill as dd
+    calls["dill.Unpickler"] = lambda: dill.Unpickler(io.BytesIO(data)).load()
+    calls["dill._dill.load"] = lambda: dd.load(io.BytesIO(data))
+    for name, call in calls.items():
+        with pytest.raises(PickleSecurityError):
+            call()
+        assert_no_marker("gap")
+
+
 def test_torch_integration_patch_unpatch(in_tmp):
     torch.save({"evil": SystemPayload("tpatch")}, "evil.pt")
     orig = torch.load

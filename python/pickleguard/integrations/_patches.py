@@ -153,6 +153,19 @@ def _dill(g: Group) -> None:
     g.set(cls, "find_class", py_find_class(cls, g.guard_of()))
 
 
+def _shelve(g: Group) -> None:
+    # shelve binds ``pickle.Unpickler`` when it is imported (``from pickle import Unpickler``),
+    # so a shelf opened after install() would still read with the original class. Shelf
+    # files are files like any other: their values load restricted and scanned.
+    import shelve
+
+    from .._unpickler import RestrictedUnpickler
+    installed = type("Unpickler", (RestrictedUnpickler,), {
+        "_pg_group": g, "__module__": "pickleguard",
+        "__doc__": "shelve's Unpickler while pickleguard.install() is active."})
+    g.set(shelve, "Unpickler", installed)
+
+
 GROUPS: Dict[str, Group] = {
     "pickle": Group("pickle", "pickle", _pickle),
     "torch": Group("torch", "torch", _torch),
@@ -160,4 +173,5 @@ GROUPS: Dict[str, Group] = {
     "numpy": Group("numpy", "numpy", _numpy),
     "pandas": Group("pandas", "pandas", _pandas),
     "dill": Group("dill", "dill", _dill),
+    "shelve": Group("shelve", "shelve", _shelve),
 }
