@@ -255,6 +255,16 @@ def test_fail_on_and_policy_files(tmp_path):
     pp.write_text('[project]\nname = "x"\n')
     with pytest.raises(ValueError):
         PickleGuard("allowlist", policy_file=pp)
+    # A misspelt key or another format version is refused with its name, never ignored.
+    for text, says in (('[[alow]]\nmodule = "collections"\n', "alow"),
+                       ('[[allow]]\nmodule = "collections"\nnews = ["OrderedDict"]\n', "news"),
+                       ("version = 2\n", "version 2")):
+        pf.write_text(text)
+        with pytest.raises(ValueError, match=says):
+            PickleGuard("allowlist", policy_file=pf)
+    pp.write_text('[tool.pickleguard]\nversion = 7\n')
+    with pytest.raises(ValueError, match="version 7"):
+        PickleGuard("allowlist", policy_file=pp)
 
 
 def test_security_error_carries_the_analysis():

@@ -29,6 +29,8 @@ pub fn from_pyproject(text: &str, path: &Path) -> Result<Option<PolicyFile>, Str
         .clone()
         .try_into()
         .map_err(|e| format!("{}: invalid [tool.pickleguard]: {e}", path.display()))?;
+    file.check_version()
+        .map_err(|e| format!("{}: [tool.pickleguard]: {e}", path.display()))?;
     Ok(Some(file))
 }
 

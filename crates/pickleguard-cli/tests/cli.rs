@@ -328,6 +328,51 @@ fn policy_file_flag() {
         .args(["scan", "app.pkl", "--policy", "nope.toml"])
         .assert()
         .code(2);
+    // A misspelt key or an unknown format version is an error naming it, never ignored.
+    for (name, text, says) in [
+        (
+            "typo.toml",
+            "[[alow]]\nmodule = \"myapp.models\"\n",
+            "unknown field `alow`",
+        ),
+        (
+            "dash.toml",
+            "fail-on = \"HIGH\"\n",
+            "unknown field `fail-on`",
+        ),
+        (
+            "entry.toml",
+            "[[allow]]\nmodule = \"m\"\nnews = [\"A\"]\n",
+            "unknown field `news`",
+        ),
+        (
+            "limit.toml",
+            "[limits]\nmax_opz = 3\n",
+            "unknown field `max_opz`",
+        ),
+        (
+            "v2.toml",
+            "version = 2\n",
+            "format version 2 is not supported",
+        ),
+    ] {
+        write(dir.path(), name, text.as_bytes());
+        pg().current_dir(dir.path())
+            .args(["scan", "app.pkl", "--policy", name])
+            .assert()
+            .code(2)
+            .stderr(contains(name).and(contains(says)));
+    }
+    write(
+        dir.path(),
+        "v3/pyproject.toml",
+        b"[tool.pickleguard]\nversion = 3\n",
+    );
+    pg().current_dir(dir.path().join("v3"))
+        .args(["scan", "../app.pkl"])
+        .assert()
+        .code(2)
+        .stderr(contains("format version 3"));
     // A policy file may set the mode; the flag wins over it.
     write(dir.path(), "strict.toml", b"mode = \"strict\"\n");
     write(dir.path(), "od.pkl", &ordered_dict());

@@ -179,10 +179,12 @@ impl PyPolicy {
                     "pyproject.toml has no [tool.pickleguard] table",
                 ));
             };
-            section
+            let file = section
                 .clone()
                 .try_into::<PolicyFile>()
-                .map_err(|e| PyValueError::new_err(format!("invalid [tool.pickleguard]: {e}")))?
+                .map_err(|e| PyValueError::new_err(format!("invalid [tool.pickleguard]: {e}")))?;
+            file.check_version().map_err(PyValueError::new_err)?;
+            file
         } else {
             PolicyFile::parse(text).map_err(PyValueError::new_err)?
         };

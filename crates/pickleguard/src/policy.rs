@@ -80,6 +80,7 @@ struct AliasFile {
 
 /// An `[[allow]]` table of a profile or a user file.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AllowEntry {
     pub module: String,
     #[serde(default)]
@@ -92,6 +93,7 @@ pub struct AllowEntry {
 
 /// A `[[rule]]`: a call is accepted only when its arguments match.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RuleEntry {
     pub callable: String,
     pub args: Vec<String>,
@@ -103,9 +105,15 @@ pub struct RuleEntry {
     pub nested: bool,
 }
 
-/// A policy file: a profile shipped in `policies/` or a user's `pickleguard.toml`.
+/// A policy file: a profile shipped in `policies/` or a user's `pickleguard.toml`. Unknown
+/// keys are errors: a misspelt `[[alow]]` or `fail-on` silently ignored would leave the user
+/// with a policy they did not write.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyFile {
+    /// The format version (`1`); optional, any other value is refused.
+    #[serde(default)]
+    pub version: Option<i64>,
     #[serde(default)]
     pub mode: Option<Mode>,
     #[serde(default)]
@@ -120,7 +128,20 @@ pub struct PolicyFile {
 
 impl PolicyFile {
     pub fn parse(text: &str) -> Result<PolicyFile, String> {
-        toml::from_str(text).map_err(|e| format!("invalid policy file: {e}"))
+        let f: PolicyFile =
+            toml::from_str(text).map_err(|e| format!("invalid policy file: {e}"))?;
+        f.check_version()?;
+        Ok(f)
+    }
+
+    /// Refuse a format version this build does not read.
+    pub fn check_version(&self) -> Result<(), String> {
+        match self.version {
+            None | Some(1) => Ok(()),
+            Some(v) => Err(format!(
+                "invalid policy file: format version {v} is not supported (this pickleguard reads version 1)"
+            )),
+        }
     }
 }
 
