@@ -157,6 +157,24 @@ def test_entry_points_by_module_path_direct_classes_and_memory_maps(in_tmp, inst
         assert_no_marker("gap")
 
 
+def test_torchscript_archives_scan_safe_and_load(in_tmp, installed):
+    """A real TorchScript archive (torch.jit.save): its records are read by torch.jit's C++
+    unpickler, whose `__torch__.*` classes come from the archive's own TorchScript code:
+    safe in ml mode, and it loads through safe_load and the patched torch.load."""
+    import warnings
+    net = torch.jit.script(_net())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.save is deprecated in favour of export
+        torch.jit.save(net, "ts.pt")
+    a = pickleguard.scan_file("ts.pt")
+    assert a.format == "torchscript" and a.is_safe, a
+    x = torch.ones(1, 8)
+    for loaded in (safe_load("ts.pt"), torch.load("ts.pt", weights_only=False)):
+        assert torch.equal(loaded(x), net(x))
+    # strict mode still refuses every import, TorchScript or not.
+    assert not pickleguard.PickleGuard("strict").scan_file("ts.pt").is_safe
+
+
 def test_torch_integration_patch_unpatch(in_tmp):
     torch.save({"evil": SystemPayload("tpatch")}, "evil.pt")
     orig = torch.load

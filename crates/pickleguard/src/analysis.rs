@@ -21,6 +21,9 @@ pub struct Context {
     pub depth: u32,
     /// Skip joblib's array bytes after a NumpyArrayWrapper BUILD, as joblib does.
     pub joblib: bool,
+    /// A record of a TorchScript archive, which `torch.jit.load` (and `torch.load`, which hands
+    /// such archives to it) reads with its C++ unpickler: see [`Policy::torchscript_verdict`].
+    pub torchscript: bool,
     pub nested: NestedScanner,
 }
 
@@ -29,6 +32,7 @@ impl Default for Context {
         Context {
             depth: 0,
             joblib: true,
+            torchscript: false,
             // Nested files are whole files (a torch zip for `_load_from_bytes`, maybe
             // compressed): sniffed like any file, never read as raw pickles only.
             nested: crate::container::scan_nested,
@@ -574,7 +578,14 @@ fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut Report) {
         .map(|g| {
             cache
                 .entry((g.module.as_str(), g.name.as_str()))
-                .or_insert_with(|| Rc::new(policy.judge(&g.module, &g.name)))
+                .or_insert_with(|| {
+                    Rc::new(
+                        ctx.torchscript
+                            .then(|| policy.torchscript_verdict(&g.module, &g.name))
+                            .flatten()
+                            .unwrap_or_else(|| policy.judge(&g.module, &g.name)),
+                    )
+                })
                 .clone()
         })
         .collect();

@@ -475,6 +475,46 @@ impl Policy {
         bits
     }
 
+    /// A global as torch.jit's C++ unpickler resolves it in a TorchScript archive's records
+    /// (`torch/csrc/jit/serialization/unpickler.cpp`), when that differs from a Python import:
+    /// `__torch__.*` names are classes compiled from the archive's own TorchScript code (the
+    /// unpickler never imports a Python module for them), and `torch.jit._pickle`'s builders
+    /// make typed lists. Outside `ml`/`audit` mode, and for every other name, `None`: judged as
+    /// usual (the C++ unpickler refuses names it does not know, but another loader may not).
+    pub fn torchscript_verdict(&self, module: &str, name: &str) -> Option<GlobalVerdict> {
+        if !matches!(self.mode, Mode::Ml | Mode::Audit) {
+            return None;
+        }
+        let class = module == "__torch__" || module.starts_with("__torch__.");
+        let builder = module == "torch.jit._pickle"
+            && matches!(
+                name,
+                "build_intlist"
+                    | "build_floatlist"
+                    | "build_doublelist"
+                    | "build_boollist"
+                    | "build_tensorlist"
+                    | "build_complexlist"
+                    | "restore_type_tag"
+            );
+        if !(class || builder) || self.is_blocked(module, name) {
+            return None;
+        }
+        let allowed = if class {
+            uses::NEW | uses::CALL | uses::VALUE
+        } else {
+            uses::CALL | uses::VALUE
+        };
+        Some(GlobalVerdict {
+            module: module.to_string(),
+            name: name.to_string(),
+            danger: None,
+            allowed,
+            qual: format!("{module}.{name}"),
+            has_rules: false,
+        })
+    }
+
     /// Judge a global by name.
     pub fn judge(&self, module: &str, name: &str) -> GlobalVerdict {
         let (m, n) = self.normalise(module, name);

@@ -1336,3 +1336,50 @@ fn streams_of_dropped_views_are_not_listed() {
         show(&r)
     );
 }
+
+// ------------------------------------------------------------------------------------------
+// TorchScript archives: records read by torch.jit's C++ unpickler
+// ------------------------------------------------------------------------------------------
+
+/// `__torch__.M()` built with a `torch.jit._pickle.build_intlist([1, 2])` state, protocol 2.
+const TS_DATA: &[u8] = b"\x80\x02c__torch__\nM\n)\x81}X\x01\x00\x00\x00xctorch.jit._pickle\nbuild_intlist\n](K\x01K\x02e\x85Rsb.";
+
+fn torchscript_entries(data_pkl: &[u8]) -> Vec<E> {
+    let mut v = torch_entries(data_pkl);
+    v.push(e("archive/constants.pkl", b"\x80\x02).")); // an empty tuple
+    v.push(e(
+        "archive/code/__torch__.py",
+        b"class M(Module):\n  x : List[int]\n",
+    ));
+    v
+}
+
+#[test]
+fn torchscript_classes_and_builders_are_what_the_cpp_unpickler_reads() {
+    let r = scan(&zip(torchscript_entries(TS_DATA)).build());
+    assert_eq!(r.format, "torchscript", "{}", show(&r));
+    assert!(r.is_safe && r.findings.is_empty(), "{}", show(&r));
+    // strict mode allows no imports at all, TorchScript or not.
+    let strict = scan_bytes(
+        &zip(torchscript_entries(TS_DATA)).build(),
+        &Policy::new(Mode::Strict),
+    );
+    assert!(!strict.is_safe, "{}", show(&strict));
+    // The same record in a plain PyTorch zip is read by Python's unpickler: `__torch__` is
+    // no module it can import, and torch.jit's builders are not in the profile.
+    let r = scan(&zip(torch_entries(TS_DATA)).build());
+    assert_eq!(r.format, "pytorch_zip");
+    assert!(!r.is_safe, "{}", show(&r));
+    // Anything else in a TorchScript record is judged as usual.
+    let r = scan(&zip(torchscript_entries(EVIL)).build());
+    assert!(
+        !r.is_safe && evil_in(&r, "archive/data.pkl"),
+        "{}",
+        show(&r)
+    );
+    // ... and so is a file nested in a record (not read by the C++ unpickler).
+    let mut entries = torchscript_entries(TS_DATA);
+    entries.push(e("archive/extra.gz", &gzip(TS_DATA)));
+    let r = scan(&zip(entries).build());
+    assert!(!r.is_safe, "{}", show(&r));
+}

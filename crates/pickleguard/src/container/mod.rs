@@ -67,8 +67,23 @@ pub(crate) fn stream_ctx(depth: u32) -> Context {
     Context {
         depth,
         joblib: true,
+        torchscript: TORCHSCRIPT_DEPTH.with(|d| d.get()) == Some(depth),
         nested: scan_nested,
     }
+}
+
+thread_local! {
+    /// The depth of the records of the TorchScript archive being scanned, if any.
+    static TORCHSCRIPT_DEPTH: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `f` on a record of a TorchScript archive whose records sit at `depth`: its pickles are
+/// judged as torch.jit's C++ unpickler reads them (a record's own nested files are not).
+pub(crate) fn torchscript_record<T>(depth: u32, f: impl FnOnce() -> T) -> T {
+    let saved = TORCHSCRIPT_DEPTH.with(|d| d.replace(Some(depth)));
+    let out = f();
+    TORCHSCRIPT_DEPTH.with(|d| d.set(saved));
+    out
 }
 
 /// Analyse raw pickle bytes (all pickles of the stream) with the container scanner installed

@@ -815,7 +815,13 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
                 continue;
             }
         };
-        let sub = super::within(&m.label, || scan_at(&content, policy, depth + 1));
+        let sub = super::within(&m.label, || {
+            if r.format == "torchscript" {
+                super::torchscript_record(depth + 1, || scan_at(&content, policy, depth + 1))
+            } else {
+                scan_at(&content, policy, depth + 1)
+            }
+        });
         file_formats.push(sub.format.clone());
         r.absorb(sub, Some(&m.label));
     }
