@@ -675,7 +675,11 @@ fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut Report) {
             f.module = Some(g.module.clone());
             f.name = Some(g.name.clone());
         }
-        imports.push(f);
+        if out.findings.len() + imports.len() < crate::report::MAX_FINDINGS {
+            imports.push(f);
+        } else {
+            out.dropped += 1;
+        }
     }
 
     out.findings.splice(first..first, imports);

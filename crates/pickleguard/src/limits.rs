@@ -18,6 +18,10 @@ pub struct Limits {
     pub max_nodes: usize,
     /// Calls (REDUCE, NEWOBJ, BUILD, ...) in one pickle.
     pub max_calls: usize,
+    /// Imports (GLOBAL, STACK_GLOBAL, INST, EXT*) in one pickle: real pickles memoise their
+    /// globals (a few hundred even in large checkpoints); a stream of nothing but EXT1 or
+    /// GLOBAL opcodes would otherwise keep a record per opcode.
+    pub max_globals: usize,
     /// Pickles nested inside pickles (`pickle.loads(b'...')`, encoded payloads).
     pub max_nesting: u32,
     /// Pickles one after another in a single stream.
@@ -43,6 +47,7 @@ impl Default for Limits {
             max_marks: 1 << 20,
             max_nodes: 1 << 27,
             max_calls: 1 << 25,
+            max_globals: 1 << 20,
             max_nesting: 8,
             max_pickles: 1 << 20,
             max_decoded: 64 << 20,

@@ -456,6 +456,12 @@ impl<'a> Machine<'a> {
                     what: "stack depth",
                 };
             }
+            if self.globals.len() > self.limits.max_globals {
+                return Outcome::Limit {
+                    pos,
+                    what: "imports",
+                };
+            }
             if self.memo.len > self.limits.max_memo {
                 return Outcome::Limit {
                     pos,

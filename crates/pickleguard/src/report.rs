@@ -143,7 +143,15 @@ pub struct Report {
     /// of globals (a stream of 100k distinct globals took minutes with a list search).
     #[serde(skip)]
     index: GlobalIndex,
+    /// Findings not listed past [`MAX_FINDINGS`].
+    #[serde(skip)]
+    pub(crate) dropped: u64,
 }
+
+/// Findings listed per report. A stream of a million EXT1 opcodes (or imports, or calls)
+/// would otherwise make a million findings: gigabytes of report for a 10 KB bz2 file (found by
+/// the fuzzer). Past this the report says how many more there were, and is not safe.
+pub const MAX_FINDINGS: usize = 10_000;
 
 /// Derived data: never part of a report's identity.
 #[derive(Clone, Debug, Default)]
@@ -166,11 +174,39 @@ impl Report {
             findings: Vec::new(),
             globals: Vec::new(),
             index: GlobalIndex::default(),
+            dropped: 0,
         }
+    }
+
+    /// Whether the findings list is full ([`MAX_FINDINGS`]): further ones are only counted.
+    pub fn full(&self) -> bool {
+        self.findings.len() >= MAX_FINDINGS
     }
 
     /// Recompute `risk_level` and `is_safe` from the findings for a threshold.
     pub fn finish(&mut self, threshold: Severity) {
+        let noted = |r: &Report| {
+            r.findings.iter().any(|f| {
+                f.kind == FindingType::ResourceLimit && f.name.as_deref() == Some("findings")
+            })
+        };
+        if self.dropped > 0 && !noted(self) {
+            let mut f = Finding::new(
+                FindingType::ResourceLimit,
+                Severity::High,
+                0,
+                format!(
+                    "{} more findings are not listed (a report lists at most {MAX_FINDINGS}); the file is not safe to load",
+                    self.dropped
+                ),
+            );
+            f.name = Some("findings".into());
+            self.findings.push(f);
+            self.complete = false;
+            if self.stopped_by.is_none() {
+                self.stopped_by = Some("limit:findings".into());
+            }
+        }
         self.risk_level = self
             .findings
             .iter()
@@ -189,8 +225,9 @@ impl Report {
                     None => m.to_string(),
                 });
             }
-            self.findings.push(f);
+            self.push(f);
         }
+        self.dropped += other.dropped;
         if !other.complete {
             self.complete = false;
             if self.stopped_by.is_none() {
@@ -203,7 +240,14 @@ impl Report {
     }
 
     pub fn push(&mut self, f: Finding) {
-        self.findings.push(f);
+        // Why an analysis stopped is always listed (each limit stops it: there are few).
+        let reason =
+            f.kind == FindingType::ResourceLimit && self.findings.len() < MAX_FINDINGS + 64;
+        if self.full() && !reason {
+            self.dropped += 1;
+        } else {
+            self.findings.push(f);
+        }
     }
 
     pub fn has(&self, kind: FindingType) -> bool {

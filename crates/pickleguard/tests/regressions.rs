@@ -467,7 +467,22 @@ fn shared_embedded_file_is_scanned_once() {
         .iter()
         .filter(|f| f.kind == FindingType::NestedPickle)
         .count();
-    assert!(nested >= calls, "{nested} NESTED_PICKLE for {calls} calls");
+    // Listed up to the report's cap (each call makes a few findings), the rest counted.
+    let cap = pickleguard::report::MAX_FINDINGS;
+    assert!(
+        nested >= calls.min(cap / 4),
+        "{nested} NESTED_PICKLE for {calls} calls"
+    );
+    if r.findings.len() >= cap {
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.description.contains("more findings are not listed")),
+            "{}",
+            show(&r)
+        );
+        assert!(!r.is_safe && !r.complete);
+    }
 }
 
 /// STACK_GLOBAL on one memoised pair of 400 KB names, 100k times: every global copied both
@@ -662,4 +677,40 @@ fn inst_without_mark_still_imports() {
     );
     let r = exercise(b"io s\nsystem\n.", "INST, unimportable");
     assert!(r.format == "not_pickle" && r.is_safe, "{}", show(&r));
+}
+
+/// Found by the `container` fuzzer: a 10 KB bz2 stream of 7 MB of `EXT1 130` opcodes made a
+/// million EXTENSION_CODE findings (2.8 GB of report, 8-11 s). Imports per pickle are bounded
+/// (`max_globals`), a report lists at most `MAX_FINDINGS` and says how many more there were.
+#[test]
+fn findings_bomb_is_bounded_and_not_safe() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz_regressions/bz2_ext1_findings_bomb_fuzz.bz2");
+    let data = std::fs::read(path).expect("readable");
+    // Raw, the bytes are no pickle; as a file, the bz2 stream is decompressed and analysed.
+    exercise(&data, "bz2 EXT1 bomb");
+    let f = scan_bytes(&data, ml());
+    assert!(!f.is_safe && !f.complete, "{}", show(&f));
+    assert!(
+        f.findings.len() <= pickleguard::report::MAX_FINDINGS + 64,
+        "{}",
+        f.findings.len()
+    );
+    let limits: Vec<&str> = f
+        .findings
+        .iter()
+        .filter(|x| x.kind == FindingType::ResourceLimit)
+        .map(|x| x.description.as_str())
+        .collect();
+    assert!(
+        limits.iter().any(|d| d.contains("imports limit"))
+            && limits
+                .iter()
+                .any(|d| d.contains("more findings are not listed")),
+        "{limits:?}"
+    );
+    // A raw stream does the same without compression.
+    let raw: Vec<u8> = b"\x82\x82".repeat(1 << 20);
+    let r = analyze_pickle(&raw, ml());
+    assert!(!r.is_safe && r.findings.len() <= pickleguard::report::MAX_FINDINGS + 64);
 }
