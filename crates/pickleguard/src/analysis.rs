@@ -898,6 +898,12 @@ fn judge_global_call(
         || (matches!(c.kind, CallKind::Inst | CallKind::Obj)
             && no_args
             && v.allowed & uses::NEW != 0);
+    if !permitted && out.full() {
+        // The report lists no more findings and is already not safe: only count this one
+        // (rendering a million refused calls took seconds of a decompression bomb's scan).
+        out.dropped += 1;
+        return false;
+    }
     if let Some(d) = &v.danger {
         if !permitted {
             let text = call_text(m, name, c);
