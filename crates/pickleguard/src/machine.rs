@@ -159,6 +159,10 @@ pub struct Machine<'a> {
     pub anomalies: Vec<(usize, &'static str)>,
     /// Position of the first opcode that can import or call.
     pub first_effect: Option<usize>,
+    /// The one empty tuple of this pickle: CPython's `()` is a singleton and no opcode
+    /// changes a tuple, so every EMPTY_TUPLE shares a node (a stream of `)R` calls made one
+    /// node per call).
+    empty_tuple: Option<NodeId>,
     pub proto: u8,
     pub ops: u64,
     pub result: Option<Value>,
@@ -185,6 +189,7 @@ impl<'a> Machine<'a> {
             calls: Vec::new(),
             anomalies: Vec::new(),
             first_effect: None,
+            empty_tuple: None,
             proto: 0,
             ops: 0,
             result: None,
@@ -220,6 +225,7 @@ impl<'a> Machine<'a> {
         self.calls.clear();
         self.anomalies.clear();
         self.first_effect = None;
+        self.empty_tuple = None;
         self.proto = 0;
         self.result = None;
         self.stack.clear();
@@ -589,7 +595,16 @@ impl<'a> Machine<'a> {
                 }
             }
             Op::EMPTY_TUPLE => {
-                let id = self.arena.new_node(0);
+                let id = match self.empty_tuple {
+                    Some(id) if !self.arena.shape => id,
+                    _ => {
+                        let id = self.arena.new_node(0);
+                        if !self.arena.shape {
+                            self.empty_tuple = Some(id);
+                        }
+                        id
+                    }
+                };
                 self.stack.push(Value::Tuple(id));
             }
             Op::TUPLE1 | Op::TUPLE2 | Op::TUPLE3 => {
