@@ -11,7 +11,7 @@ use crate::output::finding_line;
 use crate::scan::{load, FileResult};
 use crate::term::{self, Style};
 use crate::walk::{Source, STDIN};
-use crate::{config, EXIT_SAFE, EXIT_UNSAFE};
+use crate::{config, sarif, EXIT_SAFE, EXIT_UNSAFE};
 use pickleguard::analysis::{joblib_array_data, JoblibData};
 use pickleguard::machine::{CallKind, Machine, MachineError, Outcome};
 use pickleguard::opcodes::Op;
@@ -798,15 +798,10 @@ fn disassemble(
 /// pickle of it, a joblib object array's pickle inside it, or its plain-pickle reading.
 fn same_stream(rel: &str) -> bool {
     rel.split('/').all(|part| {
-        let numbered = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if let Some(rest) = part.strip_prefix("pickle #") {
-            let mut it = rest.splitn(2, " at byte ");
-            return numbered(it.next().unwrap_or("")) && numbered(it.next().unwrap_or(""));
-        }
-        if let Some(n) = part.strip_prefix("joblib object array at byte ") {
-            return numbered(n);
-        }
-        part == "read as a plain pickle"
+        let object_array = part
+            .strip_prefix("joblib object array at byte ")
+            .is_some_and(sarif::digits);
+        sarif::later_pickle(part) || object_array || part == "read as a plain pickle"
     })
 }
 
@@ -832,65 +827,62 @@ fn findings_of<'r>(report: &'r Report, member: Option<&str>) -> Vec<&'r Finding>
         .collect()
 }
 
-/// A container: explain each pickle stream found in it, under the member path its findings
-/// carry.
-fn explain_members(
-    format: &str,
-    report: &Report,
-    streams: &[PickleStream],
-    policy: &Policy,
+/// What explaining the pickle streams of one scanned file needs.
+struct Streams<'a> {
+    file: &'a [u8],
+    report: &'a Report,
+    policy: &'a Policy,
     disassembly: bool,
     style: Style,
-    out: &mut String,
-) {
-    let pickles: Vec<&PickleStream> = streams
-        .iter()
-        .filter(|s| s.format != "not_pickle")
-        .collect();
-    let others = streams.len() - pickles.len();
-    let _ = writeln!(
-        out,
-        "\n{}",
-        style.dim(&format!(
-            "This is a {format} container with {} pickle stream{} inside{}: each is explained below.",
-            pickles.len(),
-            if pickles.len() == 1 { "" } else { "s" },
-            if others > 0 {
-                format!(" ({others} other member{} not a pickle)", if others == 1 { " is" } else { "s are" })
-            } else {
-                String::new()
-            }
-        ))
-    );
-    explain_each(&pickles, report, policy, disassembly, style, out);
 }
 
-fn explain_each(
-    pickles: &[&PickleStream],
-    report: &Report,
-    policy: &Policy,
-    disassembly: bool,
-    style: Style,
-    out: &mut String,
-) {
-    for s in pickles {
-        let name = s.member.as_deref().unwrap_or("(the file itself)");
+impl Streams<'_> {
+    /// A container: explain each pickle stream found in it, under the member path its
+    /// findings carry.
+    fn container(&self, format: &str, streams: &[PickleStream], out: &mut String) {
+        let pickles: Vec<&PickleStream> = streams
+            .iter()
+            .filter(|s| s.format != "not_pickle")
+            .collect();
+        let others = streams.len() - pickles.len();
         let _ = writeln!(
             out,
             "\n{}",
-            style.bold(&format!("== {name} ({}, {} bytes)", s.format, s.len))
+            self.style.dim(&format!(
+                "This is a {format} container with {} pickle stream{} inside{}: each is explained below.",
+                pickles.len(),
+                if pickles.len() == 1 { "" } else { "s" },
+                if others > 0 {
+                    format!(" ({others} other member{} not a pickle)", if others == 1 { " is" } else { "s are" })
+                } else {
+                    String::new()
+                }
+            ))
         );
-        match &s.data {
-            Some(d) => {
-                let fs = findings_of(report, s.member.as_deref());
-                explain_stream(d, &fs, &policy.limits, disassembly, style, out);
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "  {}",
-                    style.dim("(too large to keep for explain: its findings are listed below)")
-                );
+        self.each(&pickles, out);
+    }
+
+    fn each(&self, pickles: &[&PickleStream], out: &mut String) {
+        let style = self.style;
+        for s in pickles {
+            let name = s.member.as_deref().unwrap_or("(the file itself)");
+            let _ = writeln!(
+                out,
+                "\n{}",
+                style.bold(&format!("== {name} ({}, {} bytes)", s.format, s.len))
+            );
+            match s.bytes(self.file) {
+                Some(d) => {
+                    let fs = findings_of(self.report, s.member.as_deref());
+                    explain_stream(d, &fs, &self.policy.limits, self.disassembly, style, out);
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "  {}",
+                        style.dim("(too large to keep for explain: its findings are listed below)")
+                    );
+                }
             }
         }
     }
@@ -932,6 +924,13 @@ pub fn explain_bytes(
         policy.threshold.as_str()
     );
     let in_file = findings_of(&report, None);
+    let ctx = Streams {
+        file: data,
+        report: &report,
+        policy,
+        disassembly,
+        style,
+    };
     match report.format.as_str() {
         "raw_pickle" | "joblib" | "not_pickle" => {
             if report.format == "not_pickle" {
@@ -960,19 +959,11 @@ pub fn explain_bytes(
                             if nested.len() == 1 { "" } else { "s" }
                         ))
                     );
-                    explain_each(&nested, &report, policy, disassembly, style, &mut out);
+                    ctx.each(&nested, &mut out);
                 }
             }
         }
-        other => explain_members(
-            other,
-            &report,
-            &streams,
-            policy,
-            disassembly,
-            style,
-            &mut out,
-        ),
+        other => ctx.container(other, &streams, &mut out),
     }
     let _ = writeln!(out, "\n{}", style.bold("Findings:"));
     if report.findings.is_empty() {

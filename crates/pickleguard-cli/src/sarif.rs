@@ -238,22 +238,22 @@ pub fn artifact_location(path: &str, cwd: &Path) -> Value {
 /// Whether a finding's position is a byte offset in the file itself (not inside a container
 /// member or a nested payload).
 pub fn offset_in_file(f: &Finding) -> bool {
-    match f.member.as_deref() {
-        None => true,
-        Some(m) => {
-            // "pickle #N at byte S": another pickle of the same raw stream.
-            let Some(rest) = m.strip_prefix("pickle #") else {
-                return false;
-            };
-            let mut parts = rest.splitn(2, " at byte ");
-            let n = parts.next().unwrap_or("");
-            let s = parts.next().unwrap_or("");
-            !n.is_empty()
-                && !s.is_empty()
-                && n.bytes().all(|b| b.is_ascii_digit())
-                && s.bytes().all(|b| b.is_ascii_digit())
-        }
-    }
+    f.member.as_deref().is_none_or(later_pickle)
+}
+
+/// Whether a member label is "pickle #N at byte S": another pickle of the same raw stream.
+pub fn later_pickle(label: &str) -> bool {
+    let Some(rest) = label.strip_prefix("pickle #") else {
+        return false;
+    };
+    let mut parts = rest.splitn(2, " at byte ");
+    let n = parts.next().unwrap_or("");
+    let s = parts.next().unwrap_or("");
+    digits(n) && digits(s)
+}
+
+pub fn digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn result_json(path: &str, f: &Finding, rule_index: usize, cwd: &Path) -> Value {

@@ -19,7 +19,7 @@ pub mod report;
 pub mod value;
 
 pub use analysis::{analyze_stream, Context};
-pub use container::streams::{scan_with_streams, PickleStream};
+pub use container::streams::{scan_with_streams, PickleStream, StreamData};
 pub use container::{scan_bytes, scan_bytes_before_torch_load};
 pub use limits::Limits;
 pub use policy::{Mode, Policy, PolicyFile};

@@ -1271,7 +1271,7 @@ fn streams_carry_the_member_path_of_their_findings() {
     let pickles: Vec<(&str, &[u8])> = streams
         .iter()
         .filter(|s| s.format != "not_pickle")
-        .map(|s| (s.member.as_deref().unwrap(), s.data.as_deref().unwrap()))
+        .map(|s| (s.member.as_deref().unwrap(), s.bytes(&data).unwrap()))
         .collect();
     assert_eq!(
         pickles,
@@ -1281,6 +1281,21 @@ fn streams_carry_the_member_path_of_their_findings() {
         ],
         "{streams:?}"
     );
+    // A stored member is a slice of the file, not a copy; a decompressed one is copied.
+    let data_of = |m: &str| {
+        streams
+            .iter()
+            .find(|s| s.member.as_deref() == Some(m))
+            .map(|s| &s.data)
+    };
+    assert!(matches!(
+        data_of("archive/data.pkl"),
+        Some(pickleguard::StreamData::InFile { .. })
+    ));
+    assert!(matches!(
+        data_of("archive/extra.pkl/decompressed gzip"),
+        Some(pickleguard::StreamData::Copied(_))
+    ));
     for f in r
         .findings
         .iter()

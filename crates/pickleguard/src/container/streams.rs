@@ -15,20 +15,43 @@ pub struct PickleStream {
     pub member: Option<String>,
     /// What the stream analysis called it (`raw_pickle`, `joblib`, `not_pickle`...).
     pub format: String,
-    /// The stream's bytes (decompressed); `None` past the recording budget.
-    pub data: Option<Vec<u8>>,
+    pub data: StreamData,
     /// Its length, recorded or not.
     pub len: usize,
 }
 
-/// Bytes of streams kept per scan: explain reads one file, but a decompressed member can be
-/// large and nested streams repeat their parents' bytes.
+/// Where a stream's bytes are.
+#[derive(Clone, Debug)]
+pub enum StreamData {
+    /// A slice of the scanned file (the file itself, a stored zip member): not copied.
+    InFile { start: usize },
+    /// Bytes that exist only during the scan (decompressed, decoded), copied.
+    Copied(Vec<u8>),
+    /// Past the recording budget: not kept.
+    Dropped,
+}
+
+impl PickleStream {
+    /// The stream's bytes, given the file that was scanned (`None` if they were not kept).
+    pub fn bytes<'a>(&'a self, file: &'a [u8]) -> Option<&'a [u8]> {
+        match &self.data {
+            StreamData::InFile { start } => file.get(*start..*start + self.len),
+            StreamData::Copied(v) => Some(v),
+            StreamData::Dropped => None,
+        }
+    }
+}
+
+/// Bytes of streams copied per scan (those that are no slice of the file): explain reads one
+/// file, but a decompressed member can be large and nested streams repeat their parents' bytes.
 const BUDGET: usize = 256 << 20;
 
 struct Recorder {
     path: Vec<String>,
     streams: Vec<PickleStream>,
     kept: usize,
+    /// The scanned file's address range: streams inside it are recorded by offset.
+    file: std::ops::Range<usize>,
 }
 
 thread_local! {
@@ -39,10 +62,12 @@ thread_local! {
 /// order their analyses began (a container's members before the pickles nested in them).
 pub fn scan_with_streams(data: &[u8], policy: &Policy) -> (Report, Vec<PickleStream>) {
     let saved = REC.with(|r| {
+        let at = data.as_ptr() as usize;
         r.borrow_mut().replace(Recorder {
             path: Vec::new(),
             streams: Vec::new(),
             kept: 0,
+            file: at..at + data.len(),
         })
     });
     let report = super::scan_bytes(data, policy);
@@ -71,14 +96,21 @@ pub(crate) fn begin(data: &[u8]) -> Option<usize> {
     REC.with(|r| {
         let mut b = r.borrow_mut();
         let rec = b.as_mut()?;
-        let keep = rec.kept.saturating_add(data.len()) <= BUDGET;
-        if keep {
+        let at = data.as_ptr() as usize;
+        let kept = if rec.file.contains(&at) && at + data.len() <= rec.file.end {
+            StreamData::InFile {
+                start: at - rec.file.start,
+            }
+        } else if rec.kept.saturating_add(data.len()) <= BUDGET {
             rec.kept += data.len();
-        }
+            StreamData::Copied(data.to_vec())
+        } else {
+            StreamData::Dropped
+        };
         rec.streams.push(PickleStream {
             member: (!rec.path.is_empty()).then(|| rec.path.join("/")),
             format: String::new(),
-            data: keep.then(|| data.to_vec()),
+            data: kept,
             len: data.len(),
         });
         Some(rec.streams.len() - 1)
