@@ -155,7 +155,10 @@ class PickleGuard:
 
     def scan(self, data: Any, *, source: Optional[str] = None) -> PickleAnalysis:
         """Analyse a whole file's bytes, whatever the container (torch zip, joblib, npy, ...)."""
-        r = _native.scan_bytes(_bytes_like(data), self._policy)
+        return self._scan(data, source)
+
+    def _scan(self, data: Any, source: Optional[str], torch_load: bool = False) -> PickleAnalysis:
+        r = _native.scan_bytes(_bytes_like(data), self._policy, torch_load=torch_load)
         return PickleAnalysis._from_report(r, source)
 
     def scan_file(self, path: Union[str, "os.PathLike[str]"]) -> PickleAnalysis:
@@ -176,11 +179,7 @@ class PickleGuard:
         which scans the ``data.pkl`` it reads: a PyTorch zip's ``data.pkl`` is left to that
         scan (analysed once, from the bytes torch unpickles)."""
         from ._formats import sniff
-        if torch_load:
-            r = _native.scan_bytes(_bytes_like(data), self._policy, torch_load=True)
-            a = PickleAnalysis._from_report(r, source)
-        else:
-            a = self.scan(data, source=source)
+        a = self._scan(data, source, torch_load)
         if a.format in ("raw_pickle", "not_pickle", "joblib"):
             kind = sniff(bytes(memoryview(data)[:16]))
             if kind not in ("pickle", "torch_legacy"):
