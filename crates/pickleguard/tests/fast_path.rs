@@ -5,17 +5,8 @@ use pickleguard::analysis::DISABLE_FAST_PATH;
 use pickleguard::{scan_bytes, Mode, Policy};
 use std::sync::atomic::Ordering;
 
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
+mod common;
+use common::Lcg;
 
 fn inputs() -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = vec![

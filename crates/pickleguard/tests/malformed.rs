@@ -9,17 +9,8 @@ const EVIL: &[u8] = b"\x80\x02cposix\nsystem\nq\x00X\x07\x00\x00\x00touch xq\x01
 /// A protocol-4 pickle of `{'a': [1, 2.5, 'x', b'y'], 'd': OrderedDict(a=1)}` (framed, memoized).
 const BENIGN: &[u8] = b"\x80\x04\x95F\x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x01a\x94]\x94(K\x01G@\x04\x00\x00\x00\x00\x00\x00\x8c\x01x\x94C\x01y\x94e\x8c\x01d\x94\x8c\x0bcollections\x94\x8c\x0bOrderedDict\x94\x93\x94)R\x94h\x01K\x01su.";
 
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
+mod common;
+use common::Lcg;
 
 #[test]
 fn samples_are_judged_as_expected() {

@@ -336,11 +336,12 @@ fn nested_str_join_is_bounded() {
     assert!(!r.is_safe);
 }
 
-/// Tuples of 200 references to the tuple below, 40 levels: 200^16 paths for the walks that
-/// follow values (`dangerous_value` for a method call's target, `is_plain` for a `data` rule).
-fn dag() -> (Vec<u8>, u32) {
+/// Tuples of 200 references to the tuple below, `levels` deep (memo 1 is `()`): 200^(levels-1)
+/// paths for the walks that follow values (`dangerous_value` for a method call's target,
+/// `is_plain` for a `data` rule). Returns the stream and the memo index of the top tuple.
+fn dag(levels: u32) -> (Vec<u8>, u32) {
     let mut v = b")q\x010".to_vec();
-    for lvl in 2..40u32 {
+    for lvl in 2..=levels {
         v.push(b'(');
         for _ in 0..200 {
             v.extend(binget(lvl - 1));
@@ -349,12 +350,12 @@ fn dag() -> (Vec<u8>, u32) {
         v.extend(binput(lvl));
         v.push(b'0');
     }
-    (v, 39)
+    (v, levels)
 }
 
 #[test]
 fn shared_structure_walks_are_bounded() {
-    let (d, top) = dag();
+    let (d, top) = dag(39);
     // foo.bar(dag).append(1): is the target made from something dangerous?
     let mut v = b"\x80\x02cfoo\nbar\n".to_vec();
     v.extend_from_slice(&d);
@@ -371,17 +372,10 @@ fn shared_structure_walks_are_bounded() {
         .unwrap(),
     )
     .unwrap();
-    let mut v = b"\x80\x02cfoo\nbar\n)q\x010".to_vec();
-    for lvl in 2..26u32 {
-        v.push(b'(');
-        for _ in 0..200 {
-            v.extend(binget(lvl - 1));
-        }
-        v.push(b't');
-        v.extend(binput(lvl));
-        v.push(b'0');
-    }
-    v.extend(binget(25));
+    let (d, top) = dag(25);
+    let mut v = b"\x80\x02cfoo\nbar\n".to_vec();
+    v.extend_from_slice(&d);
+    v.extend(binget(top));
     v.extend_from_slice(b"\x85R.");
     let t = Instant::now();
     let r = analyze_pickle(&v, &p);
