@@ -358,6 +358,8 @@ _SANDBOX = textwrap.dedent(r"""
     import test_differential_props  # the custom classes
     jobs = json.load(sys.stdin)
     out = []
+    # What the loaded objects print (re.compile with re.DEBUG among the flags) is not the result.
+    result, sys.stdout = sys.stdout, io.StringIO()
     def importable(m, n):
         # As find_class maps Python 2 names (protocols 0-2, fix_imports).
         m, _ = _compat_pickle.NAME_MAPPING.get((m, n), (m, n))
@@ -385,7 +387,7 @@ _SANDBOX = textwrap.dedent(r"""
                 pass
             seen.append(log)
         out.append(seen)
-    json.dump(out, sys.stdout)
+    json.dump(out, result)
 """)
 
 
