@@ -224,7 +224,7 @@ fn utf8_arg(b: &[u8]) -> Result<Arg<'_>, ReadError> {
 
 /// UTF-8 that is only invalid because it encodes surrogates (CPython decodes BINUNICODE with
 /// `surrogatepass`).
-fn is_wtf8(b: &[u8]) -> bool {
+pub(crate) fn is_wtf8(b: &[u8]) -> bool {
     let mut i = 0;
     while i < b.len() {
         match std::str::from_utf8(&b[i..]) {
@@ -247,7 +247,7 @@ fn is_wtf8(b: &[u8]) -> bool {
     true
 }
 
-fn long_bytes(b: &[u8]) -> Arg<'_> {
+pub(crate) fn long_bytes(b: &[u8]) -> Arg<'_> {
     if b.is_empty() {
         return Arg::Int(0);
     }

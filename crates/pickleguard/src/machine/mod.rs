@@ -7,6 +7,8 @@ use crate::reader::{self, Arg, ReadError};
 use crate::value::{Arena, CallId, GlobalId, Node, NodeId, StrData, Value};
 use std::collections::HashMap;
 
+mod plain;
+
 /// A global as the stream names it.
 #[derive(Clone, Debug)]
 pub struct GlobalRef {
@@ -116,7 +118,22 @@ const NEEDS_GRAPH: &str = "needs-graph";
 const MAX_GLOBAL_TEXT: usize = 4096;
 
 impl Memo {
+    /// The common case first: picklers number memo entries 0, 1, 2, ...
+    #[inline]
     fn put(&mut self, idx: u64, v: Value) {
+        if idx == self.dense.len() as u64
+            && idx < DENSE_MEMO
+            && idx <= 2 * self.len + 4096
+            && self.sparse.is_empty()
+        {
+            self.dense.push(Some(v));
+            self.len += 1;
+            return;
+        }
+        self.put_any(idx, v);
+    }
+
+    fn put_any(&mut self, idx: u64, v: Value) {
         // Dense while indices come roughly in order (as picklers write them), sparse for a
         // far-away index, so one huge LONG_BINPUT cannot allocate a huge vector. The vector
         // also stays within twice the entries stored: LONG_BINPUTs striding 4096 ahead each
@@ -140,6 +157,7 @@ impl Memo {
         }
     }
 
+    #[inline(always)]
     fn get(&self, idx: u64) -> Option<Value> {
         let dense = usize::try_from(idx)
             .ok()
@@ -168,6 +186,10 @@ pub struct Machine<'a> {
     pub result: Option<Value>,
     /// Recognise joblib's NumpyArrayWrapper and hand control back after its BUILD.
     pub joblib: bool,
+    /// Shape-only runs decode plain-data opcodes inline ([`Self::run_plain`]); off, every
+    /// opcode goes through the reader (for the tests that prove both agree).
+    #[doc(hidden)]
+    pub plain_loop: bool,
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: Memo,
@@ -194,6 +216,7 @@ impl<'a> Machine<'a> {
             ops: 0,
             result: None,
             joblib: false,
+            plain_loop: true,
             stack: Vec::with_capacity(64),
             marks: Vec::new(),
             memo: Memo::default(),
@@ -412,76 +435,76 @@ impl<'a> Machine<'a> {
 
     /// Run one pickle from `start` until STOP, an error, a limit or a joblib array.
     pub fn run(&mut self, start: usize) -> Outcome {
+        if self.arena.shape && self.plain_loop {
+            return self.run_plain(start);
+        }
         let mut pos = start;
         loop {
-            if self.ops >= self.limits.max_ops {
-                return Outcome::Limit {
-                    pos,
-                    what: "opcodes",
-                };
+            match self.one(pos) {
+                Ok(next) => pos = next,
+                Err(out) => return out,
             }
-            self.ops += 1;
-            let (ins, next) = match reader::read_instr(self.data, pos) {
-                Ok(x) => x,
-                Err(e) => {
-                    if e == ReadError::Truncated && self.truncated_tail(pos) && self.arena.shape {
-                        return Outcome::NeedsGraph { pos };
-                    }
-                    return Outcome::Error {
-                        pos,
-                        err: MachineError::Read(e),
-                    };
-                }
-            };
-            let effect = ins.op.can_import_or_call();
-            if self.arena.shape && (effect || matches!(ins.op, Op::PERSID | Op::BINPERSID)) {
-                return Outcome::NeedsGraph { pos };
-            }
-            match self.step(ins.op, ins.arg, pos, next) {
-                // Only an opcode that ran can have imported or called something.
-                Ok(None) => {
-                    if effect && self.first_effect.is_none() {
-                        self.first_effect = Some(pos);
-                    }
-                }
-                Ok(Some(out)) => {
-                    if effect && self.first_effect.is_none() {
-                        self.first_effect = Some(pos);
-                    }
-                    return out;
-                }
-                Err(MachineError::BadText(NEEDS_GRAPH)) => return Outcome::NeedsGraph { pos },
-                Err(MachineError::BadText(w)) if w.starts_with("limit:") => {
-                    return Outcome::Limit { pos, what: &w[6..] }
-                }
-                Err(err) => return Outcome::Error { pos, err },
-            }
-            if self.stack.len() > self.limits.max_stack {
-                return Outcome::Limit {
-                    pos,
-                    what: "stack depth",
-                };
-            }
-            if self.globals.len() > self.limits.max_globals {
-                return Outcome::Limit {
-                    pos,
-                    what: "imports",
-                };
-            }
-            if self.memo.len > self.limits.max_memo {
-                return Outcome::Limit {
-                    pos,
-                    what: "memo size",
-                };
-            }
-            if self.arena.nodes.len() > self.limits.max_nodes {
-                return Outcome::Limit {
-                    pos,
-                    what: "containers",
-                };
-            }
-            pos = next;
         }
+    }
+
+    /// One opcode at `pos` through the reader and [`Self::step`], with every limit check:
+    /// the position of the next opcode, or why the run stops here.
+    #[inline]
+    fn one(&mut self, pos: usize) -> Result<usize, Outcome> {
+        if self.ops >= self.limits.max_ops {
+            return Err(Outcome::Limit {
+                pos,
+                what: "opcodes",
+            });
+        }
+        self.ops += 1;
+        let (ins, next) = match reader::read_instr(self.data, pos) {
+            Ok(x) => x,
+            Err(e) => {
+                if e == ReadError::Truncated && self.truncated_tail(pos) && self.arena.shape {
+                    return Err(Outcome::NeedsGraph { pos });
+                }
+                return Err(Outcome::Error {
+                    pos,
+                    err: MachineError::Read(e),
+                });
+            }
+        };
+        let effect = ins.op.can_import_or_call();
+        if self.arena.shape && (effect || matches!(ins.op, Op::PERSID | Op::BINPERSID)) {
+            return Err(Outcome::NeedsGraph { pos });
+        }
+        match self.step(ins.op, ins.arg, pos, next) {
+            // Only an opcode that ran can have imported or called something.
+            Ok(None) => {
+                if effect && self.first_effect.is_none() {
+                    self.first_effect = Some(pos);
+                }
+            }
+            Ok(Some(out)) => {
+                if effect && self.first_effect.is_none() {
+                    self.first_effect = Some(pos);
+                }
+                return Err(out);
+            }
+            Err(MachineError::BadText(NEEDS_GRAPH)) => return Err(Outcome::NeedsGraph { pos }),
+            Err(MachineError::BadText(w)) if w.starts_with("limit:") => {
+                return Err(Outcome::Limit { pos, what: &w[6..] })
+            }
+            Err(err) => return Err(Outcome::Error { pos, err }),
+        }
+        let what = if self.stack.len() > self.limits.max_stack {
+            "stack depth"
+        } else if self.globals.len() > self.limits.max_globals {
+            "imports"
+        } else if self.memo.len > self.limits.max_memo {
+            "memo size"
+        } else if self.arena.nodes.len() > self.limits.max_nodes {
+            "containers"
+        } else {
+            return Ok(next);
+        };
+        Err(Outcome::Limit { pos, what })
     }
 
     fn step(
@@ -936,6 +959,13 @@ impl<'a> Machine<'a> {
         if let Some(t) = self.stack.last_mut() {
             *t = v;
         }
+    }
+
+    /// The stack, the mark positions and the memo's entry count (for the tests that compare
+    /// the plain-data loop with the reader path).
+    #[doc(hidden)]
+    pub fn state(&self) -> (&[Value], &[usize], u64) {
+        (&self.stack, &self.marks, self.memo.len)
     }
 
     /// Continue a paused run.
