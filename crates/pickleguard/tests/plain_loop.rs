@@ -1,5 +1,6 @@
-//! The shape-only run's plain-data loop (`machine/plain.rs`) ends every run exactly as the
-//! reader path does: same outcome, opcode count, protocol, result, stack, marks and memo, on
+//! The plain-data loop (`machine/plain.rs`) ends every run, shape-only or full, exactly as the
+//! reader path does: same outcome, opcode count, protocol, result, stack, marks, memo and (in
+//! full runs) every node, string, import and call, on
 //! generated plain data (every opcode it decodes, valid and broken), its truncations and
 //! mutations, real files, and limits small enough to be reached.
 
@@ -89,7 +90,20 @@ impl Gen {
             return;
         }
         let n = self.pick(4);
-        match self.pick(9) {
+        match self.pick(11) {
+            // Calls in between: a filled call result is a method call, not a plain fill.
+            9 => {
+                self.out
+                    .extend_from_slice(b"ccollections\nOrderedDict\n)R(");
+                (0..2 * n).for_each(|_| self.value(depth + 1));
+                self.out.push(b'u');
+            }
+            10 => {
+                self.out
+                    .extend_from_slice(b"\x8c\x08builtins\x8c\x04list\x93");
+                self.value(depth + 1);
+                self.out.extend_from_slice(b"\x85R");
+            }
             0 => {
                 self.out.push(b'(');
                 (0..n).for_each(|_| self.value(depth + 1));
@@ -173,17 +187,18 @@ type Run = (
     u64,
     Vec<(usize, &'static str)>,
     Option<usize>,
+    String,
 );
 
-/// Every pickle of the stream in shape-only mode, as `analyze_stream` runs them.
-fn runs(data: &[u8], limits: &Limits, plain: bool) -> Vec<Run> {
+/// Every pickle of the stream, shape-only or in full, as `analyze_stream` runs them.
+fn runs(data: &[u8], limits: &Limits, shape: bool, plain: bool) -> Vec<Run> {
     let mut m = Machine::new(data, limits.clone());
     m.plain_loop = plain;
     let mut out = Vec::new();
     let mut pos = 0;
     for _ in 0..4 {
         m.reset();
-        m.set_shape_only(true);
+        m.set_shape_only(shape);
         let o = m.run(pos);
         let (stack, marks, memo) = m.state();
         out.push((
@@ -196,6 +211,8 @@ fn runs(data: &[u8], limits: &Limits, plain: bool) -> Vec<Run> {
             memo,
             m.anomalies.clone(),
             m.first_effect,
+            // What a full run built: every container, string, import and call, with its id.
+            format!("{:?} {:?} {:?}", m.arena, m.globals, m.calls),
         ));
         match o {
             Outcome::Stop { end, .. } if end < data.len() => pos = end,
@@ -206,12 +223,14 @@ fn runs(data: &[u8], limits: &Limits, plain: bool) -> Vec<Run> {
 }
 
 fn check(data: &[u8], limits: &Limits) {
-    assert_eq!(
-        runs(data, limits, true),
-        runs(data, limits, false),
-        "{:?}",
-        &data[..data.len().min(80)]
-    );
+    for shape in [true, false] {
+        assert_eq!(
+            runs(data, limits, shape, true),
+            runs(data, limits, shape, false),
+            "shape {shape}: {:?}",
+            &data[..data.len().min(80)]
+        );
+    }
 }
 
 fn small_limits() -> Limits {
@@ -220,6 +239,7 @@ fn small_limits() -> Limits {
         max_stack: 6,
         max_memo: 4,
         max_marks: 2,
+        max_nodes: 5,
         ..Limits::default()
     }
 }
@@ -259,7 +279,7 @@ fn plain_loop_equals_reader_path() {
                 check(c, l);
             }
         }
-        let r = runs(base, &Limits::default(), true);
+        let r = runs(base, &Limits::default(), true, true);
         seen_stop += matches!(r[0].0, Outcome::Stop { .. }) as usize;
     }
     // The generator must make streams that load, or this compares only failures.

@@ -186,8 +186,8 @@ pub struct Machine<'a> {
     pub result: Option<Value>,
     /// Recognise joblib's NumpyArrayWrapper and hand control back after its BUILD.
     pub joblib: bool,
-    /// Shape-only runs decode plain-data opcodes inline ([`Self::run_plain`]); off, every
-    /// opcode goes through the reader (for the tests that prove both agree).
+    /// Plain-data opcodes are decoded inline ([`Self::run_plain`]); off, every opcode goes
+    /// through the reader (for the tests that prove both agree).
     #[doc(hidden)]
     pub plain_loop: bool,
     stack: Vec<Value>,
@@ -435,8 +435,12 @@ impl<'a> Machine<'a> {
 
     /// Run one pickle from `start` until STOP, an error, a limit or a joblib array.
     pub fn run(&mut self, start: usize) -> Outcome {
-        if self.arena.shape && self.plain_loop {
-            return self.run_plain(start);
+        if self.plain_loop {
+            return if self.arena.shape {
+                self.run_plain::<false>(start)
+            } else {
+                self.run_plain::<true>(start)
+            };
         }
         let mut pos = start;
         loop {
@@ -917,21 +921,7 @@ impl<'a> Machine<'a> {
             _ => None,
         };
         match own {
-            Some(_) if self.arena.shape => self.stack.truncate(x),
-            Some(id) => {
-                let node = &mut self.arena.nodes[id as usize];
-                reserve_items(node, len - x);
-                if pairs {
-                    for kv in self.stack[x..len].chunks_exact(2) {
-                        node.push_pair(kv[0], kv[1]);
-                    }
-                } else {
-                    for v in &self.stack[x..len] {
-                        node.push(*v);
-                    }
-                }
-                self.stack.truncate(x);
-            }
+            Some(id) => self.fill_own(id, x, pairs),
             None => {
                 let items = self.node_from(x, pairs);
                 let args = if pairs {
@@ -943,6 +933,27 @@ impl<'a> Machine<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The items above `x` go into the container node `id` (the target of a fill opcode
+    /// that CPython fills in place).
+    #[inline]
+    fn fill_own(&mut self, id: NodeId, x: usize, pairs: bool) {
+        if !self.arena.shape {
+            let len = self.stack.len();
+            let node = &mut self.arena.nodes[id as usize];
+            reserve_items(node, len - x);
+            if pairs {
+                for kv in self.stack[x..len].chunks_exact(2) {
+                    node.push_pair(kv[0], kv[1]);
+                }
+            } else {
+                for v in &self.stack[x..len] {
+                    node.push(*v);
+                }
+            }
+        }
+        self.stack.truncate(x);
     }
 
     fn is_joblib_wrapper(&self, c: CallId) -> bool {

@@ -8,7 +8,7 @@
 use super::{Machine, Outcome};
 use crate::opcodes::Op;
 use crate::reader::{is_wtf8, long_bytes, Arg};
-use crate::value::Value;
+use crate::value::{NodeId, Value};
 
 const MARK: u8 = Op::MARK as u8;
 const POP: u8 = Op::POP as u8;
@@ -99,15 +99,19 @@ fn payload(data: &[u8], at: usize, width: usize) -> Option<(&[u8], usize)> {
 }
 
 impl<'a> Machine<'a> {
-    /// [`Machine::run`] for a shape-only run.
-    pub(super) fn run_plain(&mut self, start: usize) -> Outcome {
+    /// [`Machine::run`] with the plain-data opcodes inline: `FULL` builds values as `step`
+    /// does, otherwise this is a shape-only run.
+    // Each mode's loop is a function of its own: inlined into `run` side by side, the two
+    // shared registers and the shape-only loop lost a tenth of its speed.
+    #[inline(never)]
+    pub(super) fn run_plain<const FULL: bool>(&mut self, start: usize) -> Outcome {
         let mut pos = start;
         // Counted in a local, so the hot loop keeps it in a register.
         let mut ops = self.ops;
         let max_ops = self.limits.max_ops;
         loop {
             if ops < max_ops {
-                if let Some(next) = self.plain(pos) {
+                if let Some(next) = self.plain::<FULL>(pos) {
                     ops += 1;
                     pos = next;
                     continue;
@@ -125,9 +129,14 @@ impl<'a> Machine<'a> {
     /// Apply the plain-data opcode at `pos` if it is one and it succeeds without reaching a
     /// limit; otherwise change nothing and return `None`.
     #[inline(always)]
-    fn plain(&mut self, pos: usize) -> Option<usize> {
+    fn plain<const FULL: bool>(&mut self, pos: usize) -> Option<usize> {
         let data = self.data;
         let at = pos + 1;
+        // A full run's value goes into the arena before it is pushed: the arena must not get
+        // one the reader path then makes again.
+        if FULL && self.stack.len() >= self.limits.max_stack {
+            return None;
+        }
         let (v, next) = match *data.get(pos)? {
             BININT1 => (Value::Int(*data.get(at)? as i64), at + 1),
             BININT2 => {
@@ -161,7 +170,12 @@ impl<'a> Machine<'a> {
                 if !text_ok(b) {
                     return None;
                 }
-                (Value::Str(0), next)
+                let v = if FULL {
+                    self.arena.str_span(next - b.len(), b.len())
+                } else {
+                    Value::Str(0)
+                };
+                (v, next)
             }
             SHORT_BINSTRING | BINSTRING => {
                 let width = if data[pos] == SHORT_BINSTRING { 1 } else { 4 };
@@ -169,10 +183,12 @@ impl<'a> Machine<'a> {
                     return None;
                 }
                 let (b, next) = payload(data, at, width)?;
-                let v = if b.is_ascii() || std::str::from_utf8(b).is_ok() {
-                    Value::Str(0)
-                } else {
-                    Value::Bytes(0)
+                let text = b.is_ascii() || std::str::from_utf8(b).is_ok();
+                let v = match (FULL, text) {
+                    (true, true) => self.arena.str_span(next - b.len(), b.len()),
+                    (true, false) => self.arena.bytes_span(next - b.len(), b.len(), false),
+                    (false, true) => Value::Str(0),
+                    (false, false) => Value::Bytes(0),
                 };
                 (v, next)
             }
@@ -183,18 +199,23 @@ impl<'a> Machine<'a> {
                     BINBYTES => 4,
                     _ => 8,
                 };
-                let (_, next) = payload(data, at, width)?;
-                let v = if code == BYTEARRAY8 {
+                let (b, next) = payload(data, at, width)?;
+                let v = if FULL {
+                    self.arena
+                        .bytes_span(next - b.len(), b.len(), code == BYTEARRAY8)
+                } else if code == BYTEARRAY8 {
                     Value::ByteArray(0)
                 } else {
                     Value::Bytes(0)
                 };
                 (v, next)
             }
+            // The pickle's one `()` node is the reader path's to make.
+            EMPTY_TUPLE if FULL => (Value::Tuple(self.empty_tuple?), at),
             EMPTY_TUPLE => (Value::Tuple(0), at),
-            EMPTY_LIST => (Value::List(0), at),
-            EMPTY_DICT => (Value::Dict(0), at),
-            EMPTY_SET => (Value::Set(0), at),
+            EMPTY_LIST => (Value::List(self.plain_node::<FULL>()?), at),
+            EMPTY_DICT => (Value::Dict(self.plain_node::<FULL>()?), at),
+            EMPTY_SET => (Value::Set(self.plain_node::<FULL>()?), at),
             // Only the dense part of the memo: a sparse entry is the reader path's.
             BINGET => ((*self.memo.dense.get(*data.get(at)? as usize)?)?, at + 1),
             LONG_BINGET => ((*self.memo.dense.get(u32_at(data, at)? as usize)?)?, at + 4),
@@ -204,7 +225,7 @@ impl<'a> Machine<'a> {
                 }
                 (*self.stack.last()?, at)
             }
-            _ => return self.plain_other(pos),
+            _ => return self.plain_other::<FULL>(pos),
         };
         // The limit is the reader path's to report.
         if self.stack.len() >= self.limits.max_stack {
@@ -216,7 +237,7 @@ impl<'a> Machine<'a> {
 
     /// The plain-data opcodes that do not push one new value.
     #[inline(always)]
-    fn plain_other(&mut self, pos: usize) -> Option<usize> {
+    fn plain_other<const FULL: bool>(&mut self, pos: usize) -> Option<usize> {
         let data = self.data;
         let at = pos + 1;
         match data[pos] {
@@ -262,8 +283,14 @@ impl<'a> Machine<'a> {
                 if len < self.fence() + n {
                     return None;
                 }
-                self.stack.truncate(len - n);
-                self.stack.push(Value::Tuple(0));
+                let id = if FULL {
+                    self.node_room()?;
+                    self.node_from(len - n, false)
+                } else {
+                    self.stack.truncate(len - n);
+                    0
+                };
+                self.stack.push(Value::Tuple(id));
                 Some(at)
             }
             TUPLE | LIST | FROZENSET | DICT => {
@@ -275,21 +302,28 @@ impl<'a> Machine<'a> {
                 {
                     return None;
                 }
-                self.marks.pop();
-                self.stack.truncate(k);
+                let id = if FULL {
+                    self.node_room()?;
+                    self.marks.pop();
+                    self.node_from(k, code == DICT)
+                } else {
+                    self.marks.pop();
+                    self.stack.truncate(k);
+                    0
+                };
                 self.stack.push(match code {
-                    TUPLE => Value::Tuple(0),
-                    LIST => Value::List(0),
-                    FROZENSET => Value::FrozenSet(0),
-                    _ => Value::Dict(0),
+                    TUPLE => Value::Tuple(id),
+                    LIST => Value::List(id),
+                    FROZENSET => Value::FrozenSet(id),
+                    _ => Value::Dict(id),
                 });
                 Some(at)
             }
-            APPEND => self.fill(self.stack.len().checked_sub(1)?, Fill::List, false, at),
-            SETITEM => self.fill(self.stack.len().checked_sub(2)?, Fill::Dict, false, at),
-            APPENDS => self.fill(*self.marks.last()?, Fill::List, true, at),
-            SETITEMS => self.fill(*self.marks.last()?, Fill::Dict, true, at),
-            ADDITEMS => self.fill(*self.marks.last()?, Fill::Set, true, at),
+            APPEND => self.fill::<FULL>(self.stack.len().checked_sub(1)?, Fill::List, false, at),
+            SETITEM => self.fill::<FULL>(self.stack.len().checked_sub(2)?, Fill::Dict, false, at),
+            APPENDS => self.fill::<FULL>(*self.marks.last()?, Fill::List, true, at),
+            SETITEMS => self.fill::<FULL>(*self.marks.last()?, Fill::Dict, true, at),
+            ADDITEMS => self.fill::<FULL>(*self.marks.last()?, Fill::Set, true, at),
             PROTO => {
                 let p = *data.get(at)?;
                 if p > 5 {
@@ -311,10 +345,32 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// A new empty container node (0 in a shape-only run), unless that reaches the limit.
+    #[inline(always)]
+    fn plain_node<const FULL: bool>(&mut self) -> Option<NodeId> {
+        if !FULL {
+            return Some(0);
+        }
+        self.node_room()?;
+        Some(self.arena.new_node(0))
+    }
+
+    /// `Some` when one more node stays within the limit (the reader path reports it).
+    #[inline(always)]
+    fn node_room(&self) -> Option<()> {
+        (self.arena.nodes.len() < self.limits.max_nodes).then_some(())
+    }
+
     /// `fill_at` for a plain container of the right kind: the items above `x` go into the
     /// container at `x - 1` (a mark at `x` is consumed when `marked`).
     #[inline(always)]
-    fn fill(&mut self, x: usize, want: Fill, marked: bool, next: usize) -> Option<usize> {
+    fn fill<const FULL: bool>(
+        &mut self,
+        x: usize,
+        want: Fill,
+        marked: bool,
+        next: usize,
+    ) -> Option<usize> {
         let len = self.stack.len();
         let fence = if marked {
             self.marks.len().checked_sub(2).map_or(0, |i| self.marks[i])
@@ -328,16 +384,26 @@ impl<'a> Machine<'a> {
             if want == Fill::Dict && !(len - x).is_multiple_of(2) {
                 return None;
             }
-            let ok = matches!(
-                (want, self.stack[x - 1]),
-                (Fill::List, Value::List(_))
-                    | (Fill::Dict, Value::Dict(_))
-                    | (Fill::Set, Value::Set(_))
-            );
-            if !ok {
-                return None;
+            if FULL {
+                let id = match (want, self.stack[x - 1]) {
+                    (Fill::List, Value::List(id))
+                    | (Fill::Dict, Value::Dict(id))
+                    | (Fill::Set, Value::Set(id)) => id,
+                    _ => return None,
+                };
+                self.fill_own(id, x, want == Fill::Dict);
+            } else {
+                let ok = matches!(
+                    (want, self.stack[x - 1]),
+                    (Fill::List, Value::List(_))
+                        | (Fill::Dict, Value::Dict(_))
+                        | (Fill::Set, Value::Set(_))
+                );
+                if !ok {
+                    return None;
+                }
+                self.stack.truncate(x);
             }
-            self.stack.truncate(x);
         }
         if marked {
             self.marks.pop();
