@@ -1,9 +1,12 @@
 //! Raw bytes as one pickle stream: the analysis (machine + judge, nested payloads through the
-//! plain stream analyser) and the disassembly must never panic, hang or allocate without bound.
+//! plain stream analyser) and the disassembly must never panic, hang or allocate without bound,
+//! and the machine's inline plain-data loop must end the first pickle's run exactly as the
+//! reader path does.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pickleguard::{analyze_pickle, disasm, Mode, Policy};
+use pickleguard::machine::Machine;
+use pickleguard::{analyze_pickle, disasm, Limits, Mode, Policy};
 use std::sync::OnceLock;
 
 fn policies() -> &'static [Policy; 2] {
@@ -28,4 +31,18 @@ fuzz_target!(|data: &[u8]| {
     let _ = serde_json::to_string(&r).expect("report serialises");
     let d = disasm::disassemble(body);
     let _ = serde_json::to_string(&d).expect("disassembly serialises");
+    for shape in [true, false] {
+        let run = |plain: bool| {
+            let mut m = Machine::new(body, Limits::default());
+            m.plain_loop = plain;
+            m.set_shape_only(shape);
+            let o = m.run(0);
+            let (stack, marks, memo) = m.state();
+            format!(
+                "{o:?} {} {} {:?} {stack:?} {marks:?} {memo} {:?} {:?} {:?} {:?} {:?}",
+                m.ops, m.proto, m.result, m.anomalies, m.first_effect, m.arena, m.globals, m.calls
+            )
+        };
+        assert_eq!(run(true), run(false), "plain loop differs (shape {shape})");
+    }
 });
