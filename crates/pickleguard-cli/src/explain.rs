@@ -16,7 +16,8 @@ use pickleguard::analysis::{joblib_array_data, JoblibData};
 use pickleguard::machine::{CallKind, Machine, MachineError, Outcome};
 use pickleguard::opcodes::Op;
 use pickleguard::reader::{self, Arg};
-use pickleguard::value::Value;
+use pickleguard::render;
+use pickleguard::value::{CallId, GlobalId, StrId, Value};
 use pickleguard::{Finding, Limits, PickleStream, Policy, Report};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -141,16 +142,6 @@ pub fn py_bytes(b: &[u8], width: usize) -> String {
     out
 }
 
-fn py_float(f: f64) -> String {
-    if f.is_nan() {
-        "nan".into()
-    } else if f.is_infinite() {
-        if f > 0.0 { "inf" } else { "-inf" }.into()
-    } else {
-        format!("{f:?}")
-    }
-}
-
 /// The inline argument of an opcode, as the listing shows it.
 pub fn format_arg(op: Op, arg: &Arg<'_>) -> String {
     let s = match *arg {
@@ -160,7 +151,11 @@ pub fn format_arg(op: Op, arg: &Arg<'_>) -> String {
         Arg::Bool(b) => if b { "True" } else { "False" }.into(),
         Arg::LongBytes(b) => pickleguard::bigint::le_to_decimal(b),
         Arg::LongText(t) => pickleguard::bigint::text_to_decimal(t),
-        Arg::Float(f) => py_float(f),
+        Arg::Float(f) => {
+            let mut s = String::new();
+            render::py_float(f, &mut s);
+            s
+        }
         Arg::Bytes(b) => py_bytes(b, ARG_WIDTH),
         Arg::Utf8(s) => py_str(s, ARG_WIDTH),
         Arg::Wtf8(b) => py_str(&reader::wtf8_lossy(b), ARG_WIDTH),
@@ -195,90 +190,46 @@ struct Renderer<'m, 'a> {
     calls: Vec<Option<String>>,
 }
 
+/// `explain`'s style: globals and call results by their names in the listing.
+impl render::Style for Renderer<'_, '_> {
+    fn budget(&self) -> usize {
+        LINE_WIDTH * 2
+    }
+
+    fn max_depth(&self) -> u32 {
+        MAX_DEPTH
+    }
+
+    fn text(&self, m: &Machine<'_>, id: StrId, out: &mut String) {
+        out.push_str(&py_str(&m.arena.text(m.data, id), LITERAL_WIDTH))
+    }
+
+    fn blob(&self, b: &[u8], out: &mut String) {
+        out.push_str(&py_bytes(b, LITERAL_WIDTH))
+    }
+
+    fn more(&self, hidden: usize, out: &mut String) {
+        let _ = write!(out, ", ... {hidden} more");
+    }
+
+    fn global(&self, _m: &Machine<'_>, g: GlobalId, out: &mut String) {
+        match self.globals.get(g as usize) {
+            Some(s) => out.push_str(s),
+            None => out.push_str("<global>"),
+        }
+    }
+
+    fn call(&self, _m: &Machine<'_>, c: CallId, out: &mut String, _depth: u32) {
+        match self.calls.get(c as usize) {
+            Some(Some(s)) => out.push_str(s),
+            _ => out.push_str("<result>"),
+        }
+    }
+}
+
 impl Renderer<'_, '_> {
     fn value(&self, v: Value, out: &mut String, depth: u32) {
-        if out.len() > LINE_WIDTH * 2 {
-            out.push_str("...");
-            return;
-        }
-        let m = self.m;
-        match v {
-            Value::None => out.push_str("None"),
-            Value::Bool(b) => out.push_str(if b { "True" } else { "False" }),
-            Value::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Value::BigInt => out.push_str("<big int>"),
-            Value::Float(f) => out.push_str(&py_float(f)),
-            Value::Str(id) => out.push_str(&py_str(&m.arena.text(m.data, id), LITERAL_WIDTH)),
-            Value::Bytes(id) => out.push_str(&py_bytes(m.arena.blob(m.data, id), LITERAL_WIDTH)),
-            Value::ByteArray(id) => {
-                out.push_str("bytearray(");
-                out.push_str(&py_bytes(m.arena.blob(m.data, id), LITERAL_WIDTH));
-                out.push(')');
-            }
-            Value::Buffer => out.push_str("<out-of-band buffer>"),
-            Value::Global(g) => match self.globals.get(g as usize) {
-                Some(s) => out.push_str(s),
-                None => out.push_str("<global>"),
-            },
-            Value::Call(c) => match self.calls.get(c as usize) {
-                Some(Some(s)) => out.push_str(s),
-                _ => out.push_str("<result>"),
-            },
-            Value::Tuple(_)
-            | Value::List(_)
-            | Value::Dict(_)
-            | Value::Set(_)
-            | Value::FrozenSet(_) => {
-                if depth >= MAX_DEPTH {
-                    out.push_str("...");
-                    return;
-                }
-                let Some(node) = v.node().and_then(|n| m.arena.nodes.get(n as usize)) else {
-                    out.push_str("...");
-                    return;
-                };
-                let (open, close) = match v {
-                    Value::Tuple(_) => ("(", ")"),
-                    Value::List(_) => ("[", "]"),
-                    Value::Dict(_) => ("{", "}"),
-                    Value::Set(_) if node.len == 0 => ("set(", ")"),
-                    Value::Set(_) => ("{", "}"),
-                    _ => ("frozenset({", "})"),
-                };
-                out.push_str(open);
-                let pairs = matches!(v, Value::Dict(_));
-                let step = if pairs { 2 } else { 1 };
-                let mut i = 0;
-                while i + step <= node.items.len() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    if out.len() > LINE_WIDTH * 2 {
-                        out.push_str("...");
-                        break;
-                    }
-                    self.value(node.items[i], out, depth + 1);
-                    if pairs {
-                        out.push_str(": ");
-                        self.value(node.items[i + 1], out, depth + 1);
-                    }
-                    i += step;
-                }
-                if (node.len as usize) * step > node.items.len() {
-                    let _ = write!(
-                        out,
-                        ", ... {} more",
-                        node.len as usize - node.items.len() / step
-                    );
-                }
-                if matches!(v, Value::Tuple(_)) && node.len == 1 {
-                    out.push(',');
-                }
-                out.push_str(close);
-            }
-        }
+        render::write_value(self.m, v, out, depth, self)
     }
 
     fn expr(&self, v: Value) -> String {

@@ -1,7 +1,7 @@
 //! Python-like rendering of symbolic values and calls, for findings and `explain`.
 
 use crate::machine::{CallKind, Machine};
-use crate::value::{StrData, Value};
+use crate::value::{CallId, GlobalId, StrData, StrId, Value};
 use std::borrow::Cow;
 use std::fmt::Write;
 
@@ -11,7 +11,7 @@ const MAX_DEPTH: u32 = 6;
 
 pub fn render(m: &Machine<'_>, v: Value) -> String {
     let mut out = String::new();
-    write_value(m, v, &mut out, 0, ARG_WIDTH);
+    write_value(m, v, &mut out, 0, &Finding);
     shorten(out, ARG_WIDTH)
 }
 
@@ -113,8 +113,37 @@ fn str_prefix<'d>(m: &'d Machine<'_>, id: u32, chars: usize) -> Cow<'d, str> {
     }
 }
 
-fn write_value(m: &Machine<'_>, v: Value, out: &mut String, depth: u32, budget: usize) {
-    if out.len() > budget * 2 {
+/// What differs between renderings of the same values: how literals, the items a container
+/// did not keep, globals and call results are written, and how much is written. Findings use
+/// the finding style (globals by name, calls as expressions); `explain` names globals and call
+/// results after its listing.
+pub trait Style {
+    /// Output length after which a container stops and writes `...`.
+    fn budget(&self) -> usize;
+    /// Nesting depth at which a container or call is written as `...`.
+    fn max_depth(&self) -> u32;
+    fn text(&self, m: &Machine<'_>, id: StrId, out: &mut String);
+    fn blob(&self, b: &[u8], out: &mut String);
+    /// After the kept items of a container that holds `hidden` more.
+    fn more(&self, hidden: usize, out: &mut String);
+    fn global(&self, m: &Machine<'_>, g: GlobalId, out: &mut String);
+    fn call(&self, m: &Machine<'_>, c: CallId, out: &mut String, depth: u32);
+}
+
+/// A float as Python's `repr` writes it.
+pub fn py_float(f: f64, out: &mut String) {
+    if f.is_nan() {
+        out.push_str("nan")
+    } else if f.is_infinite() {
+        out.push_str(if f > 0.0 { "inf" } else { "-inf" })
+    } else {
+        let _ = write!(out, "{f:?}");
+    }
+}
+
+/// A value as Python source, in a style.
+pub fn write_value<S: Style>(m: &Machine<'_>, v: Value, out: &mut String, depth: u32, s: &S) {
+    if out.len() > s.budget() {
         out.push_str("...");
         return;
     }
@@ -125,30 +154,26 @@ fn write_value(m: &Machine<'_>, v: Value, out: &mut String, depth: u32, budget: 
             let _ = write!(out, "{i}");
         }
         Value::BigInt => out.push_str("<big int>"),
-        Value::Float(f) => {
-            if f.is_nan() {
-                out.push_str("nan")
-            } else if f.is_infinite() {
-                out.push_str(if f > 0.0 { "inf" } else { "-inf" })
-            } else {
-                let _ = write!(out, "{f:?}");
-            }
-        }
-        Value::Str(id) => py_str(&str_prefix(m, id, budget), out, budget),
-        Value::Bytes(id) => py_bytes(m.arena.blob(m.data, id), out, budget),
+        Value::Float(f) => py_float(f, out),
+        Value::Str(id) => s.text(m, id, out),
+        Value::Bytes(id) => s.blob(m.arena.blob(m.data, id), out),
         Value::ByteArray(id) => {
             out.push_str("bytearray(");
-            py_bytes(m.arena.blob(m.data, id), out, budget);
+            s.blob(m.arena.blob(m.data, id), out);
             out.push(')');
         }
         Value::Buffer => out.push_str("<out-of-band buffer>"),
-        Value::Global(g) => out.push_str(&global_name(m, g)),
+        Value::Global(g) => s.global(m, g, out),
+        Value::Call(c) => s.call(m, c, out, depth),
         Value::Tuple(_) | Value::List(_) | Value::Dict(_) | Value::Set(_) | Value::FrozenSet(_) => {
-            if depth >= MAX_DEPTH {
+            if depth >= s.max_depth() {
                 out.push_str("...");
                 return;
             }
-            let node = &m.arena.nodes[v.node().unwrap_or(0) as usize];
+            let Some(node) = v.node().and_then(|n| m.arena.nodes.get(n as usize)) else {
+                out.push_str("...");
+                return;
+            };
             let (open, close) = match v {
                 Value::Tuple(_) => ("(", ")"),
                 Value::List(_) => ("[", "]"),
@@ -165,58 +190,88 @@ fn write_value(m: &Machine<'_>, v: Value, out: &mut String, depth: u32, budget: 
                 if i > 0 {
                     out.push_str(", ");
                 }
-                if out.len() > budget * 2 {
+                if out.len() > s.budget() {
                     out.push_str("...");
                     break;
                 }
-                write_value(m, node.items[i], out, depth + 1, budget);
+                write_value(m, node.items[i], out, depth + 1, s);
                 if pairs {
                     out.push_str(": ");
-                    write_value(m, node.items[i + 1], out, depth + 1, budget);
+                    write_value(m, node.items[i + 1], out, depth + 1, s);
                 }
                 i += step;
             }
             if (node.len as usize) * step > node.items.len() {
-                out.push_str(", ...");
+                s.more(node.len as usize - node.items.len() / step, out);
             }
             if matches!(v, Value::Tuple(_)) && node.len == 1 {
                 out.push(',');
             }
             out.push_str(close);
         }
-        Value::Call(c) => {
-            if depth >= MAX_DEPTH {
-                out.push_str("...");
-                return;
+    }
+}
+
+/// Findings' style: literals cut at [`ARG_WIDTH`], globals by name, calls as expressions.
+struct Finding;
+
+impl Style for Finding {
+    fn budget(&self) -> usize {
+        ARG_WIDTH * 2
+    }
+
+    fn max_depth(&self) -> u32 {
+        MAX_DEPTH
+    }
+
+    fn text(&self, m: &Machine<'_>, id: StrId, out: &mut String) {
+        py_str(&str_prefix(m, id, ARG_WIDTH), out, ARG_WIDTH)
+    }
+
+    fn blob(&self, b: &[u8], out: &mut String) {
+        py_bytes(b, out, ARG_WIDTH)
+    }
+
+    fn more(&self, _hidden: usize, out: &mut String) {
+        out.push_str(", ...");
+    }
+
+    fn global(&self, m: &Machine<'_>, g: GlobalId, out: &mut String) {
+        out.push_str(&global_name(m, g))
+    }
+
+    fn call(&self, m: &Machine<'_>, c: CallId, out: &mut String, depth: u32) {
+        if depth >= MAX_DEPTH {
+            out.push_str("...");
+            return;
+        }
+        let call = &m.calls[c as usize];
+        match call.kind {
+            CallKind::Persistent => {
+                out.push_str("persistent_load(");
+                write_value(m, call.args, out, depth + 1, self);
+                out.push(')');
             }
-            let call = &m.calls[c as usize];
-            match call.kind {
-                CallKind::Persistent => {
-                    out.push_str("persistent_load(");
-                    write_value(m, call.args, out, depth + 1, budget);
-                    out.push(')');
-                }
-                CallKind::Build => write_value(m, call.callable, out, depth + 1, budget),
-                CallKind::Method(name) => {
-                    write_value(m, call.callable, out, depth + 1, budget);
-                    let _ = write!(out, ".{name}");
-                    write_args(m, call.args, out, depth, budget);
-                }
-                CallKind::NewObj | CallKind::NewObjEx => {
-                    write_value(m, call.callable, out, depth + 1, budget);
-                    out.push_str(".__new__");
-                    write_args(m, call.args, out, depth, budget);
-                }
-                _ => {
-                    write_value(m, call.callable, out, depth + 1, budget);
-                    write_args(m, call.args, out, depth, budget);
-                }
+            CallKind::Build => write_value(m, call.callable, out, depth + 1, self),
+            CallKind::Method(name) => {
+                write_value(m, call.callable, out, depth + 1, self);
+                let _ = write!(out, ".{name}");
+                write_args(m, call.args, out, depth);
+            }
+            CallKind::NewObj | CallKind::NewObjEx => {
+                write_value(m, call.callable, out, depth + 1, self);
+                out.push_str(".__new__");
+                write_args(m, call.args, out, depth);
+            }
+            _ => {
+                write_value(m, call.callable, out, depth + 1, self);
+                write_args(m, call.args, out, depth);
             }
         }
     }
 }
 
-fn write_args(m: &Machine<'_>, args: Value, out: &mut String, depth: u32, budget: usize) {
+fn write_args(m: &Machine<'_>, args: Value, out: &mut String, depth: u32) {
     match args {
         Value::Tuple(n) => {
             let node = &m.arena.nodes[n as usize];
@@ -225,7 +280,7 @@ fn write_args(m: &Machine<'_>, args: Value, out: &mut String, depth: u32, budget
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_value(m, *a, out, depth + 1, budget);
+                write_value(m, *a, out, depth + 1, &Finding);
             }
             if node.len as usize > node.items.len() {
                 out.push_str(", ...");
@@ -234,7 +289,7 @@ fn write_args(m: &Machine<'_>, args: Value, out: &mut String, depth: u32, budget
         }
         other => {
             out.push_str("(*");
-            write_value(m, other, out, depth + 1, budget);
+            write_value(m, other, out, depth + 1, &Finding);
             out.push(')');
         }
     }
