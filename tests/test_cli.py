@@ -263,6 +263,43 @@ def test_explain_follows_joblib_arrays(pg_bin, tmp_path):
     assert "<cannot read" not in text and "stops here" not in text, text
 
 
+class _SystemCall:
+    """Pickles as os.system(cmd); only ever dumped here, never loaded."""
+
+    def __init__(self, cmd):
+        self.cmd = cmd
+
+    def __reduce__(self):
+        import os
+        return (os.system, (self.cmd,))
+
+
+def test_explain_renders_object_array_calls(pg_bin, tmp_path):
+    """What a joblib object array's own pickle does is in "What loading would do", where
+    joblib loads it, with the marks of its findings."""
+    joblib = pytest.importorskip("joblib")
+    np = pytest.importorskip("numpy")
+    from fractions import Fraction
+    marker = tmp_path / "PWNED"
+    f = tmp_path / "objects.joblib"
+    joblib.dump({"objects": np.array([Fraction(1, 3), _SystemCall(f"touch {marker}"), "x"],
+                                     dtype=object), "tail": "the end"}, f)
+    proc = run(pg_bin, "explain", f, "--no-config")
+    assert proc.returncode == 1, proc.stdout.decode()
+    text = proc.stdout.decode()
+    doing = text.split("What loading would do:")[1].split("Findings:")[0]
+    lines = doing.splitlines()
+    head = next(i for i, l in enumerate(lines) if "# joblib object array at byte" in l)
+    end = next(i for i, l in enumerate(lines) if "# end of the object array" in l)
+    inner = "\n".join(lines[head:end])
+    assert "Fraction(1, 3)" in inner, doing
+    call = next(l for l in lines[head:end] if f"system('touch {marker}')" in l)
+    assert "<- CRITICAL REDUCE_CALL" in call, doing
+    # The outer pickle's result comes after the array it holds.
+    assert any("return {'objects': " in l for l in lines[end:]), doing
+    assert not marker.exists()
+
+
 def test_broken_pipe(pg_bin, tmp_path):
     make_tree(tmp_path / "tree", 300, tmp_path / "PWNED")
     p = subprocess.Popen(

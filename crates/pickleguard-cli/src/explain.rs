@@ -518,6 +518,8 @@ pub fn explain_stream(
         // joblib reads array data out of the stream between opcodes: the disassembly is cut
         // into the stretches the unpickler reads, each followed by what joblib reads there.
         let mut segments: Vec<(usize, usize, String)> = Vec::new();
+        // Each object array's own pickle: where it starts, its STOP, its run.
+        let mut object_arrays: Vec<(usize, u64, Machine)> = Vec::new();
         let mut seg_from = start;
         let mut outcome = m.run(start);
         while let Outcome::JoblibArray { next, wrapper } = outcome {
@@ -542,7 +544,8 @@ pub fn explain_stream(
                     let mut inner = Machine::new(data, limits.clone());
                     inner.joblib = true;
                     match inner.run(next) {
-                        Outcome::Stop { end, .. } => {
+                        Outcome::Stop { pos, end } => {
+                            object_arrays.push((next, pos as u64, inner));
                             segments.push((
                                 seg_from,
                                 next,
@@ -623,24 +626,30 @@ pub fn explain_stream(
         }
         let _ = writeln!(out, "\n  {}", style.bold("What loading would do:"));
         let lines = render_lines(&m, stop_pos);
-        if lines.is_empty() {
+        if lines.is_empty() && object_arrays.is_empty() {
             let _ = writeln!(out, "  {}", style.dim("(nothing is imported or called)"));
         }
-        let width = lines
-            .iter()
-            .map(|l| l.text.chars().count())
-            .max()
-            .unwrap_or(0)
-            .min(60);
-        for l in &lines {
-            let marks = marks_at(in_range, l.pos, style, "  # ");
-            let pad = if marks.is_empty() {
-                String::new()
-            } else {
-                " ".repeat(width.saturating_sub(l.text.chars().count()))
-            };
-            let _ = writeln!(out, "  {:>7}  {}{pad}{marks}", l.pos, l.text);
+        // Each object array's block goes where joblib loads it, among the outer lines.
+        let mut rest = &lines[..];
+        for (at, stop, inner) in &object_arrays {
+            let before = rest.partition_point(|l| l.pos < *at as u64);
+            write_lines(&rest[..before], in_range, style, out);
+            rest = &rest[before..];
+            let lines = render_lines(inner, Some(*stop));
+            let _ = writeln!(
+                out,
+                "  {}",
+                style.dim(&format!(
+                    "# joblib object array at byte {at}: its own pickle, loaded while the array is read"
+                ))
+            );
+            if lines.is_empty() {
+                let _ = writeln!(out, "  {}", style.dim("  (nothing is imported or called)"));
+            }
+            write_lines(&lines, in_range, style, out);
+            let _ = writeln!(out, "  {}", style.dim("# end of the object array"));
         }
+        write_lines(rest, in_range, style, out);
         if let Some(s) = &stopped {
             if m.first_effect.is_none() && index == 0 && matches!(outcome, Outcome::Error { .. }) {
                 let _ = writeln!(
@@ -661,6 +670,25 @@ pub fn explain_stream(
             }
             _ => break,
         }
+    }
+}
+
+/// The lines of "What loading would do", each with the marks of the findings at its position.
+fn write_lines(lines: &[Line], findings: &[&Finding], style: Style, out: &mut String) {
+    let width = lines
+        .iter()
+        .map(|l| l.text.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(60);
+    for l in lines {
+        let marks = marks_at(findings, l.pos, style, "  # ");
+        let pad = if marks.is_empty() {
+            String::new()
+        } else {
+            " ".repeat(width.saturating_sub(l.text.chars().count()))
+        };
+        let _ = writeln!(out, "  {:>7}  {}{pad}{marks}", l.pos, l.text);
     }
 }
 
