@@ -39,8 +39,8 @@ fuzz_target!(|data: &[u8]| {
             let o = m.run(0);
             let (stack, marks, memo) = m.state();
             format!(
-                "{o:?} {} {} {:?} {stack:?} {marks:?} {memo} {:?} {:?} {:?} {:?} {:?}",
-                m.ops, m.proto, m.result, m.anomalies, m.first_effect, m.arena, m.globals, m.calls
+                "{o:?} {} {} {:?} {stack:?} {marks:?} {memo} {:?} {:?} {:?} {:?} {:?} {:?}",
+                m.ops, m.proto, m.result, m.anomalies, m.first_effect, m.arena, m.globals, m.calls, m.kwargs
             )
         };
         assert_eq!(run(true), run(false), "plain loop differs (shape {shape})");

@@ -401,7 +401,7 @@ fn render_lines(m: &Machine<'_>, stop: Option<u64>) -> Vec<Line> {
             CallKind::NewObj => format!("{var} = {f}.__new__{}", r.args(c.args, Some(&f))),
             CallKind::NewObjEx => {
                 let mut a = r.args(c.args, Some(&f));
-                if let Some(kw) = c.kwargs {
+                if let Some(kw) = m.kwargs_of(i as CallId) {
                     a.pop();
                     let _ = write!(a, ", **{})", r.expr(kw));
                 }
@@ -427,7 +427,7 @@ fn render_lines(m: &Machine<'_>, stop: Option<u64>) -> Vec<Line> {
                     format!("{f}.__setstate__({state})  # BUILD")
                 }
             }
-            CallKind::Method(name) => match name {
+            CallKind::Method(method) => match method.name() {
                 "__setitem__" => {
                     let items = r.items(c.args);
                     let mut parts = Vec::new();
@@ -443,10 +443,10 @@ fn render_lines(m: &Machine<'_>, stop: Option<u64>) -> Vec<Line> {
                 "append" | "add" => r
                     .items(c.args)
                     .iter()
-                    .map(|x| format!("{f}.{name}({x})"))
+                    .map(|x| format!("{f}.{}({x})", method.name()))
                     .collect::<Vec<_>>()
                     .join("; "),
-                _ => format!("{f}.{name}([{}])", r.items(c.args).join(", ")),
+                _ => format!("{f}.{}([{}])", method.name(), r.items(c.args).join(", ")),
             },
             CallKind::Persistent => format!("{var} = persistent_load({})", r.expr(c.args)),
         };

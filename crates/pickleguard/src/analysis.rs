@@ -756,7 +756,8 @@ fn judge_call(
             true
         }
         CallKind::Build => judge_build(m, policy, j, trusted, c, out),
-        CallKind::Method(name) => {
+        CallKind::Method(method) => {
+            let name = method.name();
             let ok = match c.callable {
                 Value::Call(t) => trusted[t as usize],
                 _ => false,

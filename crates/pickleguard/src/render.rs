@@ -253,9 +253,9 @@ impl Style for Finding {
                 out.push(')');
             }
             CallKind::Build => write_value(m, call.callable, out, depth + 1, self),
-            CallKind::Method(name) => {
+            CallKind::Method(method) => {
                 write_value(m, call.callable, out, depth + 1, self);
-                let _ = write!(out, ".{name}");
+                let _ = write!(out, ".{}", method.name());
                 write_args(m, call.args, out, depth);
             }
             CallKind::NewObj | CallKind::NewObjEx => {

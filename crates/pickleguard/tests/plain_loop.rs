@@ -212,7 +212,7 @@ fn runs(data: &[u8], limits: &Limits, shape: bool, plain: bool) -> Vec<Run> {
             m.anomalies.clone(),
             m.first_effect,
             // What a full run built: every container, string, import and call, with its id.
-            format!("{:?} {:?} {:?}", m.arena, m.globals, m.calls),
+            format!("{:?} {:?} {:?} {:?}", m.arena, m.globals, m.calls, m.kwargs),
         ));
         match o {
             Outcome::Stop { end, .. } if end < data.len() => pos = end,

@@ -40,18 +40,40 @@ pub enum CallKind {
     Build,
     /// APPEND(S) / SETITEM(S) / ADDITEMS on something that is not a plain container: a method
     /// call on the target.
-    Method(&'static str),
+    Method(Method),
     /// PERSID / BINPERSID: `persistent_load(pid)`.
     Persistent,
 }
 
+/// The method APPEND, APPENDS, SETITEM(S) or ADDITEMS calls on a target that is not a plain
+/// container of its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Append,
+    Extend,
+    SetItem,
+    Add,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Append => "append",
+            Method::Extend => "extend",
+            Method::SetItem => "__setitem__",
+            Method::Add => "add",
+        }
+    }
+}
+
+/// One call of the graph. 48 bytes: a call-dense stream (a few bytes per call) holds up to
+/// `max_calls` of them, so NEWOBJ_EX's rare keyword arguments live in `Machine::kwargs`.
 #[derive(Clone, Debug)]
 pub struct CallNode {
     pub pos: u64,
     pub kind: CallKind,
     pub callable: Value,
     pub args: Value,
-    pub kwargs: Option<Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,6 +195,8 @@ pub struct Machine<'a> {
     pub arena: Arena,
     pub globals: Vec<GlobalRef>,
     pub calls: Vec<CallNode>,
+    /// NEWOBJ_EX's keyword arguments, by call, in call order.
+    pub kwargs: Vec<(CallId, Value)>,
     /// Oddities CPython tolerates but a scanner should mention (position, text).
     pub anomalies: Vec<(usize, &'static str)>,
     /// Position of the first opcode that can import or call.
@@ -209,6 +233,7 @@ impl<'a> Machine<'a> {
             arena: Arena::default(),
             globals: Vec::new(),
             calls: Vec::new(),
+            kwargs: Vec::new(),
             anomalies: Vec::new(),
             first_effect: None,
             empty_tuple: None,
@@ -246,6 +271,7 @@ impl<'a> Machine<'a> {
         self.arena.clear();
         self.globals.clear();
         self.calls.clear();
+        self.kwargs.clear();
         self.anomalies.clear();
         self.first_effect = None;
         self.empty_tuple = None;
@@ -318,14 +344,17 @@ impl<'a> Machine<'a> {
         if self.calls.len() >= self.limits.max_calls {
             fail!(MachineError::BadText("limit:calls"));
         }
+        let id = self.calls.len() as CallId;
         self.calls.push(CallNode {
             pos: pos as u64,
             kind,
             callable,
             args,
-            kwargs,
         });
-        Ok(Value::Call((self.calls.len() - 1) as CallId))
+        if let Some(kw) = kwargs {
+            self.kwargs.push((id, kw));
+        }
+        Ok(Value::Call(id))
     }
 
     fn global(
@@ -678,23 +707,23 @@ impl<'a> Machine<'a> {
             }
             Op::APPEND => {
                 let x = self.stack.len().wrapping_sub(1);
-                self.fill_at(x, pos, "append")?;
+                self.fill_at(x, pos, Method::Append)?;
             }
             Op::APPENDS => {
                 let x = self.marker()?;
-                self.fill_at(x, pos, "extend")?;
+                self.fill_at(x, pos, Method::Extend)?;
             }
             Op::SETITEM => {
                 let x = self.stack.len().wrapping_sub(2);
-                self.fill_at(x, pos, "__setitem__")?;
+                self.fill_at(x, pos, Method::SetItem)?;
             }
             Op::SETITEMS => {
                 let x = self.marker()?;
-                self.fill_at(x, pos, "__setitem__")?;
+                self.fill_at(x, pos, Method::SetItem)?;
             }
             Op::ADDITEMS => {
                 let x = self.marker()?;
-                self.fill_at(x, pos, "add")?;
+                self.fill_at(x, pos, Method::Add)?;
             }
             Op::GET | Op::BINGET | Op::LONG_BINGET => {
                 let Arg::Int(i) = arg else {
@@ -900,8 +929,8 @@ impl<'a> Machine<'a> {
     /// them: the target at `x - 1`, the items above it. A plain container of the right kind
     /// takes the items; anything else gets a method call (`append`, `extend`,
     /// `__setitem__`, `add`) that the analysis judges.
-    fn fill_at(&mut self, x: usize, pos: usize, method: &'static str) -> Result<(), MachineError> {
-        let pairs = method == "__setitem__";
+    fn fill_at(&mut self, x: usize, pos: usize, method: Method) -> Result<(), MachineError> {
+        let pairs = method == Method::SetItem;
         let len = self.stack.len();
         // The target must be above the fence: `](Na` is "unexpected MARK found" in CPython.
         if x > len || x <= self.fence() {
@@ -915,9 +944,9 @@ impl<'a> Machine<'a> {
         }
         let target = self.stack[x - 1];
         let own = match (method, target) {
-            ("__setitem__", Value::Dict(id))
-            | ("add", Value::Set(id))
-            | ("append" | "extend", Value::List(id)) => Some(id),
+            (Method::SetItem, Value::Dict(id))
+            | (Method::Add, Value::Set(id))
+            | (Method::Append | Method::Extend, Value::List(id)) => Some(id),
             _ => None,
         };
         match own {
@@ -984,6 +1013,12 @@ impl<'a> Machine<'a> {
         self.run(at)
     }
 
+    /// The keyword arguments of a NEWOBJ_EX call.
+    pub fn kwargs_of(&self, c: CallId) -> Option<Value> {
+        let i = self.kwargs.binary_search_by_key(&c, |&(id, _)| id).ok()?;
+        Some(self.kwargs[i].1)
+    }
+
     /// The tuple of a call's positional arguments, when it is a literal tuple.
     pub fn args_of(&self, v: Value) -> Option<&Node> {
         match v {
@@ -1026,4 +1061,27 @@ pub fn is_dotted_name(m: &str) -> bool {
                 _ => false,
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_node_stays_small() {
+        // A 6 KB bz2 of `)R` calls inflates to up to `max_calls` of these (docs/security.md).
+        assert_eq!(std::mem::size_of::<CallNode>(), 48);
+    }
+
+    #[test]
+    fn newobj_ex_keeps_its_kwargs() {
+        // cls = builtins.object; object.__new__(object, *(), **{}) twice, then a REDUCE.
+        let data = b"\x80\x04\x8c\x08builtins\x8c\x06object\x93\x94)}\x92h\x00)}\x92h\x00)R.";
+        let mut m = Machine::new(data, Limits::default());
+        assert!(matches!(m.run(0), Outcome::Stop { .. }));
+        assert_eq!(m.calls.len(), 3);
+        assert!(m.kwargs_of(0).is_some() && m.kwargs_of(1).is_some());
+        assert_eq!(m.kwargs_of(2), None);
+        assert!(matches!(m.kwargs_of(1), Some(Value::Dict(_))));
+    }
 }
