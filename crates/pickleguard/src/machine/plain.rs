@@ -118,12 +118,19 @@ impl<'a> Machine<'a> {
                 }
             }
             self.ops = ops;
-            match self.one(pos) {
+            match self.one_cold(pos) {
                 Ok(next) => pos = next,
                 Err(out) => return out,
             }
             ops = self.ops;
         }
+    }
+
+    /// The reader path, kept out of the hot loop's code.
+    #[cold]
+    #[inline(never)]
+    fn one_cold(&mut self, pos: usize) -> Result<usize, Outcome> {
+        self.one(pos)
     }
 
     /// Apply the plain-data opcode at `pos` if it is one and it succeeds without reaching a
