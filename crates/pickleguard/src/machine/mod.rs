@@ -140,19 +140,26 @@ const NEEDS_GRAPH: &str = "needs-graph";
 const MAX_GLOBAL_TEXT: usize = 4096;
 
 impl Memo {
-    /// The common case first: picklers number memo entries 0, 1, 2, ...
     #[inline]
     fn put(&mut self, idx: u64, v: Value) {
-        if idx == self.dense.len() as u64
-            && idx < DENSE_MEMO
-            && idx <= 2 * self.len + 4096
+        if !self.put_next(idx, v) {
+            self.put_any(idx, v);
+        }
+    }
+
+    /// `put` of the next index while nothing is sparse, as picklers number entries (0, 1,
+    /// 2, ...): one push. `false`, having done nothing, in every other case.
+    #[inline(always)]
+    fn put_next(&mut self, idx: u64, v: Value) -> bool {
+        let next = idx == self.dense.len() as u64
             && self.sparse.is_empty()
-        {
+            && idx <= 2 * self.len + 4096
+            && idx < DENSE_MEMO;
+        if next {
             self.dense.push(Some(v));
             self.len += 1;
-            return;
         }
-        self.put_any(idx, v);
+        next
     }
 
     fn put_any(&mut self, idx: u64, v: Value) {

@@ -258,7 +258,9 @@ impl<'a> Machine<'a> {
                     return None;
                 }
                 let v = *self.stack.last()?;
-                self.memo.put(idx, v);
+                if !self.memo.put_next(idx, v) {
+                    self.memo.put_any(idx, v);
+                }
                 Some(next)
             }
             MARK => {
