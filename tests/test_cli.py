@@ -9,6 +9,7 @@ import collections
 import json
 import os
 import pickle
+import re
 import resource
 import subprocess
 import sys
@@ -283,7 +284,8 @@ def test_explain_renders_object_array_calls(pg_bin, tmp_path):
     marker = tmp_path / "PWNED"
     f = tmp_path / "objects.joblib"
     joblib.dump({"objects": np.array([Fraction(1, 3), _SystemCall(f"touch {marker}"), "x"],
-                                     dtype=object), "tail": "the end"}, f)
+                                     dtype=object),
+                 "more": np.array([Fraction(2, 3)], dtype=object), "tail": "the end"}, f)
     proc = run(pg_bin, "explain", f, "--no-config")
     assert proc.returncode == 1, proc.stdout.decode()
     text = proc.stdout.decode()
@@ -297,6 +299,12 @@ def test_explain_renders_object_array_calls(pg_bin, tmp_path):
     assert "<- CRITICAL REDUCE_CALL" in call, doing
     # The outer pickle's result comes after the array it holds.
     assert any("return {'objects': " in l for l in lines[end:]), doing
+    # Each block names its results apart from the outer pickle's and the other block's.
+    assigned = [re.match(r"\s*\d+\s+(\w+) = ", l) for l in lines]
+    names = [m.group(1) for m in assigned if m]
+    assert len(names) == len(set(names)), doing
+    assert "return _a1_v0" in inner and "_a1_v2 = Fraction(1, 3)" in inner, doing
+    assert any("_a2_v" in l and "Fraction(2, 3)" in l for l in lines[end:]), doing
     assert not marker.exists()
 
 

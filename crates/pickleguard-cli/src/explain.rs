@@ -377,8 +377,8 @@ fn bind_globals(m: &Machine<'_>) -> (Vec<String>, Vec<(u64, String)>) {
     (exprs, lines)
 }
 
-/// The Python-like lines of one pickle run.
-fn render_lines(m: &Machine<'_>, stop: Option<u64>) -> Vec<Line> {
+/// The Python-like lines of one pickle run; its call results are named `{prefix}_vN`.
+fn render_lines(m: &Machine<'_>, stop: Option<u64>, prefix: &str) -> Vec<Line> {
     let (globals, global_lines) = bind_globals(m);
     let mut calls = Vec::with_capacity(m.calls.len());
     let mut k = 0;
@@ -386,7 +386,7 @@ fn render_lines(m: &Machine<'_>, stop: Option<u64>) -> Vec<Line> {
         let produces = !matches!(c.kind, CallKind::Build | CallKind::Method(_));
         calls.push(produces.then(|| {
             k += 1;
-            format!("_v{}", k - 1)
+            format!("{prefix}_v{}", k - 1)
         }));
     }
     let r = Renderer { m, globals, calls };
@@ -625,17 +625,18 @@ pub fn explain_stream(
             }
         }
         let _ = writeln!(out, "\n  {}", style.bold("What loading would do:"));
-        let lines = render_lines(&m, stop_pos);
+        let lines = render_lines(&m, stop_pos, "");
         if lines.is_empty() && object_arrays.is_empty() {
             let _ = writeln!(out, "  {}", style.dim("(nothing is imported or called)"));
         }
         // Each object array's block goes where joblib loads it, among the outer lines.
         let mut rest = &lines[..];
-        for (at, stop, inner) in &object_arrays {
+        // Each block names its results apart (`_a1_v0`), so they never read as the outer ones.
+        for (n, (at, stop, inner)) in object_arrays.iter().enumerate() {
             let before = rest.partition_point(|l| l.pos < *at as u64);
             write_lines(&rest[..before], in_range, style, out);
             rest = &rest[before..];
-            let lines = render_lines(inner, Some(*stop));
+            let lines = render_lines(inner, Some(*stop), &format!("_a{}", n + 1));
             let _ = writeln!(
                 out,
                 "  {}",
