@@ -90,6 +90,12 @@ def bench(variants: Dict[str, Callable[[], Any]], rounds: int
 
 
 def main() -> int:
+    # The files (about 100 MB) live only as long as the run.
+    with tempfile.TemporaryDirectory(prefix="pg-bench-") as tmp:
+        return run(tmp)
+
+
+def run(tmp: str) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--json", help="write the raw numbers here")
@@ -97,7 +103,6 @@ def main() -> int:
 
     results: List[Tuple[str, str, float, float, float]] = []
     raw: Dict[str, Any] = {}
-    tmp = tempfile.mkdtemp(prefix="pg-bench-")
     dense = os.path.join(tmp, "dense.pkl")
     dense_pickle(dense)
     files = {"dense pickle": dense}
