@@ -99,6 +99,34 @@ def test_scan_file_maps_files(tmp_path):
     assert scan_file(str(p)) == a
 
 
+def test_scan_file_advises_its_map_by_how_the_scan_reads(tmp_path):
+    """Zips (torch.save), numeric .npy: read page by page; pickles: read ahead. The advice
+    leaves the map scannable and closable (no buffer left exported)."""
+    import mmap
+
+    from pickleguard import _native
+    from pickleguard._io import advise_for_scan, map_path
+    np = pytest.importorskip("numpy")
+    torch = pytest.importorskip("torch")
+    files = {"model.pt": True, "weights.npy": True, "objects.npy": False, "data.pkl": False}
+    torch.save({"w": torch.zeros(64, 64)}, tmp_path / "model.pt")
+    np.save(tmp_path / "weights.npy", np.zeros((256, 256)))
+    np.save(tmp_path / "objects.npy", np.array([Fraction(1, 3), "x"], dtype=object),
+            allow_pickle=True)
+    (tmp_path / "data.pkl").write_bytes(pickle.dumps([BENIGN] * 200) * 50)
+    for name, sparse in files.items():
+        data = (tmp_path / name).read_bytes()
+        assert _native.reads_sparsely(data) is sparse, name
+        assert _native.reads_sparsely(data[:4096]) is sparse, name
+        m = map_path(tmp_path / name)
+        assert isinstance(m, mmap.mmap)
+        advise_for_scan(m)
+        assert bytes(m[:16]) == data[:16]
+        m.close()  # BufferError if the advice left a view open
+        assert scan_file(tmp_path / name).is_safe, name
+    assert _native.reads_sparsely(b"") is False
+
+
 # ------------------------------------------------------------------ safe_load / safe_loads
 
 def test_safe_load_paths_files_bytes(in_tmp):

@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 from . import _native
 from ._analysis import Finding, PickleAnalysis, PickleSecurityError
 from ._audit import DEFAULT_LOG_FILE, log_analysis, logger
-from ._io import Span, describe, is_buffer, is_pathlike, map_path, next_pickle
+from ._io import Span, advise_for_scan, describe, is_buffer, is_pathlike, map_path, next_pickle
 from ._unpickler import _PY_ORIG_LOAD, RestrictedUnpickler, compat_names, restricted_class
 
 __all__ = ["PickleGuard", "register_safe_class", "MODES"]
@@ -168,6 +168,7 @@ class PickleGuard:
         """Scan a file (memory-mapped, every container)."""
         p = os.fspath(path)
         data = map_path(p)
+        advise_for_scan(data)
         try:
             return self.scan(data, source=p)
         finally:

@@ -6,7 +6,7 @@ from typing import Any, Final, Optional, Tuple, final
 from typing_extensions import Buffer
 
 __all__ = ["__version__", "NEW", "CALL", "VALUE", "Policy", "Verdict", "analyze_pickle",
-           "scan_bytes", "pickle_extent", "run_cli"]
+           "scan_bytes", "pickle_extent", "reads_sparsely", "run_cli"]
 
 __version__: Final[str]
 NEW: Final[int]
@@ -54,4 +54,5 @@ def scan_bytes(data: Buffer, policy: Policy, torch_load: bool = False) -> dict[s
 def pickle_extent(
     data: Buffer, start: int = 0, resume: Optional[int] = None
 ) -> Tuple[int, int]: ...
+def reads_sparsely(data: Buffer) -> bool: ...
 def run_cli(argv: list[str]) -> int: ...

@@ -101,6 +101,16 @@ fn pickle_extent(
     })
 }
 
+/// Whether a scan reads only a small part of these bytes (a zip, tar, legacy PyTorch file or
+/// numeric `.npy`: headers and pickles, not weights), judged from their first bytes.
+/// `scan_file` advises its memory map from it.
+#[pyfunction]
+fn reads_sparsely(data: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(pickleguard::container::reads_sparsely(
+        Bytes::get(data)?.as_slice(),
+    ))
+}
+
 /// Run the `pickleguard` command line (`argv[0]` is the program name); returns the exit code.
 #[pyfunction]
 fn run_cli(py: Python<'_>, argv: Vec<String>) -> u8 {
@@ -121,6 +131,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analyze_pickle, m)?)?;
     m.add_function(wrap_pyfunction!(scan_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(pickle_extent, m)?)?;
+    m.add_function(wrap_pyfunction!(reads_sparsely, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     Ok(())
 }

@@ -1398,3 +1398,40 @@ fn torchscript_classes_and_builders_are_what_the_cpp_unpickler_reads() {
     let r = scan(&zip(entries).build());
     assert!(!r.is_safe, "{}", show(&r));
 }
+
+// ------------------------------------------------------------------------------------------
+// How a scan reads a file (the command line's read-ahead advice)
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn reads_sparsely_only_where_the_scan_skips_most_bytes() {
+    use pickleguard::container::reads_sparsely;
+    let sparse: Vec<(&str, Vec<u8>)> = vec![
+        ("torch zip", zip(torch_entries(BENIGN)).build()),
+        ("tar", tar(&[("pickle", BENIGN), ("storages", b"\0\0\0\0")])),
+        ("legacy torch", legacy_torch(LEGACY_OBJECT, &[0u8; 64])),
+        ("numeric npy", npy_bytes("'<f8'", &[0u8; 24])),
+    ];
+    for (what, d) in &sparse {
+        assert!(reads_sparsely(d), "{what}");
+    }
+    let whole: Vec<(&str, Vec<u8>)> = vec![
+        ("raw pickle", BENIGN.to_vec()),
+        ("protocol 0 payload", EVIL.to_vec()),
+        ("gzip pickle", gzip(BENIGN)),
+        ("zlib pickle", zlib(BENIGN)),
+        ("object npy", npy_bytes("'|O'", BENIGN)),
+        ("npy with an unreadable header", npy_bytes("x", BENIGN)),
+        ("empty", Vec::new()),
+        ("text", b"{\"config\": true}".to_vec()),
+    ];
+    for (what, d) in &whole {
+        assert!(!reads_sparsely(d), "{what}");
+    }
+    // Every truncation of a sparse file still gets an answer (never a panic).
+    for (_, d) in &sparse {
+        for n in 0..d.len().min(600) {
+            let _ = reads_sparsely(&d[..n]);
+        }
+    }
+}

@@ -44,6 +44,21 @@ pub(crate) fn defers_torch_pickle() -> bool {
     DEFER_TORCH_PICKLE.with(|d| d.get())
 }
 
+/// Whether a scan of `data` reads only a small part of it: a zip's directory, local headers
+/// and pickle members; a tar's headers and members; a legacy PyTorch file's pickles and storage
+/// headers; a numeric `.npy` file's header. Anything else (a raw pickle, a joblib dump, a
+/// compressed stream) is read from start to end. A caller that maps a large file uses this to
+/// tell the kernel whether reading ahead helps: on a cold cache, a sparse scan that reads ahead
+/// reads the weights too (docs/cli.md, "Reading files").
+pub fn reads_sparsely(data: &[u8]) -> bool {
+    match sniff(data) {
+        Kind::Zip | Kind::Tar => true,
+        Kind::Npy => matches!(npy::header(data), Some((_, Some(false)))),
+        Kind::Raw => torch::is_legacy(data),
+        Kind::Compressed(_) | Kind::Unopenable(..) => false,
+    }
+}
+
 /// Analyse a file found inside another one (an archive member, the bytes handed to
 /// `torch.storage._load_from_bytes` or `pickle.loads`) at nesting `depth`. This is the
 /// [`crate::analysis::NestedScanner`] the container layer installs.

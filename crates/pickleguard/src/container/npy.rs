@@ -11,7 +11,7 @@ pub const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// The header: where the array data starts, and whether the dtype holds objects (`None`: the
 /// header cannot be read).
-fn header(d: &[u8]) -> Option<(usize, Option<bool>)> {
+pub(crate) fn header(d: &[u8]) -> Option<(usize, Option<bool>)> {
     let major = *d.get(6)?;
     let (len, at): (usize, usize) = match major {
         1 => (
