@@ -174,6 +174,30 @@ def test_huge_file_memory_stays_bounded(pg_bin, tmp_path):
         assert peak_kib < 1024 * 1024, f"peak RSS {peak_kib} KiB for two 4 GiB files"
 
 
+def test_mapped_checkpoints_read_page_by_page_keep_their_verdicts(pg_bin, tmp_path):
+    """Files of 1 MiB and more are mapped; a zip's map is read page by page (no read-ahead),
+    a raw pickle's with read-ahead. Both give the verdicts of a small file."""
+    torch = pytest.importorskip("torch")
+    marker = tmp_path / "PWNED"
+    weights = torch.zeros(512, 1024)  # 2 MiB of storage behind data.pkl
+    torch.save({"w": weights}, tmp_path / "ok.pt")
+    torch.save({"w": weights, "run": _SystemCall(f"touch {marker}")}, tmp_path / "evil.pt")
+    (tmp_path / "evil.pkl").write_bytes(
+        pickle.dumps({"pad": b"x" * (2 << 20), "run": _SystemCall(f"touch {marker}")}))
+    for name in ("ok.pt", "evil.pt", "evil.pkl"):
+        assert (tmp_path / name).stat().st_size >= 1 << 20
+    proc = run(pg_bin, "scan", tmp_path, "--format", "json", "--no-config")
+    assert proc.returncode == 1, proc.stderr.decode()
+    files = {Path(f["path"]).name: f for f in json.loads(proc.stdout)["files"]}
+    assert files["ok.pt"]["is_safe"] and files["ok.pt"]["format"] == "pytorch_zip"
+    evil = files["evil.pt"]
+    assert not evil["is_safe"] and evil["format"] == "pytorch_zip"
+    assert any(f["type"] == "REDUCE_CALL" and f["member"].endswith("data.pkl")
+               for f in evil["findings"]), evil
+    assert not files["evil.pkl"]["is_safe"]
+    assert not marker.exists()
+
+
 def test_config_from_pyproject_in_a_parent(pg_bin, tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[project]\nname = "demo"\n\n[tool.pickleguard]\nmode = "allowlist"\n\n'
