@@ -44,6 +44,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    scan::install_read_hint();
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

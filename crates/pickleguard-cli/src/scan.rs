@@ -127,6 +127,43 @@ fn advise(map: &memmap2::Mmap) {
     let _ = map;
 }
 
+/// Read ahead what a scan of a sparse container will read whole (a big pickle member of a
+/// zip or tar: `pickleguard::container::set_read_hint`), while the rest of that map stays page
+/// by page. Without it, a torch file holding a 38 MB pickled dataset scanned 1.5-2.3x slower on
+/// a cold cache than with read-ahead everywhere.
+pub fn install_read_hint() {
+    pickleguard::container::set_read_hint(read_ahead);
+}
+
+/// A multiple of every page size.
+#[cfg(unix)]
+const READ_AHEAD_STEP: usize = 1 << 20;
+
+fn read_ahead(bytes: &[u8]) {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf has no preconditions; madvise(MADV_WILLNEED) only schedules reads of
+        // pages of this process's own mappings and changes no memory (on memory that is not a
+        // file map it does nothing, or fails, which is ignored).
+        let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+            p if p > 0 => p as usize,
+            _ => return,
+        };
+        let end = bytes.as_ptr() as usize + bytes.len();
+        let mut at = bytes.as_ptr() as usize & !(page - 1);
+        // The kernel reads at most the device's read-ahead window per call: ask in pieces.
+        while at < end {
+            let len = (end - at).min(READ_AHEAD_STEP);
+            unsafe {
+                libc::madvise(at as *mut libc::c_void, len, libc::MADV_WILLNEED);
+            }
+            at += len;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = bytes;
+}
+
 /// Scan one target.
 pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
     match load(&t.source) {

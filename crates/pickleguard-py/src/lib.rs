@@ -122,6 +122,8 @@ fn run_cli(py: Python<'_>, argv: Vec<String>) -> u8 {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // scan_file maps archives page by page; their big pickle members are read ahead.
+    pickleguard_cli::scan::install_read_hint();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("NEW", policy::NEW)?;
     m.add("CALL", policy::CALL)?;

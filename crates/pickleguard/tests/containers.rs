@@ -1435,3 +1435,79 @@ fn reads_sparsely_only_where_the_scan_skips_most_bytes() {
         }
     }
 }
+
+/// Ranges (address, length) handed to the read hint, by every test of this process.
+static HINTED: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
+
+fn record_hint(b: &[u8]) {
+    HINTED.lock().unwrap().push((b.as_ptr() as usize, b.len()));
+}
+
+/// `B` + length + `n` pseudo-random bytes + STOP: a protocol-4 pickle that does not compress.
+fn big_pickle(n: usize) -> Vec<u8> {
+    let mut d = b"\x80\x04B".to_vec();
+    d.extend_from_slice(&(n as u32).to_le_bytes());
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    d.extend((0..n).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u8
+    }));
+    d.push(b'.');
+    d
+}
+
+#[test]
+fn read_hint_names_the_members_a_sparse_scan_reads_whole() {
+    pickleguard::container::set_read_hint(record_hint);
+    let big = big_pickle(300 << 10);
+    let objects = npy_bytes("'|O'", &big);
+    let mut deflated = e("model/extra.pkl", &big);
+    deflated.deflate = true;
+    let mut noise = big_pickle(300 << 10);
+    noise[0] = b'Z'; // not a pickle: read at its head only
+    let mut torch = torch_entries(BENIGN);
+    torch[2] = e("archive/data/0", &big); // a storage: never read
+    let zips = [
+        zip(vec![
+            e("model/data.pkl", &big),
+            e("model/small.pkl", &big_pickle(1000)),
+            e("weights.npy", &npy_bytes("'<f8'", &vec![0u8; 300 << 10])),
+            e("objects.npy", &objects),
+            e("noise.bin", &noise),
+            deflated,
+        ])
+        .build(),
+        zip(torch).build(),
+        tar(&[("pickle", &big[..]), ("storages", &big[..])]),
+    ];
+    // What each archive's scan must read ahead: the bytes of these members as stored.
+    let compressed = deflate(&big);
+    let expected: [Vec<&[u8]>; 3] = [vec![&big[..], &objects[..]], vec![], vec![&big[..]]];
+    for (i, d) in zips.iter().enumerate() {
+        let r = scan(d);
+        assert!(r.complete, "{}", show(&r));
+        let (lo, hi) = (d.as_ptr() as usize, d.as_ptr() as usize + d.len());
+        let mut got: Vec<&[u8]> = HINTED
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&(p, _)| p >= lo && p < hi)
+            .map(|&(p, n)| &d[p - lo..p - lo + n])
+            .collect();
+        got.sort();
+        got.dedup();
+        let mut want = expected[i].clone();
+        if i == 0 {
+            want.push(&compressed[..]); // a compressed member is inflated from all its bytes
+        }
+        want.sort();
+        assert_eq!(
+            got.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            want.iter().map(|w| w.len()).collect::<Vec<_>>(),
+            "archive {i}"
+        );
+        assert!(got.iter().zip(&want).all(|(g, w)| g == w), "archive {i}");
+    }
+}

@@ -59,6 +59,47 @@ pub fn reads_sparsely(data: &[u8]) -> bool {
     }
 }
 
+/// Told which ranges of its input a scan of a sparse container (see [`reads_sparsely`]) is
+/// about to read from start to end: a pickle member of a zip or tar, a compressed member's
+/// bytes. The command line, which reads such files page by page, advises its memory map to read
+/// these ahead (docs/cli.md, "Reading files"). A hint only: no scan depends on it.
+static READ_HINT: std::sync::OnceLock<fn(&[u8])> = std::sync::OnceLock::new();
+
+/// Below this size a member is read page by page like the rest of its archive.
+const READ_HINT_MIN: usize = 256 << 10;
+
+/// Set the process's read hint (the first call wins).
+pub fn set_read_hint(hint: fn(&[u8])) {
+    let _ = READ_HINT.set(hint);
+}
+
+/// `bytes` (a slice of the scanned input) are read whole next.
+pub(crate) fn will_read(bytes: &[u8]) {
+    if bytes.len() >= READ_HINT_MIN {
+        if let Some(hint) = READ_HINT.get() {
+            hint(bytes)
+        }
+    }
+}
+
+/// A stored member is read whole when it is a pickle (protocol 2 and up, not a legacy PyTorch
+/// file), an object `.npy` or a compressed stream; a numeric `.npy`, a nested archive or bytes
+/// that are no pickle are read at their head (and a raw stream's tail) only.
+pub(crate) fn will_read_member(content: &[u8]) {
+    if content.len() < READ_HINT_MIN || READ_HINT.get().is_none() {
+        return;
+    }
+    let whole = match sniff(content) {
+        Kind::Raw => content.first() == Some(&0x80) && !torch::is_legacy(content),
+        Kind::Npy => !matches!(npy::header(content), Some((_, Some(false)))),
+        Kind::Compressed(_) => true,
+        Kind::Zip | Kind::Tar | Kind::Unopenable(..) => false,
+    };
+    if whole {
+        will_read(content);
+    }
+}
+
 /// Analyse a file found inside another one (an archive member, the bytes handed to
 /// `torch.storage._load_from_bytes` or `pickle.loads`) at nesting `depth`. This is the
 /// [`crate::analysis::NestedScanner`] the container layer installs.

@@ -746,6 +746,11 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
             ));
         }
         let raw = &d[m.data.min(d.len())..m.data.min(d.len()) + clen.min(avail)];
+        if m.method == 0 {
+            super::will_read_member(raw);
+        } else {
+            super::will_read(raw);
+        }
         let dec: compress::Decoded;
         let content: Cow<[u8]> = match m.method {
             0 => {
