@@ -44,19 +44,37 @@ pub(crate) fn defers_torch_pickle() -> bool {
     DEFER_TORCH_PICKLE.with(|d| d.get())
 }
 
-/// Whether a scan of `data` reads only a small part of it: a zip's directory, local headers
-/// and pickle members; a tar's headers and members; a legacy PyTorch file's pickles and storage
-/// headers; a numeric `.npy` file's header. Anything else (a raw pickle, a joblib dump, a
-/// compressed stream) is read from start to end. A caller that maps a large file uses this to
-/// tell the kernel whether reading ahead helps: on a cold cache, a sparse scan that reads ahead
-/// reads the weights too (docs/cli.md, "Reading files").
-pub fn reads_sparsely(data: &[u8]) -> bool {
+/// How a scan reads a file's bytes.
+#[derive(PartialEq)]
+enum Reading {
+    /// Headers and pickles between the rest: a zip's directory, local headers and pickle
+    /// members; a tar's headers and members; a legacy PyTorch file's pickles and storage
+    /// headers; a numeric `.npy` file's header.
+    Sparse,
+    /// From start to end: a pickle (protocol 2 and up), an object `.npy`, a compressed stream.
+    Whole,
+    /// Its first bytes (and a raw stream's tail): bytes that are no pickle, an archive it
+    /// cannot open. As a whole file, a protocol 0/1 pickle is read whole too.
+    Head,
+}
+
+fn reading(data: &[u8]) -> Reading {
     match sniff(data) {
-        Kind::Zip | Kind::Tar => true,
-        Kind::Npy => matches!(npy::header(data), Some((_, Some(false)))),
-        Kind::Raw => torch::is_legacy(data),
-        Kind::Compressed(_) | Kind::Unopenable(..) => false,
+        Kind::Zip | Kind::Tar => Reading::Sparse,
+        Kind::Npy if matches!(npy::header(data), Some((_, Some(false)))) => Reading::Sparse,
+        Kind::Raw if torch::is_legacy(data) => Reading::Sparse,
+        Kind::Npy | Kind::Compressed(_) => Reading::Whole,
+        Kind::Raw if data.first() == Some(&0x80) => Reading::Whole,
+        Kind::Raw | Kind::Unopenable(..) => Reading::Head,
     }
+}
+
+/// Whether a scan of `data` reads only a small part of it (headers and pickles, see
+/// `Reading::Sparse`); anything else is read from start to end. A caller that maps a large
+/// file uses this to tell the kernel whether reading ahead helps: on a cold cache, a sparse
+/// scan that reads ahead reads the weights too (docs/cli.md, "Reading files").
+pub fn reads_sparsely(data: &[u8]) -> bool {
+    reading(data) == Reading::Sparse
 }
 
 /// Told which ranges of its input a scan of a sparse container (see [`reads_sparsely`]) is
@@ -82,20 +100,13 @@ pub(crate) fn will_read(bytes: &[u8]) {
     }
 }
 
-/// A stored member is read whole when it is a pickle (protocol 2 and up, not a legacy PyTorch
-/// file), an object `.npy` or a compressed stream; a numeric `.npy`, a nested archive or bytes
-/// that are no pickle are read at their head (and a raw stream's tail) only.
+/// A stored member is read whole (see `Reading::Whole`) next: hint it; a numeric `.npy`, a
+/// nested archive or bytes that are no pickle are read at their head only.
 pub(crate) fn will_read_member(content: &[u8]) {
-    if content.len() < READ_HINT_MIN || READ_HINT.get().is_none() {
-        return;
-    }
-    let whole = match sniff(content) {
-        Kind::Raw => content.first() == Some(&0x80) && !torch::is_legacy(content),
-        Kind::Npy => !matches!(npy::header(content), Some((_, Some(false)))),
-        Kind::Compressed(_) => true,
-        Kind::Zip | Kind::Tar | Kind::Unopenable(..) => false,
-    };
-    if whole {
+    if content.len() >= READ_HINT_MIN
+        && READ_HINT.get().is_some()
+        && reading(content) == Reading::Whole
+    {
         will_read(content);
     }
 }

@@ -214,13 +214,13 @@ pub fn scan(d: &[u8], policy: &Policy, depth: u32) -> Report {
         let avail = d.len().saturating_sub(e.data);
         let len = usize::try_from(e.size).unwrap_or(usize::MAX).min(avail);
         let content = &d[e.data.min(d.len())..e.data.min(d.len()) + len];
-        if !(is_torch && matches!(e.name.as_str(), "storages" | "tensors")) {
-            super::will_read_member(content);
-        }
         let sub = super::within(&label, || match (is_torch, e.name.as_str()) {
             (true, "storages") => torch::scan_tar_storages(content, policy, depth + 1),
             (true, "tensors") => torch::scan_tar_tensors(content, policy, depth + 1),
-            _ => scan_at(content, policy, depth + 1),
+            _ => {
+                super::will_read_member(content);
+                scan_at(content, policy, depth + 1)
+            }
         });
         formats.push(sub.format.clone());
         r.absorb(sub, Some(&label));

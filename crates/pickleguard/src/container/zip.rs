@@ -746,11 +746,6 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
             ));
         }
         let raw = &d[m.data.min(d.len())..m.data.min(d.len()) + clen.min(avail)];
-        if m.method == 0 {
-            super::will_read_member(raw);
-        } else {
-            super::will_read(raw);
-        }
         let dec: compress::Decoded;
         let content: Cow<[u8]> = match m.method {
             0 => {
@@ -766,9 +761,12 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
                         break;
                     }
                 }
-                Cow::Borrowed(&d[m.data.min(d.len())..m.data.min(d.len()) + n])
+                let stored = &d[m.data.min(d.len())..m.data.min(d.len()) + n];
+                super::will_read_member(stored);
+                Cow::Borrowed(stored)
             }
             8 | 12 | 14 | 93 | 95 => {
+                super::will_read(raw);
                 dec = match m.method {
                     8 => compress::inflate(raw, u64::MAX),
                     12 => compress::bunzip(raw, u64::MAX),
