@@ -57,17 +57,9 @@ def advise_for_scan(data: Any) -> None:
     """Tell the kernel how a scan reads a map that nothing loads from next, as the command
     line does: ahead for a stream read from start to end, page by page for a zip, tar, legacy
     PyTorch file or numeric ``.npy``, whose weights the scan skips (docs/cli.md, "Reading
-    files"). The first bytes are read under sequential advice, as for a stream."""
-    if not isinstance(data, mmap.mmap) or not hasattr(data, "madvise"):
-        return
-    try:
-        data.madvise(mmap.MADV_SEQUENTIAL)
-        with memoryview(data) as view, view[:4096] as head:
-            sparse = _native.reads_sparsely(head)
-        if sparse:
-            data.madvise(mmap.MADV_RANDOM)
-    except (OSError, ValueError):
-        pass
+    files")."""
+    if isinstance(data, mmap.mmap):
+        _native.advise_for_scan(data)
 
 
 def map_path(path: Any) -> Any:

@@ -98,7 +98,7 @@ pub fn load(source: &Source) -> std::io::Result<Bytes> {
                 // cost of not reading multi-GB model files into memory (DESIGN.md: maps are
                 // for the command line, never the core).
                 let map = unsafe { memmap2::MmapOptions::new().map(&f)? };
-                advise(&map);
+                advise_scan(&map);
                 Ok(Bytes::Mapped(map))
             } else {
                 let mut buf = Vec::with_capacity(len as usize + 1);
@@ -109,22 +109,23 @@ pub fn load(source: &Source) -> std::io::Result<Bytes> {
     }
 }
 
-/// Tell the kernel how the scan will read a mapped file: ahead, for a stream it reads from
-/// start to end; page by page for a zip, tar, legacy PyTorch file or numeric `.npy`, where it
-/// reads headers and pickles between the weights. On a cold cache, reading ahead in a model
-/// zip reads every weight (docs/cli.md, "Reading files"). The first bytes decide, read through
-/// the map under sequential advice: a first read made any other way (page by page, or into a
-/// buffer) left the dense scans' read-ahead without its pipelining, 12-20 % slower.
-fn advise(map: &memmap2::Mmap) {
+/// Tell the kernel how a scan will read a file map (`bytes`, from its start): ahead, for a
+/// stream it reads from start to end; page by page for a zip, tar, legacy PyTorch file or
+/// numeric `.npy`, where it reads headers and pickles between the weights. On a cold cache,
+/// reading ahead in a model zip reads every weight (docs/cli.md, "Reading files"). The first
+/// bytes decide, read through the map under sequential advice: a first read made any other way
+/// (page by page, or into a buffer) left the dense scans' read-ahead without its pipelining,
+/// 12-20 % slower. Python's `scan_file` advises its maps here too.
+pub fn advise_scan(bytes: &[u8]) {
     #[cfg(unix)]
     {
-        let _ = map.advise(memmap2::Advice::Sequential);
-        if pickleguard::container::reads_sparsely(&map[..map.len().min(4096)]) {
-            let _ = map.advise(memmap2::Advice::Random);
+        madvise(bytes.as_ptr() as usize, bytes.len(), libc::MADV_SEQUENTIAL);
+        if pickleguard::container::reads_sparsely(&bytes[..bytes.len().min(4096)]) {
+            madvise(bytes.as_ptr() as usize, bytes.len(), libc::MADV_RANDOM);
         }
     }
     #[cfg(not(unix))]
-    let _ = map;
+    let _ = bytes;
 }
 
 /// Read ahead what a scan of a sparse container will read whole (a big pickle member of a
@@ -142,26 +143,33 @@ const READ_AHEAD_STEP: usize = 1 << 20;
 fn read_ahead(bytes: &[u8]) {
     #[cfg(unix)]
     {
-        // SAFETY: sysconf has no preconditions; madvise(MADV_WILLNEED) only schedules reads of
-        // pages of this process's own mappings and changes no memory (on memory that is not a
-        // file map it does nothing, or fails, which is ignored).
-        let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-            p if p > 0 => p as usize,
-            _ => return,
-        };
         let end = bytes.as_ptr() as usize + bytes.len();
-        let mut at = bytes.as_ptr() as usize & !(page - 1);
+        let mut at = bytes.as_ptr() as usize;
         // The kernel reads at most the device's read-ahead window per call: ask in pieces.
         while at < end {
             let len = (end - at).min(READ_AHEAD_STEP);
-            unsafe {
-                libc::madvise(at as *mut libc::c_void, len, libc::MADV_WILLNEED);
-            }
+            madvise(at, len, libc::MADV_WILLNEED);
             at += len;
         }
     }
     #[cfg(not(unix))]
     let _ = bytes;
+}
+
+/// `madvise` the pages holding `len` bytes at `addr`; a failure (memory that is not a file
+/// map) is ignored, the advice being only a hint.
+#[cfg(unix)]
+fn madvise(addr: usize, len: usize, advice: libc::c_int) {
+    // SAFETY: sysconf has no preconditions; madvise with these advices only schedules or
+    // stops reads of this process's own pages and changes no memory.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as usize,
+        _ => return,
+    };
+    let start = addr & !(page - 1);
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, addr + len - start, advice);
+    }
 }
 
 /// Scan one target.

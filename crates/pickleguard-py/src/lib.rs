@@ -103,12 +103,19 @@ fn pickle_extent(
 
 /// Whether a scan reads only a small part of these bytes (a zip, tar, legacy PyTorch file or
 /// numeric `.npy`: headers and pickles, not weights), judged from their first bytes.
-/// `scan_file` advises its memory map from it.
 #[pyfunction]
 fn reads_sparsely(data: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(pickleguard::container::reads_sparsely(
         Bytes::get(data)?.as_slice(),
     ))
+}
+
+/// Advise a file map that is only scanned as the command line advises its own
+/// (`pickleguard_cli::scan::advise_scan`).
+#[pyfunction]
+fn advise_for_scan(data: &Bound<'_, PyAny>) -> PyResult<()> {
+    pickleguard_cli::scan::advise_scan(Bytes::get(data)?.as_slice());
+    Ok(())
 }
 
 /// Run the `pickleguard` command line (`argv[0]` is the program name); returns the exit code.
@@ -134,6 +141,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scan_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(pickle_extent, m)?)?;
     m.add_function(wrap_pyfunction!(reads_sparsely, m)?)?;
+    m.add_function(wrap_pyfunction!(advise_for_scan, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     Ok(())
 }
