@@ -2,15 +2,15 @@
 # The whole test suite, Rust and Python, on a fresh machine or a warm one.
 #
 # Heavy Python libraries (torch, scikit-learn, ...) are installed once into a cached virtual
-# environment (PICKLEGUARD_VENV, default ~/.cache/pickleguard/venv) and reused; the install is
-# skipped while requirements-test.txt is unchanged.
+# environment (PICKLEGUARD_VENV, default ~/.cache/pickleguard/venv) at the pinned versions of
+# requirements-lock.txt and reused; the install is skipped while the lock file is unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${PICKLEGUARD_VENV:-$HOME/.cache/pickleguard/venv}"
 PY="$VENV/bin/python"
 stamp="$VENV/.requirements-test.sha256"
-want="$(sha256sum requirements-test.txt | cut -d' ' -f1)"
+want="$(sha256sum requirements-lock.txt | cut -d' ' -f1)"
 
 if [ ! -x "$PY" ]; then
     echo "== creating virtual environment $VENV"
@@ -19,9 +19,13 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "== installing test requirements (first run downloads torch: several minutes)"
     "$PY" -m pip install -q --upgrade pip
-    "$PY" -m pip install -q -r requirements-test.txt
+    "$PY" -m pip install -q -r requirements-lock.txt
     echo "$want" > "$stamp"
 fi
+
+echo "== cargo fmt --check, cargo clippy"
+cargo fmt --all -- --check
+cargo clippy --quiet --all-targets -- -D warnings
 
 echo "== cargo test"
 cargo test --quiet   # default-members: the PyO3 crate is built by pip below
