@@ -14,8 +14,9 @@ from typing import Any, Optional, Union
 from . import _native
 from ._analysis import Finding, PickleAnalysis, PickleSecurityError
 from ._audit import DEFAULT_LOG_FILE
-from ._guard import MODES, PickleGuard, guard_for, register_safe_class
+from ._guard import MODES, PickleGuard, guard_for, register_safe_class, unregister_safe_class
 from ._install import install, installed_guard, is_installed, uninstall
+from ._scope import allowed
 from ._unpickler import RestrictedUnpickler
 
 __version__: str = _native.__version__
@@ -23,7 +24,8 @@ __version__: str = _native.__version__
 __all__ = [
     "analyze_pickle", "scan_file", "scan_bytes", "safe_load", "safe_loads", "PickleGuard",
     "PickleSecurityError", "PickleAnalysis", "Finding", "RestrictedUnpickler",
-    "register_safe_class", "install", "uninstall", "is_installed", "installed_guard",
+    "register_safe_class", "unregister_safe_class", "allowed", "install", "uninstall",
+    "is_installed", "installed_guard",
     "MODES", "DEFAULT_LOG_FILE", "__version__",
 ]
 

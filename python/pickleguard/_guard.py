@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _pickle
+import contextvars
 import copyreg
 import inspect
 import logging
@@ -17,9 +18,10 @@ from . import _native
 from ._analysis import Finding, PickleAnalysis, PickleSecurityError
 from ._audit import DEFAULT_LOG_FILE, log_analysis, logger
 from ._io import Span, advise_for_scan, describe, is_buffer, is_pathlike, map_path, next_pickle
+from ._scope import scoped
 from ._unpickler import _PY_ORIG_LOAD, RestrictedUnpickler, compat_names, restricted_class
 
-__all__ = ["PickleGuard", "register_safe_class", "MODES"]
+__all__ = ["PickleGuard", "register_safe_class", "unregister_safe_class", "MODES"]
 
 MODES = ("strict", "ml", "allowlist", "audit")
 
@@ -65,8 +67,24 @@ def register_safe_class(obj: Any = None, name: Optional[str] = None) -> Any:
         if entry not in _registered:
             _registered.append(entry)
         for g in list(_guards):
-            g._policy.allow(*entry)
+            g._rebuild()
     return obj
+
+
+def unregister_safe_class(obj: Any = None, name: Optional[str] = None) -> bool:
+    """Undo ``register_safe_class`` for the same entry (same argument forms). Every guard's
+    policy is rebuilt without it; what a guard was given itself (``allowed_modules``,
+    ``allow()``, a policy file) stays. Returns whether the entry was registered."""
+    if obj is None:
+        raise TypeError("unregister_safe_class() needs a class or a 'module:name'")
+    entry = (obj, name) if isinstance(obj, str) and name is not None else _split(obj, default_name="*")
+    with _lock:
+        if entry not in _registered:
+            return False
+        _registered.remove(entry)
+        for g in list(_guards):
+            g._rebuild()
+    return True
 
 
 class PickleGuard:
@@ -98,21 +116,26 @@ class PickleGuard:
                              "allow exactly allowed_modules, or mode='ml' to add them to the "
                              "ML profile")
         self._mode = mode
-        self._policy = _native.Policy(mode)
+        # The guard's own policy (mode, file, allowed/blocked modules, allow()/block()), and
+        # ``_policy``: that plus the process-wide registered entries (see _rebuild).
+        self._own = _native.Policy(mode)
         if policy_file is not None:
             path = os.fspath(policy_file)
             with open(path, encoding="utf-8") as f:
                 text = f.read()
-            self._policy.extend_toml(text, pyproject=os.path.basename(path) == "pyproject.toml")
+            self._own.extend_toml(text, pyproject=os.path.basename(path) == "pyproject.toml")
         for e in allowed:
-            self._policy.allow(*_split(e))
+            self._own.allow(*_split(e))
         for e in blocked_modules or ():
             m, n = _split(e)
             if isinstance(e, str) and ":" not in e and not m.endswith(".*"):
-                self._policy.block(m + ".*", "*")
-            self._policy.block(m, n)
+                self._own.block(m + ".*", "*")
+            self._own.block(m, n)
         if fail_on is not None:
-            self._policy.threshold = fail_on.upper()
+            self._own.threshold = fail_on.upper()
+        self._policy = self._own.copy()
+        # Policies with the entries of ``allowed()`` blocks added, by those entries.
+        self._scoped: Dict[Tuple[Tuple[str, str], ...], Any] = {}
         self.log_file = os.fspath(log_file) if log_file is not None else None
         self._cls: Optional[type] = None
         self._pycls: Optional[type] = None
@@ -133,24 +156,56 @@ class PickleGuard:
         """The Rust policy object (shared by the scan and the restricted unpickler)."""
         return self._policy
 
+    def _active(self) -> "_native.Policy":
+        """The policy to judge with here and now: the guard's, plus the entries of the
+        ``pickleguard.allowed()`` blocks the calling thread or task is in."""
+        extra = scoped()
+        if not extra:
+            return self._policy
+        with _lock:
+            p = self._scoped.get(extra)
+            if p is None:
+                p = self._policy.copy()
+                for e in extra:
+                    p.allow(*e)
+                if len(self._scoped) >= 32:
+                    self._scoped.clear()
+                self._scoped[extra] = p
+            return p
+
+    def _rebuild(self) -> None:
+        """Make ``_policy`` again from the guard's own policy and the registered entries."""
+        with _lock:
+            p = self._own.copy()
+            for entry in _registered:
+                p.allow(*entry)
+            self._policy = p
+            self._scoped.clear()
+
     def allow(self, module: str, name: str = "*") -> None:
         """Allow ``module.name`` (``*``: every plain name of the module)."""
-        self._policy.allow(module, name)
+        with _lock:
+            self._own.allow(module, name)
+            self._policy.allow(module, name)
+            self._scoped.clear()
 
     def block(self, module: str, name: str = "*") -> None:
-        self._policy.block(module, name)
+        with _lock:
+            self._own.block(module, name)
+            self._policy.block(module, name)
+            self._scoped.clear()
 
     def is_allowed(self, module: str, name: str) -> bool:
         """Whether the restricted unpickler would import ``module.name``."""
-        return self._policy.allows(module, name)
+        return self._active().allows(module, name)
 
     def __repr__(self) -> str:
-        return f"PickleGuard(mode={self._mode!r}, fail_on={self._policy.threshold!r})"
+        return f"PickleGuard(mode={self._mode!r}, fail_on={self._own.threshold!r})"
 
     # ------------------------------------------------------------------ analysis
     def analyze(self, data: Any, *, source: Optional[str] = None) -> PickleAnalysis:
         """Analyse raw pickle bytes (any bytes-like object; not copied)."""
-        r = _native.analyze_pickle(_bytes_like(data), self._policy)
+        r = _native.analyze_pickle(_bytes_like(data), self._active())
         return PickleAnalysis._from_report(r, source)
 
     def scan(self, data: Any, *, source: Optional[str] = None) -> PickleAnalysis:
@@ -160,8 +215,9 @@ class PickleGuard:
     def _scan(self, data: Any, source: Optional[str], torch_load: bool = False) -> PickleAnalysis:
         buf = _bytes_like(data)
         # The plain call keeps the native signature that tests stand in for.
-        r = (_native.scan_bytes(buf, self._policy, torch_load=True) if torch_load
-             else _native.scan_bytes(buf, self._policy))
+        policy = self._active()
+        r = (_native.scan_bytes(buf, policy, torch_load=True) if torch_load
+             else _native.scan_bytes(buf, policy))
         return PickleAnalysis._from_report(r, source)
 
     def scan_file(self, path: Union[str, "os.PathLike[str]"]) -> PickleAnalysis:
@@ -284,12 +340,13 @@ class PickleGuard:
     def _check_global(self, module: str, name: str, source: str) -> None:
         """``find_class``'s question: may this global be imported? Judges the name as written
         and as ``fix_imports`` would rewrite it."""
-        v = self._policy.judge(module, name)
+        policy = self._active()
+        v = policy.judge(module, name)
         if not v.refused:
             mapped = compat_names(module, name)
             if mapped is None:
                 return
-            v = self._policy.judge(*mapped)
+            v = policy.judge(*mapped)
             if not v.refused:
                 return
         ftype, sev, desc = v.finding or ("DISALLOWED", "HIGH", f"imports {module}.{name}")
@@ -400,7 +457,9 @@ class Gate:
         self._error: Optional[BaseException] = None
         self._done = threading.Event()
         self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(scan,), daemon=True,
+        # The scan judges with the loading thread's context (its ``allowed()`` blocks).
+        ctx = contextvars.copy_context()
+        self._thread = threading.Thread(target=ctx.run, args=(self._run, scan), daemon=True,
                                         name="pickleguard-scan")
         self._thread.start()
         # The C unpickler holds the GIL for its whole run: let the scan thread reach the

@@ -10,7 +10,7 @@ loading after the scan.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Tuple
 
 from .._io import describe
 from ._common import patch_group, prescan, unpatch_group
@@ -52,9 +52,40 @@ def _weights_only(weights_only: Any, pickle_module: Any) -> bool:
     return wo
 
 
+def torch_allowed() -> Tuple[Tuple[str, str], ...]:
+    """The globals the user allowed torch's own loader (``torch.serialization.add_safe_globals``
+    and the ``safe_globals`` block in force): pickleguard allows them for that load too."""
+    import torch.serialization as ser
+    get = getattr(ser, "get_safe_globals", None)
+    if get is None:
+        return ()
+    from .._guard import _split
+    out = []
+    for g in get():
+        if isinstance(g, tuple) and len(g) == 2 and isinstance(g[1], str):
+            module, _, name = g[1].rpartition(".")  # (obj, "module.name"): the name as pickled
+            if module:
+                out.append((module, name))
+            continue
+        try:
+            out.append(_split(g))
+        except TypeError:
+            continue
+    return tuple(out)
+
+
 def guarded_load(guard: Any, orig: Callable[..., Any], f: Any, map_location: Any = None,
                  pickle_module: Any = None, *, weights_only: Any = None, mmap: Any = None,
                  **pickle_load_args: Any) -> Any:
+    from .._scope import allowed
+    with allowed(*torch_allowed()):
+        return _guarded_load(guard, orig, f, map_location, pickle_module, weights_only=weights_only,
+                             mmap=mmap, **pickle_load_args)
+
+
+def _guarded_load(guard: Any, orig: Callable[..., Any], f: Any, map_location: Any = None,
+                  pickle_module: Any = None, *, weights_only: Any = None, mmap: Any = None,
+                  **pickle_load_args: Any) -> Any:
     wo = _weights_only(weights_only, pickle_module)
     # Loaded restricted, the data.pkl torch unpickles is scanned as it is read: the pre-scan
     # leaves it out (scanned once). torch's own weights_only loader gets the whole pre-scan.
