@@ -5,6 +5,7 @@ each with and without pyarrow, scanned, loaded, and turned into globals with pro
     python3 tools/matrix.py                       # every cell of tools/matrix/*.txt
     python3 tools/matrix.py --cells current       # some cells
     python3 tools/matrix.py --no-install          # use the cells' environments as they are
+    python3 tools/matrix.py --no-install --scan-only   # judge the corpora of the last run again
 
 For each cell ``tools/matrix/CELL.txt`` (a pip requirements file):
 
@@ -87,25 +88,32 @@ def versions(py: Path) -> dict[str, str]:
     return {d["name"].lower(): d["version"] for d in json.loads(out)}
 
 
-def variant(py: Path, name: str, hide_arrow: bool, out: Path, pg_bin: str) -> dict:
+def variant(py: Path, name: str, hide_arrow: bool, out: Path, pg_bin: str, scan_only: bool) -> dict:
     vdir = out / name
     corpus = vdir / "corpus"
     vdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PICKLEGUARD_HIDE_PYARROW="1" if hide_arrow else "0")
     t = time.time()
-    gen = run([py, ROOT / "tests" / "corpus" / "gen_benign.py", "--out", corpus], env=env,
-              capture_output=True, text=True)
-    (vdir / "generate.log").write_text(gen.stdout + gen.stderr)
-    ver = run([py, ROOT / "tests" / "corpus" / "verify_benign.py", corpus], env=env, capture_output=True,
-              text=True)
-    (vdir / "verify.log").write_text(ver.stdout + ver.stderr)
+    state = vdir / "state.json"
+    if scan_only and state.exists():
+        result = json.loads(state.read_text())
+    else:
+        gen = run([py, ROOT / "tests" / "corpus" / "gen_benign.py", "--out", corpus], env=env,
+                  capture_output=True, text=True)
+        (vdir / "generate.log").write_text(gen.stdout + gen.stderr)
+        ver = run([py, ROOT / "tests" / "corpus" / "verify_benign.py", corpus], env=env, capture_output=True,
+                  text=True)
+        (vdir / "verify.log").write_text(ver.stdout + ver.stderr)
+        glob = run([py, ROOT / "tools" / "collect_globals.py", corpus, "--out", vdir / "globals.json"],
+                   env=env, capture_output=True, text=True)
+        (vdir / "collect.log").write_text(glob.stdout + glob.stderr)
+        result = {"variant": name, "generate_rc": gen.returncode, "verify_rc": ver.returncode,
+                  "collect_rc": glob.returncode, "seconds": round(time.time() - t)}
+        state.write_text(json.dumps(result) + "\n")
+    # The judgement is the only step that depends on pickleguard itself: always made anew.
     scan = run([pg_bin, "scan", corpus, "--format", "json", "--jobs", "2"], capture_output=True)
     (vdir / "scan.json").write_bytes(scan.stdout)
-    glob = run([py, ROOT / "tools" / "collect_globals.py", corpus, "--out", vdir / "globals.json"], env=env,
-               capture_output=True, text=True)
-    (vdir / "collect.log").write_text(glob.stdout + glob.stderr)
-    return {"variant": name, "generate_rc": gen.returncode, "verify_rc": ver.returncode,
-            "collect_rc": glob.returncode, "seconds": round(time.time() - t)}
+    return result
 
 
 def summarize(out: Path, runs: list[dict]) -> tuple[dict, list[dict]]:
@@ -202,6 +210,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "target" / "matrix")
     ap.add_argument("--no-install", action="store_true", help="use the cells' environments as they are")
     ap.add_argument("--no-arrow-variant", action="store_true", help="skip the variants with pyarrow hidden")
+    ap.add_argument("--scan-only", action="store_true",
+                    help="reuse corpora and globals a previous run made in --out; only scan again")
     args = ap.parse_args(argv)
     cells = args.cells.split(",") if args.cells else sorted(p.stem for p in CELLS_DIR.glob("*.txt"))
     pg_bin = find_bin()
@@ -213,7 +223,7 @@ def main(argv=None) -> int:
             if hide and args.no_arrow_variant:
                 continue
             name = cell + ("-noarrow" if hide else "")
-            r = variant(py, name, hide, args.out, pg_bin)
+            r = variant(py, name, hide, args.out, pg_bin, args.scan_only)
             r["versions"] = vers
             runs.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "versions"}), file=sys.stderr, flush=True)
