@@ -5,6 +5,7 @@ first). Set PICKLEGUARD_BIN to test another build.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -54,3 +55,19 @@ def scan(pg_bin):
         return run_scan(pg_bin, path, mode, extra)
 
     return _scan
+
+
+def _load_eval():
+    spec = importlib.util.spec_from_file_location("pg_eval", ROOT / "tools" / "eval.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+EVAL = _load_eval()
+
+
+@pytest.fixture(scope="session")
+def benign(tmp_path_factory) -> Path:
+    """The benign corpus (tests/corpus/gen_benign.py), generated once per session."""
+    return EVAL.generate("benign", tmp_path_factory.mktemp("benign") / "corpus")

@@ -6,7 +6,6 @@ as unknown, not as dangerous. Detection quality over both corpora is `tools/eval
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import subprocess
 import sys
@@ -18,19 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
 
 
-def _load_eval():
-    spec = importlib.util.spec_from_file_location("pg_eval", ROOT / "tools" / "eval.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-EVAL = _load_eval()
-
-
-@pytest.fixture(scope="session")
-def benign(tmp_path_factory) -> Path:
-    return EVAL.generate("benign", tmp_path_factory.mktemp("benign") / "corpus")
+from conftest import EVAL
 
 
 @pytest.fixture(scope="session")
