@@ -56,10 +56,21 @@ FIXED_EPOCH = 1577836800  # 2020-01-01T00:00:00Z
 TORCH_STORAGE_NOTE = "torch names storages in the legacy format by their memory address (str(storage._cdata))"
 
 warnings.filterwarnings("ignore")
+
+
+class _NoPyarrow:
+    """What users without pyarrow write (tools/matrix.py's -noarrow variants): pandas then
+    keeps strings in Python objects instead of Arrow arrays. An import finder, so that
+    ``"pyarrow" in sys.modules`` stays false as it is for them."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "pyarrow" or name.startswith("pyarrow."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
 if os.environ.get("PICKLEGUARD_HIDE_PYARROW") == "1":
-    # What users without pyarrow write (tools/matrix.py's -noarrow variants): pandas then keeps
-    # strings in Python objects instead of Arrow arrays.
-    sys.modules["pyarrow"] = None  # type: ignore[assignment]
+    sys.meta_path.insert(0, _NoPyarrow())
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
