@@ -135,6 +135,7 @@ REVIEWS: dict[str, str] = {
     "sklearn.utils._bunch.Bunch.__setitem__": "dict.__setitem__ plus a deprecation check on the key",
     "sklearn.utils._bunch.Bunch.__init__": "dict init from keyword arguments",
     "joblib.numpy_pickle.NumpyArrayWrapper.__init__": "not run by pickle",
+    "pandas.arrays.ArrowExtensionArray.__setstate__": "pa.chunked_array of the pickled Arrow arrays, then __dict__.update",
     'networkx.classes.coreviews.AtlasView.__setstate__': "stores state['_atlas'] (a dict)",
     'networkx.classes.reportviews.NodeView.__setstate__': "stores state['_nodes'] (a dict)",
     'networkx.classes.digraph.DiGraph.__new__': 'object.__new__(cls) behind the backend dispatcher (graphs=None: no backend conversion)',
