@@ -754,6 +754,70 @@ mod tests {
     }
 
     #[test]
+    fn shipped_profiles_grant_behaviour_only_to_exact_names() {
+        let p = Policy::new(Mode::Ml);
+        for (module, allow) in p
+            .allow_exact
+            .iter()
+            .map(|(m, a)| (m.clone(), a))
+            .chain(p.allow_prefix.iter().map(|(m, a)| (format!("{m}.*"), a)))
+        {
+            assert_eq!(
+                allow.wildcard & !uses::VALUE,
+                0,
+                "{module}: a wildcard grants more than `value`"
+            );
+        }
+        // No module-wide grant of anything that runs code survives in the profile.
+        for (m, n) in [
+            ("sklearn.linear_model._logistic", "SomethingNew"),
+            ("numpy", "save"),
+            ("scipy.io", "loadmat"),
+            ("pandas", "eval"),
+            ("torch.nn.modules.linear", "NotAModule"),
+        ] {
+            assert_eq!(p.judge(m, n).allowed, 0, "{m}.{n}");
+        }
+    }
+
+    #[test]
+    fn version_1_entries_map_to_operations() {
+        let f = PolicyFile::parse(
+            "[[allow]]\nmodule = \"m\"\nnew = [\"A\"]\ncall = [\"f\"]\nvalue = [\"V\"]\n",
+        )
+        .unwrap();
+        let mut p = Policy::new(Mode::Allowlist);
+        p.extend(&f).unwrap();
+        let object_ops = uses::BUILD | uses::SETITEM | uses::APPEND | uses::VALUE;
+        assert_eq!(p.judge("m", "A").allowed, uses::NEW | object_ops);
+        assert_eq!(p.judge("m", "f").allowed, uses::CALL | object_ops);
+        assert_eq!(p.judge("m", "V").allowed, uses::VALUE);
+    }
+
+    #[test]
+    fn version_2_entries_name_operations_and_never_any() {
+        let ok = "version = 2\n[[allow]]\nmodule = \"m\"\nname = \"A\"\nops = [\"new\", \"build\"]\nreviewed = [\"__setstate__\"]\nnote = \"dict update\"\nstrings = \"expr\"\n";
+        let mut p = Policy::new(Mode::Allowlist);
+        p.extend(&PolicyFile::parse(ok).unwrap()).unwrap();
+        let v = p.judge("m", "A");
+        assert_eq!(v.allowed, uses::NEW | uses::BUILD);
+        let b = v.behaviour.expect("schema recorded");
+        assert_eq!(b.strings, Some(Grammar::Expr));
+        assert_eq!(b.reviewed, vec!["__setstate__".to_string()]);
+        for bad in [
+            // A wildcard grants only `value`.
+            "version = 2\n[[allow]]\nmodule = \"m\"\nnames = [\"*\"]\nops = [\"new\"]\n",
+            "version = 2\n[[allow]]\nmodule = \"m\"\nname = \"A\"\nops = [\"run\"]\n",
+            "version = 2\n[[allow]]\nmodule = \"m\"\nnew = [\"A\"]\n",
+            "version = 1\n[[allow]]\nmodule = \"m\"\nname = \"A\"\nops = [\"new\"]\n",
+            "version = 2\n[[rule]]\ncallable = \"m.f\"\nargs = [\"any\"]\n",
+            "version = 3\n",
+        ] {
+            assert!(PolicyFile::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn strict_allows_nothing() {
         let p = Policy::new(Mode::Strict);
         assert_eq!(p.judge("collections", "OrderedDict").allowed, 0);

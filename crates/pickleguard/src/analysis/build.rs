@@ -239,4 +239,3 @@ pub(super) fn for_state_keys(m: &Machine<'_>, state: Value, mut f: impl FnMut(St
         }
     }
 }
-

@@ -65,7 +65,17 @@ pub(super) fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut R
     // Calls, in stream order: a call whose callable or target is trusted was judged before.
     let mut trusted: Vec<bool> = vec![false; m.calls.len()];
     for (ci, c) in m.calls.iter().enumerate() {
-        trusted[ci] = judge_call(m, policy, ctx, &j, &mut used, &trusted, ci as CallId, c, out);
+        trusted[ci] = judge_call(
+            m,
+            policy,
+            ctx,
+            &j,
+            &mut used,
+            &trusted,
+            ci as CallId,
+            c,
+            out,
+        );
         if let Value::Global(g) = c.callable {
             if trusted[ci] {
                 passed[g as usize] = true;
@@ -223,7 +233,20 @@ pub(super) fn judge_call(
                     let v = &j.verdicts[g as usize];
                     let name = j.name(m, g);
                     mark_reconstructor_uses(m, j, used, v, c);
-                    judge_global_call(m, policy, ctx, j, trusted, id, c, Some(g), v, want, name, out)
+                    judge_global_call(
+                        m,
+                        policy,
+                        ctx,
+                        j,
+                        trusted,
+                        id,
+                        c,
+                        Some(g),
+                        v,
+                        want,
+                        name,
+                        out,
+                    )
                 }
                 Value::Call(_) => {
                     if let Some((name, v)) = resolved_global(m, j, c.callable, 0) {
@@ -416,8 +439,7 @@ pub(super) fn judge_global_call(
     }
     match qual(v) {
         "copyreg._reconstructor" => {
-            constructor_strings(m, j, c, name, out)
-                && judge_reconstructor_init(m, j, c, name, out)
+            constructor_strings(m, j, c, name, out) && judge_reconstructor_init(m, j, c, name, out)
         }
         "copyreg.__newobj__" | "copyreg.__newobj_ex__" => constructor_strings(m, j, c, name, out),
         "builtins.getattr" => judge_getattr(m, j, c, id, name, out),
@@ -448,7 +470,9 @@ fn constructor_strings(
     if schema.strings.is_none() {
         return true;
     }
-    match args.items[1..]
+    // `_reconstructor`'s base is a class, judged as `init`; what reaches `__new__` is the rest.
+    let handed = if qual_is_reconstructor(name) { 2 } else { 1 };
+    match args.items[handed.min(args.items.len())..]
         .iter()
         .find_map(|a| data_misfit(m, j, schema, *a, 0))
     {
@@ -465,6 +489,10 @@ fn constructor_strings(
         }
         None => true,
     }
+}
+
+fn qual_is_reconstructor(name: &str) -> bool {
+    name.ends_with("._reconstructor")
 }
 
 /// A helper that calls a callable it is given (`dill._dill._create_array(f, args, ...)`,
@@ -489,9 +517,9 @@ fn judge_passed_call(
     let ok = match (&verdict, inner) {
         (Some((_, v)), Some(inner)) if v.allowed & uses::CALL != 0 && v.danger.is_none() => {
             match v.has_rules.then(|| policy.rules_for(qual(v))).flatten() {
-                Some(rules) => rules
-                    .iter()
-                    .any(|r| !r.nested && r.calls.is_none() && rule_matches(m, j, trusted, r, inner)),
+                Some(rules) => rules.iter().any(|r| {
+                    !r.nested && r.calls.is_none() && rule_matches(m, j, trusted, r, inner)
+                }),
                 None => data_misfit(m, j, Schema::of(v), inner, 0).is_none(),
             }
         }
@@ -647,4 +675,3 @@ pub(super) fn first_blob<'d>(
         other => codecs_bytes(m, j, other).map(std::borrow::Cow::Owned),
     }
 }
-

@@ -181,8 +181,7 @@ pub(super) fn resolved_global(
 /// A public attribute name (an enum member's).
 fn is_public_name(t: &str) -> bool {
     let mut cs = t.chars();
-    matches!(cs.next(), Some(c) if c.is_alphabetic())
-        && cs.all(|c| c.is_alphanumeric() || c == '_')
+    matches!(cs.next(), Some(c) if c.is_alphabetic()) && cs.all(|c| c.is_alphanumeric() || c == '_')
 }
 
 /// The class (or callable) whose methods run when the object call `c` made receives BUILD,
@@ -247,4 +246,3 @@ pub(super) fn codecs_bytes(m: &Machine<'_>, j: &Judged<'_>, v: Value) -> Option<
 pub(super) fn qual(v: &GlobalVerdict) -> &str {
     v.qualname()
 }
-

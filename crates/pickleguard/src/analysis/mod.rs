@@ -397,4 +397,3 @@ fn dtype_info(m: &Machine<'_>, dtype: Value) -> Option<(u64, bool)> {
     let n: u64 = digits.parse().ok()?;
     Some((if kind == 'U' { n * 4 } else { n }, false))
 }
-

@@ -172,7 +172,11 @@ pub(super) fn judge_build_op(
         return false;
     }
     let schema = Schema::of(&class);
-    let keyed = class.behaviour.as_ref().map(|b| &b.state[..]).unwrap_or(&[]);
+    let keyed = class
+        .behaviour
+        .as_ref()
+        .map(|b| &b.state[..])
+        .unwrap_or(&[]);
     for (key, pattern) in keyed {
         let value = state_value(m, c.args, key);
         let ok = match value {

@@ -104,10 +104,13 @@ pub(super) fn rule_matches(
     if n < r.min_args || (!rest && n > r.args.len()) {
         return false;
     }
-    node.items.iter().enumerate().all(|(i, a)| match r.args.get(i) {
-        Some(p) if i < fixed => arg_matches(m, j, trusted, p, *a),
-        _ => data_misfit(m, j, Schema::default(), *a, 0).is_none(),
-    })
+    node.items
+        .iter()
+        .enumerate()
+        .all(|(i, a)| match r.args.get(i) {
+            Some(p) if i < fixed => arg_matches(m, j, trusted, p, *a),
+            _ => data_misfit(m, j, Schema::default(), *a, 0).is_none(),
+        })
 }
 
 pub(super) fn arg_matches(
@@ -132,10 +135,12 @@ pub(super) fn arg_matches(
         ArgPattern::Made(names) => match v {
             Value::Call(c) if trusted.get(c as usize).copied().unwrap_or(false) => {
                 let call = &m.calls[c as usize];
-                matches!(call.kind, CallKind::Reduce | CallKind::NewObj | CallKind::NewObjEx)
-                    && resolved_global(m, j, call.callable, 0)
-                        .map(|(_, g)| names.iter().any(|n| n == g.qualname()))
-                        .unwrap_or(false)
+                matches!(
+                    call.kind,
+                    CallKind::Reduce | CallKind::NewObj | CallKind::NewObjEx
+                ) && resolved_global(m, j, call.callable, 0)
+                    .map(|(_, g)| names.iter().any(|n| n == g.qualname()))
+                    .unwrap_or(false)
             }
             _ => false,
         },
@@ -223,4 +228,3 @@ pub(super) fn dangerous_value(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: 
         _ => false,
     }
 }
-

@@ -13,7 +13,8 @@ impl P {
     }
     fn g(mut self, module: &str, name: &str) -> P {
         self.0.push(b'c');
-        self.0.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+        self.0
+            .extend_from_slice(format!("{module}\n{name}\n").as_bytes());
         self
     }
     fn s(mut self, t: &str) -> P {
@@ -47,7 +48,6 @@ const SETITEMS: u8 = b'u';
 const SETITEM: u8 = b's';
 const NONE: u8 = b'N';
 const TUPLE1: u8 = 0x85;
-const TUPLE2: u8 = 0x86;
 const POP: u8 = b'0';
 
 fn scan(data: &[u8]) -> Report {
@@ -153,7 +153,10 @@ fn class3_reconstructor_runs_the_base_init() {
     };
     // A base whose __init__ is not granted `init` (it has `new` and `build`).
     assert_refused(
-        &build(("sklearn.linear_model._logistic", "LogisticRegression"), "/tmp/x"),
+        &build(
+            ("sklearn.linear_model._logistic", "LogisticRegression"),
+            "/tmp/x",
+        ),
         "does not allow `init`",
     );
     assert_refused(
@@ -202,10 +205,7 @@ fn class5_amplifiers_take_exactly_their_callables() {
             .op(&[TUPLE, REDUCE])
             .done()
     };
-    assert_safe(&randomstate(
-        "numpy.random._pickle",
-        "__bit_generator_ctor",
-    ));
+    assert_safe(&randomstate("numpy.random._pickle", "__bit_generator_ctor"));
     // A callable the profile allows as a value (and one it allows to be called) is not the
     // bit-generator constructor.
     assert_refused(&randomstate("numpy", "float64"), "rule");
@@ -262,13 +262,15 @@ fn class6_stored_functions_are_calls() {
 
 #[test]
 fn class7_bound_methods_of_allowed_objects_need_their_own_grant() {
-    let called = P::new()
-        .g("builtins", "getattr")
-        .op(&[MARK]);
-    let called = instance(called, "sklearn.linear_model._logistic", "LogisticRegression")
-        .s("fit")
-        .op(&[TUPLE, REDUCE, EMPTY_TUPLE, REDUCE, POP, NONE])
-        .done();
+    let called = P::new().g("builtins", "getattr").op(&[MARK]);
+    let called = instance(
+        called,
+        "sklearn.linear_model._logistic",
+        "LogisticRegression",
+    )
+    .s("fit")
+    .op(&[TUPLE, REDUCE, EMPTY_TUPLE, REDUCE, POP, NONE])
+    .done();
     assert_refused(&called, "does not allow");
     // An enum member by name is a value.
     let member = P::new()

@@ -24,10 +24,10 @@ pub enum Grammar {
 pub const MAX_GRAMMAR_LEN: usize = 512;
 
 const KEYWORDS: &[&str] = &[
-    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
-    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global",
-    "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return",
-    "try", "while", "with", "yield",
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
+    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
+    "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
+    "with", "yield",
 ];
 
 /// Functions an `Expr` string may call (sympy's own names for them).
@@ -61,14 +61,19 @@ impl Grammar {
 
     /// Whether `t` is a sentence of this grammar.
     pub fn accepts(self, t: &str) -> bool {
-        if t.len() > MAX_GRAMMAR_LEN * if self == Grammar::ScipyArgParser { 4 } else { 1 } {
+        if t.len()
+            > MAX_GRAMMAR_LEN
+                * if self == Grammar::ScipyArgParser {
+                    4
+                } else {
+                    1
+                }
+        {
             return false;
         }
         match self {
             Grammar::Ident => is_ident(t),
-            Grammar::Names => {
-                t.trim().is_empty() || t.split(',').all(|n| is_ident(n.trim()))
-            }
+            Grammar::Names => t.trim().is_empty() || t.split(',').all(|n| is_ident(n.trim())),
             Grammar::Expr => expression(t, "+-*/^%().,<>=! ", EXPR_CALLS),
             Grammar::Formula => expression(t, "+-*/^%().,~:| ", FORMULA_CALLS),
             Grammar::ScipyArgParser => scipy_argparser(t),
@@ -297,7 +302,15 @@ mod tests {
     #[test]
     fn expressions_without_calls_attributes_or_dunders() {
         let g = Grammar::Expr;
-        for ok in ["x", "x + 1", "2*x**2 - 3.5e-3*y", "sin(x)/cos(y)", "x_1", "(a+b)*(c-d)", ""] {
+        for ok in [
+            "x",
+            "x + 1",
+            "2*x**2 - 3.5e-3*y",
+            "sin(x)/cos(y)",
+            "x_1",
+            "(a+b)*(c-d)",
+            "",
+        ] {
             assert!(g.accepts(ok), "{ok:?}");
         }
         for bad in [
@@ -329,7 +342,10 @@ mod tests {
         assert!(Grammar::ScipyArgParser.accepts(good));
         let none = "\ndef _parse_args(self,  loc=0):\n    return (), loc, 1\n\ndef _parse_args_rvs(self,  loc=0, size=None):\n    return self._argcheck_rvs( loc, 1, size=size)\n\ndef _parse_args_stats(self,  loc=0, moments='mv'):\n    return (), loc, 1, moments\n";
         assert!(Grammar::ScipyArgParser.accepts(none));
-        let evil = good.replace("return (a, ), loc, scale\n", "return __import__('os').system('id')\n");
+        let evil = good.replace(
+            "return (a, ), loc, scale\n",
+            "return __import__('os').system('id')\n",
+        );
         assert!(!Grammar::ScipyArgParser.accepts(&evil));
         assert!(!Grammar::ScipyArgParser.accepts(&format!("{good}import os\n")));
     }
