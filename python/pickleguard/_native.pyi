@@ -5,13 +5,17 @@ from typing import Any, Final, Optional, Tuple, final
 
 from typing_extensions import Buffer
 
-__all__ = ["__version__", "NEW", "CALL", "VALUE", "Policy", "Verdict", "analyze_pickle",
+__all__ = ["__version__", "NEW", "CALL", "VALUE", "BUILD", "SETITEM", "APPEND", "INIT", "Policy", "Verdict", "analyze_pickle",
            "scan_bytes", "pickle_extent", "reads_sparsely", "advise_for_scan", "run_cli"]
 
 __version__: Final[str]
 NEW: Final[int]
 CALL: Final[int]
 VALUE: Final[int]
+BUILD: Final[int]
+SETITEM: Final[int]
+APPEND: Final[int]
+INIT: Final[int]
 
 @final
 class Verdict:

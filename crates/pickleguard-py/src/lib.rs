@@ -135,6 +135,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NEW", policy::NEW)?;
     m.add("CALL", policy::CALL)?;
     m.add("VALUE", policy::VALUE)?;
+    m.add("BUILD", policy::BUILD)?;
+    m.add("SETITEM", policy::SETITEM)?;
+    m.add("APPEND", policy::APPEND)?;
+    m.add("INIT", policy::INIT)?;
     m.add_class::<PyPolicy>()?;
     m.add_class::<Verdict>()?;
     m.add_function(wrap_pyfunction!(analyze_pickle, m)?)?;
