@@ -86,7 +86,7 @@ LIBRARIES = ("numpy", "scipy", "pandas", "sklearn", "torch", "torchvision", "sta
 #: grants by name).
 WALK_DEPTH = {"transformers": 1, "torch": 3, "tokenizers": 1}
 WALK_SKIP = re.compile(r"(^|\.)(tests?|testing|_testing|conftest|benchmarks?|_?vendor(ed)?|"
-                       r"setup|__main__|_pytest|contrib|_remote_module_non_scriptable)(\.|$)")
+                       r"setup|__main__|_pytest|contrib|_remote_module_non_scriptable|this)(\.|$)")
 
 # ---------------------------------------------------------------------------------- sinks
 

@@ -14,7 +14,9 @@ entries sorted by file name, each with
     loader        the real loader under which the sample fires ("pickle.loads",
                   "pickle._loads", "pickle.load_stream" (pickle.load repeated until EOF on
                   one file object), "torch.load", "joblib.load", "numpy.load",
-                  "pandas.read_pickle", "dill.loads"), or "none"
+                  "pandas.read_pickle", "dill.loads"), or "none"; "<loader>+use": the
+                  payload runs on first use, so the verifier loads, then calls fit/transform/
+                  inverse_transform on every estimator in the result (deferred calls)
     expect_types  finding types of which `pickleguard scan --mode ml` must report at least one
     fires         true when the verifier must see the payload fire under `loader`
     source        where the technique is publicly described
