@@ -150,12 +150,10 @@ def test_scan_strict_flags_sample(scan, attack_corpus, manifest, sid, tmp_path, 
 # used after a load that was not refused, so a payload that waits for first use shows too.
 
 ENTRY_WORKER = r'''
-import json, os, sys, pickle, warnings
+import json, os, sys, pickle, tempfile, warnings
 warnings.simplefilter("ignore")
-P, LOADER, USE = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 import pickleguard
 exec(USE_CODE)
-out = {}
 
 def outcome(fn):
     try:
@@ -169,22 +167,33 @@ def outcome(fn):
 def markers():
     return sorted(p for p in os.listdir(".") if p.startswith("pickleguard-marker-"))
 
-res, obj = outcome(lambda: pickleguard.safe_load(P))
-if USE and res == "loaded":
-    _use(obj, set())
-out["safe_load"] = res
-out["markers_safe_load"] = markers()
-if LOADER != "none":
-    pickleguard.install()
-    ns = {"P": P}
-    code = USE_LOADERS.get(LOADER, LOADER_CODE.get(LOADER))
-    res, _ = outcome(lambda: exec(code, ns))
+def one(P, LOADER, USE):
+    out = {}
+    res, obj = outcome(lambda: pickleguard.safe_load(P))
     if USE and res == "loaded":
-        _use(ns.get("r"), set())
-    pickleguard.uninstall()
-    out["install"] = res
-out["markers"] = markers()
-print("PG-RESULT " + json.dumps(out))
+        _use(obj, set())
+    out["safe_load"] = res
+    if LOADER != "none":
+        pickleguard.install()
+        ns = {"P": P}
+        code = USE_LOADERS.get(LOADER, LOADER_CODE.get(LOADER))
+        res, _ = outcome(lambda: exec(code, ns))
+        if USE and res == "loaded":
+            _use(ns.get("r"), set())
+        pickleguard.uninstall()
+        out["install"] = res
+    out["markers"] = markers()
+    return out
+
+jobs = json.loads(sys.argv[1])
+home = os.getcwd()
+for i, (P, LOADER, USE) in enumerate(jobs):
+    # Each file in a directory of its own (the first one is the caller's cwd).
+    if i:
+        d = os.path.join(home, "job%d" % i)
+        os.mkdir(d)
+        os.chdir(d)
+    print("PG-RESULT " + json.dumps(one(P, LOADER, USE)), flush=True)
 '''
 
 
@@ -193,19 +202,26 @@ def _worker_code() -> str:
         verify.USE_CODE, verify.USE_LOADERS, verify.LOADER_CODE)) + ENTRY_WORKER
 
 
-def run_entry_points(path: Path, loader: str, tmp_path: Path, timeout: int = 300) -> dict:
-    """safe_load and install() + loader on one file, in a subprocess with cwd = a temp dir."""
-    cwd = tmp_path / "cwd"
-    cwd.mkdir(exist_ok=True)
-    base = loader.split("+", 1)[0]
-    use = loader.endswith("+use")
+def run_entry_points_batch(jobs: list, cwd: Path, timeout: int = 1800) -> list:
+    """safe_load and install() + loader on each (path, loader) in one subprocess, each file
+    in a fresh directory. Only for files that run nothing when loaded unguarded (benign
+    ones): an attack sample gets a process of its own (`run_entry_points`)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    args = [[str(Path(p).resolve()), ld.split("+", 1)[0], ld.endswith("+use")] for p, ld in jobs]
     proc = subprocess.run(
-        [sys.executable, "-c", _worker_code(), str(path.resolve()), base, "1" if use else "0"],
+        [sys.executable, "-c", _worker_code(), json.dumps(args)],
         cwd=cwd, capture_output=True, text=True, timeout=timeout, env=verify._clean_env(),
         stdin=subprocess.DEVNULL)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("PG-RESULT ")]
-    assert lines, "worker died (exit %d): %s" % (proc.returncode, proc.stderr[-2000:])
-    out = json.loads(lines[-1][len("PG-RESULT "):])
+    assert len(lines) == len(jobs), "worker died after %d of %d files (exit %d): %s" % (
+        len(lines), len(jobs), proc.returncode, proc.stderr[-2000:])
+    return [json.loads(ln[len("PG-RESULT "):]) for ln in lines]
+
+
+def run_entry_points(path: Path, loader: str, tmp_path: Path, timeout: int = 300) -> dict:
+    """safe_load and install() + loader on one file, in a subprocess with cwd = a temp dir."""
+    cwd = tmp_path / "cwd"
+    out = run_entry_points_batch([(path, loader)], cwd, timeout)[0]
     # Payloads that spawn a process may leave the marker a moment later.
     deadline = verify.time.monotonic() + verify.SETTLE_SECONDS
     while not list(cwd.glob(MARKER_GLOB)) and verify.time.monotonic() < deadline:
@@ -275,23 +291,18 @@ def test_parity_peer_fixtures(scan, entry, tmp_path):
     _agree(entry["file"], cli, api, got, "pickle.loads")
 
 
-@pytest.fixture(scope="session")
-def benign_corpus(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("benign") / "corpus"
-    proc = subprocess.run([sys.executable, str(CORPUS_DIR / "gen_benign.py"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=1200, cwd=out.parent)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out
+def test_parity_benign_corpus(scan, benign, tmp_path):
+    """Every benign file (tests/corpus/gen_benign.py; the `custom` class sample included: it
+    is refused, and must be refused alike): one verdict from all four entry points."""
+    import pickleguard
 
-
-def test_parity_benign_corpus(scan, benign_corpus, tmp_path):
-    entries = json.loads((benign_corpus / "manifest.json").read_text())
+    entries = json.loads((benign / "manifest.json").read_text())
+    jobs = [(benign / e["file"], BENIGN_LOADERS.get(e["loader"], e["loader"])) for e in entries]
+    results = run_entry_points_batch(jobs, tmp_path / "cwd")
     bad = []
-    for i, e in enumerate(entries):
-        if not e.get("has_pickle", True) or e.get("custom"):
-            continue
-        loader = BENIGN_LOADERS.get(e["loader"], e["loader"])
-        cli, api, got = _parity(scan, benign_corpus / e["file"], loader, tmp_path / str(i))
+    for e, (path, loader), got in zip(entries, jobs, results):
+        cli = scan(path, "ml")["is_safe"]
+        api = pickleguard.scan_file(path).is_safe
         try:
             _agree(e["file"], cli, api, got, loader)
         except AssertionError as err:
