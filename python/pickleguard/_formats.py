@@ -19,6 +19,7 @@ import zipfile
 import zlib
 from typing import Any, Callable, Dict, List, Optional
 
+from ._accepted import accepted_globals, accepting
 from ._guard import GATE_MIN_BYTES, Gate, gate_allowed
 from ._io import (MemoryReader, _real_file, describe, is_buffer, is_pathlike, map_fd,
                   map_path, span_of_buffer)
@@ -206,10 +207,12 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
     analysis = guard.check_file(data, source, torch_load=kind == "zip")
     if kind == "pickle":
         if _is_joblib(analysis):
-            return _load_joblib(guard, opener, path, kwargs)
+            with accepting(analysis):
+                return _load_joblib(guard, opener, path, kwargs)
         pk = {k: v for k, v in kwargs.items() if k in _PICKLE_KW}
         reader = MemoryReader(data)
-        return guard.Unpickler(reader, _pg_prescanned=True, _pg_name=source, **pk).load()
+        return guard.Unpickler(reader, _pg_prescanned=True, _pg_name=source,
+                               _pg_accepted=accepted_globals(analysis), **pk).load()
     if kind == "torch_legacy":
         return _load_torch(guard, opener, path, kwargs)
     if kind == "npy":

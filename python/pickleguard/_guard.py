@@ -15,6 +15,7 @@ import weakref
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _native
+from ._accepted import Accepted, accepted_globals, accepting, current
 from ._analysis import Finding, PickleAnalysis, PickleSecurityError
 from ._audit import DEFAULT_LOG_FILE, log_analysis, logger
 from ._io import Span, advise_for_scan, describe, is_buffer, is_pathlike, map_path, next_pickle
@@ -337,9 +338,25 @@ class PickleGuard:
         return PickleSecurityError(f"pickleguard refused a {kind} while loading {source}: "
                                    f"{f.description}", a)
 
-    def _check_global(self, module: str, name: str, source: str) -> None:
-        """``find_class``'s question: may this global be imported? Judges the name as written
-        and as ``fix_imports`` would rewrite it."""
+    def _check_global(self, module: str, name: str, source: str,
+                      accepted: Optional[Accepted] = None) -> None:
+        """``find_class``'s question: may this global be imported? When the bytes being loaded
+        were scanned (``accepted``, else the set of the load in progress), exactly the globals
+        that passing scan saw are imported (see ``_accepted``). Otherwise the name is judged,
+        as written and as ``fix_imports`` would rewrite it."""
+        if accepted is None:
+            accepted = current()
+        if accepted is not None:
+            if (module, name) in accepted:
+                return
+            desc = f"imports {module}.{name}, which the static scan of this pickle did not see"
+            err = self._refuse("global", desc, source, "HIGH", "DISALLOWED", module, name)
+            if self._mode == "audit":
+                log_analysis(err.analysis, source, self.log_file)
+                return
+            raise PickleSecurityError(
+                f"pickleguard refused to import {module}.{name} while loading {source}: {desc}",
+                err.analysis)
         policy = self._active()
         v = policy.judge(module, name)
         if not v.refused:
@@ -379,18 +396,21 @@ class PickleGuard:
                 cls or self.Unpickler):
             view = span.view()
             gate = Gate(self, lambda: self.analyze(view, source=source), source)
-        else:
+        accepted = None
+        if gate is None:
             try:
-                self._check_span(span, source)
+                accepted = accepted_globals(self._check_span(span, source))
             except BaseException:
                 span.commit(span.end)
                 raise
         reader = span.reader(as_bytes=pure)
         try:
             if pure:
-                return self._py_unpickler_class()(reader, **kwargs).load()
+                up = self._py_unpickler_class()(reader, **kwargs)
+                up._pg_accepted = accepted
+                return up.load()
             up = (cls or self.Unpickler)(reader, _pg_prescanned=True, _pg_name=source,
-                                         _pg_gate=gate, **kwargs)
+                                         _pg_gate=gate, _pg_accepted=accepted, **kwargs)
             if gate is None:
                 return up.load()
             return gate.finish(up.load)
@@ -403,8 +423,11 @@ class PickleGuard:
             guard = self
 
             class _PyRestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
+                _pg_accepted: Optional[Accepted] = None
+
                 def find_class(self, module: str, name: str) -> Any:
-                    guard._check_global(module, name, "<pickle._Unpickler>")
+                    guard._check_global(module, name, "<pickle._Unpickler>",
+                                        self._pg_accepted)
                     return super().find_class(module, name)
 
                 load = _PY_ORIG_LOAD
@@ -484,6 +507,11 @@ class Gate:
             raise self._error
         self.guard.check(self._result, self.source)
         self.passed = True
+
+    @property
+    def accepted(self) -> Optional[Accepted]:
+        """The globals of the passing verdict (call ``wait`` first)."""
+        return accepted_globals(self._result) if self.passed else None
 
     def finish(self, load: Any) -> Any:
         try:
