@@ -20,6 +20,7 @@ import zlib
 from typing import Any, Callable, Dict, List, Optional
 
 from ._accepted import accepted_globals, accepting
+from ._bounded import read_all
 from ._guard import GATE_MIN_BYTES, Gate, gate_allowed
 from ._io import (MemoryReader, _real_file, describe, is_buffer, is_pathlike, map_fd,
                   map_path, span_of_buffer)
@@ -51,8 +52,11 @@ def sniff(head: bytes) -> str:
     return "pickle"
 
 
-def _decompress(data: Any, limit: Optional[int]) -> bytes:
+def _decompress(guard: Any, data: Any, limit: Optional[int], source: str) -> bytes:
+    """The decompressed bytes, within the scan's allowance for this many compressed bytes
+    (and ``limit`` when given): more is a ``PickleSecurityError`` (RESOURCE_LIMIT)."""
     head = bytes(memoryview(data)[:8])
+    n = memoryview(data).nbytes
     raw = io.BytesIO(data) if isinstance(data, bytes) else io.BytesIO(bytes(data))
     if head.startswith(_GZIP):
         import gzip
@@ -68,16 +72,28 @@ def _decompress(data: Any, limit: Optional[int]) -> bytes:
         import zstandard  # type: ignore[import-not-found]
         f = zstandard.ZstdDecompressor().stream_reader(raw)
     else:
-        d = zlib.decompressobj()
-        out = d.decompress(bytes(data), (limit + 1) if limit else 0)
-        if limit and len(out) > limit:
-            raise pickle.UnpicklingError(f"decompressed data exceeds {limit} bytes")
-        return out
+        f = _ZlibReader(raw.getvalue())
     with f:
-        out = f.read(limit + 1) if limit else f.read()
-    if limit and len(out) > limit:
-        raise pickle.UnpicklingError(f"decompressed data exceeds {limit} bytes")
-    return out
+        return read_all(guard, f, n, source, limit)
+
+
+class _ZlibReader:
+    """One zlib stream read in pieces (``zlib.decompress`` would produce it whole)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._d = zlib.decompressobj()
+        self._rest = data
+
+    def read(self, n: int) -> bytes:
+        out = self._d.decompress(self._rest, n)
+        self._rest = self._d.unconsumed_tail
+        return out
+
+    def __enter__(self) -> "_ZlibReader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
 
 
 def _mentions(data: Any, needle: bytes) -> bool:
@@ -190,7 +206,7 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
         # Decompressed once, here; the plain bytes are scanned (and loaded) below.
         if depth >= 2:
             raise pickle.UnpicklingError(f"{source}: compressed more than twice")
-        plain = _decompress(data, kwargs.pop("max_decompressed_size", None))
+        plain = _decompress(guard, data, kwargs.pop("max_decompressed_size", None), source)
         return _load_data(guard, plain, kwargs, source, lambda: io.BytesIO(plain), None,
                           depth + 1)
     if kind == "pickle" and memoryview(data).nbytes >= GATE_MIN_BYTES and not _mentions(
@@ -331,7 +347,7 @@ def scan_deep(guard: Any, data: Any, source: str, budget: Optional[list] = None,
             parts.append((None, guard.analyze(memoryview(data)[reader.pos:], source=source)))
         else:
             fmt = "compressed"
-            plain = _decompress(data, budget[0])
+            plain = _decompress(guard, data, budget[0], source)
             budget[0] -= len(plain)
             parts.append((None, scan_deep(guard, plain, source, budget, depth + 1)))
     except Exception as e:  # what cannot be opened is not safe

@@ -13,6 +13,7 @@ pub mod learn;
 pub mod output;
 pub mod sarif;
 pub mod scan;
+pub mod stream;
 pub mod term;
 pub mod walk;
 

@@ -37,6 +37,8 @@ struct Document<'a> {
     tool: Tool,
     mode: &'static str,
     fail_on: &'static str,
+    /// The config files read and how far each was trusted (docs/report-schema.md).
+    configs: &'a [crate::config::ConfigUse],
     files: Vec<FileEntry<'a>>,
     summary: Summary,
 }
@@ -51,6 +53,7 @@ pub fn json(outcome: &Outcome, policy: &Policy) -> String {
         },
         mode: policy.mode.as_str(),
         fail_on: policy.threshold.as_str(),
+        configs: &outcome.configs,
         files: outcome
             .files
             .iter()
@@ -173,6 +176,10 @@ pub fn text(outcome: &Outcome, policy: &Policy, style: Style, quiet: bool) -> St
         line.push_str("; audit mode: not failing");
     }
     out.push('\n');
+    for c in &outcome.configs {
+        out.push_str(&config_line(c));
+        out.push('\n');
+    }
     let line = if unsafe_n > 0 || errors > 0 {
         style.bold(&line)
     } else {
@@ -181,4 +188,21 @@ pub fn text(outcome: &Outcome, policy: &Policy, style: Style, quiet: bool) -> St
     out.push_str(&line);
     out.push('\n');
     out
+}
+
+/// Which config a scan used and how far it was trusted.
+fn config_line(c: &crate::config::ConfigUse) -> String {
+    use crate::config::Trust;
+    match c.trust {
+        Trust::Applied => format!("config: {} ({})", c.path, c.origin),
+        Trust::TightenOnly if c.ignored.is_empty() => format!(
+            "config: {} is inside a scanned path: used only to tighten the policy",
+            c.path
+        ),
+        Trust::TightenOnly => format!(
+            "config: {} is inside a scanned path: used only to tighten the policy; ignored: {} (name it with --policy to apply it)",
+            c.path,
+            c.ignored.join(", ")
+        ),
+    }
 }

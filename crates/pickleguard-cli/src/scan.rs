@@ -2,6 +2,7 @@
 //! it with [`pickleguard::scan_bytes`] in parallel, and print the results in path order.
 
 use crate::cli::{Format, ScanArgs, WalkArgs};
+use crate::stream::{self, StreamLimits};
 use crate::walk::{self, Filters, Source, Target};
 use crate::{config, output, sarif, term, EXIT_ERROR, EXIT_SAFE, EXIT_UNSAFE};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -45,6 +46,8 @@ pub struct Outcome {
     pub files: Vec<FileResult>,
     pub skipped_links: usize,
     pub loops: usize,
+    /// The config files the policy came from (set by the command, for the report).
+    pub configs: Vec<config::ConfigUse>,
 }
 
 impl Outcome {
@@ -79,15 +82,13 @@ impl std::ops::Deref for Bytes {
 /// Read a target's bytes: small files whole, large ones memory-mapped (never copied).
 pub fn load(source: &Source) -> std::io::Result<Bytes> {
     match source {
-        Source::Stream(None) => {
-            let mut buf = Vec::new();
-            std::io::stdin().lock().read_to_end(&mut buf)?;
-            Ok(Bytes::Owned(buf))
-        }
-        Source::Stream(Some(p)) => {
-            let mut buf = Vec::new();
-            std::fs::File::open(p)?.read_to_end(&mut buf)?;
-            Ok(Bytes::Owned(buf))
+        Source::Stream(p) => {
+            let limits = StreamLimits::from_env();
+            let s = stream::read_stream(p.as_deref(), limits)?;
+            if s.truncated {
+                return Err(std::io::Error::other(stream_cap_message(limits)));
+            }
+            Ok(Bytes::Owned(s.data))
         }
         Source::File(p) => {
             let mut f = std::fs::File::open(p)?;
@@ -172,8 +173,50 @@ fn madvise(addr: usize, len: usize, advice: libc::c_int) {
     }
 }
 
+fn stream_cap_message(limits: StreamLimits) -> String {
+    format!(
+        "the stream gives more than {} bytes (PICKLEGUARD_STREAM_MAX_BYTES)",
+        limits.max_bytes
+    )
+}
+
+/// Scan a stream: within its size cap it is scanned like a file; past the cap, its first
+/// bytes are scanned and the report ends in a RESOURCE_LIMIT finding (not safe).
+fn scan_stream(t: &Target, path: Option<&std::path::Path>, policy: &Policy) -> FileResult {
+    let limits = StreamLimits::from_env();
+    match stream::read_stream(path, limits) {
+        Ok(s) => {
+            let mut report = pickleguard::scan_bytes(&s.data, policy);
+            if s.truncated {
+                report.push(pickleguard::Finding::new(
+                    pickleguard::FindingType::ResourceLimit,
+                    pickleguard::Severity::High,
+                    limits.max_bytes,
+                    format!(
+                        "analysis stopped at the stream size limit: {}; the rest was not read",
+                        stream_cap_message(limits)
+                    ),
+                ));
+                report.complete = false;
+                report.stopped_by = Some("limit:stream size".into());
+                report.finish(policy.threshold);
+            }
+            FileResult {
+                path: t.display.clone(),
+                report,
+                error: None,
+                bytes: s.data.len() as u64,
+            }
+        }
+        Err(e) => FileResult::failed(t.display.clone(), e.to_string()),
+    }
+}
+
 /// Scan one target.
 pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
+    if let Source::Stream(p) = &t.source {
+        return scan_stream(t, p.as_deref(), policy);
+    }
     match load(&t.source) {
         Ok(bytes) => {
             let report = pickleguard::scan_bytes(&bytes, policy);
@@ -258,6 +301,7 @@ pub fn run_scan(
         files,
         skipped_links: walked.skipped_links,
         loops: walked.loops,
+        configs: Vec::new(),
     })
 }
 
@@ -274,9 +318,10 @@ pub fn exit_code(outcome: &Outcome, mode: Mode) -> u8 {
 
 /// `pickleguard scan`.
 pub fn command(a: &ScanArgs) -> Result<u8, String> {
-    let eff = config::build(&a.policy, None)?;
+    let eff = config::build_for(&a.policy, None, &a.paths)?;
     let policy = &eff.policy;
-    let outcome = run_scan(&a.paths, &a.walk, policy, !a.quiet)?;
+    let mut outcome = run_scan(&a.paths, &a.walk, policy, !a.quiet)?;
+    outcome.configs = eff.configs;
     let to_file = a.output.as_ref().is_some_and(|p| p.as_os_str() != "-");
     let text = match a.format {
         Format::Text => {

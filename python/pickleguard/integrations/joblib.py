@@ -15,6 +15,7 @@ import warnings
 from typing import Any, Callable, Optional
 
 from .._accepted import accepting
+from .._bounded import read_all
 from ._common import patch_group, unpatch_group
 
 __all__ = ["patch", "unpatch", "load"]
@@ -82,11 +83,27 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
                 if is_path:
                     return _unpickle(cls, fobj, eno, name, validated)
                 return _unpickle(cls, fobj, eno)
-        # Compressed: decompress once, scan what the unpickler will read, load from memory.
-        plain = fobj.read()
+        # Compressed: decompress once (within the scan's allowance for the compressed size),
+        # scan what the unpickler will read, load from memory.
+        plain = read_all(guard, fobj, _size_after(f, start), source)
         analysis = guard.check(guard.analyze(plain, source=source))
         with accepting(analysis):
             return _unpickle(cls, io.BytesIO(plain), eno, name if is_path else "", None)
+
+
+def _size_after(f: Any, start: int) -> Optional[int]:
+    """Bytes of ``f`` from ``start`` on, or None when it cannot tell (a pipe)."""
+    try:
+        return os.fstat(f.fileno()).st_size - start
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+    try:
+        here = f.tell()
+        end = f.seek(0, io.SEEK_END)
+        f.seek(here)
+        return end - start
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
 
 
 def guarded_load(guard: Any, filename: Any, mmap_mode: Any = None,

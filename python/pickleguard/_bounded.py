@@ -1,0 +1,53 @@
+"""Decompression before a load, within the scan's own bound.
+
+A loader that decompresses a whole file before scanning it (``safe_load`` of a gzip / xz /
+zlib file, the patched ``joblib.load`` of a compressed dump) reads at most the bytes the core
+would decompress for the same file (``Policy.decompression_allowance``: the larger of 128 MiB
+and ``max_ratio`` x the compressed size, at most ``max_decompressed``). More than that is
+refused with a ``PickleSecurityError`` whose analysis carries one ``RESOURCE_LIMIT``
+finding, the verdict the scan gives the same file, instead of growing until memory runs out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ._analysis import Finding, PickleAnalysis, PickleSecurityError
+
+# Read in pieces: one read(limit + 1) would ask the decompressor for a buffer of that size.
+_CHUNK = 1 << 20
+
+
+def allowance(guard: Any, compressed_len: Optional[int]) -> "tuple[int, str]":
+    """The bytes ``compressed_len`` compressed bytes may decompress to (unknown length: the
+    floor the ratio allows for any input)."""
+    return tuple(guard.policy.decompression_allowance(max(0, compressed_len or 0)))  # type: ignore[return-value]
+
+
+def limit_error(guard: Any, source: str, what: str, limit: int) -> PickleSecurityError:
+    desc = (f"analysis stopped at the {what} limit: decompressing gives more than {limit} "
+            f"bytes; the rest of the file was not checked")
+    a = PickleAnalysis(False, "HIGH", [Finding("RESOURCE_LIMIT", "HIGH", desc)],
+                       format="compressed", complete=False, stopped_by=f"limit:{what}",
+                       mode=guard.mode, source=source)
+    return PickleSecurityError(f"{source}: refused: {desc}", a)
+
+
+def read_all(guard: Any, f: Any, compressed_len: Optional[int], source: str,
+             user_limit: Optional[int] = None) -> bytes:
+    """Everything ``f`` (a decompressing file object) yields, within the allowance for
+    ``compressed_len`` bytes and ``user_limit`` when given."""
+    limit, what = allowance(guard, compressed_len)
+    if user_limit is not None and user_limit < limit:
+        limit, what = user_limit, "max_decompressed_size"
+    parts = []
+    total = 0
+    while True:
+        piece = f.read(min(_CHUNK, limit + 1 - total))
+        if not piece:
+            break
+        parts.append(piece)
+        total += len(piece)
+        if total > limit:
+            raise limit_error(guard, source, what, limit)
+    return b"".join(parts)
