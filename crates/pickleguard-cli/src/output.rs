@@ -15,6 +15,9 @@ struct FileEntry<'a> {
     #[serde(flatten)]
     report: &'a Report,
     error: Option<&'a str>,
+    /// Repository, revision and file of a file in a Hugging Face cache snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hf: Option<&'a crate::hub::HubRef>,
 }
 
 #[derive(Serialize)]
@@ -39,6 +42,8 @@ struct Document<'a> {
     fail_on: &'static str,
     /// The config files read and how far each was trusted (docs/report-schema.md).
     configs: &'a [crate::config::ConfigUse],
+    /// Links the walk mentions: dangling (not scanned) or outside the scanned tree (scanned).
+    links: &'a [crate::walk::LinkNote],
     files: Vec<FileEntry<'a>>,
     summary: Summary,
 }
@@ -54,6 +59,7 @@ pub fn json(outcome: &Outcome, policy: &Policy) -> String {
         mode: policy.mode.as_str(),
         fail_on: policy.threshold.as_str(),
         configs: &outcome.configs,
+        links: &outcome.links,
         files: outcome
             .files
             .iter()
@@ -61,6 +67,7 @@ pub fn json(outcome: &Outcome, policy: &Policy) -> String {
                 path: &f.path,
                 report: &f.report,
                 error: f.error.as_deref(),
+                hf: f.hub.as_ref(),
             })
             .collect(),
         summary: Summary {

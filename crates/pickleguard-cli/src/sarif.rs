@@ -389,6 +389,7 @@ pub fn sarif(outcome: &Outcome, policy: &Policy) -> String {
                 "unsafe": outcome.unsafe_count(),
                 "errors": outcome.errors(),
                 "configs": outcome.configs,
+                "links": outcome.links,
             },
         }],
     });

@@ -4,7 +4,7 @@
 use crate::cli::{Format, ScanArgs, WalkArgs};
 use crate::stream::{self, StreamLimits};
 use crate::walk::{self, Filters, Source, Target};
-use crate::{config, output, sarif, term, EXIT_ERROR, EXIT_SAFE, EXIT_UNSAFE};
+use crate::{config, output, sarif, term, EXIT_ERROR, EXIT_NOTHING, EXIT_SAFE, EXIT_UNSAFE};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pickleguard::{Mode, Policy, Report};
 use rayon::prelude::*;
@@ -24,6 +24,8 @@ pub struct FileResult {
     /// Why the file could not be read (then `report` is an empty, unsafe report).
     pub error: Option<String>,
     pub bytes: u64,
+    /// Where the file sits in a Hugging Face cache, if it does.
+    pub hub: Option<crate::hub::HubRef>,
 }
 
 impl FileResult {
@@ -37,6 +39,7 @@ impl FileResult {
             report,
             error: Some(error),
             bytes: 0,
+            hub: None,
         }
     }
 }
@@ -46,6 +49,10 @@ pub struct Outcome {
     pub files: Vec<FileResult>,
     pub skipped_links: usize,
     pub loops: usize,
+    /// Paths to a file or directory already scanned through another path.
+    pub duplicates: usize,
+    /// Links the report mentions (dangling, or pointing outside the scanned tree).
+    pub links: Vec<walk::LinkNote>,
     /// The config files the policy came from (set by the command, for the report).
     pub configs: Vec<config::ConfigUse>,
 }
@@ -206,6 +213,7 @@ fn scan_stream(t: &Target, path: Option<&std::path::Path>, policy: &Policy) -> F
                 report,
                 error: None,
                 bytes: s.data.len() as u64,
+                hub: None,
             }
         }
         Err(e) => FileResult::failed(t.display.clone(), e.to_string()),
@@ -225,6 +233,7 @@ pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
                 report,
                 error: None,
                 bytes: bytes.len() as u64,
+                hub: crate::hub::locate(std::path::Path::new(&t.display)),
             }
         }
         Err(e) => FileResult::failed(t.display.clone(), e.to_string()),
@@ -301,13 +310,17 @@ pub fn run_scan(
         files,
         skipped_links: walked.skipped_links,
         loops: walked.loops,
+        duplicates: walked.duplicates,
+        links: walked.links,
         configs: Vec::new(),
     })
 }
 
 /// The exit code for a finished scan.
 pub fn exit_code(outcome: &Outcome, mode: Mode) -> u8 {
-    if outcome.errors() > 0 {
+    if outcome.files.iter().all(|f| f.error.is_some()) {
+        EXIT_NOTHING
+    } else if outcome.errors() > 0 {
         EXIT_ERROR
     } else if outcome.unsafe_count() > 0 && mode != Mode::Audit {
         EXIT_UNSAFE
@@ -340,6 +353,33 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
                 "{} symbolic link(s) not followed (use --follow-symlinks to scan their targets)",
                 outcome.skipped_links
             ));
+        }
+        if outcome.duplicates > 0 {
+            term::note(&format!(
+                "{} path(s) lead to a file or folder already scanned (links): scanned once",
+                outcome.duplicates
+            ));
+        }
+        for l in &outcome.links {
+            term::note(&match l.why {
+                walk::LinkWhy::Dangling => {
+                    format!(
+                        "{}: a link to {} that does not exist: not scanned",
+                        l.path, l.target
+                    )
+                }
+                walk::LinkWhy::OutsideTree => format!(
+                    "{}: a link to {}, outside the scanned folder: scanned",
+                    l.path, l.target
+                ),
+            });
+        }
+        if outcome.files.iter().all(|f| f.error.is_some()) {
+            term::warn(if outcome.files.is_empty() {
+                "nothing scanned: no file found under the given paths (exit code 3)"
+            } else {
+                "nothing scanned: no file could be read (exit code 3)"
+            });
         }
         if outcome.loops > 0 {
             term::note(&format!(
