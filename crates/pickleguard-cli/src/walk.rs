@@ -222,7 +222,7 @@ fn walk_dir(root: &Path, args: &WalkArgs, filters: &Filters, out: &mut Walked) {
     };
     let mut ancestors = Vec::new();
     match std::fs::metadata(root) {
-        Ok(m) => w.dir(root, &m, &mut ancestors, out),
+        Ok(m) => w.dir(root, root, &m, &mut ancestors, out),
         Err(e) => out.failures.push(Failure {
             display: root.display().to_string(),
             error: e.to_string(),
@@ -231,9 +231,13 @@ fn walk_dir(root: &Path, args: &WalkArgs, filters: &Filters, out: &mut Walked) {
 }
 
 impl DirWalk<'_> {
+    /// `shown`: the path as found (through links), for the report; `real`: a path to the same
+    /// folder with its links resolved, for the file system (a path through 40 links is
+    /// refused by the kernel).
     fn dir(
         &mut self,
-        path: &Path,
+        shown: &Path,
+        real: &Path,
         meta: &std::fs::Metadata,
         ancestors: &mut Vec<(u64, u64)>,
         out: &mut Walked,
@@ -248,36 +252,37 @@ impl DirWalk<'_> {
             return;
         }
         out.dirs_read += 1;
-        let entries = match std::fs::read_dir(path) {
+        let entries = match std::fs::read_dir(real) {
             Ok(rd) => rd,
             Err(e) => {
                 out.failures.push(Failure {
-                    display: path.display().to_string(),
+                    display: shown.display().to_string(),
                     error: e.to_string(),
                 });
                 return;
             }
         };
-        let mut children: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        let mut children: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
         // A Hugging Face repository folder: its snapshots first, so that each blob is
         // reported by the snapshot path that names it (repo / revision / file); blobs no
         // snapshot names are still scanned after.
-        let hub_repo = crate::hub::repo_root(path).is_some_and(|r| r == path);
-        children.sort_by_key(|c| {
-            (
-                hub_repo && c.file_name().is_some_and(|n| n == "blobs"),
-                c.clone(),
-            )
-        });
+        let hub_repo = crate::hub::repo_root(shown).is_some_and(|r| r == shown);
+        children.sort_by_key(|c| (hub_repo && c == "blobs", c.clone()));
         ancestors.push(id);
-        for child in children {
-            self.entry(&child, ancestors, out);
+        for name in children {
+            self.entry(&shown.join(&name), &real.join(&name), ancestors, out);
         }
         ancestors.pop();
     }
 
-    fn entry(&mut self, path: &Path, ancestors: &mut Vec<(u64, u64)>, out: &mut Walked) {
-        let lmeta = match std::fs::symlink_metadata(path) {
+    fn entry(
+        &mut self,
+        path: &Path,
+        real: &Path,
+        ancestors: &mut Vec<(u64, u64)>,
+        out: &mut Walked,
+    ) {
+        let lmeta = match std::fs::symlink_metadata(real) {
             Ok(m) => m,
             Err(e) => {
                 out.failures.push(Failure {
@@ -289,13 +294,13 @@ impl DirWalk<'_> {
         };
         let link = lmeta.file_type().is_symlink();
         let meta = if link {
-            match std::fs::metadata(path) {
+            match std::fs::metadata(real) {
                 Ok(m) => m,
                 Err(_) => {
                     // A dangling link: nothing a loader could read.
                     out.links.push(LinkNote {
                         path: path.display().to_string(),
-                        target: read_link_text(path),
+                        target: read_link_text(real),
                         why: LinkWhy::Dangling,
                     });
                     return;
@@ -312,7 +317,13 @@ impl DirWalk<'_> {
                 out.skipped_links += 1;
                 return;
             }
-            self.dir(path, &meta, ancestors, out);
+            match real.canonicalize() {
+                Ok(resolved) => self.dir(path, &resolved, &meta, ancestors, out),
+                Err(e) => out.failures.push(Failure {
+                    display: path.display().to_string(),
+                    error: e.to_string(),
+                }),
+            }
             return;
         }
         if !meta.is_file() || !self.filters.file_ok(path) {
@@ -323,7 +334,7 @@ impl DirWalk<'_> {
             return;
         }
         if link {
-            let target = path.canonicalize().ok();
+            let target = real.canonicalize().ok();
             let inside = target
                 .as_ref()
                 .is_some_and(|t| self.roots.iter().any(|r| t.starts_with(r)));
@@ -331,14 +342,14 @@ impl DirWalk<'_> {
                 out.links.push(LinkNote {
                     path: path.display().to_string(),
                     target: target
-                        .map_or_else(|| read_link_text(path), |t| t.display().to_string()),
+                        .map_or_else(|| read_link_text(real), |t| t.display().to_string()),
                     why: LinkWhy::OutsideTree,
                 });
             }
         }
         out.targets.push(Target {
             display: path.display().to_string(),
-            source: Source::File(path.to_path_buf()),
+            source: Source::File(real.to_path_buf()),
             size: meta.len(),
         });
     }

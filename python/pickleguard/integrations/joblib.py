@@ -15,7 +15,6 @@ import warnings
 from typing import Any, Callable, Optional
 
 from .._accepted import accepting
-from .._bounded import read_all
 from ._common import patch_group, unpatch_group
 
 __all__ = ["patch", "unpatch", "load"]
@@ -83,27 +82,27 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
                 if is_path:
                     return _unpickle(cls, fobj, eno, name, validated)
                 return _unpickle(cls, fobj, eno)
-        # Compressed: decompress once (within the scan's allowance for the compressed size),
-        # scan what the unpickler will read, load from memory.
-        plain = read_all(guard, fobj, _size_after(f, start), source)
+        # Compressed: decompress once, by pickleguard's readers within the scan's allowance
+        # for the compressed size (joblib's BinaryGzipFile doubles its unused data without
+        # end on a second gzip member), scan what the unpickler will read, load from memory.
+        from .._formats import _decompress
+        raw: Any = None
+        if _real_file(f):
+            try:
+                whole = map_fd(f.fileno())
+                raw = memoryview(whole)[start:] if start else whole
+            except (OSError, ValueError):
+                raw = None
+        if raw is None:
+            here = f.tell()
+            f.seek(start)
+            raw = f.read()
+            f.seek(here)
+        plain = _decompress(guard, raw, None, source)
+        del raw
         analysis = guard.check(guard.analyze(plain, source=source))
         with accepting(analysis):
             return _unpickle(cls, io.BytesIO(plain), eno, name if is_path else "", None)
-
-
-def _size_after(f: Any, start: int) -> Optional[int]:
-    """Bytes of ``f`` from ``start`` on, or None when it cannot tell (a pipe)."""
-    try:
-        return os.fstat(f.fileno()).st_size - start
-    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
-        pass
-    try:
-        here = f.tell()
-        end = f.seek(0, io.SEEK_END)
-        f.seek(here)
-        return end - start
-    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
-        return None
 
 
 def guarded_load(guard: Any, filename: Any, mmap_mode: Any = None,
