@@ -42,7 +42,7 @@ struct Document<'a> {
     fail_on: &'static str,
     /// The config files read and how far each was trusted (docs/report-schema.md).
     configs: &'a [crate::config::ConfigUse],
-    /// Links the walk mentions: dangling (not scanned) or outside the scanned tree (scanned).
+    /// Links to files outside the scanned tree (scanned).
     links: &'a [crate::walk::LinkNote],
     files: Vec<FileEntry<'a>>,
     summary: Summary,

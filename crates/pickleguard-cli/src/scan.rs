@@ -51,7 +51,7 @@ pub struct Outcome {
     pub loops: usize,
     /// Paths to a file or directory already scanned through another path.
     pub duplicates: usize,
-    /// Links the report mentions (dangling, or pointing outside the scanned tree).
+    /// Links to files outside the scanned tree (followed; the report says so).
     pub links: Vec<walk::LinkNote>,
     /// The config files the policy came from (set by the command, for the report).
     pub configs: Vec<config::ConfigUse>,
@@ -362,12 +362,6 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
         }
         for l in &outcome.links {
             term::note(&match l.why {
-                walk::LinkWhy::Dangling => {
-                    format!(
-                        "{}: a link to {} that does not exist: not scanned",
-                        l.path, l.target
-                    )
-                }
                 walk::LinkWhy::OutsideTree => format!(
                     "{}: a link to {}, outside the scanned folder: scanned",
                     l.path, l.target

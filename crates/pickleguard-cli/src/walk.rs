@@ -45,7 +45,7 @@ pub struct Walked {
     pub duplicates: usize,
     /// Directories read (each once, however many paths lead to it).
     pub dirs_read: usize,
-    /// Links worth telling about: dangling, or pointing outside the scanned tree (followed).
+    /// Links to files outside the scanned tree (followed, and said so).
     pub links: Vec<LinkNote>,
 }
 
@@ -53,8 +53,6 @@ pub struct Walked {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkWhy {
-    /// Its target does not exist: not scanned.
-    Dangling,
     /// Its target lies outside the scanned tree: scanned, and said so.
     OutsideTree,
 }
@@ -296,12 +294,12 @@ impl DirWalk<'_> {
         let meta = if link {
             match std::fs::metadata(real) {
                 Ok(m) => m,
-                Err(_) => {
-                    // A dangling link: nothing a loader could read.
-                    out.links.push(LinkNote {
-                        path: path.display().to_string(),
-                        target: read_link_text(real),
-                        why: LinkWhy::Dangling,
+                Err(e) => {
+                    // A dangling link (or one through too many links): a file a loader named
+                    // by this path could not read, so an error entry like any unreadable file.
+                    out.failures.push(Failure {
+                        display: path.display().to_string(),
+                        error: format!("a link to {}: {e}", read_link_text(real)),
                     });
                     return;
                 }

@@ -491,7 +491,7 @@ fn include_and_exclude_globs() {
 
 #[cfg(unix)]
 #[test]
-fn symlinks_are_not_followed_unless_asked() {
+fn file_links_are_followed_folder_links_only_when_asked() {
     let dir = TempDir::new().unwrap();
     let outside = TempDir::new().unwrap();
     write(outside.path(), "evil.pkl", &attack_global("/nonexistent/m"));
@@ -507,14 +507,15 @@ fn symlinks_are_not_followed_unless_asked() {
         .args(["scan", "tree"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("2 symbolic link(s) not followed"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 symbolic link(s) not followed"), "{err}");
+    assert!(err.contains("outside the scanned folder: scanned"), "{err}");
     let (code, doc) = scan_json(dir.path(), &["tree", "--follow-symlinks"]);
     assert_eq!(code, 1);
-    assert_eq!(
-        unsafe_paths(&doc),
-        vec!["tree/link.pkl", "tree/linkdir/evil.pkl"]
-    );
+    // The file the folder link leads to was scanned through the file link already.
+    assert_eq!(unsafe_paths(&doc), vec!["tree/link.pkl"]);
+    assert_eq!(doc["links"][0]["why"], "outside_tree");
     // A link named on the command line is followed.
     pg().current_dir(dir.path())
         .args(["scan", "tree/link.pkl"])
