@@ -260,7 +260,10 @@ impl DirWalk<'_> {
                 return;
             }
         };
-        let mut children: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+        let mut children: Vec<_> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
         // A Hugging Face repository folder: its snapshots first, so that each blob is
         // reported by the snapshot path that names it (repo / revision / file); blobs no
         // snapshot names are still scanned after.

@@ -145,11 +145,11 @@ fn io_errors_exit_2_and_the_rest_is_still_reported() {
     let mut u = unsafe_paths(&doc);
     u.retain(|p| p != "missing.pkl");
     assert_eq!(u, attacks);
-    // Text output names the error too.
+    // Text output names the error too; with nothing else to read, nothing was scanned.
     pg().current_dir(dir.path())
         .args(["scan", "missing.pkl"])
         .assert()
-        .code(2)
+        .code(3)
         .stdout(contains("missing.pkl: ERROR"));
 }
 
