@@ -26,7 +26,7 @@ import resource, sys, time, pickleguard
 t = time.perf_counter()
 a = pickleguard.scan_file(sys.argv[1])
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-      a.is_safe, a.stopped_by)
+      a.stopped_by or ("safe" if a.is_safe else "unsafe"), sep="|")
 """
 
 PY_LOAD = """
@@ -39,7 +39,7 @@ except pickleguard.PickleSecurityError as e:
     v = e.analysis.stopped_by
 except Exception as e:
     v = type(e).__name__
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, v, "-")
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, v, sep="|")
 """
 
 
@@ -61,8 +61,8 @@ def run_py(code, path):
                        timeout=600)
     if p.returncode:
         return 0.0, 0, f"exit {p.returncode}: {p.stderr.decode()[-120:]}"
-    secs, kb, a, b = p.stdout.decode().split(maxsplit=3)
-    return float(secs), int(kb), a if b.strip() == "-" else b.strip()
+    secs, kb, verdict = p.stdout.decode().strip().split("|")
+    return float(secs), int(kb), verdict
 
 
 def main() -> None:
@@ -81,10 +81,11 @@ def main() -> None:
             path.write_bytes(gen_bombs.build(name, a.gib))
             size = path.stat().st_size
             cs, ck, cv = run_cli(a.bin, path)
-            ss, sk, _ = run_py(PY_SCAN, path)
+            ss, sk, sv = run_py(PY_SCAN, path)
             ls, lk, lv = run_py(PY_LOAD, path)
             print(f"| {name} | {size / 1e6:.1f} MB | {cs:.2f} | {ck / 1024:.0f} | {ss:.2f} "
-                  f"| {sk / 1024:.0f} | {ls:.2f} | {lk / 1024:.0f} | {cv}; load: {lv} |",
+                  f"| {sk / 1024:.0f} | {ls:.2f} | {lk / 1024:.0f} | {cv}; scan_file: {sv}; "
+                  f"safe_load: {lv} |",
                   flush=True)
             path.unlink()
 
