@@ -351,9 +351,9 @@ fn policy_file_flag() {
             "unknown field `max_opz`",
         ),
         (
-            "v2.toml",
-            "version = 2\n",
-            "format version 2 is not supported",
+            "v9.toml",
+            "version = 9\n",
+            "format version 9 is not supported",
         ),
     ] {
         write(dir.path(), name, text.as_bytes());
