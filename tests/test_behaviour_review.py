@@ -262,3 +262,6 @@ def test_profile_reader_reads_both_formats(tmp_path):
     assert {(g.name, g.op) for g in grants} == {("A", "new"), ("B", "new"), ("A", "build"),
                                                 ("B", "build")}
     assert all(g.reviewed == ("__setstate__",) and g.note for g in grants)
+    v2_list = tmp_path / "v2l.toml"
+    v2_list.write_text('version = 2\n[[allow]]\nmodule = "m"\nname = "C"\nops = ["new", "build"]\n')
+    assert {(g.name, g.op) for g in rb.read_profile(v2_list)} == {("C", "new"), ("C", "build")}
