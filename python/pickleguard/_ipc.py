@@ -8,10 +8,11 @@ code, which legitimately pickles its own functions (``Pool.map(my_func, ...)``) 
 reduction helpers the stdlib and torch register (``mapstar``, ``rebuild_storage_fd``, ...).
 So these paths get their own judgement (docs/security.md, "Inter-process pickles"):
 
-* a global is accepted unless the ml profile's catalogue of dangerous callables knows it
-  (``os.system``, ``eval``, ``subprocess.*``, loaders, importers, ...), judged by the name
-  as written and by the name of the object it resolves to (an alias of ``posix.system``
-  under another module is still ``posix.system``);
+* a global is accepted unless the ml profile's catalogue of dangerous callables puts it in
+  a category that runs commands, code or other pickles or imports by name
+  (``REFUSED_CATEGORIES``: ``os.system``, ``eval``, ``subprocess.*``, loaders,
+  importers, ...), judged by the name as written and by the name of the object it resolves
+  to (an alias of ``posix.system`` under another module is still ``posix.system``);
 * the sender judges every pickle it writes the same way, so a refusal is an exception in
   the process that sent it (``Pool.map`` raises it, a ``Future`` carries it) instead of a
   worker dying on a task it cannot read and the parent waiting forever.
@@ -55,6 +56,7 @@ class IpcJudge:
         with _lock:
             for entry in _registered:
                 self.policy.allow(*entry)
+            self.registered = len(_registered)
 
     def _danger(self, module: str, name: str) -> Optional[str]:
         """The refusal reason when ``module.name`` is refused on an IPC path."""
@@ -136,21 +138,16 @@ _judge_lock = threading.Lock()
 
 
 def judge() -> IpcJudge:
+    """The process's IPC judge, rebuilt when ``register_safe_class`` added entries."""
     global _judge
+    from ._guard import _registered
     j = _judge
-    if j is None:
+    if j is None or j.registered != len(_registered):
         with _judge_lock:
-            if _judge is None:
+            if _judge is None or _judge.registered != len(_registered):
                 _judge = IpcJudge()
             j = _judge
     return j
-
-
-def reset() -> None:
-    """Forget the judge (``register_safe_class`` and ``install`` rebuild it)."""
-    global _judge
-    with _judge_lock:
-        _judge = None
 
 
 class IpcUnpickler(_pickle.Unpickler):
