@@ -577,7 +577,12 @@ def test_too_many_parts_is_a_clear_400():
     st, h, out = _call_wsgi(mw, {"CONTENT_TYPE": "multipart/form-data; boundary=B",
                                  "CONTENT_LENGTH": str(len(body)),
                                  "wsgi.input": io.BytesIO(body)})
-    assert st.startswith("400") and json.loads(out)["title"] == "Too many multipart parts"
+    assert st.startswith("400") and json.loads(out)["title"] == "Too many parts"
+    body = b"&" * 200 + b"a=1"
+    st, h, out = _call_wsgi(mw, {"CONTENT_TYPE": "application/x-www-form-urlencoded",
+                                 "CONTENT_LENGTH": str(len(body)),
+                                 "wsgi.input": io.BytesIO(body)})
+    assert st.startswith("400") and json.loads(out)["title"] == "Too many parts"
 
 
 # ------------------------------------------------------------------ bounded load test

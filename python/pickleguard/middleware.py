@@ -172,12 +172,21 @@ def _part_headers(block: bytes) -> Dict[str, str]:
     return headers
 
 
-def form_values(body: bytes) -> Iterator[Tuple[str, bytes]]:
+def _fields(body: bytes, seps: bytes, max_fields: int) -> Iterator[bytes]:
+    pattern = re.compile(b"[^" + re.escape(seps) + b"]*")
+    for n, m in enumerate(pattern.finditer(body)):
+        if n > 2 * max_fields:  # each separator ends one match and starts an empty one
+            raise TooManyParts(f"more than {max_fields} form fields")
+        if m.group():
+            yield m.group()
+
+
+def form_values(body: bytes, max_fields: int = 10_000) -> Iterator[Tuple[str, bytes]]:
     """Every name and value of a url-encoded body, percent-decoded to bytes (what an app
     gets with a latin-1 decoding), split at ``&`` and also at ``;`` (older parsers)."""
     seen = set()
-    for sep in (rb"&", rb"[&;]"):
-        for field in re.split(sep, body):
+    for seps in (b"&", b"&;"):
+        for field in _fields(body, seps, max_fields):
             name, _, value = field.partition(b"=")
             for label, raw in (("<form name>", name), (name.decode("latin-1"), value)):
                 data = unquote_to_bytes(raw.replace(b"+", b" "))
@@ -253,7 +262,8 @@ class _Inspector:
         if kind in ("multipart", "mixed") and params.get("_boundaries"):
             views.append(self._parts(params["_boundaries"], body))
         if kind in ("form", "mixed"):
-            views.append((name, None, value) for name, value in form_values(body))
+            views.append((name, None, value)
+                         for name, value in form_values(body, self.max_parts))
         for name, ptype, content in itertools.chain(*views):
             if (ptype in self.content_types) or looks_serialized(content[:_HEAD]):
                 a = scan_deep(g, content, f"{source} part {name!r}")
@@ -274,7 +284,7 @@ class _Inspector:
         try:
             bad = self.verdict(kind, params, body, source)
         except TooManyParts as e:
-            return 400, self.problem(400, "Too many multipart parts", str(e))
+            return 400, self.problem(400, "Too many parts", str(e))
         if bad is None:
             return None
         return 400, self.unsafe_body(*bad)
