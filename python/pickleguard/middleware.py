@@ -17,7 +17,8 @@ bodies"):
   python-multipart (starlette) split at a boundary line after a CRLF, LF or CR line break,
   Django at the boundary anywhere in the body; header blocks end at a CRLF, LF or CR blank
   line. Every part each reading gives, under every ``boundary`` parameter of the header, is
-  judged like a raw body;
+  judged like a raw body (a ``Content-Transfer-Encoding: base64`` part also decoded, as
+  Django does);
 * every name and value of an ``application/x-www-form-urlencoded`` body, percent-decoded.
 
 An unsafe body gets ``400`` with an ``application/problem+json`` body naming the findings; a
@@ -31,6 +32,7 @@ and lets everything through.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import itertools
 import json
@@ -277,6 +279,13 @@ class _Inspector:
             for headers, content in multipart_views(body, boundary, self.max_parts):
                 ptype, _ = _parse_type(headers.get("content-type", ""))
                 yield _part_name(headers), ptype, content
+                if headers.get("content-transfer-encoding", "").strip().lower() == "base64":
+                    # Django decodes a base64 part before the app sees it.
+                    try:
+                        decoded = base64.b64decode(re.sub(rb"\s+", b"", content))
+                    except ValueError:
+                        continue
+                    yield _part_name(headers), ptype, decoded
 
     def judge(self, kind: str, params: Dict[str, str], body: bytes,
               source: str) -> Optional[Tuple[int, bytes]]:
