@@ -51,12 +51,10 @@ class IpcJudge:
     """The IPC decision for one global (see the module docstring)."""
 
     def __init__(self) -> None:
-        from ._guard import _lock, _registered
+        # Only the shipped catalogue: no register_safe_class entry, no allowed() scope. The
+        # same rule in every process (a spawned worker has neither) is what lets the sender
+        # refuse exactly what a worker would refuse, so no worker dies on a task.
         self.policy = _native.Policy("ml")
-        with _lock:
-            for entry in _registered:
-                self.policy.allow(*entry)
-            self.registered = len(_registered)
 
     def _danger(self, module: str, name: str) -> Optional[str]:
         """The refusal reason when ``module.name`` is refused on an IPC path."""
@@ -138,13 +136,11 @@ _judge_lock = threading.Lock()
 
 
 def judge() -> IpcJudge:
-    """The process's IPC judge, rebuilt when ``register_safe_class`` added entries."""
     global _judge
-    from ._guard import _registered
     j = _judge
-    if j is None or j.registered != len(_registered):
+    if j is None:
         with _judge_lock:
-            if _judge is None or _judge.registered != len(_registered):
+            if _judge is None:
                 _judge = IpcJudge()
             j = _judge
     return j
