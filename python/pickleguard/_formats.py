@@ -299,7 +299,7 @@ def _load_torch(guard: Any, opener: Callable[[], Any], path: Optional[str],
         return original_load()(f, pickle_module=pm, weights_only=False, **tk)
 
 
-def _npy_header(reader: MemoryReader) -> Any:
+def _read_npy_header(reader: MemoryReader) -> Any:
     import numpy as np
     fmt = np.lib.format
     version = fmt.read_magic(reader)
@@ -311,10 +311,34 @@ def _npy_header(reader: MemoryReader) -> Any:
     return fmt.read_array_header_2_0(reader)
 
 
+def _npy_header(reader: MemoryReader) -> Any:
+    """numpy's own header parse (``ast.literal_eval``), with every failure a ``ValueError``:
+    a spurious ``SystemError`` of the AST converter under threads (see
+    ``_analysis.literal_or``) is retried once, anything else is a bad header."""
+    start = reader.pos
+    for attempt in range(2):
+        reader.pos = start
+        try:
+            return _read_npy_header(reader)
+        except SystemError as e:
+            if attempt:
+                raise ValueError(f"the .npy header could not be parsed: {e}") from e
+        except ValueError:
+            raise
+        except Exception as e:
+            raise ValueError(f"the .npy header could not be parsed: {e!r}") from e
+    raise AssertionError("unreachable")
+
+
 def _load_npy(guard: Any, data: Any, kwargs: Dict[str, Any]) -> Any:
     import numpy as np
     reader = MemoryReader(data, as_bytes=True)
-    shape, fortran, dtype = _npy_header(reader)
+    try:
+        shape, fortran, dtype = _npy_header(reader)
+    except ValueError as e:
+        # Not a header numpy can read: nothing after it is judged, so nothing is loaded.
+        raise guard._refuse("malformed .npy header", str(e), "<npy>", "HIGH",
+                            "MALFORMED") from e
     if not dtype.hasobject:
         return np.load(io.BytesIO(bytes(memoryview(data))), allow_pickle=False)
     pk = {"encoding": kwargs.get("encoding", "ASCII"),
