@@ -168,8 +168,11 @@ class Span:
 
     def commit(self, upto: int) -> None:
         """Move the source to ``upto`` (an offset in ``obj``: where the unpickler's reader
-        stopped), as if the loader had read it directly."""
+        stopped), as if the loader had read it directly: past the whole pickle, which ends
+        with the frame its STOP is in (the unpickler reading a file reads frames whole)."""
         if self._commit is not None:
+            if self.complete:
+                upto = max(upto, self.end)
             self._commit(max(0, upto - self.start))
 
 
