@@ -60,7 +60,7 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
             # A pre-0.10 dump with companion .npy files: joblib's compatibility loader
             # (its unpicklers are restricted at the class while patched).
             from .._io import map_path
-            guard.check_file(map_path(fobj), fobj)
+            guard.check_file(map_path(fobj), fobj, path=fobj)
             return npk.load_compatibility(fobj)
         if fobj is f:
             data: Optional[Any] = None
@@ -75,14 +75,14 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
                 f.seek(start)
                 data = f.read()
                 f.seek(here)
-            guard.check(guard.analyze(data, source=source))
+            guard.check(guard.analyze(data, source=source, path=name if is_path else None))
             del data
             if is_path:
                 return _unpickle(cls, fobj, eno, name, validated)
             return _unpickle(cls, fobj, eno)
         # Compressed: decompress once, scan what the unpickler will read, load from memory.
         plain = fobj.read()
-        guard.check(guard.analyze(plain, source=source))
+        guard.check(guard.analyze(plain, source=source, path=name if is_path else None))
         return _unpickle(cls, io.BytesIO(plain), eno, name if is_path else "", None)
 
 

@@ -15,6 +15,7 @@ pub(crate) mod budget;
 mod compress;
 mod npy;
 mod pylit;
+pub mod side_files;
 pub mod streams;
 mod tar;
 mod torch;
