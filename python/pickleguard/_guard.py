@@ -435,9 +435,10 @@ class PickleGuard:
             class _JoblibRestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
                 def __init__(self, *args: Any, **kwargs: Any) -> None:
                     super().__init__(*args, **kwargs)
-                    if self.np is not None:
+                    np: Any = getattr(self, "np", None)
+                    if np is not None:
                         # Side files of legacy wrappers are loaded through the guard.
-                        self.np = GuardedNumpy(guard, self.np)
+                        setattr(self, "np", GuardedNumpy(guard, np))
 
                 def find_class(self, module: str, name: str) -> Any:
                     guard._check_global(module, name, self.filename or "<joblib>")
