@@ -830,7 +830,7 @@ fn decompression_is_bounded() {
 
 fn npy_bytes(descr: &str, body: &[u8]) -> Vec<u8> {
     let mut h = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': (3,), }}");
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
@@ -1745,7 +1745,7 @@ fn agreeing_zip64_records_are_one_reading() {
 
 fn npy_header_bytes(header: &str, body: &[u8]) -> Vec<u8> {
     let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

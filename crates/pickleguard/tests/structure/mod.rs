@@ -332,7 +332,7 @@ pub fn npy(c: &mut Choices) -> (Vec<u8>, Expect) {
         .iter()
         .any(|k| k.starts_with("'descr'") && !k.contains("'<f8'") && !k.contains("'<i4'"));
     let mut h = format!("{{{}, }}", keys.join(", "));
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
