@@ -6,9 +6,11 @@
 //! analyses them in parallel, [`output`] and [`sarif`] print the results, [`explain`] and
 //! [`learn`] are the other commands, [`term`] handles terminals, colours and broken pipes.
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod explain;
+pub mod jsonl;
 pub mod learn;
 pub mod output;
 pub mod sarif;

@@ -1,9 +1,10 @@
 //! `pickleguard scan`: read every file (small ones whole, large ones memory-mapped), analyse
 //! it with [`pickleguard::scan_bytes`] in parallel, and print the results in path order.
 
+use crate::cache::{Cache, CacheStats};
 use crate::cli::{Format, ScanArgs, WalkArgs};
 use crate::walk::{self, Filters, Source, Target};
-use crate::{config, output, sarif, term, EXIT_ERROR, EXIT_SAFE, EXIT_UNSAFE};
+use crate::{config, jsonl, output, sarif, term, EXIT_ERROR, EXIT_SAFE, EXIT_UNSAFE};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pickleguard::{Mode, Policy, Report};
 use rayon::prelude::*;
@@ -45,6 +46,8 @@ pub struct Outcome {
     pub files: Vec<FileResult>,
     pub skipped_links: usize,
     pub loops: usize,
+    /// What the verdict cache did, when one was used.
+    pub cache: Option<CacheStats>,
 }
 
 impl Outcome {
@@ -92,20 +95,25 @@ pub fn load(source: &Source) -> std::io::Result<Bytes> {
         Source::File(p) => {
             let mut f = std::fs::File::open(p)?;
             let len = f.metadata()?.len();
-            if len >= MMAP_THRESHOLD {
-                // SAFETY: the map is read-only and private to this scan. A file truncated by
-                // another process while it is mapped can raise SIGBUS; that is the accepted
-                // cost of not reading multi-GB model files into memory (DESIGN.md: maps are
-                // for the command line, never the core).
-                let map = unsafe { memmap2::MmapOptions::new().map(&f)? };
-                advise_scan(&map);
-                Ok(Bytes::Mapped(map))
-            } else {
-                let mut buf = Vec::with_capacity(len as usize + 1);
-                f.read_to_end(&mut buf)?;
-                Ok(Bytes::Owned(buf))
-            }
+            load_file(&mut f, len)
         }
+    }
+}
+
+/// Read an open file of `len` bytes: whole when small, memory-mapped when large.
+pub fn load_file(f: &mut std::fs::File, len: u64) -> std::io::Result<Bytes> {
+    if len >= MMAP_THRESHOLD {
+        // SAFETY: the map is read-only and private to this scan. A file truncated by
+        // another process while it is mapped can raise SIGBUS; that is the accepted
+        // cost of not reading multi-GB model files into memory (DESIGN.md: maps are
+        // for the command line, never the core).
+        let map = unsafe { memmap2::MmapOptions::new().map(&*f)? };
+        advise_scan(&map);
+        Ok(Bytes::Mapped(map))
+    } else {
+        let mut buf = Vec::with_capacity(len as usize + 1);
+        f.read_to_end(&mut buf)?;
+        Ok(Bytes::Owned(buf))
     }
 }
 
@@ -213,6 +221,27 @@ pub fn run_scan(
     policy: &Policy,
     show_progress: bool,
 ) -> Result<Outcome, String> {
+    run_scan_with(paths, walk_args, policy, show_progress, &Extras::default())
+}
+
+/// Where results go as they arrive (`--format jsonl`), from any scanning thread.
+pub type Sink<'a> = &'a (dyn Fn(&FileResult) + Sync);
+
+/// What a scan may add to reading and judging every file.
+#[derive(Default)]
+pub struct Extras<'a> {
+    pub cache: Option<&'a Cache>,
+    pub sink: Option<Sink<'a>>,
+}
+
+/// [`run_scan`] with a verdict cache and/or a sink for results as they arrive.
+pub fn run_scan_with(
+    paths: &[PathBuf],
+    walk_args: &WalkArgs,
+    policy: &Policy,
+    show_progress: bool,
+    extras: &Extras,
+) -> Result<Outcome, String> {
     let filters = Filters::new(walk_args)?;
     let walked = walk::collect(paths, walk_args, &filters);
     let total_bytes: u64 = walked.targets.iter().map(|t| t.size).sum();
@@ -227,7 +256,13 @@ pub fn run_scan(
                 t.display
             ));
         }
-        let r = scan_target(t, policy);
+        let r = match extras.cache {
+            Some(c) => c.scan_target(t, policy),
+            None => scan_target(t, policy),
+        };
+        if let Some(sink) = extras.sink {
+            sink(&r);
+        }
         if let Some(pb) = &pb {
             done_bytes.fetch_add(t.size, Ordering::Relaxed);
             pb.inc(1);
@@ -246,18 +281,20 @@ pub fn run_scan(
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    files.extend(
-        walked
-            .failures
-            .into_iter()
-            .map(|f| FileResult::failed(f.display, f.error)),
-    );
+    for f in walked.failures {
+        let r = FileResult::failed(f.display, f.error);
+        if let Some(sink) = extras.sink {
+            sink(&r);
+        }
+        files.push(r);
+    }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup_by(|a, b| a.path == b.path);
     Ok(Outcome {
         files,
         skipped_links: walked.skipped_links,
         loops: walked.loops,
+        cache: extras.cache.map(Cache::stats),
     })
 }
 
@@ -274,9 +311,24 @@ pub fn exit_code(outcome: &Outcome, mode: Mode) -> u8 {
 
 /// `pickleguard scan`.
 pub fn command(a: &ScanArgs) -> Result<u8, String> {
+    if a.hub.dask.is_some() {
+        return Err(DASK_NEEDS_PYTHON.into());
+    }
     let eff = config::build(&a.policy, None)?;
     let policy = &eff.policy;
-    let outcome = run_scan(&a.paths, &a.walk, policy, !a.quiet)?;
+    let cache = match &a.hub.cache {
+        Some(dir) => Some(Cache::open(dir, policy)?),
+        None => None,
+    };
+    if a.format == Format::Jsonl {
+        let code = jsonl_scan(a, policy, cache.as_ref())?;
+        return Ok(code);
+    }
+    let extras = Extras {
+        cache: cache.as_ref(),
+        sink: None,
+    };
+    let outcome = run_scan_with(&a.paths, &a.walk, policy, !a.quiet, &extras)?;
     let to_file = a.output.as_ref().is_some_and(|p| p.as_os_str() != "-");
     let text = match a.format {
         Format::Text => {
@@ -287,9 +339,40 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
         }
         Format::Json => output::json(&outcome, policy),
         Format::Sarif => sarif::sarif(&outcome, policy),
+        Format::Jsonl => unreachable!("streamed above"),
     };
     term::write_output(a.output.as_deref(), text.as_bytes())?;
-    if !a.quiet {
+    report_notes(&outcome, a.quiet);
+    Ok(exit_code(&outcome, policy.mode))
+}
+
+/// The message of `--dask` in a build without Python (exit 2).
+pub const DASK_NEEDS_PYTHON: &str = "--dask needs the Python package: install pickleguard \
+with pip (and dask.distributed) and run its `pickleguard` command or \
+`python -m pickleguard scan --dask ADDRESS ...`; this build is the Rust command line alone";
+
+/// `--format jsonl`: lines go out as files are judged.
+fn jsonl_scan(a: &ScanArgs, policy: &Policy, cache: Option<&Cache>) -> Result<u8, String> {
+    let out: Box<dyn std::io::Write + Send> = match a.output.as_deref() {
+        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        )),
+        _ => Box::new(std::io::stdout()),
+    };
+    let writer = jsonl::Writer::new(out);
+    let sink = |f: &FileResult| writer.file(f);
+    let extras = Extras {
+        cache,
+        sink: Some(&sink),
+    };
+    let outcome = run_scan_with(&a.paths, &a.walk, policy, !a.quiet, &extras)?;
+    writer.finish(&outcome, policy)?;
+    report_notes(&outcome, a.quiet);
+    Ok(exit_code(&outcome, policy.mode))
+}
+
+fn report_notes(outcome: &Outcome, quiet: bool) {
+    if !quiet {
         if outcome.skipped_links > 0 {
             term::note(&format!(
                 "{} symbolic link(s) not followed (use --follow-symlinks to scan their targets)",
@@ -303,5 +386,4 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
             ));
         }
     }
-    Ok(exit_code(&outcome, policy.mode))
 }

@@ -549,6 +549,43 @@ impl Policy {
         self.rules.get(qualname).map(|v| v.as_slice())
     }
 
+    /// Everything a judgement depends on, as one canonical string: equal fingerprints judge
+    /// every input alike, and any difference (mode, threshold, limits, an allowed or blocked
+    /// name, a rule, an alias) changes it. Verdict caches key on it; unlike `to_toml` it keeps
+    /// limits, blocks and aliases.
+    pub fn fingerprint(&self) -> String {
+        fn sorted<V>(m: &HashMap<String, V>, show: impl Fn(&V) -> String) -> String {
+            let mut v: Vec<(&String, String)> = m.iter().map(|(k, v)| (k, show(v))).collect();
+            v.sort();
+            format!("{v:?}")
+        }
+        let allow = |a: &ModuleAllow| {
+            let mut names: Vec<(&String, &u8)> = a.names.iter().collect();
+            names.sort();
+            format!("{names:?}/{}/{}", a.wildcard, a.user)
+        };
+        let prefixed = |v: &[(String, ModuleAllow)]| {
+            v.iter()
+                .map(|(k, a)| format!("{k}={}", allow(a)))
+                .collect::<Vec<_>>()
+                .join(";")
+        };
+        format!(
+            "mode={:?}\nthreshold={:?}\nlimits={:?}\ndanger={}\ndanger_prefix={:?}\n\
+             alias_modules={}\nalias_names={}\nallow={}\nallow_prefix={}\nrules={}\n",
+            self.mode,
+            self.threshold,
+            self.limits,
+            sorted(&self.danger_exact, |v| format!("{v:?}")),
+            self.danger_prefix,
+            sorted(&self.alias_modules, |v| v.clone()),
+            sorted(&self.alias_names, |v| v.clone()),
+            sorted(&self.allow_exact, allow),
+            prefixed(&self.allow_prefix),
+            sorted(&self.rules, |v| format!("{v:?}")),
+        )
+    }
+
     /// The effective policy as TOML (`pickleguard policy show`).
     pub fn to_toml(&self) -> String {
         let mut out = format!(
