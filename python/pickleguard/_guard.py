@@ -220,9 +220,15 @@ class PickleGuard:
              else _native.scan_bytes(buf, policy))
         return PickleAnalysis._from_report(r, source)
 
-    def scan_file(self, path: Union[str, "os.PathLike[str]"]) -> PickleAnalysis:
-        """Scan a file (memory-mapped, every container)."""
+    def scan_file(self, path: Union[str, "os.PathLike[str]"], *,
+                  cache: Optional[Union[str, "os.PathLike[str]"]] = None) -> PickleAnalysis:
+        """Scan a file (memory-mapped, every container). ``cache``: a verdict cache directory
+        shared with ``pickleguard scan --cache`` (docs/python.md); an unchanged file judged
+        under this policy before is not read again."""
         p = os.fspath(path)
+        if cache is not None:
+            r, _how = _native.scan_file_cached(p, self._policy, os.fspath(cache))
+            return PickleAnalysis._from_report(r, p)
         data = map_path(p)
         advise_for_scan(data)
         try:

@@ -29,12 +29,12 @@ struct SummaryLine {
 
 /// Writes lines from any thread; the first write error (other than a closed pipe, which
 /// means the reader has seen enough) is kept and reported at the end.
-pub struct Writer {
-    out: Mutex<(Box<dyn Write + Send>, Option<std::io::Error>)>,
+pub struct Writer<'w> {
+    out: Mutex<(Box<dyn Write + Send + 'w>, Option<std::io::Error>)>,
 }
 
-impl Writer {
-    pub fn new(out: Box<dyn Write + Send>) -> Writer {
+impl<'w> Writer<'w> {
+    pub fn new(out: Box<dyn Write + Send + 'w>) -> Writer<'w> {
         Writer {
             out: Mutex::new((out, None)),
         }

@@ -6,6 +6,7 @@
 //! analyses them in parallel, [`output`] and [`sarif`] print the results, [`explain`] and
 //! [`learn`] are the other commands, [`term`] handles terminals, colours and broken pipes.
 
+pub mod batch;
 pub mod cache;
 pub mod cli;
 pub mod config;

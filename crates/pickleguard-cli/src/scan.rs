@@ -371,7 +371,8 @@ fn jsonl_scan(a: &ScanArgs, policy: &Policy, cache: Option<&Cache>) -> Result<u8
     Ok(exit_code(&outcome, policy.mode))
 }
 
-fn report_notes(outcome: &Outcome, quiet: bool) {
+/// The notes on links not followed and loops skipped (stderr).
+pub fn report_notes(outcome: &Outcome, quiet: bool) {
     if !quiet {
         if outcome.skipped_links > 0 {
             term::note(&format!(

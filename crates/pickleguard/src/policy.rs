@@ -4,7 +4,7 @@
 
 use crate::limits::Limits;
 use crate::report::Severity;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 // policies/*.toml, converted to JSON by build.rs (parsed ~10x faster at start-up).
@@ -16,7 +16,7 @@ const ML_CORPUS_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/ml_corpus.j
 mod block;
 pub use block::BLOCKED;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Strict,
@@ -61,7 +61,7 @@ struct DangerFile {
 }
 
 /// One entry of the dangerous catalogue.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DangerEntry {
     pub module: String,
     pub names: Vec<String>,
@@ -146,7 +146,7 @@ impl PolicyFile {
 }
 
 /// One positional argument pattern of a rule.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ArgPattern {
     Any,
     Data,
@@ -212,7 +212,7 @@ impl ArgPattern {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Rule {
     pub args: Vec<ArgPattern>,
     pub min_args: usize,
@@ -221,8 +221,14 @@ pub struct Rule {
     pub source: Vec<String>,
 }
 
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    engine: String,
+    policy: Policy,
+}
+
 /// Allowed names of one module (or module pattern).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct ModuleAllow {
     names: HashMap<String, u8>,
     /// Uses granted to every (non-dotted, non-dangerous) name by a `*`.
@@ -251,7 +257,10 @@ impl GlobalVerdict {
     }
 }
 
-#[derive(Clone, Debug)]
+/// A policy travels between processes (a cluster's client and its workers) as a snapshot:
+/// the exact structure, so that the receiver judges as the sender would
+/// ([`Policy::to_snapshot`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Policy {
     pub mode: Mode,
     pub threshold: Severity,
@@ -586,6 +595,30 @@ impl Policy {
         )
     }
 
+    /// This policy as JSON for another process of the same build ([`Policy::from_snapshot`]).
+    pub fn to_snapshot(&self) -> String {
+        let snap = Snapshot {
+            engine: env!("CARGO_PKG_VERSION").to_string(),
+            policy: self.clone(),
+        };
+        serde_json::to_string(&snap).unwrap_or_default()
+    }
+
+    /// A policy from [`Policy::to_snapshot`]; a snapshot of another version is refused (its
+    /// structure, and so its judgement, may differ).
+    pub fn from_snapshot(text: &str) -> Result<Policy, String> {
+        let snap: Snapshot =
+            serde_json::from_str(text).map_err(|e| format!("invalid policy snapshot: {e}"))?;
+        if snap.engine != env!("CARGO_PKG_VERSION") {
+            return Err(format!(
+                "policy snapshot of pickleguard {} given to pickleguard {}: use one version on every machine",
+                snap.engine,
+                env!("CARGO_PKG_VERSION")
+            ));
+        }
+        Ok(snap.policy)
+    }
+
     /// The effective policy as TOML (`pickleguard policy show`).
     pub fn to_toml(&self) -> String {
         let mut out = format!(
@@ -675,6 +708,46 @@ mod tests {
             assert!(v.danger.is_some(), "{m}.{n} should be dangerous");
             assert_eq!(v.allowed & uses::CALL, 0, "{m}.{n} must not be callable");
         }
+    }
+
+    #[test]
+    fn snapshots_judge_alike() {
+        for mode in [Mode::Strict, Mode::Ml, Mode::Allowlist, Mode::Audit] {
+            let mut p = Policy::new(mode);
+            p.allow("myapp.models", "UserModel");
+            p.allow("numpy", "*");
+            p.threshold = Severity::High;
+            p.limits.max_ops = 1234;
+            let file = PolicyFile::parse(
+                "[[rule]]\ncallable = \"myapp.f\"\nargs = [\"str\", \"int\"]\nmin_args = 1\n",
+            )
+            .unwrap();
+            p.extend(&file).unwrap();
+            let back = Policy::from_snapshot(&p.to_snapshot()).unwrap();
+            assert_eq!(back.fingerprint(), p.fingerprint());
+            assert_ne!(Policy::new(mode).fingerprint(), p.fingerprint());
+        }
+        assert!(Policy::from_snapshot("{}").is_err());
+        let other = Policy::new(Mode::Ml)
+            .to_snapshot()
+            .replacen(env!("CARGO_PKG_VERSION"), "0.0.0-other", 1);
+        assert!(Policy::from_snapshot(&other).is_err());
+    }
+
+    #[test]
+    fn fingerprint_sees_every_setting() {
+        let base = Policy::new(Mode::Ml).fingerprint();
+        assert_eq!(base, Policy::new(Mode::Ml).fingerprint());
+        let mut p = Policy::new(Mode::Ml);
+        p.threshold = Severity::Critical;
+        assert_ne!(p.fingerprint(), base);
+        let mut p = Policy::new(Mode::Ml);
+        p.limits.max_nesting += 1;
+        assert_ne!(p.fingerprint(), base);
+        let mut p = Policy::new(Mode::Ml);
+        p.allow("a", "b");
+        assert_ne!(p.fingerprint(), base);
+        assert_ne!(Policy::new(Mode::Audit).fingerprint(), base);
     }
 
     #[test]
