@@ -245,7 +245,8 @@ def cluster():
     with dask.config.set({"distributed.scheduler.allowed-failures": 1,
                           "distributed.worker.daemon": False}):
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, memory_limit="2GiB") as lc:
+                                      host="127.0.0.1", dashboard_address=None,
+                                      memory_limit="2GiB") as lc:
             with distributed.Client(lc) as client:
                 yield lc, client
 
@@ -277,13 +278,14 @@ def test_dask_report_equals_the_cli_report(pg_bin, small_tree, cluster):
     try:
         doc = distributed.scan("tree", client, no_config=True, batch_files=7,
                                batch_bytes=1 << 16, progress=lambda *a: seen.append(a))
+        # SARIF's %SRCROOT% is the working directory, as for the command line.
+        sarif = json.loads(distributed.render(doc, "sarif"))
     finally:
         os.chdir(old)
     plain = scan_json(pg_bin, "tree", cwd=root)
     assert doc == plain
     n = len(kinds["attacks"]) + len(kinds["benign"])
     assert seen[-1][0] == seen[-1][1] == n and len(seen) > 5
-    sarif = json.loads(distributed.render(doc, "sarif"))
     cli_sarif = json.loads(run(pg_bin, "scan", "--no-config", "-f", "sarif", "tree",
                                cwd=root).stdout)
     assert sarif == cli_sarif

@@ -61,12 +61,15 @@ pub fn plan(argv: &[String]) -> Result<Plan, String> {
     let eff = config::build(&a.policy, None)?;
     let filters = Filters::new(&a.walk)?;
     let walked = walk::collect(&a.paths, &a.walk, &filters);
+    // Workers do not share the client's working directory: they get absolute paths, the
+    // report keeps the paths as given.
+    let cwd = std::env::current_dir().map_err(|e| format!("working directory: {e}"))?;
     let mut targets = Vec::with_capacity(walked.targets.len());
     for t in walked.targets {
         match t.source {
             Source::File(path) => targets.push(Planned {
                 display: t.display,
-                path,
+                path: cwd.join(path),
                 size: t.size,
             }),
             Source::Stream(_) => {
