@@ -30,7 +30,11 @@ fn fnv(h: &mut u64, bytes: &[u8]) {
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut list = Vec::new();
-    for d in ["../pickleguard/src", "../pickleguard/Cargo.toml", "../../policies"] {
+    for d in [
+        "../pickleguard/src",
+        "../pickleguard/Cargo.toml",
+        "../../policies",
+    ] {
         let p = root.join(d);
         println!("cargo:rerun-if-changed={}", p.display());
         if p.is_file() {
@@ -42,7 +46,13 @@ fn main() {
     list.sort();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in &list {
-        fnv(&mut h, p.strip_prefix(root).unwrap_or(p).to_string_lossy().as_bytes());
+        fnv(
+            &mut h,
+            p.strip_prefix(root)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .as_bytes(),
+        );
         fnv(&mut h, &std::fs::read(p).unwrap_or_default());
     }
     println!("cargo:rustc-env=PICKLEGUARD_ENGINE_SOURCE={h:016x}");

@@ -161,7 +161,8 @@ fn scan_bytes_entry(
     policy: String,
 ) -> PyResult<String> {
     let buf = Bytes::get(data)?;
-    let r = buf.with_gil_released(|b| pickleguard_cli::batch::scan_bytes_entry(&display, b, &policy));
+    let r =
+        buf.with_gil_released(|b| pickleguard_cli::batch::scan_bytes_entry(&display, b, &policy));
     drop(buf);
     let _ = py;
     r.map_err(PyValueError::new_err)

@@ -728,9 +728,11 @@ mod tests {
             assert_ne!(Policy::new(mode).fingerprint(), p.fingerprint());
         }
         assert!(Policy::from_snapshot("{}").is_err());
-        let other = Policy::new(Mode::Ml)
-            .to_snapshot()
-            .replacen(env!("CARGO_PKG_VERSION"), "0.0.0-other", 1);
+        let other = Policy::new(Mode::Ml).to_snapshot().replacen(
+            env!("CARGO_PKG_VERSION"),
+            "0.0.0-other",
+            1,
+        );
         assert!(Policy::from_snapshot(&other).is_err());
     }
 
