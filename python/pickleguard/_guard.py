@@ -227,7 +227,7 @@ class PickleGuard:
         under this policy before is not read again."""
         p = os.fspath(path)
         if cache is not None:
-            r, _how = _native.scan_file_cached(p, self._policy, os.fspath(cache))
+            r, _how = _native.scan_file_cached(p, self._active(), os.fspath(cache))
             return PickleAnalysis._from_report(r, p)
         data = map_path(p)
         advise_for_scan(data)
