@@ -230,9 +230,10 @@ def test_python_scan_file_shares_the_cache(pg_bin, small_tree, tmp_path):
         policy = pickleguard.PickleGuard(mode="ml").policy
         _, how = _native.scan_file_cached(str(p), policy, str(cache))
         assert how == "hit", rel
-    # The command line reads the same entries.
-    doc = scan_json(pg_bin, "--cache", cache, *[tree / r for r in kinds["attacks"]])
-    assert doc["summary"]["cache_hits"] == len(kinds["attacks"])
+    # Another policy (here --fail-on HIGH through the guard) has keys of its own.
+    strict = pickleguard.PickleGuard(mode="ml", fail_on="HIGH").policy
+    _, how = _native.scan_file_cached(str(tree / kinds["attacks"][0]), strict, str(cache))
+    assert how == "scanned"
     with pytest.raises(OSError):
         pickleguard.scan_file(tmp_path / "absent.pkl", cache=cache)
 
@@ -324,6 +325,8 @@ def test_a_batch_that_never_completes_is_never_safe(small_tree, cluster):
     f = next(x for x in doc["files"] if x["path"].endswith(victim))
     assert not f["is_safe"] and f["error"] and "did not complete" in f["error"], f
     assert doc["summary"]["errors"] >= 1
+    # The killed workers come back (nannies restart them) before the next test.
+    client.wait_for_workers(2, timeout=300)
     others = [x for x in doc["files"] if x["error"] is None]
     assert len(others) + doc["summary"]["errors"] == doc["summary"]["files"]
 

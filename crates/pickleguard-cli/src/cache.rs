@@ -368,7 +368,9 @@ mod tests {
             assert!(parse_entry(&bad).is_none(), "flip at {i}");
         }
         // A verifying entry under another key (a renamed file) is not this key's verdict.
-        std::fs::copy(&path, cache.entry_path("content other")).unwrap();
+        let other = cache.entry_path("content other");
+        std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+        std::fs::copy(&path, other).unwrap();
         assert!(cache.get("content other").is_none());
     }
 }
