@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,300 @@ def test_scan_strict_flags_sample(scan, attack_corpus, manifest, sid, tmp_path, 
     entry = _entry(manifest, sid)
     report = _scan_without_running(scan, attack_corpus, entry, "strict", tmp_path, monkeypatch)
     assert report["is_safe"] is False, (sid, report["risk_level"], [f["type"] for f in report["findings"]])
+
+
+# --- the four entry points (issue 14): scan, scan_file, safe_load, install() + loader --------
+#
+# safe_load and install() + the real loader run in a subprocess whose working directory is a
+# fresh temporary directory (the payload's marker is a relative path). A refused load raises
+# PickleSecurityError before anything runs; a deferred-call sample (`<loader>+use`) is also
+# used after a load that was not refused, so a payload that waits for first use shows too.
+
+ENTRY_WORKER = r'''
+import json, os, sys, pickle, tempfile, warnings
+warnings.simplefilter("ignore")
+import pickleguard
+exec(USE_CODE)
+
+def outcome(fn):
+    try:
+        r = fn()
+    except pickleguard.PickleSecurityError:
+        return "refused", None
+    except BaseException as e:
+        return "error: %s: %s" % (type(e).__name__, str(e)[:200]), None
+    return "loaded", r
+
+def markers():
+    return sorted(p for p in os.listdir(".") if p.startswith("pickleguard-marker-"))
+
+def one(P, LOADER, USE):
+    out = {}
+    res, obj = outcome(lambda: pickleguard.safe_load(P))
+    if USE and res == "loaded":
+        _use(obj, set())
+    out["safe_load"] = res
+    if LOADER != "none":
+        pickleguard.install()
+        ns = {"P": P}
+        code = USE_LOADERS.get(LOADER, LOADER_CODE.get(LOADER))
+        res, _ = outcome(lambda: exec(code, ns))
+        if USE and res == "loaded":
+            _use(ns.get("r"), set())
+        pickleguard.uninstall()
+        out["install"] = res
+    out["markers"] = markers()
+    return out
+
+jobs = json.loads(sys.argv[1])
+home = os.getcwd()
+for i, (P, LOADER, USE) in enumerate(jobs):
+    # Each file in a directory of its own (the first one is the caller's cwd).
+    if i:
+        d = os.path.join(home, "job%d" % i)
+        os.mkdir(d)
+        os.chdir(d)
+    print("PG-RESULT " + json.dumps(one(P, LOADER, USE)), flush=True)
+'''
+
+
+def _worker_code() -> str:
+    return ("USE_CODE = %r\nUSE_LOADERS = %r\nLOADER_CODE = %r\n" % (
+        verify.USE_CODE, verify.USE_LOADERS, verify.LOADER_CODE)) + ENTRY_WORKER
+
+
+def run_entry_points_batch(jobs: list, cwd: Path, timeout: int = 1800) -> list:
+    """safe_load and install() + loader on each (path, loader) in one subprocess, each file
+    in a fresh directory. Only for files that run nothing when loaded unguarded (benign
+    ones): an attack sample gets a process of its own (`run_entry_points`)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    args = [[str(Path(p).resolve()), ld.split("+", 1)[0], ld.endswith("+use")] for p, ld in jobs]
+    proc = subprocess.run(
+        [sys.executable, "-c", _worker_code(), json.dumps(args)],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=verify._clean_env(),
+        stdin=subprocess.DEVNULL)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("PG-RESULT ")]
+    assert len(lines) == len(jobs), "worker died after %d of %d files (exit %d): %s" % (
+        len(lines), len(jobs), proc.returncode, proc.stderr[-2000:])
+    return [json.loads(ln[len("PG-RESULT "):]) for ln in lines]
+
+
+def run_entry_points(path: Path, loader: str, tmp_path: Path, timeout: int = 300) -> dict:
+    """safe_load and install() + loader on one file, in a subprocess with cwd = a temp dir."""
+    cwd = tmp_path / "cwd"
+    out = run_entry_points_batch([(path, loader)], cwd, timeout)[0]
+    # Payloads that spawn a process may leave the marker a moment later.
+    deadline = verify.time.monotonic() + verify.SETTLE_SECONDS
+    while not list(cwd.glob(MARKER_GLOB)) and verify.time.monotonic() < deadline:
+        verify.time.sleep(0.1)
+    out["markers"] = sorted(p.name for p in cwd.glob(MARKER_GLOB))
+    return out
+
+
+@pytest.mark.parametrize("sid", IDS)
+def test_four_entry_points_refuse_sample(scan, attack_corpus, manifest, sid, tmp_path, monkeypatch):
+    import pickleguard
+
+    entry = _entry(manifest, sid)
+    path = attack_corpus / entry["file"]
+    report = _scan_without_running(scan, attack_corpus, entry, "ml", tmp_path, monkeypatch)
+    assert report["is_safe"] is False, ("pickleguard scan", sid, report["risk_level"])
+    assert pickleguard.scan_file(path).is_safe is False, ("scan_file", sid)
+    assert not list(Path.cwd().glob(MARKER_GLOB)), "scan_file ran the payload"
+    got = run_entry_points(path, entry["loader"], tmp_path)
+    assert got["markers"] == [], ("the payload ran", sid, got)
+    assert got["safe_load"] == "refused", ("safe_load", sid, got)
+    if entry["loader"] != "none":
+        assert got["install"] == "refused", ("install() + " + entry["loader"], sid, got)
+
+
+# --- parity: one decision for every file (issue 14 class 7) ----------------------------------
+
+def _peer_dir() -> Path:
+    root = Path(__file__).resolve().parent.parent
+    # Beside the checkout (/work/main -> /work/shared) or beside its worktree directory.
+    for base in (root.parent, root.parent.parent):
+        d = base / "shared" / "peer-fixtures" / "picklescan"
+        if d.is_dir():
+            return d
+    return root.parent / "shared" / "peer-fixtures" / "picklescan"
+
+
+PEER_FIXTURES = _peer_dir()
+BENIGN_LOADERS = {"pickle.load": "pickle.loads"}
+
+
+def _parity(scan, path: Path, loader: str, tmp_path: Path) -> tuple:
+    """(CLI verdict, scan_file verdict, safe_load outcome, install() + loader outcome)."""
+    import pickleguard
+
+    cli = scan(path, "ml")["is_safe"]
+    api = pickleguard.scan_file(path).is_safe
+    got = run_entry_points(path, loader, tmp_path)
+    return cli, api, got
+
+
+def _agree(name: str, cli: bool, api: bool, got: dict, loader: str) -> None:
+    assert cli == api, (name, "CLI and scan_file disagree", cli, api)
+    want = "refused" if not cli else None
+    for key in ("safe_load",) + (("install",) if loader != "none" else ()):
+        if want == "refused":
+            # Refused, or the loader itself cannot read it (pickle.loads of a zip): either way
+            # nothing was built from it.
+            assert got[key] != "loaded", (name, key, "the scan refuses, the loader loads it", got)
+        else:
+            assert got[key] != "refused", (name, key, "the scan accepts, the loader refuses", got)
+
+
+@pytest.mark.parametrize("sid", IDS)
+def test_parity_attack_corpus(scan, attack_corpus, manifest, sid, tmp_path):
+    entry = _entry(manifest, sid)
+    cli, api, got = _parity(scan, attack_corpus / entry["file"], entry["loader"], tmp_path)
+    _agree(sid, cli, api, got, entry["loader"])
+
+
+def _peer_manifest() -> list:
+    p = PEER_FIXTURES / "manifest.json"
+    return json.loads(p.read_text()) if p.exists() else [{"file": "<missing>"}]
+
+
+@pytest.mark.parametrize("entry", _peer_manifest(), ids=lambda e: e["file"])
+def test_parity_peer_fixtures(scan, entry, tmp_path):
+    assert entry["file"] != "<missing>", "peer fixtures missing at %s" % PEER_FIXTURES
+    cli, api, got = _parity(scan, PEER_FIXTURES / entry["file"], "pickle.loads", tmp_path)
+    _agree(entry["file"], cli, api, got, "pickle.loads")
+
+
+def test_parity_benign_corpus(scan, benign, tmp_path):
+    """Every benign file (tests/corpus/gen_benign.py; the `custom` class sample included: it
+    is refused, and must be refused alike): one verdict from all four entry points."""
+    import pickleguard
+
+    entries = json.loads((benign / "manifest.json").read_text())
+    jobs = [(benign / e["file"], BENIGN_LOADERS.get(e["loader"], e["loader"])) for e in entries]
+    results = run_entry_points_batch(jobs, tmp_path / "cwd")
+    bad = []
+    for e, (path, loader), got in zip(entries, jobs, results):
+        cli = scan(path, "ml")["is_safe"]
+        api = pickleguard.scan_file(path).is_safe
+        try:
+            _agree(e["file"], cli, api, got, loader)
+        except AssertionError as err:
+            bad.append(str(err)[:300])
+    assert not bad, "%d benign files get different verdicts: %s" % (len(bad), bad[:10])
+
+
+def _mutants(data: bytes, seed: int, n: int) -> list:
+    import random
+
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        b = bytearray(data)
+        for _ in range(rnd.randint(1, 3)):
+            i = rnd.randrange(len(b))
+            b[i] = rnd.randrange(256)
+        out.append(bytes(b))
+    return out
+
+
+def test_parity_byte_mutants(scan, attack_corpus, manifest, tmp_path):
+    """Byte mutants of raw samples (every tenth attack sample): the four entry points still
+    agree, whatever the mutation made of the stream."""
+    raw = sorted(e["id"] for e in manifest.values() if e["container"] == "raw")[::10]
+    bad = []
+    for sid in raw:
+        data = (attack_corpus / manifest[sid]["file"]).read_bytes()
+        for j, m in enumerate(_mutants(data, hash(sid) & 0xFFFF ^ 14, 2)):
+            path = tmp_path / ("%s.mut%d.pkl" % (sid, j))
+            path.write_bytes(m)
+            cli, api, got = _parity(scan, path, "pickle.loads", tmp_path / ("%s_%d" % (sid, j)))
+            try:
+                _agree(path.name, cli, api, got, "pickle.loads")
+            except AssertionError as err:
+                bad.append(str(err)[:300])
+    assert not bad, bad[:10]
+
+
+BENIGN_PARITY = {
+    "str_split": "str.split",
+    "dict_get": "dict.get",
+    "int_from_bytes": "int.from_bytes",
+    "regex_flag": "re.IGNORECASE",
+    "utc": "datetime.timezone.utc",
+    "offset_tz": "datetime.timezone(datetime.timedelta(hours=5, minutes=30), 'IST')",
+    "address_family": "socket.AF_INET",
+    "http_status": "http.HTTPStatus.NOT_FOUND",
+    "bound_split": "' a b '.split",
+}
+
+
+@pytest.mark.parametrize("proto", [2, 3, 4, 5])
+@pytest.mark.parametrize("what", sorted(BENIGN_PARITY))
+def test_benign_enum_timezone_methods_load(scan, what, proto, tmp_path):
+    """Enum members, timezones and (bound) methods of builtins: what the scan accepts, the
+    loaders load, and what they load equals the original."""
+    import datetime
+    import http
+    import re
+    import socket
+
+    import pickleguard
+
+    value = eval(BENIGN_PARITY[what], {"datetime": datetime, "re": re, "socket": socket,
+                                        "http": http})
+    data = pickle.dumps(value, protocol=proto)
+    path = tmp_path / ("%s.p%d.pkl" % (what, proto))
+    path.write_bytes(data)
+    cli = scan(path, "ml")["is_safe"]
+    assert pickleguard.scan_file(path).is_safe is cli
+    if not cli:
+        # A bound method of an instance (`getattr(<str>, 'split')`) may stay refused, but then
+        # by every entry point alike.
+        with pytest.raises(pickleguard.PickleSecurityError):
+            pickleguard.safe_loads(data)
+        return
+    same = (lambda a, b: a == b) if what != "bound_split" else (lambda a, b: a() == b())
+    assert same(pickleguard.safe_loads(data), value)
+    assert same(pickleguard.safe_load(path), value)
+    pickleguard.install()
+    try:
+        assert same(pickle.loads(data), value)
+        with open(path, "rb") as f:
+            assert same(pickle.load(f), value)
+        assert same(pickle._loads(data), value)
+    finally:
+        pickleguard.uninstall()
+
+
+def test_runtime_wall_refuses_a_global_the_scan_did_not_see(monkeypatch):
+    """The loader imports only what the passing scan saw: a global missing from its view (a
+    parser differential) is refused even though its name alone would pass."""
+    import pickleguard
+    from pickleguard import _guard
+
+    data = pickle.dumps(datetime_value(), protocol=2)
+    real = _guard.PickleGuard.analyze
+
+    def blind(self, d, source=None):
+        a = real(self, d, source=source)
+        a.globals = [g for g in a.globals if g["name"] != "timedelta"]
+        return a
+
+    assert pickleguard.safe_loads(data) == datetime_value()
+    monkeypatch.setattr(_guard.PickleGuard, "analyze", blind)
+    monkeypatch.setattr(_guard.PickleGuard, "_scan", lambda self, d, s, t=False: blind(self, d, s))
+    with pytest.raises(pickleguard.PickleSecurityError, match="did not see"):
+        pickleguard.safe_loads(data)
+    pickleguard.install()
+    try:
+        with pytest.raises(pickleguard.PickleSecurityError, match="did not see"):
+            pickle.loads(data)
+    finally:
+        pickleguard.uninstall()
+
+
+def datetime_value():
+    import datetime
+
+    return datetime.timedelta(days=2, seconds=5)

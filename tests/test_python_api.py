@@ -286,7 +286,7 @@ def test_fail_on_and_policy_files(tmp_path):
     # A misspelt key or another format version is refused with its name, never ignored.
     for text, says in (('[[alow]]\nmodule = "collections"\n', "alow"),
                        ('[[allow]]\nmodule = "collections"\nnews = ["OrderedDict"]\n', "news"),
-                       ("version = 2\n", "version 2")):
+                       ("version = 3\n", "version 3")):
         pf.write_text(text)
         with pytest.raises(ValueError, match=says):
             PickleGuard("allowlist", policy_file=pf)

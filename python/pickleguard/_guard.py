@@ -9,12 +9,14 @@ import inspect
 import logging
 import os
 import pickle
+import stat
 import threading
 import types
 import weakref
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _native
+from ._accepted import Accepted, accepted_globals, accepting, current
 from ._analysis import Finding, PickleAnalysis, PickleSecurityError
 from ._audit import DEFAULT_LOG_FILE, log_analysis, logger
 from ._io import Span, advise_for_scan, describe, is_buffer, is_pathlike, map_path, next_pickle
@@ -226,6 +228,9 @@ class PickleGuard:
         shared with ``pickleguard scan --cache`` (docs/python.md); an unchanged file judged
         under this policy before is not read again."""
         p = os.fspath(path)
+        # A FIFO or device is read as a stream: never cached, as `pickleguard scan --cache`.
+        if not stat.S_ISREG(os.stat(p).st_mode):
+            return self._scan_special(p)
         if cache is not None:
             r, _how = _native.scan_file_cached(p, self._active(), os.fspath(cache))
             return PickleAnalysis._from_report(r, p)
@@ -235,6 +240,24 @@ class PickleGuard:
             return self.scan(data, source=p)
         finally:
             _close(data)
+
+    def _scan_special(self, p: str) -> PickleAnalysis:
+        """A FIFO or device: read within the stream bounds; past the size cap, its first bytes
+        are scanned and the analysis ends in RESOURCE_LIMIT (as ``pickleguard scan``)."""
+        from ._analysis import SEVERITIES
+        from ._bounded import read_special
+        data, cap = read_special(p)
+        a = self.scan(data, source=p)
+        if cap is None:
+            return a
+        f = Finding("RESOURCE_LIMIT", "HIGH",
+                    f"analysis stopped at the stream size limit: the stream gives more than "
+                    f"{cap} bytes (PICKLEGUARD_STREAM_MAX_BYTES); the rest was not read",
+                    position=cap)
+        risk = max(a.risk_level, "HIGH", key=SEVERITIES.index)
+        return PickleAnalysis(False, risk, a.findings + [f], format=a.format,
+                              complete=False, stopped_by="limit:stream size",
+                              globals=a.globals, mode=a.mode, source=p)
 
     def check_file(self, data: Any, source: str, torch_load: bool = False) -> PickleAnalysis:
         """Scan a whole file's bytes and ``check`` the verdict. A container the core does not
@@ -343,9 +366,25 @@ class PickleGuard:
         return PickleSecurityError(f"pickleguard refused a {kind} while loading {source}: "
                                    f"{f.description}", a)
 
-    def _check_global(self, module: str, name: str, source: str) -> None:
-        """``find_class``'s question: may this global be imported? Judges the name as written
-        and as ``fix_imports`` would rewrite it."""
+    def _check_global(self, module: str, name: str, source: str,
+                      accepted: Optional[Accepted] = None) -> None:
+        """``find_class``'s question: may this global be imported? When the bytes being loaded
+        were scanned (``accepted``, else the set of the load in progress), exactly the globals
+        that passing scan saw are imported (see ``_accepted``). Otherwise the name is judged,
+        as written and as ``fix_imports`` would rewrite it."""
+        if accepted is None:
+            accepted = current()
+        if accepted is not None:
+            if (module, name) in accepted:
+                return
+            desc = f"imports {module}.{name}, which the static scan of this pickle did not see"
+            err = self._refuse("global", desc, source, "HIGH", "DISALLOWED", module, name)
+            if self._mode == "audit":
+                log_analysis(err.analysis, source, self.log_file)
+                return
+            raise PickleSecurityError(
+                f"pickleguard refused to import {module}.{name} while loading {source}: {desc}",
+                err.analysis)
         policy = self._active()
         v = policy.judge(module, name)
         if not v.refused:
@@ -385,18 +424,21 @@ class PickleGuard:
                 cls or self.Unpickler):
             view = span.view()
             gate = Gate(self, lambda: self.analyze(view, source=source), source)
-        else:
+        accepted = None
+        if gate is None:
             try:
-                self._check_span(span, source)
+                accepted = accepted_globals(self._check_span(span, source))
             except BaseException:
                 span.commit(span.end)
                 raise
         reader = span.reader(as_bytes=pure)
         try:
             if pure:
-                return self._py_unpickler_class()(reader, **kwargs).load()
+                up = self._py_unpickler_class()(reader, **kwargs)
+                up._pg_accepted = accepted
+                return up.load()
             up = (cls or self.Unpickler)(reader, _pg_prescanned=True, _pg_name=source,
-                                         _pg_gate=gate, **kwargs)
+                                         _pg_gate=gate, _pg_accepted=accepted, **kwargs)
             if gate is None:
                 return up.load()
             return gate.finish(up.load)
@@ -409,8 +451,11 @@ class PickleGuard:
             guard = self
 
             class _PyRestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
+                _pg_accepted: Optional[Accepted] = None
+
                 def find_class(self, module: str, name: str) -> Any:
-                    guard._check_global(module, name, "<pickle._Unpickler>")
+                    guard._check_global(module, name, "<pickle._Unpickler>",
+                                        self._pg_accepted)
                     return super().find_class(module, name)
 
                 load = _PY_ORIG_LOAD
@@ -490,6 +535,11 @@ class Gate:
             raise self._error
         self.guard.check(self._result, self.source)
         self.passed = True
+
+    @property
+    def accepted(self) -> Optional[Accepted]:
+        """The globals of the passing verdict (call ``wait`` first)."""
+        return accepted_globals(self._result) if self.passed else None
 
     def finish(self, load: Any) -> Any:
         try:

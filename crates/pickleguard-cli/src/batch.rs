@@ -5,6 +5,7 @@
 
 use crate::cache::{Cache, CacheStats};
 use crate::cli::{Cli, Command, Format, ScanArgs};
+use crate::hub::{self, HubRef};
 use crate::output::FileEntry;
 use crate::scan::{self, FileResult, Outcome};
 use crate::walk::{self, Filters, Source, Target};
@@ -29,6 +30,11 @@ pub struct Plan {
     pub failures: Vec<(String, String)>,
     pub skipped_links: usize,
     pub loops: usize,
+    pub duplicates: usize,
+    /// Links to files outside the scanned tree: the merged report lists them.
+    pub links: Vec<walk::LinkNote>,
+    /// The config files the policy came from: the merged report lists them.
+    pub configs: Vec<config::ConfigUse>,
     /// [`Policy::to_snapshot`] of the effective policy.
     pub policy: String,
     pub mode: &'static str,
@@ -58,7 +64,8 @@ impl Cli {
 /// Plan `pickleguard scan ARGS` (argv with the program name first) without scanning.
 pub fn plan(argv: &[String]) -> Result<Plan, String> {
     let a = scan_args(argv)?;
-    let eff = config::build(&a.policy, None)?;
+    // A config inside a scanned tree only tightens, as in a local scan.
+    let eff = config::build_for(&a.policy, None, &a.paths)?;
     let filters = Filters::new(&a.walk)?;
     let walked = walk::collect(&a.paths, &a.walk, &filters);
     // Workers do not share the client's working directory: they get absolute paths, the
@@ -89,6 +96,9 @@ pub fn plan(argv: &[String]) -> Result<Plan, String> {
             .collect(),
         skipped_links: walked.skipped_links,
         loops: walked.loops,
+        duplicates: walked.duplicates,
+        links: walked.links,
+        configs: eff.configs,
         policy: eff.policy.to_snapshot(),
         mode: eff.policy.mode.as_str(),
         fail_on: eff.policy.threshold.as_str(),
@@ -127,10 +137,13 @@ pub fn scan_batch(
                 source: Source::File(path.clone()),
                 size: 0,
             };
-            match &cache {
+            let r = match &cache {
                 Some(c) => c.scan_target(&t, &policy),
                 None => scan::scan_target(&t, &policy),
-            }
+            };
+            // `display` is relative to the client's working directory, not this worker's:
+            // the client's merge locates files in a Hugging Face cache.
+            FileResult { hub: None, ..r }
         })
         .collect();
     let out = BatchOut {
@@ -148,6 +161,7 @@ pub fn scan_bytes_entry(display: &str, data: &[u8], snapshot: &str) -> Result<St
         report: pickleguard::scan_bytes(data, &policy),
         error: None,
         bytes: data.len() as u64,
+        hub: None,
     };
     serde_json::to_string(&FileEntry::of(&r)).map_err(|e| e.to_string())
 }
@@ -159,12 +173,44 @@ struct EntryIn {
     #[serde(flatten)]
     report: Report,
     error: Option<String>,
+    #[serde(default)]
+    hf: Option<HubRef>,
+}
+
+/// A config use of a JSON report, read back.
+#[derive(Deserialize)]
+struct ConfigIn {
+    path: String,
+    origin: String,
+    trust: config::Trust,
+    #[serde(default)]
+    ignored: Vec<String>,
+}
+
+impl ConfigIn {
+    fn into_use(self) -> Result<config::ConfigUse, String> {
+        let origin = match self.origin.as_str() {
+            "discovered" => "discovered",
+            "--policy" => "--policy",
+            o => return Err(format!("invalid report: unknown config origin {o:?}")),
+        };
+        Ok(config::ConfigUse {
+            path: self.path,
+            origin,
+            trust: self.trust,
+            ignored: self.ignored,
+        })
+    }
 }
 
 #[derive(Deserialize)]
 struct DocIn {
     mode: String,
     fail_on: String,
+    #[serde(default)]
+    configs: Vec<ConfigIn>,
+    #[serde(default)]
+    links: Vec<walk::LinkNote>,
     files: Vec<EntryIn>,
     #[serde(default)]
     summary: Option<SummaryIn>,
@@ -188,6 +234,11 @@ fn outcome_of(doc_json: &str) -> Result<(Outcome, Policy), String> {
         .files
         .into_iter()
         .map(|e| FileResult {
+            // A worker's entry has none: located here, where the paths are valid.
+            hub: e.hf.or_else(|| match e.error {
+                None => hub::locate(Path::new(&e.path)),
+                Some(_) => None,
+            }),
             path: e.path,
             report: e.report,
             error: e.error,
@@ -200,6 +251,13 @@ fn outcome_of(doc_json: &str) -> Result<(Outcome, Policy), String> {
         files,
         skipped_links: 0,
         loops: 0,
+        duplicates: 0,
+        links: doc.links,
+        configs: doc
+            .configs
+            .into_iter()
+            .map(ConfigIn::into_use)
+            .collect::<Result<_, _>>()?,
         cache: doc.summary.and_then(|s| s.cache),
     };
     Ok((outcome, policy))
@@ -207,17 +265,19 @@ fn outcome_of(doc_json: &str) -> Result<(Outcome, Policy), String> {
 
 /// Print a merged report as `pickleguard scan ARGS` would have (format, output file, colours,
 /// quiet) and return its exit code. `doc_json` is a JSON report whose `files` may be in any
-/// order; the notes on links and loops come from the plan.
+/// order; the notes on links, loops and duplicates come from the plan.
 pub fn finish(
     argv: &[String],
     doc_json: &str,
     skipped_links: usize,
     loops: usize,
+    duplicates: usize,
 ) -> Result<u8, String> {
     let a = scan_args(argv)?;
     let (mut outcome, policy) = outcome_of(doc_json)?;
     outcome.skipped_links = skipped_links;
     outcome.loops = loops;
+    outcome.duplicates = duplicates;
     let text = render(&outcome, &policy, &a)?;
     term::write_output(a.output.as_deref(), text.as_bytes())?;
     scan::report_notes(&outcome, a.quiet);

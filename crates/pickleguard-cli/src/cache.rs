@@ -180,7 +180,13 @@ impl Cache {
     fn scan_file(&self, path: &Path, display: &str, policy: &Policy) -> FileResult {
         for _ in 0..ATTEMPTS {
             match self.try_file(path, display, policy) {
-                Ok(Some(r)) => return r,
+                // Located as an uncached scan locates it: the report is the same either way.
+                Ok(Some(r)) => {
+                    return FileResult {
+                        hub: crate::hub::locate(Path::new(display)),
+                        ..r
+                    }
+                }
                 Ok(None) => continue,
                 Err(e) => return FileResult::failed(display.to_string(), e.to_string()),
             }
@@ -259,6 +265,7 @@ impl Cache {
             report,
             error: None,
             bytes: len,
+            hub: None,
         }))
     }
 
@@ -320,6 +327,7 @@ fn found(display: &str, e: Entry) -> FileResult {
         report: e.report,
         error: None,
         bytes: e.bytes,
+        hub: None,
     }
 }
 

@@ -17,13 +17,15 @@ struct FileLine<'a> {
 }
 
 #[derive(Serialize)]
-struct SummaryLine {
+struct SummaryLine<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     schema_version: u32,
     tool: crate::output::Tool,
     mode: &'static str,
     fail_on: &'static str,
+    configs: &'a [crate::config::ConfigUse],
+    links: &'a [crate::walk::LinkNote],
     summary: Summary,
 }
 
@@ -73,6 +75,8 @@ impl<'w> Writer<'w> {
             tool: TOOL,
             mode: policy.mode.as_str(),
             fail_on: policy.threshold.as_str(),
+            configs: &outcome.configs,
+            links: &outcome.links,
             summary: Summary::of(outcome),
         });
         let (_, err) = match self.out.into_inner() {

@@ -16,6 +16,9 @@ pub(crate) struct FileEntry<'a> {
     #[serde(flatten)]
     pub report: &'a Report,
     pub error: Option<&'a str>,
+    /// Repository, revision and file of a file in a Hugging Face cache snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hf: Option<&'a crate::hub::HubRef>,
 }
 
 impl<'a> FileEntry<'a> {
@@ -24,6 +27,7 @@ impl<'a> FileEntry<'a> {
             path: &f.path,
             report: &f.report,
             error: f.error.as_deref(),
+            hf: f.hub.as_ref(),
         }
     }
 }
@@ -67,6 +71,10 @@ struct Document<'a> {
     tool: Tool,
     mode: &'static str,
     fail_on: &'static str,
+    /// The config files read and how far each was trusted (docs/report-schema.md).
+    configs: &'a [crate::config::ConfigUse],
+    /// Links to files outside the scanned tree (scanned).
+    links: &'a [crate::walk::LinkNote],
     files: Vec<FileEntry<'a>>,
     summary: Summary,
 }
@@ -78,6 +86,8 @@ pub fn json(outcome: &Outcome, policy: &Policy) -> String {
         tool: TOOL,
         mode: policy.mode.as_str(),
         fail_on: policy.threshold.as_str(),
+        configs: &outcome.configs,
+        links: &outcome.links,
         files: outcome.files.iter().map(FileEntry::of).collect(),
         summary: Summary::of(outcome),
     };
@@ -188,6 +198,10 @@ pub fn text(outcome: &Outcome, policy: &Policy, style: Style, quiet: bool) -> St
         line.push_str("; audit mode: not failing");
     }
     out.push('\n');
+    for c in &outcome.configs {
+        out.push_str(&config_line(c));
+        out.push('\n');
+    }
     let line = if unsafe_n > 0 || errors > 0 {
         style.bold(&line)
     } else {
@@ -196,4 +210,21 @@ pub fn text(outcome: &Outcome, policy: &Policy, style: Style, quiet: bool) -> St
     out.push_str(&line);
     out.push('\n');
     out
+}
+
+/// Which config a scan used and how far it was trusted.
+fn config_line(c: &crate::config::ConfigUse) -> String {
+    use crate::config::Trust;
+    match c.trust {
+        Trust::Applied => format!("config: {} ({})", c.path, c.origin),
+        Trust::TightenOnly if c.ignored.is_empty() => format!(
+            "config: {} is inside a scanned path: used only to tighten the policy",
+            c.path
+        ),
+        Trust::TightenOnly => format!(
+            "config: {} is inside a scanned path: used only to tighten the policy; ignored: {} (name it with --policy to apply it)",
+            c.path,
+            c.ignored.join(", ")
+        ),
+    }
 }

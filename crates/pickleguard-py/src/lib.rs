@@ -170,15 +170,19 @@ fn scan_bytes_entry(
 
 /// Print a merged JSON report as `pickleguard scan ARGS` would; returns the exit code.
 #[pyfunction]
+#[pyo3(signature = (argv, report, skipped_links, loops, duplicates = 0))]
 fn finish_scan(
     py: Python<'_>,
     argv: Vec<String>,
     report: String,
     skipped_links: usize,
     loops: usize,
+    duplicates: usize,
 ) -> PyResult<u8> {
-    py.allow_threads(|| pickleguard_cli::batch::finish(&argv, &report, skipped_links, loops))
-        .map_err(PyValueError::new_err)
+    py.allow_threads(|| {
+        pickleguard_cli::batch::finish(&argv, &report, skipped_links, loops, duplicates)
+    })
+    .map_err(PyValueError::new_err)
 }
 
 /// A JSON report rendered as "json", "sarif", "text" or "jsonl" by the command line's writers.
@@ -240,6 +244,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NEW", policy::NEW)?;
     m.add("CALL", policy::CALL)?;
     m.add("VALUE", policy::VALUE)?;
+    m.add("BUILD", policy::BUILD)?;
+    m.add("SETITEM", policy::SETITEM)?;
+    m.add("APPEND", policy::APPEND)?;
+    m.add("INIT", policy::INIT)?;
     m.add_class::<PyPolicy>()?;
     m.add_class::<Verdict>()?;
     m.add_function(wrap_pyfunction!(analyze_pickle, m)?)?;

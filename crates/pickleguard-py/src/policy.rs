@@ -14,7 +14,8 @@ pub struct Verdict {
     /// Module and name after alias normalisation (`posix` -> `os`).
     pub module: String,
     pub name: String,
-    /// Uses the policy allows, as bits (`NEW` | `CALL` | `VALUE`); 0: not allowed.
+    /// Operations the policy allows, as bits (`NEW` | `CALL` | `VALUE` | `BUILD` | `SETITEM` |
+    /// `APPEND` | `INIT`); 0: not allowed.
     pub allowed: u8,
     /// Severity of the catalogue entry it reaches, or None.
     pub danger: Option<String>,
@@ -152,6 +153,12 @@ impl PyPolicy {
         Ok(())
     }
 
+    /// How many bytes loading `input_len` compressed bytes may decompress to, and the
+    /// limit's name (the scan's own bound, docs/containers.md).
+    fn decompression_allowance(&self, input_len: u64) -> (u64, &'static str) {
+        pickleguard::container::budget::allowance(input_len, &self.snapshot().limits)
+    }
+
     /// Allow `module:name` for every use (`*` wildcards; `pkg.*` covers submodules).
     fn allow(&self, py: Python<'_>, module: &str, name: &str) {
         py.allow_threads(|| self.update(|p| p.allow(module, name)))
@@ -233,3 +240,7 @@ impl PyPolicy {
 pub const NEW: u8 = uses::NEW;
 pub const CALL: u8 = uses::CALL;
 pub const VALUE: u8 = uses::VALUE;
+pub const BUILD: u8 = uses::BUILD;
+pub const SETITEM: u8 = uses::SETITEM;
+pub const APPEND: u8 = uses::APPEND;
+pub const INIT: u8 = uses::INIT;

@@ -6,6 +6,7 @@ use crate::limits::Limits;
 use crate::report::Severity;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 // policies/*.toml, converted to JSON by build.rs (parsed ~10x faster at start-up).
 const DANGEROUS_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/dangerous.json"));
@@ -14,7 +15,11 @@ const ML_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/ml.json"));
 const ML_CORPUS_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/ml_corpus.json"));
 
 mod block;
+mod file;
+mod schema;
 pub use block::BLOCKED;
+pub use file::{AllowEntry, PolicyFile, RuleEntry, FORMAT_VERSION};
+pub use schema::{ArgPattern, Grammar, MAX_GRAMMAR_LEN};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,14 +49,102 @@ impl Mode {
             Mode::Audit => "audit",
         }
     }
+
+    /// How much a mode refuses: audit refuses nothing, ml the dangerous, allowlist everything
+    /// not listed, strict every global. A policy file that cannot be trusted may only move up.
+    pub fn strictness(self) -> u8 {
+        match self {
+            Mode::Audit => 0,
+            Mode::Ml => 1,
+            Mode::Allowlist => 2,
+            Mode::Strict => 3,
+        }
+    }
 }
 
-/// Ways a global may be used, as bits.
+/// Operations a policy can allow on a global, as bits.
 pub mod uses {
+    /// NEWOBJ / NEWOBJ_EX / `copyreg.__newobj__`: `cls.__new__(cls, ...)`.
     pub const NEW: u8 = 1;
+    /// REDUCE / INST / OBJ: `callable(*args)`.
     pub const CALL: u8 = 2;
+    /// Referenced or stored without being called.
     pub const VALUE: u8 = 4;
-    pub const ALL: u8 = NEW | CALL | VALUE;
+    /// BUILD on an instance: `__setstate__(state)` or `__dict__` / slot update.
+    pub const BUILD: u8 = 8;
+    /// SETITEM(S) on an instance that is not a dict: `__setitem__(k, v)`.
+    pub const SETITEM: u8 = 16;
+    /// APPEND(S) / ADDITEMS on an instance that is not a list/set: `append`, `extend`, `add`.
+    pub const APPEND: u8 = 32;
+    /// `copyreg._reconstructor(cls, base, state)` with this class as `base`:
+    /// `base.__init__(obj, state)`.
+    pub const INIT: u8 = 64;
+    pub const ALL: u8 = NEW | CALL | VALUE | BUILD | SETITEM | APPEND | INIT;
+}
+
+/// One operation of [`uses`], by name (as policy files and findings spell it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Call,
+    New,
+    Build,
+    SetItem,
+    Append,
+    Init,
+    Value,
+}
+
+impl Op {
+    pub const ALL: [Op; 7] = [
+        Op::Call,
+        Op::New,
+        Op::Build,
+        Op::SetItem,
+        Op::Append,
+        Op::Init,
+        Op::Value,
+    ];
+
+    pub fn parse(s: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Call => "call",
+            Op::New => "new",
+            Op::Build => "build",
+            Op::SetItem => "setitem",
+            Op::Append => "append",
+            Op::Init => "init",
+            Op::Value => "value",
+        }
+    }
+
+    pub fn bit(self) -> u8 {
+        match self {
+            Op::Call => uses::CALL,
+            Op::New => uses::NEW,
+            Op::Build => uses::BUILD,
+            Op::SetItem => uses::SETITEM,
+            Op::Append => uses::APPEND,
+            Op::Init => uses::INIT,
+            Op::Value => uses::VALUE,
+        }
+    }
+
+    /// What CPython runs for this operation on a class (for findings).
+    pub fn runs(self) -> &'static str {
+        match self {
+            Op::Call => "the callable itself",
+            Op::New => "__new__",
+            Op::Build => "__setstate__ (or its __dict__/slot update)",
+            Op::SetItem => "__setitem__",
+            Op::Append => "append/extend",
+            Op::Init => "__init__",
+            Op::Value => "nothing",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -78,138 +171,18 @@ struct AliasFile {
     names: HashMap<String, String>,
 }
 
-/// An `[[allow]]` table of a profile or a user file.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AllowEntry {
-    pub module: String,
-    #[serde(default)]
-    pub new: Vec<String>,
-    #[serde(default)]
-    pub call: Vec<String>,
-    #[serde(default)]
-    pub value: Vec<String>,
-}
-
-/// A `[[rule]]`: a call is accepted only when its arguments match.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleEntry {
-    pub callable: String,
-    pub args: Vec<String>,
-    #[serde(default)]
-    pub min_args: Option<usize>,
-    /// The bytes argument is a serialized file that the callee loads: analyse it, and accept
-    /// the call only if it is safe.
-    #[serde(default)]
-    pub nested: bool,
-}
-
-/// A policy file: a profile shipped in `policies/` or a user's `pickleguard.toml`. Unknown
-/// keys are errors: a misspelt `[[alow]]` or `fail-on` silently ignored would leave the user
-/// with a policy they did not write.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyFile {
-    /// The format version (`1`); optional, any other value is refused.
-    #[serde(default)]
-    pub version: Option<i64>,
-    #[serde(default)]
-    pub mode: Option<Mode>,
-    #[serde(default)]
-    pub fail_on: Option<String>,
-    #[serde(default)]
-    pub allow: Vec<AllowEntry>,
-    #[serde(default)]
-    pub rule: Vec<RuleEntry>,
-    #[serde(default)]
-    pub limits: Option<Limits>,
-}
-
-impl PolicyFile {
-    pub fn parse(text: &str) -> Result<PolicyFile, String> {
-        let f: PolicyFile =
-            toml::from_str(text).map_err(|e| format!("invalid policy file: {e}"))?;
-        f.check_version()?;
-        Ok(f)
-    }
-
-    /// Refuse a format version this build does not read.
-    pub fn check_version(&self) -> Result<(), String> {
-        match self.version {
-            None | Some(1) => Ok(()),
-            Some(v) => Err(format!(
-                "invalid policy file: format version {v} is not supported (this pickleguard reads version 1)"
-            )),
-        }
-    }
-}
-
-/// One positional argument pattern of a rule.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum ArgPattern {
-    Any,
-    Data,
-    Str,
-    Bytes,
-    Int,
-    Float,
-    Bool,
-    None,
-    Tuple,
-    List,
-    Dict,
-    IntTuple,
-    Ident,
-    Exact(String),
-    Global,
-    GlobalCall,
-    GlobalNew,
-    Persistent,
-    /// An attribute name that is not a dunder (`_private` is fine, `__globals__` is not).
-    Attr,
-    /// An object a call the policy accepted has made (not a global, not plain data).
-    Instance,
-    OneOf(Vec<ArgPattern>),
-}
-
-impl ArgPattern {
-    pub fn parse(s: &str) -> Result<ArgPattern, String> {
-        if s.contains('|') {
-            return s
-                .split('|')
-                .map(ArgPattern::parse)
-                .collect::<Result<_, _>>()
-                .map(ArgPattern::OneOf);
-        }
-        if let Some(t) = s.strip_prefix('=') {
-            return Ok(ArgPattern::Exact(t.to_string()));
-        }
-        Ok(match s {
-            "any" => ArgPattern::Any,
-            "data" => ArgPattern::Data,
-            "str" => ArgPattern::Str,
-            "bytes" => ArgPattern::Bytes,
-            "int" => ArgPattern::Int,
-            "float" => ArgPattern::Float,
-            "bool" => ArgPattern::Bool,
-            "none" => ArgPattern::None,
-            "tuple" => ArgPattern::Tuple,
-            "list" => ArgPattern::List,
-            "dict" => ArgPattern::Dict,
-            "int_tuple" => ArgPattern::IntTuple,
-            "ident" => ArgPattern::Ident,
-            "global" => ArgPattern::Global,
-            "global_call" => ArgPattern::GlobalCall,
-            "global_new" => ArgPattern::GlobalNew,
-            "persistent" => ArgPattern::Persistent,
-            "attr" => ArgPattern::Attr,
-            "instance" => ArgPattern::Instance,
-            // Any number of further arguments.
-            "..." => ArgPattern::OneOf(Vec::new()),
-            other => return Err(format!("unknown argument pattern {other:?}")),
-        })
-    }
+/// What a version 2 entry says about one class or callable beyond its operations: the
+/// schema of what flows in and the review that lets its custom methods run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Behaviour {
+    /// Every string handed to this class's operations must match it.
+    pub strings: Option<Grammar>,
+    /// Patterns for keys of a BUILD state.
+    pub state: Vec<(String, ArgPattern)>,
+    /// `getattr(cls, 'NAME')` is an enum member.
+    pub members: bool,
+    pub reviewed: Vec<String>,
+    pub note: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -217,6 +190,8 @@ pub struct Rule {
     pub args: Vec<ArgPattern>,
     pub min_args: usize,
     pub nested: bool,
+    /// `[f, a]`: the callee calls argument `f` with argument `a` as its arguments.
+    pub calls: Option<[usize; 2]>,
     /// The patterns as written, to show the policy again.
     pub source: Vec<String>,
 }
@@ -249,6 +224,8 @@ pub struct GlobalVerdict {
     qual: String,
     /// Whether the policy has argument rules for it.
     pub has_rules: bool,
+    /// What a version 2 entry says about it beyond its operations.
+    pub behaviour: Option<Arc<Behaviour>>,
 }
 
 impl GlobalVerdict {
@@ -272,20 +249,41 @@ pub struct Policy {
     allow_exact: HashMap<String, ModuleAllow>,
     allow_prefix: Vec<(String, ModuleAllow)>,
     rules: HashMap<String, Vec<Rule>>,
+    /// Version 2 entries' schemas and reviews, by qualified name.
+    behaviour: HashMap<String, Arc<Behaviour>>,
 }
 
-fn parse_uses(e: &AllowEntry, m: &mut ModuleAllow) {
+/// Version 1 lists as operations: a v1 entry trusted the whole class, so what it makes also
+/// takes state and items (`new`/`call` => + build, setitem, append); every grant may be stored.
+const V1_OBJECT_OPS: u8 = uses::BUILD | uses::SETITEM | uses::APPEND | uses::VALUE;
+
+fn grant(m: &mut ModuleAllow, name: &str, bits: u8) {
+    if name == "*" {
+        m.wildcard |= bits;
+    } else {
+        *m.names.entry(name.to_string()).or_insert(0) |= bits;
+    }
+}
+
+fn parse_uses(e: &AllowEntry, version: i64, m: &mut ModuleAllow) {
+    if version >= 2 {
+        let bits = e
+            .ops
+            .iter()
+            .filter_map(|o| Op::parse(o))
+            .fold(0, |b, o| b | o.bit());
+        for n in e.entry_names() {
+            grant(m, n, bits);
+        }
+        return;
+    }
     for (list, bit) in [
-        (&e.new, uses::NEW),
-        (&e.call, uses::CALL),
+        (&e.new, uses::NEW | V1_OBJECT_OPS),
+        (&e.call, uses::CALL | V1_OBJECT_OPS),
         (&e.value, uses::VALUE),
     ] {
         for n in list {
-            if n == "*" {
-                m.wildcard |= bit | uses::VALUE;
-            } else {
-                *m.names.entry(n.clone()).or_insert(0) |= bit | uses::VALUE;
-            }
+            grant(m, n, bit);
         }
     }
 }
@@ -308,6 +306,7 @@ impl Policy {
             allow_exact: HashMap::new(),
             allow_prefix: Vec::new(),
             rules: HashMap::new(),
+            behaviour: HashMap::new(),
         };
         for e in danger.entry {
             if let Some(prefix) = e.module.strip_suffix(".*") {
@@ -340,9 +339,56 @@ impl Policy {
         Ok(())
     }
 
+    /// Apply the parts of `file` that make this policy stricter (docs/policy-format.md,
+    /// "Configs inside a scanned tree"): a lower `fail_on`, smaller limits. Allow entries and
+    /// rules only ever widen what passes, so they are dropped, as is a `fail_on` that is not
+    /// lower; the mode is settled before the policy is built ([`Mode::strictness`]). Returns
+    /// what was dropped, for the report.
+    pub fn tighten(&mut self, file: &PolicyFile) -> Result<Vec<String>, String> {
+        let mut dropped = Vec::new();
+        if !file.allow.is_empty() {
+            dropped.push(format!(
+                "{} allow entr{}",
+                file.allow.len(),
+                if file.allow.len() == 1 { "y" } else { "ies" }
+            ));
+        }
+        if !file.rule.is_empty() {
+            dropped.push(format!(
+                "{} rule{}",
+                file.rule.len(),
+                if file.rule.len() == 1 { "" } else { "s" }
+            ));
+        }
+        if let Some(f) = &file.fail_on {
+            let level = Severity::parse(f).ok_or_else(|| format!("invalid fail_on {f:?}"))?;
+            if level < self.threshold {
+                self.threshold = level;
+            } else if level > self.threshold {
+                dropped.push(format!("fail_on {}", level.as_str()));
+            }
+        }
+        if let Some(l) = &file.limits {
+            let (tight, raised) = self.limits.tightened_by(l);
+            self.limits = tight;
+            dropped.extend(
+                raised
+                    .into_iter()
+                    .map(|name| format!("limits.{name} (higher)")),
+            );
+        }
+        Ok(dropped)
+    }
+
     fn add_file(&mut self, file: &PolicyFile, user: bool) -> Result<(), String> {
+        file.check_version()?;
+        file.check_entries()?;
+        let version = file.format_version();
         for e in &file.allow {
             let module = self.norm_module(&e.module).to_string();
+            if version >= 2 {
+                self.add_behaviour(&module, e)?;
+            }
             let slot = if let Some(prefix) = module.strip_suffix(".*") {
                 let prefix = prefix.to_string();
                 if let Some(i) = self.allow_prefix.iter().position(|(p, _)| *p == prefix) {
@@ -355,44 +401,90 @@ impl Policy {
                 self.allow_exact.entry(module).or_default()
             };
             slot.user |= user;
-            parse_uses(e, slot);
+            parse_uses(e, version, slot);
         }
         for r in &file.rule {
-            let args = r
+            let mut args = r
                 .args
                 .iter()
-                .map(|a| ArgPattern::parse(a))
+                .map(|a| ArgPattern::parse(a, version))
                 .collect::<Result<Vec<_>, _>>()?;
-            let (m, n) = r
-                .callable
-                .rsplit_once('.')
-                .ok_or_else(|| format!("rule callable {:?} needs module.name", r.callable))?;
-            let key = format!("{}.{}", self.norm_module(m), n);
+            let norm = |q: &str| self.norm_qual(q);
+            for a in args.iter_mut() {
+                a.normalise(&norm);
+            }
+            let key = self.norm_qual(&r.callable);
+            if !key.contains('.') {
+                return Err(format!("rule callable {:?} needs module.name", r.callable));
+            }
+            let min_args = r
+                .min_args
+                .unwrap_or(args.len() - usize::from(args.last() == Some(&ArgPattern::Rest)));
             self.rules.entry(key).or_default().push(Rule {
-                min_args: r.min_args.unwrap_or(args.len()),
+                min_args,
                 args,
                 nested: r.nested,
+                calls: r.calls,
                 source: r.args.clone(),
             });
         }
         Ok(())
     }
 
-    /// Allow `module:name` for every use (the command line's `--allow`; `*` wildcards).
+    /// Record a version 2 entry's schema and review for each name it covers.
+    fn add_behaviour(&mut self, module: &str, e: &AllowEntry) -> Result<(), String> {
+        let plain = e.strings.is_none()
+            && e.state.is_empty()
+            && !e.members
+            && e.reviewed.is_empty()
+            && e.note.is_none();
+        if plain {
+            return Ok(());
+        }
+        let mut state = Vec::new();
+        for (k, p) in &e.state {
+            state.push((k.clone(), ArgPattern::parse(p, 2)?));
+        }
+        let b = Arc::new(Behaviour {
+            strings: e.strings.as_deref().and_then(Grammar::parse),
+            state,
+            members: e.members,
+            reviewed: e.reviewed.clone(),
+            note: e.note.clone(),
+        });
+        for n in e.entry_names() {
+            if n != "*" {
+                self.behaviour.insert(format!("{module}.{n}"), b.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// `module.name` with the module's alias resolved.
+    fn norm_qual(&self, q: &str) -> String {
+        match q.rsplit_once('.') {
+            Some((m, n)) => format!("{}.{n}", self.norm_module(m)),
+            None => q.to_string(),
+        }
+    }
+
+    /// Allow `module:name` for every operation (the command line's `--allow`,
+    /// `register_safe_class`; `*` wildcards): the user vouches for what the class does.
     pub fn allow(&mut self, module: &str, name: &str) {
-        let e = AllowEntry {
-            module: module.to_string(),
-            new: vec![name.to_string()],
-            call: vec![name.to_string()],
-            value: vec![name.to_string()],
+        let module = self.norm_module(module).to_string();
+        let slot = if let Some(prefix) = module.strip_suffix(".*") {
+            let prefix = prefix.to_string();
+            if let Some(i) = self.allow_prefix.iter().position(|(p, _)| *p == prefix) {
+                &mut self.allow_prefix[i].1
+            } else {
+                self.allow_prefix.push((prefix, ModuleAllow::default()));
+                &mut self.allow_prefix.last_mut().expect("just pushed").1
+            }
+        } else {
+            self.allow_exact.entry(module).or_default()
         };
-        let _ = self.add_file(
-            &PolicyFile {
-                allow: vec![e],
-                ..Default::default()
-            },
-            true,
-        );
+        slot.user = true;
+        grant(slot, name, uses::ALL);
     }
 
     pub fn norm_module<'s>(&'s self, m: &'s str) -> &'s str {
@@ -509,8 +601,10 @@ impl Policy {
         if !(class || builder) || self.is_blocked(module, name) {
             return None;
         }
+        // The C++ unpickler runs no Python for these: the archive's own classes take state
+        // through their compiled __setstate__, the builders make lists.
         let allowed = if class {
-            uses::NEW | uses::CALL | uses::VALUE
+            uses::ALL & !uses::INIT
         } else {
             uses::CALL | uses::VALUE
         };
@@ -521,6 +615,7 @@ impl Policy {
             allowed,
             qual: format!("{module}.{name}"),
             has_rules: false,
+            behaviour: None,
         })
     }
 
@@ -544,6 +639,7 @@ impl Policy {
         if danger.is_some() && self.is_blocked(&m, &n) {
             allowed = 0;
         }
+        let behaviour = self.behaviour.get(&qual).cloned();
         GlobalVerdict {
             module: m,
             name: n,
@@ -551,6 +647,7 @@ impl Policy {
             allowed,
             qual,
             has_rules,
+            behaviour,
         }
     }
 
@@ -560,8 +657,8 @@ impl Policy {
 
     /// Everything a judgement depends on, as one canonical string: equal fingerprints judge
     /// every input alike, and any difference (mode, threshold, limits, an allowed or blocked
-    /// name, a rule, an alias) changes it. Verdict caches key on it; unlike `to_toml` it keeps
-    /// limits, blocks and aliases.
+    /// name, an operation, a rule, a version 2 schema or review, an alias) changes it. Verdict
+    /// caches key on it; unlike `to_toml` it keeps limits, blocks and aliases.
     pub fn fingerprint(&self) -> String {
         fn sorted<V>(m: &HashMap<String, V>, show: impl Fn(&V) -> String) -> String {
             let mut v: Vec<(&String, String)> = m.iter().map(|(k, v)| (k, show(v))).collect();
@@ -581,7 +678,8 @@ impl Policy {
         };
         format!(
             "mode={:?}\nthreshold={:?}\nlimits={:?}\ndanger={}\ndanger_prefix={:?}\n\
-             alias_modules={}\nalias_names={}\nallow={}\nallow_prefix={}\nrules={}\n",
+             alias_modules={}\nalias_names={}\nallow={}\nallow_prefix={}\nrules={}\n\
+             behaviour={}\n",
             self.mode,
             self.threshold,
             self.limits,
@@ -592,6 +690,7 @@ impl Policy {
             sorted(&self.allow_exact, allow),
             prefixed(&self.allow_prefix),
             sorted(&self.rules, |v| format!("{v:?}")),
+            sorted(&self.behaviour, |v| format!("{v:?}")),
         )
     }
 
@@ -619,10 +718,10 @@ impl Policy {
         Ok(snap.policy)
     }
 
-    /// The effective policy as TOML (`pickleguard policy show`).
+    /// The effective policy as TOML (`pickleguard policy show`), in format version 2.
     pub fn to_toml(&self) -> String {
         let mut out = format!(
-            "version = 1\nmode = \"{}\"\nfail_on = \"{}\"\n",
+            "version = 2\nmode = \"{}\"\nfail_on = \"{}\"\n",
             self.mode.as_str(),
             self.threshold.as_str()
         );
@@ -633,37 +732,71 @@ impl Policy {
             .chain(self.allow_prefix.iter().map(|(k, v)| (format!("{k}.*"), v)))
             .collect();
         mods.sort_by(|a, b| a.0.cmp(&b.0));
+        let ops_of = |bits: u8| -> String {
+            let v: Vec<String> = Op::ALL
+                .iter()
+                .filter(|o| bits & o.bit() != 0)
+                .map(|o| format!("{:?}", o.as_str()))
+                .collect();
+            v.join(", ")
+        };
         for (m, a) in mods {
-            let pick = |bit: u8| {
-                let mut v: Vec<String> = a
-                    .names
-                    .iter()
-                    .filter(|(_, b)| **b & bit != 0)
-                    .map(|(n, _)| format!("{n:?}"))
-                    .collect();
-                if a.wildcard & bit != 0 {
-                    v.push("\"*\"".into());
-                }
-                v.sort();
-                v
-            };
-            out.push_str(&format!("\n[[allow]]\nmodule = {m:?}\n"));
-            for (key, bit) in [("new", uses::NEW), ("call", uses::CALL)] {
-                let v = pick(bit);
-                if !v.is_empty() {
-                    out.push_str(&format!("{key} = [{}]\n", v.join(", ")));
+            // Names with the same operations and no schema share one table.
+            let mut groups: std::collections::BTreeMap<u8, Vec<&String>> = Default::default();
+            let mut own: Vec<(&String, u8)> = Vec::new();
+            for (n, bits) in &a.names {
+                if self.behaviour.contains_key(&format!("{m}.{n}")) {
+                    own.push((n, *bits));
+                } else {
+                    groups.entry(*bits).or_default().push(n);
                 }
             }
-            let only_value: Vec<String> = a
-                .names
-                .iter()
-                .filter(|(_, b)| **b == uses::VALUE)
-                .map(|(n, _)| format!("{n:?}"))
-                .collect();
-            if !only_value.is_empty() {
-                let mut v = only_value;
-                v.sort();
-                out.push_str(&format!("value = [{}]\n", v.join(", ")));
+            if a.wildcard != 0 {
+                groups.entry(a.wildcard).or_default();
+            }
+            for (bits, mut names) in groups {
+                names.sort();
+                let mut list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+                if a.wildcard == bits {
+                    list.push("\"*\"".into());
+                }
+                if list.is_empty() {
+                    continue;
+                }
+                out.push_str(&format!(
+                    "\n[[allow]]\nmodule = {m:?}\nnames = [{}]\nops = [{}]\n",
+                    list.join(", "),
+                    ops_of(bits)
+                ));
+            }
+            own.sort();
+            for (n, bits) in own {
+                let b = &self.behaviour[&format!("{m}.{n}")];
+                out.push_str(&format!(
+                    "\n[[allow]]\nmodule = {m:?}\nname = {n:?}\nops = [{}]\n",
+                    ops_of(bits)
+                ));
+                if !b.reviewed.is_empty() {
+                    let r: Vec<String> = b.reviewed.iter().map(|x| format!("{x:?}")).collect();
+                    out.push_str(&format!("reviewed = [{}]\n", r.join(", ")));
+                }
+                if let Some(note) = &b.note {
+                    out.push_str(&format!("note = {note:?}\n"));
+                }
+                if let Some(g) = b.strings {
+                    out.push_str(&format!("strings = {:?}\n", g.as_str()));
+                }
+                if b.members {
+                    out.push_str("members = true\n");
+                }
+                if !b.state.is_empty() {
+                    let kv: Vec<String> = b
+                        .state
+                        .iter()
+                        .map(|(k, p)| format!("{k:?} = {:?}", pattern_text(p)))
+                        .collect();
+                    out.push_str(&format!("state = {{ {} }}\n", kv.join(", ")));
+                }
             }
         }
         // Rules travel with the names they restrict: without them an exact entry in a user
@@ -681,9 +814,43 @@ impl Policy {
                 if r.nested {
                     out.push_str("nested = true\n");
                 }
+                if let Some([f, a]) = r.calls {
+                    out.push_str(&format!("calls = [{f}, {a}]\n"));
+                }
             }
         }
         out
+    }
+}
+
+/// A pattern as a policy file writes it.
+fn pattern_text(p: &ArgPattern) -> String {
+    match p {
+        ArgPattern::OneOf(v) => v.iter().map(pattern_text).collect::<Vec<_>>().join("|"),
+        ArgPattern::Exact(t) => format!("={t}"),
+        ArgPattern::Grammar(g) => format!("grammar:{}", g.as_str()),
+        ArgPattern::GlobalIs(v) => format!("global:{}", v.join("|global:")),
+        ArgPattern::Made(v) => format!("made:{}", v.join("|made:")),
+        ArgPattern::Data => "data".into(),
+        ArgPattern::Str => "str".into(),
+        ArgPattern::Bytes => "bytes".into(),
+        ArgPattern::Int => "int".into(),
+        ArgPattern::Float => "float".into(),
+        ArgPattern::Bool => "bool".into(),
+        ArgPattern::None => "none".into(),
+        ArgPattern::Tuple => "tuple".into(),
+        ArgPattern::List => "list".into(),
+        ArgPattern::Dict => "dict".into(),
+        ArgPattern::IntTuple => "int_tuple".into(),
+        ArgPattern::Ident => "ident".into(),
+        ArgPattern::Global => "global".into(),
+        ArgPattern::GlobalCall => "global_call".into(),
+        ArgPattern::GlobalNew => "global_new".into(),
+        ArgPattern::Persistent => "persistent".into(),
+        ArgPattern::Attr => "attr".into(),
+        ArgPattern::Instance => "instance".into(),
+        ArgPattern::Never => "never".into(),
+        ArgPattern::Rest => "...".into(),
     }
 }
 
@@ -750,6 +917,103 @@ mod tests {
         p.allow("a", "b");
         assert_ne!(p.fingerprint(), base);
         assert_ne!(Policy::new(Mode::Audit).fingerprint(), base);
+        // Version 2: the operations, the string schema and the review of an entry.
+        let v2 = |entry: &str| {
+            let mut p = Policy::new(Mode::Ml);
+            let text = format!("version = 2\n[[allow]]\nmodule = \"m\"\nname = \"A\"\n{entry}");
+            p.extend(&PolicyFile::parse(&text).unwrap()).unwrap();
+            p.fingerprint()
+        };
+        let entries = [
+            "ops = [\"new\"]\n",
+            "ops = [\"new\", \"build\"]\n",
+            "ops = [\"new\", \"build\"]\nstrings = \"expr\"\n",
+            "ops = [\"new\", \"build\"]\nstrings = \"ident\"\n",
+            "ops = [\"new\", \"build\"]\nstrings = \"ident\"\nreviewed = [\"__setstate__\"]\n",
+        ];
+        let prints: Vec<String> = entries.iter().map(|e| v2(e)).collect();
+        for (i, a) in prints.iter().enumerate() {
+            assert_ne!(a, &base, "{}", entries[i]);
+            for (j, b) in prints.iter().enumerate().skip(i + 1) {
+                assert_ne!(a, b, "{} vs {}", entries[i], entries[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn snapshots_keep_version_2_schemas() {
+        let text = "version = 2\n[[allow]]\nmodule = \"m\"\nname = \"A\"\nops = [\"new\", \"build\"]\nreviewed = [\"__setstate__\"]\nstrings = \"expr\"\n";
+        let mut p = Policy::new(Mode::Allowlist);
+        p.extend(&PolicyFile::parse(text).unwrap()).unwrap();
+        let back = Policy::from_snapshot(&p.to_snapshot()).unwrap();
+        assert_eq!(back.fingerprint(), p.fingerprint());
+        let b = back.judge("m", "A").behaviour.expect("schema kept");
+        assert_eq!(b.strings, Some(Grammar::Expr));
+        assert_eq!(b.reviewed, vec!["__setstate__".to_string()]);
+    }
+
+    #[test]
+    fn shipped_profiles_grant_behaviour_only_to_exact_names() {
+        let p = Policy::new(Mode::Ml);
+        for (module, allow) in p
+            .allow_exact
+            .iter()
+            .map(|(m, a)| (m.clone(), a))
+            .chain(p.allow_prefix.iter().map(|(m, a)| (format!("{m}.*"), a)))
+        {
+            assert_eq!(
+                allow.wildcard & !uses::VALUE,
+                0,
+                "{module}: a wildcard grants more than `value`"
+            );
+        }
+        // No module-wide grant of anything that runs code survives in the profile.
+        for (m, n) in [
+            ("sklearn.linear_model._logistic", "SomethingNew"),
+            ("numpy", "save"),
+            ("scipy.io", "loadmat"),
+            ("pandas", "eval"),
+            ("torch.nn.modules.linear", "NotAModule"),
+        ] {
+            assert_eq!(p.judge(m, n).allowed, 0, "{m}.{n}");
+        }
+    }
+
+    #[test]
+    fn version_1_entries_map_to_operations() {
+        let f = PolicyFile::parse(
+            "[[allow]]\nmodule = \"m\"\nnew = [\"A\"]\ncall = [\"f\"]\nvalue = [\"V\"]\n",
+        )
+        .unwrap();
+        let mut p = Policy::new(Mode::Allowlist);
+        p.extend(&f).unwrap();
+        let object_ops = uses::BUILD | uses::SETITEM | uses::APPEND | uses::VALUE;
+        assert_eq!(p.judge("m", "A").allowed, uses::NEW | object_ops);
+        assert_eq!(p.judge("m", "f").allowed, uses::CALL | object_ops);
+        assert_eq!(p.judge("m", "V").allowed, uses::VALUE);
+    }
+
+    #[test]
+    fn version_2_entries_name_operations_and_never_any() {
+        let ok = "version = 2\n[[allow]]\nmodule = \"m\"\nname = \"A\"\nops = [\"new\", \"build\"]\nreviewed = [\"__setstate__\"]\nnote = \"dict update\"\nstrings = \"expr\"\n";
+        let mut p = Policy::new(Mode::Allowlist);
+        p.extend(&PolicyFile::parse(ok).unwrap()).unwrap();
+        let v = p.judge("m", "A");
+        assert_eq!(v.allowed, uses::NEW | uses::BUILD);
+        let b = v.behaviour.expect("schema recorded");
+        assert_eq!(b.strings, Some(Grammar::Expr));
+        assert_eq!(b.reviewed, vec!["__setstate__".to_string()]);
+        for bad in [
+            // A wildcard grants only `value`.
+            "version = 2\n[[allow]]\nmodule = \"m\"\nnames = [\"*\"]\nops = [\"new\"]\n",
+            "version = 2\n[[allow]]\nmodule = \"m\"\nname = \"A\"\nops = [\"run\"]\n",
+            "version = 2\n[[allow]]\nmodule = \"m\"\nnew = [\"A\"]\n",
+            "version = 1\n[[allow]]\nmodule = \"m\"\nname = \"A\"\nops = [\"new\"]\n",
+            "version = 2\n[[rule]]\ncallable = \"m.f\"\nargs = [\"any\"]\n",
+            "version = 3\n",
+        ] {
+            assert!(PolicyFile::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ import os
 import warnings
 from typing import Any, Callable, Optional
 
+from .._accepted import accepting
 from ._common import patch_group, unpatch_group
 
 __all__ = ["patch", "unpatch", "load"]
@@ -60,8 +61,8 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
             # A pre-0.10 dump with companion .npy files: joblib's compatibility loader
             # (its unpicklers are restricted at the class while patched).
             from .._io import map_path
-            guard.check_file(map_path(fobj), fobj)
-            return npk.load_compatibility(fobj)
+            with accepting(guard.check_file(map_path(fobj), fobj)):
+                return npk.load_compatibility(fobj)
         if fobj is f:
             data: Optional[Any] = None
             if _real_file(f):
@@ -75,15 +76,33 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
                 f.seek(start)
                 data = f.read()
                 f.seek(here)
-            guard.check(guard.analyze(data, source=source))
+            analysis = guard.check(guard.analyze(data, source=source))
             del data
-            if is_path:
-                return _unpickle(cls, fobj, eno, name, validated)
-            return _unpickle(cls, fobj, eno)
-        # Compressed: decompress once, scan what the unpickler will read, load from memory.
-        plain = fobj.read()
-        guard.check(guard.analyze(plain, source=source))
-        return _unpickle(cls, io.BytesIO(plain), eno, name if is_path else "", None)
+            with accepting(analysis):
+                if is_path:
+                    return _unpickle(cls, fobj, eno, name, validated)
+                return _unpickle(cls, fobj, eno)
+        # Compressed: decompress once, by pickleguard's readers within the scan's allowance
+        # for the compressed size (joblib's BinaryGzipFile doubles its unused data without
+        # end on a second gzip member), scan what the unpickler will read, load from memory.
+        from .._formats import _decompress
+        raw: Any = None
+        if _real_file(f):
+            try:
+                whole = map_fd(f.fileno())
+                raw = memoryview(whole)[start:] if start else whole
+            except (OSError, ValueError):
+                raw = None
+        if raw is None:
+            here = f.tell()
+            f.seek(start)
+            raw = f.read()
+            f.seek(here)
+        plain = _decompress(guard, raw, None, source)
+        del raw
+        analysis = guard.check(guard.analyze(plain, source=source))
+        with accepting(analysis):
+            return _unpickle(cls, io.BytesIO(plain), eno, name if is_path else "", None)
 
 
 def guarded_load(guard: Any, filename: Any, mmap_mode: Any = None,

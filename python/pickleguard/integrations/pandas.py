@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable
 
+from .._accepted import accepting
 from ._common import patch_group, unpatch_group
 
 __all__ = ["patch", "unpatch", "read_pickle"]
@@ -51,9 +52,10 @@ def guarded_read_pickle(guard: Any, filepath_or_buffer: Any, compression: Any = 
             # pandas' compatibility unpickler reads a standard stream with its own opcode
             # handlers: scan the pickle, then load it with the class restricted.
             h.seek(start)
-            guard._check_span(next_pickle(h), describe(filepath_or_buffer))
+            analysis = guard._check_span(next_pickle(h), describe(filepath_or_buffer))
             h.seek(start)
-            return _compat_class(guard, pickle_compat.Unpickler)(h).load()
+            with accepting(analysis):
+                return _compat_class(guard, pickle_compat.Unpickler)(h).load()
 
 
 def _compat_class(guard: Any, base: type) -> type:

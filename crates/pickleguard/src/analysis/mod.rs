@@ -1,0 +1,416 @@
+//! Runs the machine over every pickle of a stream and judges what it recorded against the
+//! policy: imports, calls and their arguments, BUILDs, nested and encoded payloads.
+
+mod build;
+mod calls;
+mod judged;
+mod ops;
+mod payload;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+#[allow(unused_imports)]
+use build::*;
+#[allow(unused_imports)]
+use calls::*;
+#[allow(unused_imports)]
+use judged::*;
+#[allow(unused_imports)]
+use ops::*;
+#[allow(unused_imports)]
+use payload::*;
+#[allow(unused_imports)]
+use schema::*;
+
+use crate::decode;
+use crate::machine::{CallKind, CallNode, Machine, Outcome, Unpickler};
+use crate::policy::{uses, ArgPattern, GlobalVerdict, Mode, Policy, Rule};
+use crate::render::{self, global_name, render_args};
+use crate::report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
+use crate::value::{CallId, IdMap, IdSet, StrId, Value};
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Analyses a serialized file found inside another (torch's `_load_from_bytes`, nested
+/// `pickle.loads`, decoded payloads). The container layer installs one that sniffs formats.
+pub type NestedScanner = fn(&[u8], &Policy, u32) -> Report;
+
+/// What a stream analysis needs besides the policy.
+#[derive(Clone, Copy)]
+pub struct Context {
+    pub depth: u32,
+    /// Skip joblib's array bytes after a NumpyArrayWrapper BUILD, as joblib does.
+    pub joblib: bool,
+    /// A record of a TorchScript archive, which `torch.jit.load` (and `torch.load`, which hands
+    /// such archives to it) reads with its C++ unpickler: see [`Policy::torchscript_verdict`].
+    pub torchscript: bool,
+    pub nested: NestedScanner,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            depth: 0,
+            joblib: true,
+            torchscript: false,
+            // Nested files are whole files (a torch zip for `_load_from_bytes`, maybe
+            // compressed): sniffed like any file, never read as raw pickles only.
+            nested: crate::container::scan_nested,
+        }
+    }
+}
+
+/// Turns the plain-data fast path off (for the tests that prove it changes nothing).
+#[doc(hidden)]
+pub static DISABLE_FAST_PATH: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Analyse a raw pickle stream (one or several pickles back to back), as every loader reads
+/// it: as bytes, from a file object, by the C and the pure-Python unpickler
+/// ([`crate::readings`]).
+pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
+    analyze_reading(data, policy, ctx, Unpickler::C, true)
+}
+
+/// The stream as `unpickler` reads it from memory, then the other readings where they differ
+/// (file readings only if `files`): see [`crate::readings`].
+pub(crate) fn analyze_reading(
+    data: &[u8],
+    policy: &Policy,
+    ctx: &Context,
+    unpickler: Unpickler,
+    files: bool,
+) -> Report {
+    // Decompression and argument-decoding budgets are per scan: open one here unless a
+    // container scan (or an outer stream) already has.
+    let _scope = crate::container::budget::Scope::enter(data.len() as u64, &policy.limits);
+    let mut report = Report::new("raw_pickle");
+    let mut m = Machine::new(data, policy.limits.clone());
+    m.joblib = ctx.joblib;
+    m.unpickler = unpickler;
+    let mut pos = 0usize;
+    let mut index: u64 = 0;
+    let mut joblib_seen = false;
+    // Byte ranges joblib reads as numeric array data (skipped by this view).
+    let mut skipped: Vec<(u64, u64)> = Vec::new();
+    loop {
+        m.reset();
+        let start = pos;
+        let member = (index > 0).then(|| format!("pickle #{} at byte {}", index + 1, start));
+        let mut sub = Report::new("raw_pickle");
+        // Most pickles of plain data never import or call: check their shape without building
+        // values, and build the graph only for those that need it.
+        let ops_before = m.ops;
+        m.set_shape_only(!DISABLE_FAST_PATH.load(std::sync::atomic::Ordering::Relaxed));
+        let mut outcome = m.run(start);
+        if let Outcome::NeedsGraph { .. } = outcome {
+            m.reset();
+            m.set_shape_only(false);
+            m.ops = ops_before;
+            outcome = m.run(start);
+        }
+        m.set_shape_only(false);
+        while let Outcome::JoblibArray { next, wrapper } = outcome {
+            joblib_seen = true;
+            outcome = match joblib_array(&m, wrapper, next, policy, ctx, &mut sub, &mut skipped) {
+                Ok(resume) => m.resume(resume),
+                Err(o) => o,
+            };
+        }
+        match outcome {
+            Outcome::Stop { end, .. } => {
+                judge_member(&m, policy, ctx, &mut sub, member.as_deref());
+                report.absorb(sub, member.as_deref());
+                if end >= data.len() {
+                    break;
+                }
+                index += 1;
+                if index >= policy.limits.max_pickles {
+                    limit_finding(&mut report, end, "pickles per stream");
+                    break;
+                }
+                pos = end;
+            }
+            Outcome::Error { pos: epos, err } => {
+                if m.first_effect.is_none() {
+                    if index == 0 {
+                        report.format = "not_pickle".into();
+                        report.stopped_by = Some(format!("not a pickle: {err} at byte {epos}"));
+                    } else {
+                        report.push(Finding::new(
+                            FindingType::TrailingData,
+                            Severity::Low,
+                            start as u64,
+                            format!(
+                                "{} bytes after the last pickle are not a pickle ({err} at byte {epos}); no loader runs them",
+                                data.len() - start
+                            ),
+                        ));
+                    }
+                    break;
+                }
+                judge_member(&m, policy, ctx, &mut sub, member.as_deref());
+                sub.push(Finding::new(
+                    FindingType::Malformed,
+                    Severity::Medium,
+                    epos as u64,
+                    format!("the stream breaks here ({err}); everything before this point runs when it is loaded"),
+                ));
+                sub.complete = false;
+                sub.stopped_by = Some(format!("malformed: {err} at byte {epos}"));
+                report.absorb(sub, member.as_deref());
+                break;
+            }
+            Outcome::Limit { pos: lpos, what } => {
+                judge_member(&m, policy, ctx, &mut sub, member.as_deref());
+                report.absorb(sub, member.as_deref());
+                limit_finding(&mut report, lpos, what);
+                break;
+            }
+            Outcome::JoblibArray { .. } | Outcome::NeedsGraph { .. } => {
+                unreachable_outcome(&mut report)
+            }
+        }
+    }
+    if joblib_seen && report.format == "raw_pickle" {
+        report.format = "joblib".into();
+    }
+    if joblib_seen && ctx.joblib {
+        let plain = Context {
+            joblib: false,
+            ..*ctx
+        };
+        plain_view(&mut report, analyze_stream(data, policy, &plain), &skipped);
+    }
+    let divergence = m.divergence;
+    crate::readings::judge(&mut report, data, policy, ctx, unpickler, divergence, files);
+    report.finish(policy.threshold);
+    report
+}
+
+/// pickle.load (and torch.load, pandas.read_pickle) do not read joblib's array bytes: they run
+/// them as opcodes. What only that view of a joblib stream does is reported too: everything it
+/// does in bytes joblib skips as numeric data, and catalogued dangers anywhere (elsewhere the
+/// views differ only by memo and stack context: a benign object array's nested pickle, run
+/// in the outer context, imports nonsense names that fail to load).
+fn plain_view(report: &mut Report, plain: Report, skipped: &[(u64, u64)]) {
+    let seen: std::collections::HashSet<(FindingType, u64)> = report
+        .findings
+        .iter()
+        .map(|f| (f.kind, f.position))
+        .collect();
+    let new: Vec<Finding> = plain
+        .findings
+        .into_iter()
+        .filter(|f| {
+            !matches!(
+                f.kind,
+                FindingType::Malformed | FindingType::TrailingData | FindingType::ResourceLimit
+            ) && !seen.contains(&(f.kind, f.position))
+                && (skipped.iter().any(|&(a, b)| (a..b).contains(&f.position))
+                    || f.kind == FindingType::DangerousImport
+                    || f.severity == Severity::Critical)
+        })
+        .collect();
+    let Some(first) = new.first() else { return };
+    report.push(Finding::new(
+        FindingType::StructuralTamper,
+        Severity::High,
+        first.position,
+        "joblib reads these bytes as array data, but pickle.load (torch.load, pandas.read_pickle) runs them as opcodes: the file does more when it is not loaded with joblib".into(),
+    ));
+    for mut f in new {
+        f.member = Some(match f.member.take() {
+            Some(m) => format!("read as a plain pickle/{m}"),
+            None => "read as a plain pickle".into(),
+        });
+        report.push(f);
+    }
+}
+
+fn unreachable_outcome(report: &mut Report) {
+    report.complete = false;
+    report.stopped_by = Some("internal: unexpected pause".into());
+}
+
+fn limit_finding(report: &mut Report, pos: usize, what: &str) {
+    report.push(Finding::new(
+        FindingType::ResourceLimit,
+        Severity::High,
+        pos as u64,
+        format!("analysis stopped at the {what} limit: the rest of the stream was not checked"),
+    ));
+    report.complete = false;
+    report.stopped_by = Some(format!("limit:{what}"));
+}
+
+/// What joblib reads at a `NumpyArrayWrapper`'s pause (see [`joblib_array_data`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoblibData {
+    /// An object array: joblib unpickles a whole pickle that starts here.
+    Objects,
+    /// A numeric array: joblib reads the bytes up to `end` (padding included) as numbers.
+    Numeric { end: usize },
+}
+
+/// What joblib reads from the stream after the `NumpyArrayWrapper` call `wrapper` paused the
+/// machine at `next` (`Outcome::JoblibArray`), or why joblib would fail there.
+pub fn joblib_array_data(
+    m: &Machine<'_>,
+    wrapper: CallId,
+    next: usize,
+) -> Result<JoblibData, &'static str> {
+    let state = m
+        .calls
+        .iter()
+        .rev()
+        .find(|c| c.kind == CallKind::Build && c.callable == Value::Call(wrapper))
+        .map(|c| c.args)
+        .ok_or("joblib array wrapper without state")?;
+    let shape = dict_get(m, state, "shape").ok_or("joblib array wrapper without shape")?;
+    let dtype = dict_get(m, state, "dtype").ok_or("joblib array wrapper without dtype")?;
+    let (itemsize, hasobject) = dtype_info(m, dtype).ok_or("joblib array dtype not understood")?;
+    if hasobject {
+        return Ok(JoblibData::Objects);
+    }
+    let mut count: u128 = 1;
+    match shape {
+        Value::Tuple(n) => {
+            let node = &m.arena.nodes[n as usize];
+            if node.len as usize != node.items.len() {
+                return Err("joblib array shape too long");
+            }
+            for d in &node.items {
+                match d {
+                    Value::Int(i) if *i >= 0 => count = count.saturating_mul(*i as u128),
+                    _ => return Err("joblib array shape is not a tuple of ints"),
+                }
+            }
+        }
+        _ => return Err("joblib array shape is not a tuple"),
+    }
+    let mut at = next as u128;
+    if let Some(Value::Int(_)) = dict_get(m, state, "numpy_array_alignment_bytes") {
+        let pad = *m.data.get(next).ok_or("joblib array padding truncated")? as u128;
+        at += 1 + pad;
+    }
+    let end = at + count.saturating_mul(itemsize as u128);
+    if end > m.data.len() as u128 {
+        return Err("joblib array data truncated");
+    }
+    Ok(JoblibData::Numeric { end: end as usize })
+}
+
+/// joblib reads a NumpyArrayWrapper's array straight from the stream: skip exactly the bytes
+/// it reads (or analyse the pickle it loads for object arrays). Returns where the pickle goes on;
+/// the numeric array's bytes are added to `skipped`.
+fn joblib_array(
+    m: &Machine<'_>,
+    wrapper: CallId,
+    next: usize,
+    policy: &Policy,
+    ctx: &Context,
+    sub: &mut Report,
+    skipped: &mut Vec<(u64, u64)>,
+) -> Result<usize, Outcome> {
+    let fail = |msg: &'static str| Outcome::Error {
+        pos: next,
+        err: crate::machine::MachineError::BadText(msg),
+    };
+    match joblib_array_data(m, wrapper, next).map_err(fail)? {
+        JoblibData::Objects => {
+            let (end, rep) = single_pickle(m.data, next, policy, ctx);
+            sub.absorb(rep, Some(&format!("joblib object array at byte {next}")));
+            end.ok_or_else(|| fail("joblib object array pickle is broken"))
+        }
+        JoblibData::Numeric { end } => {
+            skipped.push((next as u64, end as u64));
+            Ok(end)
+        }
+    }
+}
+
+/// Analyse exactly one pickle starting at `start`; returns where it ended (None if broken).
+fn single_pickle(
+    data: &[u8],
+    start: usize,
+    policy: &Policy,
+    ctx: &Context,
+) -> (Option<usize>, Report) {
+    let mut m = Machine::new(data, policy.limits.clone());
+    m.joblib = ctx.joblib;
+    let mut sub = Report::new("raw_pickle");
+    let out = m.run(start);
+    judge(&m, policy, ctx, &mut sub);
+    match out {
+        Outcome::Stop { end, .. } => (Some(end), sub),
+        Outcome::Error { pos, err } => {
+            sub.push(Finding::new(
+                FindingType::Malformed,
+                Severity::Medium,
+                pos as u64,
+                format!("the stream breaks here ({err})"),
+            ));
+            sub.complete = false;
+            (None, sub)
+        }
+        _ => {
+            limit_finding(&mut sub, start, "nested joblib pickle");
+            (None, sub)
+        }
+    }
+}
+
+fn dict_get(m: &Machine<'_>, d: Value, key: &str) -> Option<Value> {
+    let Value::Dict(n) = d else { return None };
+    let node = &m.arena.nodes[n as usize];
+    node.items
+        .chunks(2)
+        .chain(node.extra.chunks(2))
+        .find(|kv| matches!(kv[0], Value::Str(s) if m.arena.text_is(m.data, s, key)))
+        .map(|kv| kv[1])
+}
+
+/// Item size and "holds objects" of a pickled `numpy.dtype`.
+fn dtype_info(m: &Machine<'_>, dtype: Value) -> Option<(u64, bool)> {
+    let Value::Call(c) = dtype else { return None };
+    let call = &m.calls[c as usize];
+    let args = m.args_of(call.args)?;
+    let Value::Str(s) = *args.items.first()? else {
+        return None;
+    };
+    let spec = m.arena.text(m.data, s).into_owned();
+    let state = m
+        .calls
+        .iter()
+        .find(|b| b.kind == CallKind::Build && b.callable == dtype)
+        .and_then(|b| m.args_of(b.args));
+    let mut elsize: Option<u64> = None;
+    let mut hasobject = spec.starts_with('O');
+    if let Some(st) = state {
+        if let Some(Value::Int(e)) = st.items.get(5) {
+            if *e > 0 {
+                elsize = Some(*e as u64);
+            }
+        }
+        if let Some(Value::Int(flags)) = st.items.get(7) {
+            hasobject |= flags & 1 != 0;
+        }
+    }
+    if hasobject {
+        return Some((8, true));
+    }
+    if let Some(e) = elsize {
+        return Some((e, false));
+    }
+    let kind = spec.chars().next()?;
+    let digits: String = spec
+        .chars()
+        .skip(1)
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let n: u64 = digits.parse().ok()?;
+    Some((if kind == 'U' { n * 4 } else { n }, false))
+}

@@ -1,0 +1,292 @@
+//! The behaviour rules on hand-built pickles: each class of allowed-type gadget (issue 14) is
+//! refused by the `ml` profile, and its benign twin is not.
+
+use crate::policy::{Mode, Policy};
+use crate::report::Report;
+
+/// A protocol 2 pickle written opcode by opcode.
+struct P(Vec<u8>);
+
+impl P {
+    fn new() -> P {
+        P(vec![0x80, 2])
+    }
+    fn g(mut self, module: &str, name: &str) -> P {
+        self.0.push(b'c');
+        self.0
+            .extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+        self
+    }
+    fn s(mut self, t: &str) -> P {
+        self.0.push(b'X');
+        self.0.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(t.as_bytes());
+        self
+    }
+    fn i(mut self, v: u8) -> P {
+        self.0.extend_from_slice(&[b'K', v]);
+        self
+    }
+    fn op(mut self, ops: &[u8]) -> P {
+        self.0.extend_from_slice(ops);
+        self
+    }
+    fn done(mut self) -> Vec<u8> {
+        self.0.push(b'.');
+        self.0
+    }
+}
+
+const MARK: u8 = b'(';
+const TUPLE: u8 = b't';
+const EMPTY_TUPLE: u8 = b')';
+const EMPTY_DICT: u8 = b'}';
+const REDUCE: u8 = b'R';
+const NEWOBJ: u8 = 0x81;
+const BUILD: u8 = b'b';
+const SETITEMS: u8 = b'u';
+const SETITEM: u8 = b's';
+const NONE: u8 = b'N';
+const TUPLE1: u8 = 0x85;
+const POP: u8 = b'0';
+
+fn scan(data: &[u8]) -> Report {
+    crate::analyze_pickle(data, &Policy::new(Mode::Ml))
+}
+
+fn assert_refused(data: &[u8], says: &str) {
+    let r = scan(data);
+    assert!(!r.is_safe, "should not be safe: {:#?}", r.findings);
+    let text: Vec<&str> = r.findings.iter().map(|f| f.description.as_str()).collect();
+    assert!(
+        text.iter().any(|d| d.contains(says)),
+        "no finding says {says:?}: {text:#?}"
+    );
+}
+
+fn assert_safe(data: &[u8]) {
+    let r = scan(data);
+    assert!(r.is_safe, "should be safe: {:#?}", r.findings);
+}
+
+/// `copyreg._reconstructor(cls, object, None)`: an instance of `cls` without running code.
+fn instance(p: P, module: &str, name: &str) -> P {
+    p.g("copyreg", "_reconstructor")
+        .op(&[MARK])
+        .g(module, name)
+        .g("builtins", "object")
+        .op(&[NONE, TUPLE, REDUCE])
+}
+
+const SCIPY_NORM_TEMPLATE: &str = "\ndef _parse_args(self,  loc=0, scale=1):\n    return (), loc, scale\n\ndef _parse_args_rvs(self,  loc=0, scale=1, size=None):\n    return self._argcheck_rvs( loc, scale, size=size)\n\ndef _parse_args_stats(self,  loc=0, scale=1, moments='mv'):\n    return (), loc, scale, moments\n";
+
+#[test]
+fn class1_build_into_a_setstate_that_executes_state() {
+    let dist = |template: &str| {
+        instance(P::new(), "scipy.stats._continuous_distns", "norm_gen")
+            .op(&[EMPTY_DICT])
+            .s("_parse_arg_template")
+            .s(template)
+            .op(&[SETITEM, BUILD])
+            .done()
+    };
+    assert_safe(&dist(SCIPY_NORM_TEMPLATE));
+    let evil = SCIPY_NORM_TEMPLATE.replace(
+        "return (), loc, scale\n",
+        "return __import__('os').system('touch x')\n",
+    );
+    assert_refused(&dist(&evil), "_parse_arg_template");
+    // statsmodels' ModelData re-evaluates the stored formula when this key is present.
+    let model = instance(P::new(), "statsmodels.base.data", "ModelData")
+        .op(&[EMPTY_DICT, MARK])
+        .s("restore_design_info")
+        .i(1)
+        .s("formula")
+        .s("y ~ I(__import__('os').system('id'))")
+        .op(&[SETITEMS, BUILD])
+        .done();
+    assert_refused(&model, "restore_design_info");
+}
+
+#[test]
+fn class2_newobj_into_a_new_that_sympifies() {
+    let symbol = |name: &str| {
+        P::new()
+            .g("sympy.core.symbol", "Symbol")
+            .op(&[MARK])
+            .s(name)
+            .op(&[TUPLE, NEWOBJ])
+            .done()
+    };
+    assert_safe(&symbol("x"));
+    assert_refused(
+        &symbol("__import__('os').system('touch x')"),
+        "not of the `expr` grammar",
+    );
+    // The same string through a partial of getattr(Cls, '__new__'), as sympy pickles numbers.
+    let partial = P::new()
+        .g("functools", "partial")
+        .op(&[MARK])
+        .g("builtins", "getattr")
+        .op(&[MARK])
+        .g("sympy.core.numbers", "Float")
+        .s("__new__")
+        .op(&[TUPLE, REDUCE, TUPLE, REDUCE])
+        .op(&[MARK])
+        .g("sympy.core.numbers", "Float")
+        .s("exec('import os')")
+        .op(&[TUPLE, REDUCE])
+        .done();
+    assert_refused(&partial, "expr");
+}
+
+#[test]
+fn class3_reconstructor_runs_the_base_init() {
+    let build = |base: (&str, &str), state: &str| {
+        let mut p = P::new()
+            .g("copyreg", "_reconstructor")
+            .op(&[MARK])
+            .g("collections", "OrderedDict")
+            .g(base.0, base.1);
+        p = p.s(state);
+        p.op(&[TUPLE, REDUCE]).done()
+    };
+    // A base whose __init__ is not granted `init` (it has `new` and `build`).
+    assert_refused(
+        &build(
+            ("sklearn.linear_model._logistic", "LogisticRegression"),
+            "/tmp/x",
+        ),
+        "does not allow `init`",
+    );
+    assert_refused(
+        &build(("pathlib", "Path"), "/tmp/x"),
+        "does not allow `init`",
+    );
+    // dict.__init__(obj, state) is the default behaviour.
+    let ok = P::new()
+        .g("copyreg", "_reconstructor")
+        .op(&[MARK])
+        .g("collections", "OrderedDict")
+        .g("builtins", "dict")
+        .op(&[EMPTY_DICT, TUPLE, REDUCE])
+        .done();
+    assert_safe(&ok);
+}
+
+#[test]
+fn class4_setitems_on_an_object_that_is_not_a_dict() {
+    let matrix = P::new()
+        .g("sympy.matrices.dense", "MutableDenseMatrix")
+        .op(&[EMPTY_TUPLE, NEWOBJ, MARK])
+        .i(0)
+        .s("__import__('os').system('id')")
+        .op(&[SETITEMS])
+        .done();
+    assert_refused(&matrix, "does not allow `setitem`");
+    let od = P::new()
+        .g("collections", "OrderedDict")
+        .op(&[EMPTY_TUPLE, REDUCE, MARK])
+        .s("a")
+        .i(1)
+        .op(&[SETITEMS])
+        .done();
+    assert_safe(&od);
+}
+
+#[test]
+fn class5_amplifiers_take_exactly_their_callables() {
+    let randomstate = |module: &str, name: &str| {
+        P::new()
+            .g("numpy.random._pickle", "__randomstate_ctor")
+            .op(&[MARK])
+            .s("MT19937")
+            .g(module, name)
+            .op(&[TUPLE, REDUCE])
+            .done()
+    };
+    assert_safe(&randomstate("numpy.random._pickle", "__bit_generator_ctor"));
+    // A callable the profile allows as a value (and one it allows to be called) is not the
+    // bit-generator constructor.
+    assert_refused(&randomstate("numpy", "float64"), "rule");
+    assert_refused(&randomstate("numpy", "dtype"), "rule");
+    let create_array = |module: &str, name: &str| {
+        P::new()
+            .g("dill._dill", "_create_array")
+            .op(&[MARK])
+            .g(module, name)
+            .op(&[MARK])
+            .s("touch x")
+            .op(&[TUPLE, EMPTY_TUPLE, NONE, TUPLE, REDUCE])
+            .done()
+    };
+    assert!(!scan(&create_array("os", "system")).is_safe);
+    assert_refused(&create_array("numpy", "dtype"), "rule");
+    // partial of a function the profile allows only as a value.
+    let partial = P::new()
+        .g("functools", "partial")
+        .g("numpy", "float64")
+        .op(&[TUPLE1, REDUCE])
+        .op(&[EMPTY_TUPLE, REDUCE])
+        .done();
+    assert_refused(&partial, "rule");
+}
+
+#[test]
+fn class6_stored_functions_are_calls() {
+    let transformer = |module: &str, name: &str| {
+        instance(
+            P::new(),
+            "sklearn.preprocessing._function_transformer",
+            "FunctionTransformer",
+        )
+        .op(&[EMPTY_DICT, MARK])
+        .s("func")
+        .g(module, name)
+        .s("kw_args")
+        .op(&[EMPTY_DICT])
+        .s("file")
+        .s("/tmp/pickleguard-marker")
+        .op(&[SETITEM, SETITEMS, BUILD])
+        .done()
+    };
+    assert_safe(&transformer("numpy", "log1p"));
+    assert!(!scan(&transformer("builtins", "open")).is_safe);
+    assert!(!scan(&transformer("numpy", "save")).is_safe);
+    // A class the profile allows only to be rebuilt is not a function to store.
+    assert_refused(
+        &transformer("sklearn.preprocessing._data", "StandardScaler"),
+        "stored, it is called later",
+    );
+}
+
+#[test]
+fn class7_bound_methods_of_allowed_objects_need_their_own_grant() {
+    let called = P::new().g("builtins", "getattr").op(&[MARK]);
+    let called = instance(
+        called,
+        "sklearn.linear_model._logistic",
+        "LogisticRegression",
+    )
+    .s("fit")
+    .op(&[TUPLE, REDUCE, EMPTY_TUPLE, REDUCE, POP, NONE])
+    .done();
+    assert_refused(&called, "does not allow");
+    // An enum member by name is a value.
+    let member = P::new()
+        .g("builtins", "getattr")
+        .op(&[MARK])
+        .g("re", "RegexFlag")
+        .s("IGNORECASE")
+        .op(&[TUPLE, REDUCE])
+        .done();
+    assert_safe(&member);
+    let called_member = P::new()
+        .g("builtins", "getattr")
+        .op(&[MARK])
+        .g("re", "RegexFlag")
+        .s("IGNORECASE")
+        .op(&[TUPLE, REDUCE, EMPTY_TUPLE, REDUCE])
+        .done();
+    assert!(!scan(&called_member).is_safe);
+}

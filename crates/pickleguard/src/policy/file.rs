@@ -1,0 +1,187 @@
+//! Policy files as written: `[[allow]]` and `[[rule]]` tables, format versions 1 and 2
+//! (docs/policy-format.md). Version 1 lists names per use (`new`, `call`, `value`); version 2
+//! names classes and callables with the operations allowed on them.
+
+use crate::limits::Limits;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use super::Mode;
+
+/// The newest format version this build reads.
+pub const FORMAT_VERSION: i64 = 2;
+
+/// An `[[allow]]` table of a profile or a user file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowEntry {
+    pub module: String,
+    // Version 1: names per use.
+    #[serde(default)]
+    pub new: Vec<String>,
+    #[serde(default)]
+    pub call: Vec<String>,
+    #[serde(default)]
+    pub value: Vec<String>,
+    // Version 2: names and the operations allowed on them.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub ops: Vec<String>,
+    /// Custom methods the operations run that were reviewed (`__setstate__`, ...).
+    #[serde(default)]
+    pub reviewed: Vec<String>,
+    /// What the review found (why running those methods on pickle data is fine).
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Where the entry comes from (library, version, where it was seen).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The grammar every string handed to this class's operations must match.
+    #[serde(default)]
+    pub strings: Option<String>,
+    /// Patterns for keys of a BUILD state (`{ shapes = "grammar:names|none" }`).
+    #[serde(default)]
+    pub state: BTreeMap<String, String>,
+    /// `getattr(cls, 'NAME')` of a public name is an enum member: a value.
+    #[serde(default)]
+    pub members: bool,
+}
+
+impl AllowEntry {
+    /// The names a version 2 entry covers.
+    pub fn entry_names(&self) -> Vec<&str> {
+        self.name
+            .iter()
+            .map(|s| s.as_str())
+            .chain(self.names.iter().map(|s| s.as_str()))
+            .collect()
+    }
+}
+
+/// A `[[rule]]`: a call is accepted only when its arguments match.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleEntry {
+    pub callable: String,
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub min_args: Option<usize>,
+    /// The bytes argument is a serialized file that the callee loads: analyse it, and accept
+    /// the call only if it is safe.
+    #[serde(default)]
+    pub nested: bool,
+    /// `[f, a]`: the callee calls argument `f` with the tuple argument `a` as its arguments;
+    /// that call is judged like any other (f's grant and rules).
+    #[serde(default)]
+    pub calls: Option<[usize; 2]>,
+}
+
+/// A policy file: a profile shipped in `policies/` or a user's `pickleguard.toml`. Unknown
+/// keys are errors: a misspelt `[[alow]]` or `fail-on` silently ignored would leave the user
+/// with a policy they did not write.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// The format version (`1` when absent, or `2`).
+    #[serde(default)]
+    pub version: Option<i64>,
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub fail_on: Option<String>,
+    #[serde(default)]
+    pub allow: Vec<AllowEntry>,
+    #[serde(default)]
+    pub rule: Vec<RuleEntry>,
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+impl PolicyFile {
+    pub fn parse(text: &str) -> Result<PolicyFile, String> {
+        let f: PolicyFile =
+            toml::from_str(text).map_err(|e| format!("invalid policy file: {e}"))?;
+        f.check_version()?;
+        f.check_entries()?;
+        Ok(f)
+    }
+
+    pub fn format_version(&self) -> i64 {
+        self.version.unwrap_or(1)
+    }
+
+    /// Refuse a format version this build does not read.
+    pub fn check_version(&self) -> Result<(), String> {
+        match self.version {
+            None | Some(1) | Some(2) => Ok(()),
+            Some(v) => Err(format!(
+                "invalid policy file: format version {v} is not supported (this pickleguard reads versions 1 and 2)"
+            )),
+        }
+    }
+
+    /// Each entry uses the keys of its file's version; a version 2 wildcard grants only
+    /// `value`.
+    pub fn check_entries(&self) -> Result<(), String> {
+        let v2 = self.format_version() >= 2;
+        for e in &self.allow {
+            let m = &e.module;
+            let v1_keys = !(e.new.is_empty() && e.call.is_empty() && e.value.is_empty());
+            let v2_keys = e.name.is_some()
+                || !e.names.is_empty()
+                || !e.ops.is_empty()
+                || !e.reviewed.is_empty()
+                || e.note.is_some()
+                || e.strings.is_some()
+                || !e.state.is_empty()
+                || e.members;
+            if v2 && v1_keys {
+                return Err(format!(
+                    "invalid policy file: [[allow]] {m}: version 2 entries use name/names + ops, not new/call/value lists"
+                ));
+            }
+            if !v2 && v2_keys {
+                return Err(format!(
+                    "invalid policy file: [[allow]] {m}: name/names/ops/reviewed/... need `version = 2`"
+                ));
+            }
+            if !v2 {
+                continue;
+            }
+            if e.entry_names().is_empty() {
+                return Err(format!("invalid policy file: [[allow]] {m}: no name"));
+            }
+            for op in &e.ops {
+                if super::Op::parse(op).is_none() {
+                    return Err(format!(
+                        "invalid policy file: [[allow]] {m}: unknown op {op:?} (call, new, build, setitem, append, init, value)"
+                    ));
+                }
+            }
+            if e.entry_names().contains(&"*") && e.ops.iter().any(|o| o != "value") {
+                return Err(format!(
+                    "invalid policy file: [[allow]] {m}: a wildcard grants only `value`, never {:?}",
+                    e.ops
+                ));
+            }
+            if let Some(g) = &e.strings {
+                if super::Grammar::parse(g).is_none() {
+                    return Err(format!("invalid policy file: unknown grammar {g:?}"));
+                }
+            }
+            for p in e.state.values() {
+                super::ArgPattern::parse(p, 2).map_err(|x| format!("invalid policy file: {x}"))?;
+            }
+        }
+        for r in &self.rule {
+            for a in &r.args {
+                super::ArgPattern::parse(a, self.format_version())
+                    .map_err(|x| format!("invalid policy file: rule {}: {x}", r.callable))?;
+            }
+        }
+        Ok(())
+    }
+}
