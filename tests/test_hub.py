@@ -238,6 +238,44 @@ def test_python_scan_file_shares_the_cache(pg_bin, small_tree, tmp_path):
         pickleguard.scan_file(tmp_path / "absent.pkl", cache=cache)
 
 
+def test_side_files_are_judged_on_every_cached_scan(pg_bin, tmp_path):
+    """A legacy joblib pickle's verdict depends on the side file it names: the cache keeps the
+    pickle's own report and follows the side file on every use, so replacing only the side
+    file (the pickle's identity unchanged: a cache hit) changes the verdict."""
+    import io
+    import pickle
+    import numpy
+    import pickleguard
+    d = tmp_path / "model"
+    d.mkdir()
+    side = d / "model.pkl_01.npy"
+    buf = io.BytesIO()
+    numpy.save(buf, numpy.arange(4.0))
+    side.write_bytes(buf.getvalue())
+    state = {"filename": side.name, "subclass": numpy.ndarray, "allow_mmap": True}
+    model = d / "model.pkl"
+    model.write_bytes(b"\x80\x02cjoblib.numpy_pickle\nNDArrayWrapper\n)\x81"
+                      + pickle.dumps(state, protocol=2)[2:-1] + b"b.")
+    time.sleep(RACY)
+    cache = tmp_path / "cache"
+    plain = scan_json(pg_bin, model)
+    assert plain["files"][0]["is_safe"] is True, plain
+    for _ in range(2):
+        doc = scan_json(pg_bin, "--cache", cache, model)
+        assert without_cache_counts(doc) == without_cache_counts(plain)
+    assert doc["summary"]["cache_hits"] == 1, doc["summary"]
+    assert pickleguard.scan_file(model, cache=cache).is_safe
+    marker = tmp_path / "pickleguard-marker-side"
+    side.write_bytes(b"cposix\nsystem\n(V" + f"touch {marker}".encode() + b"\ntR.")
+    doc = scan_json(pg_bin, "--cache", cache, model)
+    assert doc["summary"]["cache_hits"] == 1, doc["summary"]
+    assert doc["files"][0]["is_safe"] is False, doc["files"][0]
+    assert any((f["member"] or "").startswith("side file") for f in doc["files"][0]["findings"])
+    assert without_cache_counts(doc) == without_cache_counts(scan_json(pg_bin, model))
+    assert not pickleguard.scan_file(model, cache=cache).is_safe
+    assert not marker.exists()
+
+
 # ---------------------------------------------------------------------------- dask
 @pytest.fixture(scope="module")
 def cluster():

@@ -96,7 +96,7 @@ REVIEWS: dict[str, str] = {
     "scipy.stats._distn_infrastructure.rv_discrete.__setstate__": "rv_generic.__setstate__",
     "scipy.stats._multivariate.multi_rv_generic.__setstate__": "__dict__.update",
     "scipy.interpolate._interpolate.interp1d.__setstate__": "__dict__.update",
-    "statsmodels.base.data.ModelData.__setstate__": "__dict__.update; with `restore_design_info` it re-evaluates the stored formula with patsy: that key is refused",
+    "statsmodels.base.data.ModelData.__setstate__": "__dict__.update; with `restore_design_info` / `restore_model_spec` it re-evaluates the stored formula (patsy / FormulaManager): those keys are refused",
     "statsmodels.base.wrapper.ResultsWrapper.__setstate__": "__dict__.update",
     "statsmodels.base.model.Results.__setstate__": "__dict__.update",
     "sympy.core.basic.Basic.__setstate__": "sets _assumptions from a dict of booleans",
@@ -206,7 +206,9 @@ STRING_SINKS: dict[str, dict] = {
     "sympy.polys.domains.domain.Domain": {"strings": "expr"},
     "scipy.stats._distn_infrastructure.rv_generic": {
         "state": {"_parse_arg_template": "grammar:scipy_argparser", "shapes": "grammar:names|none"}},
-    "statsmodels.base.data.ModelData": {"state": {"restore_design_info": "never"}},
+    # With either key (older and newer statsmodels) __setstate__ evaluates d["formula"].
+    "statsmodels.base.data.ModelData": {"state": {"restore_design_info": "never",
+                                                  "restore_model_spec": "never"}},
 }
 
 

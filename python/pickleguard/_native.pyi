@@ -5,10 +5,10 @@ from typing import Any, Final, Optional, Tuple, final
 
 from typing_extensions import Buffer
 
-__all__ = ["__version__", "NEW", "CALL", "VALUE", "BUILD", "SETITEM", "APPEND", "INIT", "Policy", "Verdict", "analyze_pickle",
-           "scan_bytes", "pickle_extent", "reads_sparsely", "advise_for_scan", "run_cli",
-           "plan_scan", "scan_batch", "scan_bytes_entry", "finish_scan", "render_report",
-           "cache_engine_id", "scan_file_cached"]
+__all__ = ["__version__", "NEW", "CALL", "VALUE", "BUILD", "SETITEM", "APPEND", "INIT", "Policy", "Verdict",
+           "analyze_pickle", "scan_bytes", "analysed_streams", "pickle_extent", "reads_sparsely",
+           "advise_for_scan", "run_cli", "plan_scan", "scan_batch", "scan_bytes_entry",
+           "finish_scan", "render_report", "cache_engine_id", "scan_file_cached"]
 
 __version__: Final[str]
 NEW: Final[int]
@@ -57,8 +57,13 @@ class Policy:
     def to_snapshot(self) -> str: ...
     def to_toml(self) -> str: ...
 
-def analyze_pickle(data: Buffer, policy: Policy) -> dict[str, Any]: ...
-def scan_bytes(data: Buffer, policy: Policy, torch_load: bool = False) -> dict[str, Any]: ...
+def analyze_pickle(
+    data: Buffer, policy: Policy, side_dir: Optional[str] = None
+) -> dict[str, Any]: ...
+def scan_bytes(
+    data: Buffer, policy: Policy, torch_load: bool = False, side_dir: Optional[str] = None
+) -> dict[str, Any]: ...
+def analysed_streams(data: Buffer, policy: Policy) -> list[dict[str, Any]]: ...
 def pickle_extent(
     data: Buffer, start: int = 0, resume: Optional[int] = None
 ) -> Tuple[int, int]: ...

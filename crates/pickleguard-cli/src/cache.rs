@@ -180,12 +180,14 @@ impl Cache {
     fn scan_file(&self, path: &Path, display: &str, policy: &Policy) -> FileResult {
         for _ in 0..ATTEMPTS {
             match self.try_file(path, display, policy) {
-                // Located as an uncached scan locates it: the report is the same either way.
-                Ok(Some(r)) => {
+                // Entries hold the file's own report: its side files and its place in a Hugging
+                // Face cache are settled here, as an uncached scan settles them.
+                Ok(Some(mut r)) => {
+                    scan::settle_side_files(&mut r.report, path, policy);
                     return FileResult {
                         hub: crate::hub::locate(Path::new(display)),
                         ..r
-                    }
+                    };
                 }
                 Ok(None) => continue,
                 Err(e) => return FileResult::failed(display.to_string(), e.to_string()),

@@ -10,7 +10,7 @@ use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pickleguard::{Mode, Policy, Report};
 use rayon::prelude::*;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -228,6 +228,30 @@ fn scan_stream(t: &Target, path: Option<&std::path::Path>, policy: &Policy) -> F
     }
 }
 
+/// A side file's bytes, lent to the core.
+struct SideBytes(Bytes);
+
+impl AsRef<[u8]> for SideBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Follow the files the pickle at `path` makes its loader open (docs/containers.md, "Side
+/// files"): scanned now, whatever judged the pickle itself (the verdict cache keeps a file's
+/// own report and settles its side files on every use, so a changed side file is never judged
+/// from a stale entry).
+pub fn settle_side_files(report: &mut Report, path: &Path, policy: &Policy) {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    pickleguard::container::side_files::settle(report, policy, |name| {
+        let p = dir.join(name);
+        p.is_file()
+            .then(|| load(&Source::File(p)).ok())
+            .flatten()
+            .map(SideBytes)
+    });
+}
+
 /// Scan one target.
 pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
     if let Source::Stream(p) = &t.source {
@@ -235,7 +259,10 @@ pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
     }
     match load(&t.source) {
         Ok(bytes) => {
-            let report = pickleguard::scan_bytes(&bytes, policy);
+            let mut report = pickleguard::scan_bytes(&bytes, policy);
+            if let Source::File(path) = &t.source {
+                settle_side_files(&mut report, path, policy);
+            }
             FileResult {
                 path: t.display.clone(),
                 report,

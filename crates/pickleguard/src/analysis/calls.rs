@@ -16,6 +16,7 @@ pub(super) fn judge_member(
         Some(label) => crate::container::within(label, || judge(m, policy, ctx, out)),
         None => judge(m, policy, ctx, out),
     }
+    side_files(m, out);
 }
 
 /// Turn what the machine recorded for one pickle into findings and a globals summary.

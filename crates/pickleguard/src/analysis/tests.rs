@@ -106,6 +106,15 @@ fn class1_build_into_a_setstate_that_executes_state() {
         .op(&[SETITEMS, BUILD])
         .done();
     assert_refused(&model, "restore_design_info");
+    let newer = instance(P::new(), "statsmodels.base.data", "ModelData")
+        .op(&[EMPTY_DICT, MARK])
+        .s("restore_model_spec")
+        .i(1)
+        .s("formula")
+        .s("y ~ I(__import__('os').system('id'))")
+        .op(&[SETITEMS, BUILD])
+        .done();
+    assert_refused(&newer, "restore_model_spec");
 }
 
 #[test]
