@@ -427,7 +427,13 @@ class PickleGuard:
         with the restricted unpickler; a file is left just after it."""
         if isinstance(src, str):
             raise TypeError("a bytes-like object is required, not 'str'")
-        return self._load_span(next_pickle(src), describe(src), kwargs, cls, pure)
+        span = next_pickle(src)
+        if is_buffer(src) and span.end < len(memoryview(src).cast("B")):
+            # ``loads`` stops at the first STOP, but the bytes after it are part of the same
+            # data, and the static scan judges them too (a second pickle that
+            # ``pickle.load`` of a file would run): one verdict for the whole buffer.
+            self.check(self.analyze(src, source=describe(src)), describe(src))
+        return self._load_span(span, describe(src), kwargs, cls, pure)
 
     def _load_span(self, span: Span, source: str, kwargs: Dict[str, Any],
                    cls: Optional[type] = None, pure: bool = False) -> Any:
