@@ -234,11 +234,18 @@ class PickleGuard:
         r = _native.scan_bytes(buf, policy, **kw) if kw else _native.scan_bytes(buf, policy)
         return PickleAnalysis._from_report(r, source)
 
-    def scan_file(self, path: Union[str, "os.PathLike[str]"]) -> PickleAnalysis:
-        """Scan a file (memory-mapped, every container)."""
+    def scan_file(self, path: Union[str, "os.PathLike[str]"], *,
+                  cache: Optional[Union[str, "os.PathLike[str]"]] = None) -> PickleAnalysis:
+        """Scan a file (memory-mapped, every container). ``cache``: a verdict cache directory
+        shared with ``pickleguard scan --cache`` (docs/python.md); an unchanged file judged
+        under this policy before is not read again."""
         p = os.fspath(path)
+        # A FIFO or device is read as a stream: never cached, as `pickleguard scan --cache`.
         if not stat.S_ISREG(os.stat(p).st_mode):
             return self._scan_special(p)
+        if cache is not None:
+            r, _how = _native.scan_file_cached(p, self._active(), os.fspath(cache))
+            return PickleAnalysis._from_report(r, p)
         data = map_path(p)
         advise_for_scan(data)
         try:

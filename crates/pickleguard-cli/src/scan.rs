@@ -1,10 +1,11 @@
 //! `pickleguard scan`: read every file (small ones whole, large ones memory-mapped), analyse
 //! it with [`pickleguard::scan_bytes`] in parallel, and print the results in path order.
 
+use crate::cache::{Cache, CacheStats};
 use crate::cli::{Format, ScanArgs, WalkArgs};
 use crate::stream::{self, StreamLimits};
 use crate::walk::{self, Filters, Source, Target};
-use crate::{config, output, sarif, term, EXIT_ERROR, EXIT_NOTHING, EXIT_SAFE, EXIT_UNSAFE};
+use crate::{config, jsonl, output, sarif, term, EXIT_ERROR, EXIT_NOTHING, EXIT_SAFE, EXIT_UNSAFE};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pickleguard::{Mode, Policy, Report};
 use rayon::prelude::*;
@@ -55,6 +56,8 @@ pub struct Outcome {
     pub links: Vec<walk::LinkNote>,
     /// The config files the policy came from (set by the command, for the report).
     pub configs: Vec<config::ConfigUse>,
+    /// What the verdict cache did, when one was used.
+    pub cache: Option<CacheStats>,
 }
 
 impl Outcome {
@@ -100,20 +103,25 @@ pub fn load(source: &Source) -> std::io::Result<Bytes> {
         Source::File(p) => {
             let mut f = std::fs::File::open(p)?;
             let len = f.metadata()?.len();
-            if len >= MMAP_THRESHOLD {
-                // SAFETY: the map is read-only and private to this scan. A file truncated by
-                // another process while it is mapped can raise SIGBUS; that is the accepted
-                // cost of not reading multi-GB model files into memory (DESIGN.md: maps are
-                // for the command line, never the core).
-                let map = unsafe { memmap2::MmapOptions::new().map(&f)? };
-                advise_scan(&map);
-                Ok(Bytes::Mapped(map))
-            } else {
-                let mut buf = Vec::with_capacity(len as usize + 1);
-                f.read_to_end(&mut buf)?;
-                Ok(Bytes::Owned(buf))
-            }
+            load_file(&mut f, len)
         }
+    }
+}
+
+/// Read an open file of `len` bytes: whole when small, memory-mapped when large.
+pub fn load_file(f: &mut std::fs::File, len: u64) -> std::io::Result<Bytes> {
+    if len >= MMAP_THRESHOLD {
+        // SAFETY: the map is read-only and private to this scan. A file truncated by
+        // another process while it is mapped can raise SIGBUS; that is the accepted
+        // cost of not reading multi-GB model files into memory (DESIGN.md: maps are
+        // for the command line, never the core).
+        let map = unsafe { memmap2::MmapOptions::new().map(&*f)? };
+        advise_scan(&map);
+        Ok(Bytes::Mapped(map))
+    } else {
+        let mut buf = Vec::with_capacity(len as usize + 1);
+        f.read_to_end(&mut buf)?;
+        Ok(Bytes::Owned(buf))
     }
 }
 
@@ -229,6 +237,21 @@ impl AsRef<[u8]> for SideBytes {
     }
 }
 
+/// Follow the files the pickle at `path` makes its loader open (docs/containers.md, "Side
+/// files"): scanned now, whatever judged the pickle itself (the verdict cache keeps a file's
+/// own report and settles its side files on every use, so a changed side file is never judged
+/// from a stale entry).
+pub fn settle_side_files(report: &mut Report, path: &Path, policy: &Policy) {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    pickleguard::container::side_files::settle(report, policy, |name| {
+        let p = dir.join(name);
+        p.is_file()
+            .then(|| load(&Source::File(p)).ok())
+            .flatten()
+            .map(SideBytes)
+    });
+}
+
 /// Scan one target.
 pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
     if let Source::Stream(p) = &t.source {
@@ -238,15 +261,7 @@ pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
         Ok(bytes) => {
             let mut report = pickleguard::scan_bytes(&bytes, policy);
             if let Source::File(path) = &t.source {
-                // Files the pickle makes its loader open (docs/containers.md, "Side files").
-                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                pickleguard::container::side_files::settle(&mut report, policy, |name| {
-                    let p = dir.join(name);
-                    p.is_file()
-                        .then(|| load(&Source::File(p)).ok())
-                        .flatten()
-                        .map(SideBytes)
-                });
+                settle_side_files(&mut report, path, policy);
             }
             FileResult {
                 path: t.display.clone(),
@@ -285,6 +300,27 @@ pub fn run_scan(
     policy: &Policy,
     show_progress: bool,
 ) -> Result<Outcome, String> {
+    run_scan_with(paths, walk_args, policy, show_progress, &Extras::default())
+}
+
+/// Where results go as they arrive (`--format jsonl`), from any scanning thread.
+pub type Sink<'a> = &'a (dyn Fn(&FileResult) + Sync);
+
+/// What a scan may add to reading and judging every file.
+#[derive(Default)]
+pub struct Extras<'a> {
+    pub cache: Option<&'a Cache>,
+    pub sink: Option<Sink<'a>>,
+}
+
+/// [`run_scan`] with a verdict cache and/or a sink for results as they arrive.
+pub fn run_scan_with(
+    paths: &[PathBuf],
+    walk_args: &WalkArgs,
+    policy: &Policy,
+    show_progress: bool,
+    extras: &Extras,
+) -> Result<Outcome, String> {
     let filters = Filters::new(walk_args)?;
     let walked = walk::collect(paths, walk_args, &filters);
     let total_bytes: u64 = walked.targets.iter().map(|t| t.size).sum();
@@ -299,7 +335,13 @@ pub fn run_scan(
                 t.display
             ));
         }
-        let r = scan_target(t, policy);
+        let r = match extras.cache {
+            Some(c) => c.scan_target(t, policy),
+            None => scan_target(t, policy),
+        };
+        if let Some(sink) = extras.sink {
+            sink(&r);
+        }
         if let Some(pb) = &pb {
             done_bytes.fetch_add(t.size, Ordering::Relaxed);
             pb.inc(1);
@@ -318,12 +360,13 @@ pub fn run_scan(
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    files.extend(
-        walked
-            .failures
-            .into_iter()
-            .map(|f| FileResult::failed(f.display, f.error)),
-    );
+    for f in walked.failures {
+        let r = FileResult::failed(f.display, f.error);
+        if let Some(sink) = extras.sink {
+            sink(&r);
+        }
+        files.push(r);
+    }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup_by(|a, b| a.path == b.path);
     Ok(Outcome {
@@ -333,6 +376,7 @@ pub fn run_scan(
         duplicates: walked.duplicates,
         links: walked.links,
         configs: Vec::new(),
+        cache: extras.cache.map(Cache::stats),
     })
 }
 
@@ -351,9 +395,24 @@ pub fn exit_code(outcome: &Outcome, mode: Mode) -> u8 {
 
 /// `pickleguard scan`.
 pub fn command(a: &ScanArgs) -> Result<u8, String> {
+    if a.hub.dask.is_some() {
+        return Err(DASK_NEEDS_PYTHON.into());
+    }
     let eff = config::build_for(&a.policy, None, &a.paths)?;
     let policy = &eff.policy;
-    let mut outcome = run_scan(&a.paths, &a.walk, policy, !a.quiet)?;
+    let cache = match &a.hub.cache {
+        Some(dir) => Some(Cache::open(dir, policy)?),
+        None => None,
+    };
+    if a.format == Format::Jsonl {
+        let code = jsonl_scan(a, policy, cache.as_ref(), eff.configs)?;
+        return Ok(code);
+    }
+    let extras = Extras {
+        cache: cache.as_ref(),
+        sink: None,
+    };
+    let mut outcome = run_scan_with(&a.paths, &a.walk, policy, !a.quiet, &extras)?;
     outcome.configs = eff.configs;
     let to_file = a.output.as_ref().is_some_and(|p| p.as_os_str() != "-");
     let text = match a.format {
@@ -365,9 +424,47 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
         }
         Format::Json => output::json(&outcome, policy),
         Format::Sarif => sarif::sarif(&outcome, policy),
+        Format::Jsonl => unreachable!("streamed above"),
     };
     term::write_output(a.output.as_deref(), text.as_bytes())?;
-    if !a.quiet {
+    report_notes(&outcome, a.quiet);
+    Ok(exit_code(&outcome, policy.mode))
+}
+
+/// The message of `--dask` in a build without Python (exit 2).
+pub const DASK_NEEDS_PYTHON: &str = "--dask needs the Python package: install pickleguard \
+with pip (and dask.distributed) and run its `pickleguard` command or \
+`python -m pickleguard scan --dask ADDRESS ...`; this build is the Rust command line alone";
+
+/// `--format jsonl`: lines go out as files are judged.
+fn jsonl_scan(
+    a: &ScanArgs,
+    policy: &Policy,
+    cache: Option<&Cache>,
+    configs: Vec<config::ConfigUse>,
+) -> Result<u8, String> {
+    let out: Box<dyn std::io::Write + Send> = match a.output.as_deref() {
+        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        )),
+        _ => Box::new(std::io::stdout()),
+    };
+    let writer = jsonl::Writer::new(out);
+    let sink = |f: &FileResult| writer.file(f);
+    let extras = Extras {
+        cache,
+        sink: Some(&sink),
+    };
+    let mut outcome = run_scan_with(&a.paths, &a.walk, policy, !a.quiet, &extras)?;
+    outcome.configs = configs;
+    writer.finish(&outcome, policy)?;
+    report_notes(&outcome, a.quiet);
+    Ok(exit_code(&outcome, policy.mode))
+}
+
+/// The notes on links not followed and loops skipped (stderr).
+pub fn report_notes(outcome: &Outcome, quiet: bool) {
+    if !quiet {
         if outcome.skipped_links > 0 {
             term::note(&format!(
                 "{} symbolic link(s) not followed (use --follow-symlinks to scan their targets)",
@@ -402,5 +499,4 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
             ));
         }
     }
-    Ok(exit_code(&outcome, policy.mode))
 }
