@@ -17,7 +17,7 @@ import os
 import pickle
 import zipfile
 import zlib
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from ._accepted import accepted_globals, accepting
 from ._bounded import read_all
@@ -88,7 +88,7 @@ class _ZlibReader:
         self._d = zlib.decompressobj(wbits)
         self._data = memoryview(data)
         self._pos = 0
-        self._tail = b""
+        self._tail: Union[bytes, memoryview] = b""
 
     def read(self, n: int) -> bytes:
         out = []
@@ -294,13 +294,13 @@ def _single_member(opener: Callable[[], Any], is_zip: bool) -> Optional[bytes]:
     with opener() as f:
         if is_zip:
             with zipfile.ZipFile(f) as z:
-                files = [i for i in z.infolist() if not i.is_dir()]
-                return z.read(files[0]) if len(files) == 1 else None
+                infos = [i for i in z.infolist() if not i.is_dir()]
+                return z.read(infos[0]) if len(infos) == 1 else None
         with tarfile.open(fileobj=f) as t:
-            files = [m for m in t.getmembers() if m.isfile()]
-            if len(files) != 1:
+            members = [m for m in t.getmembers() if m.isfile()]
+            if len(members) != 1:
                 return None
-            got = t.extractfile(files[0])
+            got = t.extractfile(members[0])
             return got.read() if got is not None else None
 
 
