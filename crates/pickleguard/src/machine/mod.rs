@@ -1135,7 +1135,7 @@ impl<'a> Machine<'a> {
             .filter(|b| b.is_ascii_digit())
             .skip_while(|&b| b == b'0')
             .collect();
-        if line.iter().any(|&b| b == b'-') || digits.is_empty() || digits.len() > 4300 {
+        if line.contains(&b'-') || digits.is_empty() || digits.len() > 4300 {
             return Err(e);
         }
         if self.unpickler == Unpickler::C {
