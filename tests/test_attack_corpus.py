@@ -413,14 +413,14 @@ def test_runtime_wall_refuses_a_global_the_scan_did_not_see(monkeypatch):
     data = pickle.dumps(datetime_value(), protocol=2)
     real = _guard.PickleGuard.analyze
 
-    def blind(self, d, source=None):
-        a = real(self, d, source=source)
+    def blind(self, d, source=None, path=None):
+        a = real(self, d, source=source, path=path)
         a.globals = [g for g in a.globals if g["name"] != "timedelta"]
         return a
 
     assert pickleguard.safe_loads(data) == datetime_value()
     monkeypatch.setattr(_guard.PickleGuard, "analyze", blind)
-    monkeypatch.setattr(_guard.PickleGuard, "_scan", lambda self, d, s, t=False: blind(self, d, s))
+    monkeypatch.setattr(_guard.PickleGuard, "_scan", lambda self, d, s, t=False, path=None: blind(self, d, s, path))
     with pytest.raises(pickleguard.PickleSecurityError, match="did not see"):
         pickleguard.safe_loads(data)
     pickleguard.install()
