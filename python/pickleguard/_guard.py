@@ -136,7 +136,6 @@ class PickleGuard:
             self._own.block(m, n)
         if fail_on is not None:
             self._own.threshold = fail_on.upper()
-        self._policy = self._own.copy()
         # Policies with the entries of ``allowed()`` blocks added, by those entries.
         self._scoped: Dict[Tuple[Tuple[str, str], ...], Any] = {}
         self.log_file = os.fspath(log_file) if log_file is not None else None
@@ -145,8 +144,7 @@ class PickleGuard:
         self._module: Optional[types.ModuleType] = None
         self._joblib_cls: Optional[type] = None
         with _lock:
-            for entry in _registered:
-                self._policy.allow(*entry)
+            self._rebuild()
             _guards.add(self)
 
     # ------------------------------------------------------------------ policy
