@@ -185,7 +185,7 @@ def one(P, LOADER, USE):
     out["markers"] = markers()
     return out
 
-jobs = json.loads(sys.argv[1])
+jobs = json.loads(sys.stdin.read())
 home = os.getcwd()
 for i, (P, LOADER, USE) in enumerate(jobs):
     # Each file in a directory of its own (the first one is the caller's cwd).
@@ -209,9 +209,9 @@ def run_entry_points_batch(jobs: list, cwd: Path, timeout: int = 1800) -> list:
     cwd.mkdir(parents=True, exist_ok=True)
     args = [[str(Path(p).resolve()), ld.split("+", 1)[0], ld.endswith("+use")] for p, ld in jobs]
     proc = subprocess.run(
-        [sys.executable, "-c", _worker_code(), json.dumps(args)],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=verify._clean_env(),
-        stdin=subprocess.DEVNULL)
+        # The job list goes through stdin: thousands of paths overflow the argument list.
+        [sys.executable, "-c", _worker_code()], input=json.dumps(args),
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=verify._clean_env())
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("PG-RESULT ")]
     assert len(lines) == len(jobs), "worker died after %d of %d files (exit %d): %s" % (
         len(lines), len(jobs), proc.returncode, proc.stderr[-2000:])
