@@ -64,6 +64,13 @@ impl Cli {
 /// Plan `pickleguard scan ARGS` (argv with the program name first) without scanning.
 pub fn plan(argv: &[String]) -> Result<Plan, String> {
     let a = scan_args(argv)?;
+    if a.hub.cache_verify {
+        return Err(
+            "--cache-verify is not available with a cluster scan yet: scan locally, \
+                    or use --cache alone"
+                .into(),
+        );
+    }
     // A config inside a scanned tree only tightens, as in a local scan.
     let eff = config::build_for(&a.policy, None, &a.paths)?;
     let filters = Filters::new(&a.walk)?;
@@ -128,7 +135,9 @@ pub fn scan_batch(
     cache_dir: Option<&Path>,
 ) -> Result<String, String> {
     let policy = Policy::from_snapshot(snapshot)?;
-    let cache = cache_dir.map(|d| Cache::open(d, &policy)).transpose()?;
+    // A worker process runs many batches: the cache is loaded once, then kept up to date.
+    let cache = cache_dir.map(|d| Cache::shared(d, &policy)).transpose()?;
+    let mut stats = CacheStats::default();
     let results: Vec<FileResult> = files
         .iter()
         .map(|(display, path)| {
@@ -138,7 +147,11 @@ pub fn scan_batch(
                 size: 0,
             };
             let r = match &cache {
-                Some(c) => c.scan_target(&t, &policy),
+                Some(c) => {
+                    let (r, how) = c.scan_target_served(&t, &policy);
+                    stats.count(how);
+                    r
+                }
                 None => scan::scan_target(&t, &policy),
             };
             // `display` is relative to the client's working directory, not this worker's:
@@ -148,7 +161,7 @@ pub fn scan_batch(
         .collect();
     let out = BatchOut {
         files: results.iter().map(FileEntry::of).collect(),
-        cache: cache.as_ref().map(Cache::stats),
+        cache: cache.as_ref().map(|_| stats),
     };
     serde_json::to_string(&out).map_err(|e| e.to_string())
 }

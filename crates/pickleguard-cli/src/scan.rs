@@ -401,7 +401,7 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
     let eff = config::build_for(&a.policy, None, &a.paths)?;
     let policy = &eff.policy;
     let cache = match &a.hub.cache {
-        Some(dir) => Some(Cache::open(dir, policy)?),
+        Some(dir) => Some(Cache::open(dir, policy)?.verifying(a.hub.cache_verify)),
         None => None,
     };
     if a.format == Format::Jsonl {

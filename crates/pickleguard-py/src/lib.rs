@@ -272,15 +272,15 @@ fn scan_file_cached<'py>(
     cache: std::path::PathBuf,
 ) -> PyResult<(Bound<'py, PyDict>, &'static str)> {
     let snap = policy.snapshot();
-    let (r, stats) = py
+    let (r, how) = py
         .allow_threads(|| {
-            let c = pickleguard_cli::cache::Cache::open(&cache, &snap)?;
+            let c = pickleguard_cli::cache::Cache::shared(&cache, &snap)?;
             let t = pickleguard_cli::walk::Target {
                 display: path.display().to_string(),
                 source: pickleguard_cli::walk::Source::File(path.clone()),
                 size: 0,
             };
-            Ok::<_, String>((c.scan_target(&t, &snap), c.stats()))
+            Ok::<_, String>(c.scan_target_served(&t, &snap))
         })
         .map_err(PyValueError::new_err)?;
     if let Some(e) = r.error {
@@ -289,14 +289,10 @@ fn scan_file_cached<'py>(
             path.display()
         )));
     }
-    let how = if stats.cache_hits > 0 {
-        "hit"
-    } else if stats.cache_confirmed > 0 {
-        "confirmed"
-    } else {
-        "scanned"
-    };
-    Ok((report::to_dict(py, &r.report, snap.mode.as_str())?, how))
+    Ok((
+        report::to_dict(py, &r.report, snap.mode.as_str())?,
+        how.as_str(),
+    ))
 }
 
 /// The verdict cache's engine id (version, engine sources, test salt): part of every key.
