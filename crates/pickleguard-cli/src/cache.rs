@@ -386,7 +386,7 @@ impl Cache {
     }
 
     fn get<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Option<T> {
-        serde_json::from_slice(&self.store.get(key)?).ok()
+        self.store.get(key, |v| serde_json::from_slice(v).ok())
     }
 
     fn put<T: Serialize>(&self, key: &str, value: &T) {
