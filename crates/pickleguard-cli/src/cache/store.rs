@@ -259,7 +259,9 @@ impl Store {
             let Ok(mut f) = File::open(self.dir.join(&name)) else {
                 continue;
             };
-            let mut data = Vec::new();
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let from = known.map_or(0, |(offset, _)| offset);
+            let mut data = Vec::with_capacity(len.saturating_sub(from) as usize);
             let start = match known {
                 Some((offset, _)) => {
                     if f.seek(SeekFrom::Start(offset)).is_err() {
