@@ -616,14 +616,17 @@ mod tests {
         );
         assert_eq!(s.get("same", |v| Some(v.to_vec())).unwrap(), b"round 11");
         for round in 0..12 {
-            assert!(s.get(&format!("only {round}"), |_| Some(())).is_some(), "{round}");
+            assert!(
+                s.get(&format!("only {round}"), |_| Some(())).is_some(),
+                "{round}"
+            );
         }
         // A bound of a few records keeps the newest ones.
         let rec = (HEADER + "only 10".len() + 2) as u64;
         assert!(s.compact(rec * 4).unwrap() >= 1);
         let s = Store::open(&rules_dir, "other").unwrap();
         assert!(
-            s.get("same").is_none(),
+            s.get("same", |_| Some(())).is_none(),
             "a segment of other rules is not read"
         );
         let s = Store::open(&rules_dir, "rules").unwrap();
