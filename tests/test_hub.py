@@ -523,6 +523,29 @@ def test_dask_cache_and_cli_flag(pg_bin, small_tree, cluster, tmp_path):
     assert rust.returncode == 2 and b"needs the Python package" in rust.stderr
 
 
+def test_dask_workers_and_cli_processes_write_one_cache_at_once(pg_bin, small_tree, cluster,
+                                                                tmp_path):
+    from pickleguard import distributed
+    root, _, _ = small_tree
+    _, client = cluster
+    cache = tmp_path / "cache"
+    tree = root / "tree"
+    plain = scan_json(pg_bin, tree)
+    procs = [subprocess.Popen([str(pg_bin), "scan", "--no-config", "-f", "json", "-j", "1",
+                               "--cache", str(cache), str(tree)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(3)]
+    doc = distributed.scan(tree, client, no_config=True, cache=cache, batch_files=5)
+    assert without_cache_counts(doc) == plain
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 1, err.decode()
+        assert without_cache_counts(json.loads(out)) == plain
+    after = scan_json(pg_bin, "--cache", cache, tree)
+    assert after["summary"]["cache_hits"] == after["summary"]["files"], after["summary"]
+    assert without_cache_counts(after) == plain
+
+
 def test_urls_are_scanned_by_workers(small_tree, cluster):
     import http.server
     import threading
