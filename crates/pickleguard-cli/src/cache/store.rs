@@ -251,6 +251,16 @@ impl Store {
         names.sort();
         let header = self.header();
         let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        // A merge replaced segments this index holds: start again from the directory, so that
+        // a long-lived process (a Dask worker, a Python service) does not keep every merged
+        // copy of the same records in memory.
+        if index.segments.keys().any(|k| !names.contains(k)) {
+            let own = std::mem::take(&mut index.own);
+            *index = Index {
+                own,
+                ..Index::default()
+            };
+        }
         for name in names {
             let known = index.segments.get(&name).map(|l| (l.offset, l.dead));
             if known.is_some_and(|(_, dead)| dead) {
@@ -597,6 +607,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_long_lived_reader_follows_merges_without_keeping_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules_dir = dir.path().join("r");
+        let reader = Store::open(&rules_dir, "rules").unwrap();
+        for round in 0..30 {
+            let w = Store::open(&rules_dir, "rules").unwrap();
+            w.put(&format!("k{round}"), b"v");
+            drop(w);
+            reader.refresh();
+            assert!(reader.get(&format!("k{round}"), |_| Some(())).is_some());
+        }
+        let index = reader.index.read().unwrap();
+        let held: usize = index.chunks.iter().map(Vec::len).sum();
+        let on_disk: u64 = std::fs::read_dir(&rules_dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_str().is_some_and(is_segment))
+            .map(|e| e.metadata().unwrap().len())
+            .sum();
+        assert!(held as u64 <= on_disk, "{held} > {on_disk}");
     }
 
     #[test]
