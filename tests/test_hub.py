@@ -301,8 +301,8 @@ def test_cli_entries_serve_python_scan_file(pg_bin, small_tree, tmp_path):
     tree = root / "tree"
     cache = tmp_path / "cache"
     scan_json(pg_bin, "--cache", cache, "--allow", "myapp.models:Thing", "--allow",
-              "otherlib.*:*", tree)
-    guard = pickleguard.PickleGuard(mode="ml", allowed_modules=["otherlib.*",
+              "otherlib.*:*", "--allow", "thirdlib.*:*", tree)
+    guard = pickleguard.PickleGuard(mode="ml", allowed_modules=["thirdlib.*", "otherlib.*",
                                                                 "myapp.models:Thing"])
     for rel in kinds["attacks"] + kinds["benign"]:
         got, how = _native.scan_file_cached(str(tree / rel), guard.policy, str(cache))
