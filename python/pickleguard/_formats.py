@@ -237,14 +237,15 @@ def _head(source: Any, pos: int) -> Any:
 
 
 def _compressed_size(f: Any) -> Optional[int]:
-    """The size of what a standard-library decompressing file (gzip, bz2, lzma) reads from,
-    for the scan's allowance; None when it is not one, or the size cannot be told."""
+    """The size of what a decompressing file (gzip, bz2, lzma, lz4) reads from, for the
+    scan's allowance; None when the size cannot be told (the allowance is then its floor,
+    128 MiB by default: more is refused, as the scan refuses what it cannot read to the end)."""
     import gzip
     if isinstance(f, gzip.GzipFile):
         inner = f.fileobj
-    elif isinstance(f, (bz2.BZ2File, lzma.LZMAFile)):
-        inner = getattr(f, "_fp", None)
     else:
+        inner = getattr(f, "_fp", None)
+    if inner is None:
         return None
     try:
         return os.fstat(inner.fileno()).st_size  # type: ignore[union-attr]
