@@ -241,14 +241,11 @@ def _compressed_size(f: Any) -> Optional[int]:
     scan's allowance; None when the size cannot be told (the allowance is then its floor,
     128 MiB by default: more is refused, as the scan refuses what it cannot read to the end)."""
     import gzip
-    if isinstance(f, gzip.GzipFile):
-        inner = f.fileobj
-    else:
-        inner = getattr(f, "_fp", None)
+    inner: Any = f.fileobj if isinstance(f, gzip.GzipFile) else getattr(f, "_fp", None)
     if inner is None:
         return None
     try:
-        return os.fstat(inner.fileno()).st_size  # type: ignore[union-attr]
+        return os.fstat(inner.fileno()).st_size
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         pass
     buf = getattr(inner, "getbuffer", None)
