@@ -80,3 +80,23 @@ def test_sniff_agrees_with_liblzma_on_generated_headers():
 def test_joblib_prefix_still_wins():
     data = _alone(pickle.dumps([1, 2, 3]), 3, 0, 2, 1 << 23)
     assert data[:2] == b"\x5d\x00" and _native.container_kind(data) == "lzma"
+
+
+@pytest.mark.parametrize("lc,lp,pb", [(0, 0, 0), (3, 0, 2), (1, 3, 4), (4, 0, 0)])
+def test_safe_load_and_install_read_what_pandas_reads(tmp_path, lc, lp, pb):
+    """A benign `.pkl.xz` in `.lzma` format with any valid header loads through safe_load and
+    through pandas under install(), equal to pandas' own load."""
+    import pandas as pd
+
+    import pickleguard
+
+    obj = {"w": [1.5, 2.5], "name": "ok", "n": 3}
+    path = tmp_path / "frame.pkl.xz"
+    path.write_bytes(_alone(pickle.dumps(obj, protocol=4), lc, lp, pb, 1 << 16))
+    assert pd.read_pickle(path) == obj
+    assert pickleguard.safe_load(str(path)) == obj
+    pickleguard.install()
+    try:
+        assert pd.read_pickle(path) == obj
+    finally:
+        pickleguard.uninstall()

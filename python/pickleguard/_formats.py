@@ -19,56 +19,57 @@ import zipfile
 import zlib
 from typing import Any, Callable, Dict, List, Optional, Union
 
+from . import _native
 from ._accepted import accepted_globals, accepting
 from ._bounded import read_all
 from ._guard import GATE_MIN_BYTES, Gate, gate_allowed
 from ._io import (MemoryReader, _real_file, describe, is_buffer, is_pathlike, map_fd,
                   map_path, span_of_buffer)
 
-_ZIP = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
-_NPY = b"\x93NUMPY"
 # torch's legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c.
 _TORCH_LEGACY = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
-_GZIP = b"\x1f\x8b"
-_BZ2 = b"BZh"
-_XZ = b"\xfd7zXZ\x00"
-_LZ4 = b"\x04\x22\x4d\x18"
-_ZSTD = b"\x28\xb5\x2f\xfd"
+_DECOMPRESSED_HERE = frozenset({"gzip", "bz2", "xz", "lzma", "zlib", "zstd", "lz4"})
+
+
+def _codec(head: bytes) -> Optional[str]:
+    """The codec the core's scan takes ``head`` for (``_native.container_kind``), among those
+    a load decompresses here. A zlib header must also start with 0x78 (joblib's, and every
+    default window): the core reads the rarer zlib headers both ways, but a protocol 0
+    pickle such as ``(S'...`` is also a valid zlib header, and ``x`` is no pickle opcode."""
+    kind = _native.container_kind(head)
+    if kind == "zlib" and head[:1] != b"\x78":
+        return None
+    return kind if kind in _DECOMPRESSED_HERE else None
 
 
 def sniff(head: bytes) -> str:
-    if head.startswith(_ZIP):
-        return "zip"
-    if head.startswith(_NPY):
-        return "npy"
+    """How a load opens data that starts with ``head``: the core's test, so that what is
+    loaded is what the scan read."""
     if head.startswith(_TORCH_LEGACY):
         return "torch_legacy"
-    if head.startswith((_GZIP, _BZ2, _XZ, _LZ4, _ZSTD)):
-        return "compressed"
-    if head[:1] == b"\x5d" and head[1:3] == b"\x00\x00":
-        return "compressed"  # raw .lzma (joblib's 'lzma')
-    if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
-        return "compressed"  # zlib (joblib's 'zlib'); 'x' is no pickle opcode
-    return "pickle"
+    kind = _native.container_kind(head)
+    if kind in ("zip", "npy"):
+        return kind
+    return "compressed" if _codec(head) else "pickle"
 
 
 def _decompress(guard: Any, data: Any, limit: Optional[int], source: str) -> bytes:
     """The decompressed bytes, within the scan's allowance for this many compressed bytes
     (and ``limit`` when given): more is a ``PickleSecurityError`` (RESOURCE_LIMIT)."""
-    head = bytes(memoryview(data)[:8])
+    codec = _codec(bytes(memoryview(data)[:16]))
     n = memoryview(data).nbytes
     raw = io.BytesIO(data) if isinstance(data, bytes) else io.BytesIO(bytes(data))
     f: Any
-    if head.startswith(_GZIP):
+    if codec == "gzip":
         f = _ZlibReader(raw.getvalue(), 31)
-    elif head.startswith(_BZ2):
+    elif codec == "bz2":
         f = bz2.BZ2File(raw)
-    elif head.startswith(_XZ) or head[:1] == b"\x5d":
-        f = lzma.LZMAFile(raw)
-    elif head.startswith(_LZ4):
+    elif codec in ("xz", "lzma"):
+        f = lzma.LZMAFile(raw)  # liblzma's format guess, as pandas and joblib open them
+    elif codec == "lz4":
         import lz4.frame  # type: ignore[import-not-found]
         f = lz4.frame.LZ4FrameFile(raw)
-    elif head.startswith(_ZSTD):
+    elif codec == "zstd":
         import zstandard  # type: ignore[import-not-found]
         f = zstandard.ZstdDecompressor().stream_reader(raw)
     else:

@@ -271,21 +271,12 @@ class PickleGuard:
 
     def check_file(self, data: Any, source: str, torch_load: bool = False,
                    path: Optional[str] = None) -> PickleAnalysis:
-        """Scan a whole file's bytes and ``check`` the verdict. A container the core does not
-        know yet (its report says ``raw_pickle``/``not_pickle`` for what is plainly a zip,
-        ``.npy`` or compressed file) is not judged as a pickle: each pickle in it is scanned
-        anyway right before it is loaded, and the restricted unpickler checks every import.
-        ``torch_load``: ``torch.load`` loads the file next through the restricted unpickler,
-        which scans the ``data.pkl`` it reads: a PyTorch zip's ``data.pkl`` is left to that
-        scan (analysed once, from the bytes torch unpickles). ``path``: the file's path, for
-        its side files."""
-        from ._formats import sniff
-        a = self._scan(data, source, torch_load, path)
-        if a.format in ("raw_pickle", "not_pickle", "joblib"):
-            kind = sniff(bytes(memoryview(data)[:16]))
-            if kind not in ("pickle", "torch_legacy"):
-                return a
-        return self.check(a, source)
+        """Scan a whole file's bytes and ``check`` the verdict: the core's, whatever the file
+        is. ``torch_load``: ``torch.load`` loads the file next through the restricted
+        unpickler, which scans the ``data.pkl`` it reads: a PyTorch zip's ``data.pkl`` is left
+        to that scan (analysed once, from the bytes torch unpickles). ``path``: the file's
+        path, for its side files."""
+        return self.check(self._scan(data, source, torch_load, path), source)
 
     def check(self, analysis: PickleAnalysis, source: Optional[str] = None) -> PickleAnalysis:
         """Raise ``PickleSecurityError`` when the analysis is not safe (audit mode: log it)."""
