@@ -20,6 +20,7 @@ import zlib
 from typing import Any, Callable, Dict, List, Optional
 
 from ._accepted import accepted_globals, accepting
+from ._analysis import NotAPickleError
 from ._guard import GATE_MIN_BYTES, Gate, gate_allowed
 from ._io import (MemoryReader, _real_file, describe, is_buffer, is_pathlike, map_fd,
                   map_path, span_of_buffer)
@@ -206,6 +207,9 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
     # data.pkl it reads: the whole-file scan leaves that one member to it.
     analysis = guard.check_file(data, source, torch_load=kind == "zip")
     if kind == "pickle":
+        # (An empty source keeps pickle's own EOFError, which readers loop on.)
+        if analysis.format == "not_pickle" and memoryview(data).nbytes:
+            raise NotAPickleError.of(source, analysis, data)
         if _is_joblib(analysis):
             with accepting(analysis):
                 return _load_joblib(guard, opener, path, kwargs)

@@ -5,8 +5,9 @@ from typing import Any, Final, Optional, Tuple, final
 
 from typing_extensions import Buffer
 
-__all__ = ["__version__", "NEW", "CALL", "VALUE", "BUILD", "SETITEM", "APPEND", "INIT", "Policy", "Verdict", "analyze_pickle",
-           "scan_bytes", "pickle_extent", "reads_sparsely", "advise_for_scan", "run_cli"]
+__all__ = ["__version__", "NEW", "CALL", "VALUE", "BUILD", "SETITEM", "APPEND", "INIT", "Policy",
+           "Verdict", "analyze_pickle", "scan_bytes", "pickle_extent", "reads_sparsely",
+           "storage_members", "advise_for_scan", "run_cli"]
 
 __version__: Final[str]
 NEW: Final[int]
@@ -59,5 +60,6 @@ def pickle_extent(
     data: Buffer, start: int = 0, resume: Optional[int] = None
 ) -> Tuple[int, int]: ...
 def reads_sparsely(data: Buffer) -> bool: ...
+def storage_members(names: list[str]) -> list[bool]: ...
 def advise_for_scan(data: Buffer) -> None: ...
 def run_cli(argv: list[str]) -> int: ...

@@ -9,8 +9,10 @@
 pub mod cli;
 pub mod config;
 pub mod explain;
+pub mod fix;
 pub mod learn;
 pub mod output;
+pub mod remote;
 pub mod sarif;
 pub mod scan;
 pub mod term;
@@ -45,6 +47,10 @@ where
     T: Into<OsString> + Clone,
 {
     scan::install_read_hint();
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if let Some(code) = remote::hand_off(&args) {
+        return code;
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

@@ -1,7 +1,7 @@
 //! `pickleguard scan`: read every file (small ones whole, large ones memory-mapped), analyse
 //! it with [`pickleguard::scan_bytes`] in parallel, and print the results in path order.
 
-use crate::cli::{Format, ScanArgs, WalkArgs};
+use crate::cli::{FileLimits, Format, ScanArgs, WalkArgs};
 use crate::walk::{self, Filters, Source, Target};
 use crate::{config, output, sarif, term, EXIT_ERROR, EXIT_SAFE, EXIT_UNSAFE};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Files at least this large are memory-mapped instead of read into memory.
@@ -174,17 +175,99 @@ fn madvise(addr: usize, len: usize, advice: libc::c_int) {
 
 /// Scan one target.
 pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
-    match load(&t.source) {
-        Ok(bytes) => {
-            let report = pickleguard::scan_bytes(&bytes, policy);
-            FileResult {
-                path: t.display.clone(),
-                report,
-                error: None,
-                bytes: bytes.len() as u64,
+    scan_bounded(t, policy, &FileLimits::default(), None)
+}
+
+/// Scan one target within `--max-size` and `--timeout`. `shared`: the policy for a timed scan,
+/// which runs on a thread of its own that is left to finish alone when time runs out (the
+/// core is bounded, so it does finish; its result is dropped).
+fn scan_bounded(
+    t: &Target,
+    policy: &Policy,
+    limits: &FileLimits,
+    shared: Option<&Arc<Policy>>,
+) -> FileResult {
+    if let Some(max) = limits.max_size {
+        if t.size > max {
+            return over_limit(t, t.size, limit_finding::too_big(t.size, max));
+        }
+    }
+    let bytes = match load(&t.source) {
+        Ok(b) => b,
+        Err(e) => return FileResult::failed(t.display.clone(), e.to_string()),
+    };
+    let len = bytes.len() as u64;
+    if let Some(max) = limits.max_size {
+        if len > max {
+            return over_limit(t, len, limit_finding::too_big(len, max));
+        }
+    }
+    let report = match (limits.timeout, shared) {
+        (Some(timeout), Some(policy)) => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let policy = Arc::clone(policy);
+            let spawned = std::thread::Builder::new()
+                .name("pickleguard-timed".into())
+                .spawn(move || {
+                    let _ = tx.send(pickleguard::scan_bytes(&bytes, &policy));
+                });
+            if let Err(e) = spawned {
+                return FileResult::failed(t.display.clone(), format!("cannot start a scan: {e}"));
+            }
+            match rx.recv_timeout(timeout) {
+                Ok(r) => r,
+                Err(_) => return over_limit(t, len, limit_finding::timed_out(timeout)),
             }
         }
-        Err(e) => FileResult::failed(t.display.clone(), e.to_string()),
+        _ => pickleguard::scan_bytes(&bytes, policy),
+    };
+    FileResult {
+        path: t.display.clone(),
+        report,
+        error: None,
+        bytes: len,
+    }
+}
+
+/// A file not scanned to the end because of a per-file limit: not safe.
+fn over_limit(t: &Target, len: u64, (what, desc): (&str, String)) -> FileResult {
+    let mut report = Report::new("not_scanned");
+    report.push(pickleguard::Finding::new(
+        pickleguard::FindingType::ResourceLimit,
+        pickleguard::Severity::High,
+        0,
+        desc,
+    ));
+    report.complete = false;
+    report.stopped_by = Some(format!("limit:{what}"));
+    report.finish(pickleguard::Severity::Low);
+    FileResult {
+        path: t.display.clone(),
+        report,
+        error: None,
+        bytes: len,
+    }
+}
+
+/// The wording of the per-file limits, in one place.
+mod limit_finding {
+    use std::time::Duration;
+
+    pub fn too_big(len: u64, max: u64) -> (&'static str, String) {
+        (
+            "max_size",
+            format!("not scanned: {len} bytes is more than --max-size ({max} bytes); nothing in it was checked"),
+        )
+    }
+
+    pub fn timed_out(t: Duration) -> (&'static str, String) {
+        (
+            "timeout",
+            format!(
+                "the scan took longer than --timeout ({}s) and was abandoned; the file was not checked to the end",
+                t.as_secs_f64()
+            ),
+        )
     }
 }
 
@@ -218,6 +301,8 @@ pub fn run_scan(
     let total_bytes: u64 = walked.targets.iter().map(|t| t.size).sum();
     let pb = progress(&walked.targets, show_progress);
     let done_bytes = AtomicU64::new(0);
+    let limits = &walk_args.limits;
+    let shared = limits.timeout.map(|_| Arc::new(policy.clone()));
     let scan_one = |t: &Target| {
         if let Some(pb) = &pb {
             pb.set_message(format!(
@@ -227,7 +312,7 @@ pub fn run_scan(
                 t.display
             ));
         }
-        let r = scan_target(t, policy);
+        let r = scan_bounded(t, policy, limits, shared.as_ref());
         if let Some(pb) = &pb {
             done_bytes.fetch_add(t.size, Ordering::Relaxed);
             pb.inc(1);
@@ -276,14 +361,15 @@ pub fn exit_code(outcome: &Outcome, mode: Mode) -> u8 {
 pub fn command(a: &ScanArgs) -> Result<u8, String> {
     let eff = config::build(&a.policy, None)?;
     let policy = &eff.policy;
-    let outcome = run_scan(&a.paths, &a.walk, policy, !a.quiet)?;
+    let mut outcome = run_scan(&a.paths, &a.walk, policy, !a.quiet)?;
+    rename_remote(&mut outcome, &a.remote_names)?;
     let to_file = a.output.as_ref().is_some_and(|p| p.as_os_str() != "-");
     let text = match a.format {
         Format::Text => {
             let style = term::Style {
                 on: term::use_color(a.color, to_file),
             };
-            output::text(&outcome, policy, style, a.quiet)
+            output::text(&outcome, policy, style, a.quiet, a.list_globals)
         }
         Format::Json => output::json(&outcome, policy),
         Format::Sarif => sarif::sarif(&outcome, policy),
@@ -296,6 +382,16 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
                 outcome.skipped_links
             ));
         }
+        let too_big = outcome
+            .files
+            .iter()
+            .filter(|f| f.report.stopped_by.as_deref() == Some("limit:max_size"))
+            .count();
+        if too_big > 0 {
+            term::note(&format!(
+                "{too_big} file(s) larger than --max-size were not scanned (reported not safe)"
+            ));
+        }
         if outcome.loops > 0 {
             term::note(&format!(
                 "{} directory loop(s) skipped while following links",
@@ -304,4 +400,27 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
         }
     }
     Ok(exit_code(&outcome, policy.mode))
+}
+
+/// Show the files the Python side fetched from remote sources (`pickleguard scan URL`,
+/// docs/cli.md) under their URLs: `LOCAL=URL` maps a local path (or directory) to its source.
+fn rename_remote(outcome: &mut Outcome, names: &[String]) -> Result<(), String> {
+    let mut map = Vec::new();
+    for n in names {
+        let (local, url) = n
+            .split_once('=')
+            .ok_or_else(|| format!("--remote-name expects LOCAL=URL, got {n:?}"))?;
+        map.push((local, url.trim_end_matches('/')));
+    }
+    for f in &mut outcome.files {
+        for (local, url) in &map {
+            if let Some(rest) = f.path.strip_prefix(local) {
+                if rest.is_empty() || rest.starts_with('/') {
+                    f.path = format!("{url}{rest}");
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
 }

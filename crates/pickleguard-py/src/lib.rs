@@ -110,6 +110,14 @@ fn reads_sparsely(data: &Bound<'_, PyAny>) -> PyResult<bool> {
     ))
 }
 
+/// Which of a zip's member names are tensor storages of a torch archive (never read by a
+/// scan): a remote reader skips their bytes (pickleguard.remote).
+#[pyfunction]
+fn storage_members(names: Vec<String>) -> Vec<bool> {
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    pickleguard::container::storage_members(&refs)
+}
+
 /// Advise a file map that is only scanned as the command line advises its own
 /// (`pickleguard_cli::scan::advise_scan`).
 #[pyfunction]
@@ -145,6 +153,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scan_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(pickle_extent, m)?)?;
     m.add_function(wrap_pyfunction!(reads_sparsely, m)?)?;
+    m.add_function(wrap_pyfunction!(storage_members, m)?)?;
     m.add_function(wrap_pyfunction!(advise_for_scan, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     Ok(())

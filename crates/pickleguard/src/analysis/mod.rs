@@ -121,8 +121,10 @@ pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
             Outcome::Error { pos: epos, err } => {
                 if m.first_effect.is_none() {
                     if index == 0 {
+                        // The loader stops at the break and nothing before it can run: the
+                        // analysis saw all that loading does (complete, nothing stopped it),
+                        // the same for a config.json and a cut pickle (docs/report-schema.md).
                         report.format = "not_pickle".into();
-                        report.stopped_by = Some(format!("not a pickle: {err} at byte {epos}"));
                     } else {
                         report.push(Finding::new(
                             FindingType::TrailingData,

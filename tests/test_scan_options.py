@@ -1,0 +1,95 @@
+"""`pickleguard scan` options users of other scanners expect (issue 17): --list-globals,
+--max-size, --timeout, and the JSON Schema of the report (docs/report.schema.json), which
+conftest.run_scan applies to every JSON report the suite's CLI tests produce."""
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+
+import jsonschema
+import pytest
+from conftest import REPORT_SCHEMA, validate_report
+
+
+def run(pg_bin, *args, timeout=300):
+    return subprocess.run([str(pg_bin), "scan", "--no-config", "--color", "never",
+                           *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def newobj(module: str, name: str) -> bytes:
+    return b"\x80\x02c" + f"{module}\n{name}\n".encode() + b")\x81."
+
+
+def test_list_globals_shows_each_files_globals_with_their_uses(tmp_path, pg_bin):
+    import collections
+    (tmp_path / "a.pkl").write_bytes(pickle.dumps(collections.OrderedDict(a=1), protocol=2))
+    (tmp_path / "b.pkl").write_bytes(newobj("myapp.models", "User"))
+    (tmp_path / "c.pkl").write_bytes(pickle.dumps([1, 2, 3]))
+    proc = run(pg_bin, tmp_path, "--list-globals")
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout
+    blocks = {}
+    for line in out.splitlines():
+        if not line.startswith(" ") and ": " in line:
+            current = blocks.setdefault(line.split(": ")[0].rsplit("/", 1)[-1], [])
+        elif line.startswith("    ") and not line.startswith("    fix:"):
+            current.append(line.strip())
+    assert blocks["b.pkl"] == ["myapp.models.User (new; 1 use)"], out
+    assert any(g.startswith("collections.OrderedDict (") for g in blocks["a.pkl"]), out
+    assert "globals: none" in out.split("c.pkl")[1].splitlines()[1], out
+    # Without the flag, no listing.
+    assert "myapp.models.User (new" not in run(pg_bin, tmp_path).stdout
+
+
+def test_max_size_reports_big_files_not_scanned_and_never_safe(tmp_path, pg_bin, scan):
+    small, big = tmp_path / "small.pkl", tmp_path / "big.pkl"
+    small.write_bytes(pickle.dumps(list(range(10))))
+    big.write_bytes(pickle.dumps(list(range(100_000))))
+    size = big.stat().st_size
+    r = scan(big, extra=["--max-size", "64K"])
+    assert not r["is_safe"] and not r["complete"] and r["stopped_by"] == "limit:max_size", r
+    assert r["format"] == "not_scanned" and not r["globals"], r
+    [f] = r["findings"]
+    assert f["type"] == "RESOURCE_LIMIT" and str(size) in f["description"], f
+    assert scan(small, extra=["--max-size", "64K"])["is_safe"]
+    assert scan(big, extra=["--max-size", str(size)])["is_safe"]  # not larger: scanned
+    proc = run(pg_bin, tmp_path, "--max-size", "1K")
+    assert proc.returncode == 1
+    assert "larger than --max-size were not scanned" in proc.stderr
+    assert "big.pkl: UNSAFE" in proc.stdout and "small.pkl: SAFE" in proc.stdout
+    # Even a policy that fails on nothing below CRITICAL does not call it safe.
+    assert not scan(big, extra=["--max-size", "1K", "--fail-on", "CRITICAL"])["is_safe"]
+    for bad in ("12Q", "-5", "lots"):
+        assert run(pg_bin, small, "--max-size", bad).returncode == 2
+
+
+def test_timeout_reports_a_slow_file_as_a_resource_limit(tmp_path, pg_bin, scan):
+    slow = tmp_path / "slow.pkl"
+    # Tens of thousands of distinct calls: far more than a microsecond of work.
+    slow.write_bytes(pickle.dumps([complex(i, 1) for i in range(200_000)], protocol=4))
+    r = scan(slow, extra=["--timeout", "0.000001"])
+    assert not r["is_safe"] and r["stopped_by"] == "limit:timeout" and not r["complete"], r
+    assert [f["type"] for f in r["findings"]] == ["RESOURCE_LIMIT"], r
+    assert "--timeout" in r["findings"][0]["description"]
+    r = scan(slow, extra=["--timeout", "300"])
+    assert r["complete"] and r["stopped_by"] is None and r["globals"], r
+    for bad in ("0", "-1", "soon"):
+        assert run(pg_bin, slow, "--timeout", bad).returncode == 2
+
+
+def test_the_schema_accepts_real_reports_and_rejects_inconsistent_ones(tmp_path, pg_bin):
+    jsonschema.Draft202012Validator.check_schema(json.loads(REPORT_SCHEMA.read_text()))
+    (tmp_path / "x.pkl").write_bytes(newobj("myapp.models", "User"))
+    (tmp_path / "y.txt").write_text("not a pickle")
+    proc = run(pg_bin, tmp_path, "--format", "json")
+    doc = validate_report(json.loads(proc.stdout))
+    bad = json.loads(proc.stdout)
+    bad["files"][0]["stopped_by"] = "limit:ops"  # complete and a stop reason at once
+    with pytest.raises(AssertionError, match="schema"):
+        validate_report(bad)
+    bad = json.loads(proc.stdout)
+    bad["files"][0]["findings"][0]["type"] = "NO_SUCH_TYPE"
+    with pytest.raises(AssertionError):
+        validate_report(bad)
+    assert doc["summary"]["files"] == 2
