@@ -233,7 +233,9 @@ fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
         .parse()
         .map_err(|_| format!("expected seconds, got {s:?}"))?;
     if v.is_nan() || v <= 0.0 || v > 1e9 {
-        return Err(format!("the timeout must be a positive number of seconds, got {s:?}"));
+        return Err(format!(
+            "the timeout must be a positive number of seconds, got {s:?}"
+        ));
     }
     Ok(std::time::Duration::from_secs_f64(v))
 }

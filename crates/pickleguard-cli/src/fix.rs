@@ -6,7 +6,10 @@ use pickleguard::{Finding, FindingType, Severity};
 
 /// What to do about `f`, found in the file shown as `path`.
 pub fn fix(f: &Finding, path: &str) -> String {
-    let explain = format!("`pickleguard explain {}` shows what loading would do", quote(path));
+    let explain = format!(
+        "`pickleguard explain {}` shows what loading would do",
+        quote(path)
+    );
     let global = match (&f.module, &f.name) {
         (Some(m), Some(n)) => Some(format!("{m}:{n}")),
         _ => None,

@@ -120,7 +120,11 @@ fn globals(r: &Report, style: Style, out: &mut String) {
         let _ = writeln!(out, "  {}", style.dim("globals: none"));
         return;
     }
-    let _ = writeln!(out, "  {}", style.dim(&format!("globals ({}):", r.globals.len())));
+    let _ = writeln!(
+        out,
+        "  {}",
+        style.dim(&format!("globals ({}):", r.globals.len()))
+    );
     for g in &r.globals {
         let uses: Vec<&str> = g
             .uses

@@ -42,7 +42,10 @@ pub fn hand_off(args: &[OsString]) -> Option<u8> {
         .args(&args[1..])
         .status();
     Some(match status {
-        Ok(s) => s.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(crate::EXIT_ERROR),
+        Ok(s) => s
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(crate::EXIT_ERROR),
         Err(e) => {
             crate::term::error(&format!(
                 "remote sources are read by the pickleguard Python package, and {} could not be started ({e}); set PICKLEGUARD_PYTHON to a Python that has it (pip install 'pickleguard-scan[remote]')",
