@@ -160,9 +160,9 @@ def _zip_ranges(reader: _Reader) -> Optional[List[Tuple[int, int]]]:
         if skip and same:
             ranges.append((data + e.csize, min(data + e.csize + 24, reader.size)))
             continue
-        # Not a storage (or one whose two views differ): its data, up to the next entry.
+        # Not a storage: its data. Where the two views differ, all either view could read.
         nxt = next((s for s in starts if s > e.local), tail_at)
-        end = max(data + e.csize, min(nxt, reader.size)) if not same else data + e.csize
+        end = data + e.csize if same else max(data + e.csize, data + csize, nxt)
         ranges.append((data, min(end + 24, reader.size)))
     return ranges
 
