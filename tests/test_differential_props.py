@@ -369,10 +369,25 @@ _SANDBOX = textwrap.dedent(r"""
             return m in sys.modules or importlib.util.find_spec(m) is not None
         except Exception:
             return False
+    class NoPeek:
+        # A stream without peek (a socket file, a custom reader): frames are read whole.
+        def __init__(self, b):
+            self.f = io.BytesIO(b)
+            self.read, self.readline, self.readinto = self.f.read, self.f.readline, self.f.readinto
+    # Every way a loader reads the bytes: (unpickler, source, one Unpickler for all loads).
+    # The C unpickler reads bytes, a file without peek (BytesIO, torch's zip records) and a
+    # file with peek (open(), gzip) whose buffer may or may not hold a frame; each file is
+    # loaded to its end, pickle after pickle, as torch's legacy format and pickle.load loops do.
+    READINGS = [(pickle.Unpickler, "bytes", False), (pickle._Unpickler, "bytes", False)]
+    READINGS += [(b, src, False) for b in (pickle.Unpickler, pickle._Unpickler)
+                 for src in ("bytesio", "nopeek")]
+    READINGS += [(pickle.Unpickler, n, False) for n in (16, 64, 8192)]
+    READINGS += [(pickle.Unpickler, "bytesio", True), (pickle._Unpickler, "bytesio", True)]
     for data_hex, allowed in jobs:
         allowed = {tuple(a) for a in allowed}
+        data = bytes.fromhex(data_hex)
         seen = []
-        for base in (pickle.Unpickler, pickle._Unpickler):
+        for base, src, reuse in READINGS:
             log = []
             class R(base):
                 def find_class(self, module, name):
@@ -382,10 +397,20 @@ _SANDBOX = textwrap.dedent(r"""
                     return super().find_class(module, name)
                 def persistent_load(self, pid):
                     return pid
-            try:
-                R(io.BytesIO(bytes.fromhex(data_hex))).load()
-            except BaseException:
-                pass
+            if src == "bytes":
+                f = io.BytesIO(data)
+            elif src == "bytesio":
+                f = io.BytesIO(data)
+            elif src == "nopeek":
+                f = NoPeek(data)
+            else:
+                f = io.BufferedReader(io.BytesIO(data), buffer_size=src)
+            u = R(f)
+            for _ in range(1 if src == "bytes" else 8):
+                try:
+                    (u if reuse else R(f)).load()
+                except BaseException:
+                    break
             seen.append(log)
         out.append(seen)
     json.dump(out, result)
@@ -446,9 +471,124 @@ def test_mutated_streams_name_what_cpython_imports(cases, pg_bin, tmp_path_facto
     seen = cpython_mutated(streams, allowed)
     for data, report, logs in zip(streams, reports, seen):
         ours = set(_report_globals(report))
-        for log in logs:  # the C unpickler, then the Python one
+        for log in logs:  # each reading (the C and the Python unpickler, bytes and files)
             imported = {(m, n) for m, n, ok in log if ok}
             missing = imported - ours
             assert not missing, (
                 f"CPython's find_class got {sorted(missing)} (importable) from {data!r}; the report "
                 f"names {sorted(ours)} (format {report['format']}, stopped_by {report['stopped_by']})")
+
+
+# --- frames and text literals: where the loaders' readings differ ---------------------------
+
+# Harmless names a generated stream imports; each piece names its own, so the report shows
+# which reading reached which piece.
+_NAMES = [("collections", "OrderedDict"), ("collections", "Counter"), ("collections", "deque"),
+          ("fractions", "Fraction"), ("decimal", "Decimal"), ("datetime", "date"),
+          ("datetime", "time"), ("uuid", "UUID")]
+_FLOATS = [b"1.5", b" 1.5", b"1.5 ", b"\t2\r", b"1_0", b"1__0", b"1e500", b"-1e500", b"inf",
+           b"-nan", b"1.5\x00x", b"0x10", b"_1", b"1.", b".5", b"1e", b"1_0.2_5"]
+_INTS = [b"1", b"01", b"00", b"010", b" 7", b"7 ", b"1_0", b"0x1f", b"0b1_0", b"9" * 25,
+         b"1\x00x", b"--1", b"+5", b"08", b"0_0"]
+
+
+def _global(i: int) -> bytes:
+    m, n = _NAMES[i % len(_NAMES)]
+    return b"c" + m.encode() + b"\n" + n.encode() + b"\n0"
+
+
+@st.composite
+def framed_tricks(draw):
+    """Opcode pieces (imports of harmless names, literal lines, STOPs), cut at random points
+    into FRAMEs whose ends can fall inside an opcode, and frames that claim a few bytes more
+    or less than they hold."""
+    pieces = []
+    for _ in range(draw(st.integers(1, 7))):
+        kind = draw(st.sampled_from(["global", "float", "int", "long", "put", "stop", "small"]))
+        if kind == "global":
+            pieces.append(_global(draw(st.integers(0, len(_NAMES) - 1))))
+        elif kind == "float":
+            pieces.append(b"F" + draw(st.sampled_from(_FLOATS)) + b"\n0")
+        elif kind == "int":
+            pieces.append(b"I" + draw(st.sampled_from(_INTS)) + b"\n0")
+        elif kind == "long":
+            pieces.append(b"L" + draw(st.sampled_from(_INTS)) + b"L\n0")
+        elif kind == "put":
+            pieces.append(b"Np" + draw(st.sampled_from(_INTS)) + b"\n0")
+        elif kind == "stop":
+            pieces.append(b"N.\x80\x04")
+        else:
+            pieces.append(draw(st.sampled_from([b"K\x01", b"J\x01\x00\x00\x00", b"\x8c\x02ab", b"C\x02ab",
+                                                b"N"])) + b"0")
+    body = b"".join(pieces) + _global(draw(st.integers(0, len(_NAMES) - 1))) + b"N."
+    cuts = sorted(set(draw(st.lists(st.integers(0, len(body)), max_size=5))))
+    out = bytearray(b"\x80\x04")
+    last = 0
+    for c in cuts + [len(body)]:
+        chunk = body[last:c]
+        last = c
+        if chunk and draw(st.booleans()):
+            n = max(0, len(chunk) + draw(st.sampled_from([0, 0, 0, -2, -1, 1, 3])))
+            out += b"\x95" + n.to_bytes(8, "little")
+        out += chunk
+    if draw(st.booleans()):
+        del out[draw(st.integers(2, len(out))):]
+    return bytes(out)
+
+
+@settings(max_examples=EXAMPLES or 80, **_SETTINGS)
+@given(streams=st.lists(framed_tricks(), min_size=6, max_size=12))
+def test_every_reading_of_framed_streams_is_scanned(streams, pg_bin, tmp_path_factory):
+    """Each name any reading imports (the C unpickler on bytes, on files with and without
+    peek, reused across loads; the Python one on bytes and files) is in the report, and a
+    stream some reading imports from is never called "not a pickle"."""
+    tmp = tmp_path_factory.mktemp("frames")
+    reports = scan_reports(pg_bin, tmp, streams)
+    seen = cpython_mutated(streams, _NAMES)
+    for data, report, logs in zip(streams, reports, seen):
+        ours = set(_report_globals(report))
+        for log in logs:
+            imported = {(m, n) for m, n, ok in log if ok}
+            assert imported <= ours, (
+                f"a loader imported {sorted(imported - ours)} from {data!r}; the report names "
+                f"{sorted(ours)} (format {report['format']}, stopped_by {report['stopped_by']})")
+            if imported:
+                assert report["format"] != "not_pickle", data
+
+
+_LINE_KINDS = {"F": _FLOATS, "I": _INTS, "L": [i + b"L" for i in _INTS] + _INTS, "p": _INTS,
+               "g": _INTS}
+
+
+@settings(max_examples=EXAMPLES or 60, **_SETTINGS)
+@given(lines=st.lists(st.tuples(st.sampled_from(sorted(_LINE_KINDS)),
+                                st.data()), min_size=8, max_size=16))
+def test_text_lines_exactly_as_either_unpickler_reads_them(lines, pg_bin, tmp_path_factory):
+    """A literal line then an import: the report names the import exactly when the C or the
+    pure-Python unpickler (joblib, pandas) gets past the line, and otherwise calls the
+    stream "not a pickle" (nothing runs)."""
+    streams = []
+    for op, data in lines:
+        text = data.draw(st.sampled_from(_LINE_KINDS[op]) | st.binary(max_size=6).filter(
+            lambda b: b"\n" not in b))
+        head = {"p": b"Np", "g": b"Np0\n0g"}.get(op, op.encode())
+        streams.append(head + text + b"\n0" + _global(0) + b"N.")
+    tmp = tmp_path_factory.mktemp("lines")
+    reports = scan_reports(pg_bin, tmp, streams)
+    for data, report in zip(streams, reports):
+        reached = False
+        for loads in (pickle.loads, pickle._loads):
+            log = []
+
+            class R(pickle.Unpickler if loads is pickle.loads else pickle._Unpickler):
+                def find_class(self, module, name):
+                    log.append((module, name))
+                    return super().find_class(module, name)
+            try:
+                R(io.BytesIO(data)).load()
+            except Exception:
+                pass
+            reached |= bool(log)
+        ours = set(_report_globals(report))
+        assert (_NAMES[0] in ours) == reached, (data, report["format"], report["stopped_by"])
+        assert (report["format"] == "not_pickle") == (not reached), (data, report["format"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _pickle
 import io
+import json
 import pickle
 import subprocess
 import sys
@@ -222,3 +223,101 @@ def test_shelve_reads_restricted_under_install(in_tmp):
         pickleguard.uninstall()
     assert shelve.Unpickler is original
     assert_no_marker("shelve")
+
+
+# ------------------------------------------------------------------ uninstall() and copies
+
+PROGRAMS = __import__("pathlib").Path(__file__).resolve().parent / "programs"
+
+
+def _run_program(name, *args, timeout=600, cwd=None):
+    return subprocess.run([sys.executable, str(PROGRAMS / name), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("when", ["before", "during", "after"])
+def test_uninstall_leaves_no_patched_object_behind(when, tmp_path):
+    """Libraries imported before install(), while installed, or while installed a first
+    time: after uninstall() no module (nor a class it defines) holds an object pickleguard
+    put in place, and every known copy site (ForkingPickler.loads, loky's and joblib's
+    ``from pickle import loads``, cloudpickle's, dill's StockUnpickler, shelve's Unpickler,
+    torch.load) is the original by identity."""
+    r = _run_program("uninstall_leaks.py", when, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    bad = [k for k, ok in out["identity"].items() if not ok]
+    assert not bad, bad
+    leaks = out["leaks"]
+    if when != "before":
+        # A class created while installed as a subclass of the installed pickle.Unpickler
+        # keeps that base (CPython cannot rebase a class to one of another layout); the
+        # base finds no guard once uninstalled and loads like the original.
+        assert leaks == ["dill._dill.Unpickler <base pickleguard.Unpickler>"], leaks
+        assert out["dill_loads_like_original"]
+    else:
+        assert leaks == [], leaks
+
+
+# ------------------------------------------------------------------ multiprocessing
+
+_MP_CHECKS = "pool,executor,queue,manager,refused-task,refused-result"
+
+
+@pytest.mark.parametrize("order,method,checks", [
+    ("before", "fork", _MP_CHECKS + ",dataloader"),
+    ("after", "fork", _MP_CHECKS + ",dataloader"),
+    ("before", "spawn", _MP_CHECKS),
+    ("after", "spawn", "pool,executor,queue"),
+    ("before", "forkserver", _MP_CHECKS),
+    ("after", "forkserver", "pool,executor"),
+])
+def test_multiprocessing_works_under_install(order, method, checks, tmp_path):
+    """install() first (as recommended) or after multiprocessing/torch are imported:
+    Pool.map, ProcessPoolExecutor, Queue, Pipe, Manager and a torch DataLoader with two
+    workers work under every start method; a pool task or result that would run os.system
+    is an error in the parent (never a hang, never run); pickle.loads elsewhere is still
+    guarded. A fresh interpreter each, so the import order is real."""
+    r = _run_program("mp_under_install.py", order, checks, method, cwd=tmp_path)
+    done = [line.split()[1] for line in r.stdout.splitlines() if line.startswith("ok ")]
+    assert r.returncode == 0 and done == checks.split(","), (done, r.stderr[-4000:])
+    assert not list(tmp_path.glob("pickleguard-marker-*"))
+
+
+def test_torch_dataloader_spawn_workers_under_install(tmp_path):
+    r = _run_program("mp_under_install.py", "before", "dataloader", "spawn", cwd=tmp_path)
+    assert r.returncode == 0 and "ok dataloader" in r.stdout, r.stderr[-4000:]
+
+
+def test_ipc_judgement_is_only_on_ipc_paths(installed, in_tmp):
+    """The IPC judgement accepts a program's own functions but refuses what runs commands
+    or code, by the name written and by the object a name resolves to; plain pickle.loads
+    keeps the installed guard's full judgement."""
+    import multiprocessing.pool
+    from multiprocessing.reduction import ForkingPickler
+
+    from pickleguard import _ipc
+    data = ForkingPickler.dumps((multiprocessing.pool.mapstar, ((abs, [-1]),)))
+    assert ForkingPickler.loads(data) == (multiprocessing.pool.mapstar, ((abs, [-1]),))
+    with pytest.raises(PickleSecurityError):
+        pickle.loads(bytes(data))  # not an IPC path: mapstar is refused there
+    for payload in (system_payload("ipc", 2), protocol0_payload("ipc0"),
+                    pickle.dumps(SystemPayload("ipc4"), protocol=4)):
+        with pytest.raises(PickleSecurityError):
+            ForkingPickler.loads(payload)
+        with pytest.raises(PickleSecurityError):
+            _ipc.load(io.BytesIO(payload))
+    # getattr (how bound methods travel) cannot reach a module or a dunder.
+    getattr_os = b"\x80\x02cbuiltins\ngetattr\ncos\npath\nX\x02\x00\x00\x00osq\x00\x86R."
+    with pytest.raises(PickleSecurityError):
+        ForkingPickler.loads(getattr_os)
+    dunder = (b"\x80\x02cbuiltins\ngetattr\ncbuiltins\nabs\nX\x0b\x00\x00\x00__globals__"
+              b"\x86R.")
+    with pytest.raises(PickleSecurityError):
+        ForkingPickler.loads(dunder)
+    bound = ForkingPickler.dumps([1, 2].append)
+    assert ForkingPickler.loads(bound).__name__ == "append"
+    # The sender refuses what the receiver would.
+    with pytest.raises(PickleSecurityError):
+        ForkingPickler.dumps(SystemPayload("ipc-send"))
+    for name in ("ipc", "ipc0", "ipc4", "ipc-send"):
+        assert_no_marker(name)

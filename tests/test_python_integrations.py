@@ -16,7 +16,7 @@ from pickleguard import PickleSecurityError, safe_load
 from pickleguard.integrations import joblib as pg_joblib
 from pickleguard.integrations import pytorch as pg_torch
 from test_python_support import (OpenPayload, SystemPayload, assert_no_marker,  # noqa: F401
-                                 in_tmp)
+                                 in_tmp, system_payload)
 
 torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
@@ -335,3 +335,89 @@ def test_dill(in_tmp, installed):
         dill.load(open("d.pkl", "rb"))
     for n in ("dill", "dill2", "dill3"):
         assert_no_marker(n)
+
+
+# ------------------------------------------------------------------ literal parses fail closed
+#
+# CPython 3.11/3.12 keep the AST converter's recursion depth in state every thread shares
+# (gh-106905): ast.literal_eval can raise a spurious SystemError under threads. numpy's .npy
+# header reader and the findings' argument rendering both use it; neither may turn a refusal
+# into an interpreter error, or let a load through.
+
+def _npy_files():
+    import numpy as np
+    np.save("evil.npy", np.array([SystemPayload("npy-lit"), 1], dtype=object),
+            allow_pickle=True)
+    np.save("good.npy", np.array([{"a": 1}, 2], dtype=object), allow_pickle=True)
+
+
+def test_literal_eval_system_errors_fail_closed(in_tmp, monkeypatch):
+    import ast
+    _npy_files()
+
+    def broken(text):
+        raise SystemError("AST constructor recursion depth mismatch (before=2, after=3)")
+
+    monkeypatch.setattr(ast, "literal_eval", broken)
+    with pytest.raises(PickleSecurityError) as ei:
+        pickleguard.safe_loads(system_payload("lit"))
+    args = [f.args for f in ei.value.findings if f.args]
+    assert args and all(isinstance(a, str) for lst in args for a in lst)  # raw renderings
+    for path in ("evil.npy", "good.npy"):
+        with pytest.raises(PickleSecurityError):
+            safe_load(path)  # the header cannot be read: nothing after it is trusted
+    assert_no_marker("lit")
+    assert_no_marker("npy-lit")
+
+
+def test_one_spurious_system_error_is_retried(in_tmp, monkeypatch):
+    import ast
+    _npy_files()
+    real = ast.literal_eval
+    calls = []
+
+    def flaky(text):
+        calls.append(text)
+        if len(calls) % 2:
+            raise SystemError("AST constructor recursion depth mismatch")
+        return real(text)
+
+    monkeypatch.setattr(ast, "literal_eval", flaky)
+    assert safe_load("good.npy")[0] == {"a": 1}
+    with pytest.raises(PickleSecurityError) as ei:
+        safe_load("evil.npy")
+    with pytest.raises(PickleSecurityError) as ei:
+        pickleguard.safe_loads(system_payload("lit2"))
+    assert any(isinstance(a, str) and "touch" in a
+               for f in ei.value.findings for a in (f.args or ()))
+    assert_no_marker("npy-lit")
+    assert_no_marker("lit2")
+
+
+def test_refusals_under_threads_are_only_security_errors(in_tmp):
+    import threading
+    _npy_files()
+    payload = system_payload("threads")
+    errors = []
+
+    def work():
+        for i in range(40):
+            for call in (lambda: safe_load("evil.npy"), lambda: pickleguard.safe_loads(payload)):
+                try:
+                    call()
+                except PickleSecurityError:
+                    continue
+                except BaseException as e:  # pragma: no cover - what the test is for
+                    errors.append(repr(e))
+                else:  # pragma: no cover
+                    errors.append("not refused")
+            assert safe_load("good.npy")[1] == 2
+
+    ts = [threading.Thread(target=work) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors[:3]
+    assert_no_marker("threads")
+    assert_no_marker("npy-lit")

@@ -581,6 +581,8 @@ def _grants_of(profile: str, t: dict, version: Any) -> Iterator[Grant]:
         own.extend(str(n) for n in t["names"])
     v1 = version == 1
     ops_table = t.get("ops") if isinstance(t.get("ops"), dict) else {}
+    if isinstance(t.get("ops"), list):   # v2: ops = ["call", "new", ...] on the entry's names
+        ops_table = {op: True for op in t["ops"] if op in OPS}
     for op in OPS:
         spec = t.get(op, ops_table.get(op))
         if spec is None or spec is False:

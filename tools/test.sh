@@ -36,6 +36,9 @@ export PICKLEGUARD_BIN="$PWD/target/debug/pickleguard"
 
 if [ -f pyproject.toml ]; then
     echo "== installing the Python package into $VENV"
+    # The distribution was called pickleguard before pickleguard-scan: a venv that still has
+    # it would keep two packages writing the same files.
+    "$PY" -m pip uninstall -y -q pickleguard 2>/dev/null || true
     "$PY" -m pip install -q .
 fi
 

@@ -1,12 +1,12 @@
 //! Raw bytes as one pickle stream: the analysis (machine + judge, nested payloads through the
 //! plain stream analyser) and the disassembly must never panic, hang or allocate without bound,
-//! and the machine's inline plain-data loop must end the first pickle's run exactly as the
-//! reader path does.
+//! the machine's inline plain-data loop must end the first pickle's run exactly as the
+//! reader path does, and the readings of the stream from a file object are the input's bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use pickleguard::machine::Machine;
-use pickleguard::{analyze_pickle, disasm, Limits, Mode, Policy};
+use pickleguard::{analyze_pickle, disasm, file_reading, Limits, Mode, Policy};
 use std::sync::OnceLock;
 
 fn policies() -> &'static [Policy; 2] {
@@ -31,6 +31,20 @@ fuzz_target!(|data: &[u8]| {
     let _ = serde_json::to_string(&r).expect("report serialises");
     let d = disasm::disassemble(body);
     let _ = serde_json::to_string(&d).expect("disassembly serialises");
+    // Each reading of the stream from a file object is made of the input's own bytes, in
+    // runs that move forward; the number of readings is bounded.
+    if let Ok(readings) = file_reading::readings(body, 16) {
+        assert!(readings.len() <= 16);
+        for r in readings {
+            let mut last = 0;
+            for (i, b) in r.data.iter().enumerate() {
+                let at = r.input_pos(i as u64) as usize;
+                assert_eq!(body.get(at), Some(b), "reading byte {i} is not input byte {at}");
+                assert!(at >= last, "a reading went back in the input");
+                last = at;
+            }
+        }
+    }
     for shape in [true, false] {
         let run = |plain: bool| {
             let mut m = Machine::new(body, Limits::default());
@@ -39,8 +53,9 @@ fuzz_target!(|data: &[u8]| {
             let o = m.run(0);
             let (stack, marks, memo) = m.state();
             format!(
-                "{o:?} {} {} {:?} {stack:?} {marks:?} {memo} {:?} {:?} {:?} {:?} {:?} {:?}",
-                m.ops, m.proto, m.result, m.anomalies, m.first_effect, m.arena, m.globals, m.calls, m.kwargs
+                "{o:?} {} {} {:?} {stack:?} {marks:?} {memo} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                m.ops, m.proto, m.result, m.anomalies, m.first_effect, m.arena, m.globals, m.calls, m.kwargs,
+                m.divergence
             )
         };
         assert_eq!(run(true), run(false), "plain loop differs (shape {shape})");

@@ -16,13 +16,32 @@ _FIELDS = ("type", "severity", "description", "position", "module", "name", "cal
            "args", "member")
 
 
+_NOT_LITERAL = object()
+
+
+def literal_or(text: str, default: Any = _NOT_LITERAL) -> Any:
+    """``ast.literal_eval(text)``, or ``default`` when it fails, whatever the failure.
+
+    CPython 3.11 and 3.12 keep the AST converter's recursion depth in state shared by every
+    thread (gh-106905): under threads ``literal_eval`` can raise a spurious ``SystemError``
+    ("AST constructor recursion depth mismatch") on valid input. That failure is retried
+    once; any other exception means "not a literal" and never reaches the caller, so a
+    verdict or a refusal is never replaced by an interpreter error."""
+    for attempt in range(2):
+        try:
+            return ast.literal_eval(text)
+        except SystemError:
+            if attempt:
+                break
+        except Exception:
+            break
+    return text if default is _NOT_LITERAL else default
+
+
 def _literal(text: str) -> Any:
     """A rendered argument back as a Python value when it is a literal (`'whoami'` ->
     `'whoami'`); otherwise the rendering itself (`<computed>`, a shortened literal)."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return text
+    return literal_or(text)
 
 
 class Finding:

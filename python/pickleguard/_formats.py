@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ._accepted import accepted_globals, accepting
 from ._analysis import NotAPickleError
+from ._bounded import read_all
 from ._guard import GATE_MIN_BYTES, Gate, gate_allowed
 from ._io import (MemoryReader, _real_file, describe, is_buffer, is_pathlike, map_fd,
                   map_path, span_of_buffer)
@@ -52,12 +53,15 @@ def sniff(head: bytes) -> str:
     return "pickle"
 
 
-def _decompress(data: Any, limit: Optional[int]) -> bytes:
+def _decompress(guard: Any, data: Any, limit: Optional[int], source: str) -> bytes:
+    """The decompressed bytes, within the scan's allowance for this many compressed bytes
+    (and ``limit`` when given): more is a ``PickleSecurityError`` (RESOURCE_LIMIT)."""
     head = bytes(memoryview(data)[:8])
+    n = memoryview(data).nbytes
     raw = io.BytesIO(data) if isinstance(data, bytes) else io.BytesIO(bytes(data))
+    f: Any
     if head.startswith(_GZIP):
-        import gzip
-        f: Any = gzip.GzipFile(fileobj=raw)
+        f = _ZlibReader(raw.getvalue(), 31)
     elif head.startswith(_BZ2):
         f = bz2.BZ2File(raw)
     elif head.startswith(_XZ) or head[:1] == b"\x5d":
@@ -69,16 +73,60 @@ def _decompress(data: Any, limit: Optional[int]) -> bytes:
         import zstandard  # type: ignore[import-not-found]
         f = zstandard.ZstdDecompressor().stream_reader(raw)
     else:
-        d = zlib.decompressobj()
-        out = d.decompress(bytes(data), (limit + 1) if limit else 0)
-        if limit and len(out) > limit:
-            raise pickle.UnpicklingError(f"decompressed data exceeds {limit} bytes")
-        return out
+        f = _ZlibReader(raw.getvalue())
     with f:
-        out = f.read(limit + 1) if limit else f.read()
-    if limit and len(out) > limit:
-        raise pickle.UnpicklingError(f"decompressed data exceeds {limit} bytes")
-    return out
+        return read_all(guard, f, n, source, limit)
+
+
+class _ZlibReader:
+    """zlib (``wbits=15``, one stream) or gzip (``wbits=31``, members one after another, zero
+    padding between them skipped as ``gzip`` does) read in pieces, the input fed 64 KiB at a
+    time: ``GzipFile`` took 8-12 s for 600 MB, and ``unconsumed_tail`` of the whole input
+    is copied on every call."""
+
+    def __init__(self, data: bytes, wbits: int = 15) -> None:
+        self._wbits = wbits
+        self._d = zlib.decompressobj(wbits)
+        self._data = memoryview(data)
+        self._pos = 0
+        self._tail = b""
+
+    def read(self, n: int) -> bytes:
+        out = []
+        got = 0
+        while got < n:
+            if self._d.eof:
+                if self._wbits != 31 or not self._next_member():
+                    break
+                continue
+            if not self._tail:
+                if self._pos >= len(self._data):
+                    break
+                self._tail = self._data[self._pos:self._pos + (64 << 10)]
+                self._pos += len(self._tail)
+            piece = self._d.decompress(self._tail, n - got)
+            self._tail = self._d.unconsumed_tail
+            out.append(piece)
+            got += len(piece)
+        return b"".join(out)
+
+    def _next_member(self) -> bool:
+        # Back to just after the finished member: its unused data is the rest of the last
+        # piece it was given (at the end, ``unconsumed_tail`` may repeat those bytes).
+        self._pos -= len(self._d.unused_data)
+        while self._pos < len(self._data) and self._data[self._pos] == 0:
+            self._pos += 1
+        if bytes(self._data[self._pos:self._pos + 2]) != b"\x1f\x8b":
+            return False
+        self._d = zlib.decompressobj(self._wbits)
+        self._tail = b""
+        return True
+
+    def __enter__(self) -> "_ZlibReader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
 
 
 def _mentions(data: Any, needle: bytes) -> bool:
@@ -191,7 +239,7 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
         # Decompressed once, here; the plain bytes are scanned (and loaded) below.
         if depth >= 2:
             raise pickle.UnpicklingError(f"{source}: compressed more than twice")
-        plain = _decompress(data, kwargs.pop("max_decompressed_size", None))
+        plain = _decompress(guard, data, kwargs.pop("max_decompressed_size", None), source)
         return _load_data(guard, plain, kwargs, source, lambda: io.BytesIO(plain), None,
                           depth + 1)
     if kind == "pickle" and memoryview(data).nbytes >= GATE_MIN_BYTES and not _mentions(
@@ -255,7 +303,7 @@ def _load_torch(guard: Any, opener: Callable[[], Any], path: Optional[str],
         return original_load()(f, pickle_module=pm, weights_only=False, **tk)
 
 
-def _npy_header(reader: MemoryReader) -> Any:
+def _read_npy_header(reader: MemoryReader) -> Any:
     import numpy as np
     fmt = np.lib.format
     version = fmt.read_magic(reader)
@@ -267,10 +315,34 @@ def _npy_header(reader: MemoryReader) -> Any:
     return fmt.read_array_header_2_0(reader)
 
 
+def _npy_header(reader: MemoryReader) -> Any:
+    """numpy's own header parse (``ast.literal_eval``), with every failure a ``ValueError``:
+    a spurious ``SystemError`` of the AST converter under threads (see
+    ``_analysis.literal_or``) is retried once, anything else is a bad header."""
+    start = reader.pos
+    for attempt in range(2):
+        reader.pos = start
+        try:
+            return _read_npy_header(reader)
+        except SystemError as e:
+            if attempt:
+                raise ValueError(f"the .npy header could not be parsed: {e}") from e
+        except ValueError:
+            raise
+        except Exception as e:
+            raise ValueError(f"the .npy header could not be parsed: {e!r}") from e
+    raise AssertionError("unreachable")
+
+
 def _load_npy(guard: Any, data: Any, kwargs: Dict[str, Any]) -> Any:
     import numpy as np
     reader = MemoryReader(data, as_bytes=True)
-    shape, fortran, dtype = _npy_header(reader)
+    try:
+        shape, fortran, dtype = _npy_header(reader)
+    except ValueError as e:
+        # Not a header numpy can read: nothing after it is judged, so nothing is loaded.
+        raise guard._refuse("malformed .npy header", str(e), "<npy>", "HIGH",
+                            "MALFORMED") from e
     if not dtype.hasobject:
         return np.load(io.BytesIO(bytes(memoryview(data))), allow_pickle=False)
     pk = {"encoding": kwargs.get("encoding", "ASCII"),
@@ -335,7 +407,7 @@ def scan_deep(guard: Any, data: Any, source: str, budget: Optional[list] = None,
             parts.append((None, guard.analyze(memoryview(data)[reader.pos:], source=source)))
         else:
             fmt = "compressed"
-            plain = _decompress(data, budget[0])
+            plain = _decompress(guard, data, budget[0], source)
             budget[0] -= len(plain)
             parts.append((None, scan_deep(guard, plain, source, budget, depth + 1)))
     except Exception as e:  # what cannot be opened is not safe

@@ -9,6 +9,7 @@ import inspect
 import logging
 import os
 import pickle
+import stat
 import threading
 import types
 import weakref
@@ -224,12 +225,32 @@ class PickleGuard:
     def scan_file(self, path: Union[str, "os.PathLike[str]"]) -> PickleAnalysis:
         """Scan a file (memory-mapped, every container)."""
         p = os.fspath(path)
+        if not stat.S_ISREG(os.stat(p).st_mode):
+            return self._scan_special(p)
         data = map_path(p)
         advise_for_scan(data)
         try:
             return self.scan(data, source=p)
         finally:
             _close(data)
+
+    def _scan_special(self, p: str) -> PickleAnalysis:
+        """A FIFO or device: read within the stream bounds; past the size cap, its first bytes
+        are scanned and the analysis ends in RESOURCE_LIMIT (as ``pickleguard scan``)."""
+        from ._analysis import SEVERITIES
+        from ._bounded import read_special
+        data, cap = read_special(p)
+        a = self.scan(data, source=p)
+        if cap is None:
+            return a
+        f = Finding("RESOURCE_LIMIT", "HIGH",
+                    f"analysis stopped at the stream size limit: the stream gives more than "
+                    f"{cap} bytes (PICKLEGUARD_STREAM_MAX_BYTES); the rest was not read",
+                    position=cap)
+        risk = max(a.risk_level, "HIGH", key=SEVERITIES.index)
+        return PickleAnalysis(False, risk, a.findings + [f], format=a.format,
+                              complete=False, stopped_by="limit:stream size",
+                              globals=a.globals, mode=a.mode, source=p)
 
     def check_file(self, data: Any, source: str, torch_load: bool = False) -> PickleAnalysis:
         """Scan a whole file's bytes and ``check`` the verdict. A container the core does not

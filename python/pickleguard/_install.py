@@ -35,6 +35,9 @@ class Group:
         self.guard: Any = None
         self.applied = False
         self.patches: List[Tuple[Any, str, Any]] = []
+        #: id(patched object) -> (patched object, original), kept until the copies that
+        #: modules imported meanwhile made are repaired (``_repair_copies``).
+        self.replaced: Dict[int, Tuple[Any, Any]] = {}
 
     def set(self, owner: Any, attr: str, value: Any) -> None:
         """Replace ``owner.attr`` (a module or class attribute), remembering the original
@@ -42,6 +45,12 @@ class Group:
         original = vars(owner).get(attr, _MISSING)
         self.patches.append((owner, attr, original))
         setattr(owner, attr, value)
+        if original is not _MISSING:
+            self.replaced[id(value)] = (value, original)
+            # What a library copies at import time is the object it finds, wrapped or not.
+            inner = getattr(value, "__func__", None)
+            if inner is not None:
+                self.replaced[id(inner)] = (inner, getattr(original, "__func__", original))
 
     def apply(self) -> None:
         if not self.applied:
@@ -153,9 +162,71 @@ def _update_finder() -> None:
         _finder = None
 
 
+# ------------------------------------------------------------------ copies made while installed
+
+#: The modules loaded when the first group was activated (None: nothing active).
+_baseline: Optional[frozenset] = None
+
+
+def _original_of(value: Any, replaced: Dict[int, Tuple[Any, Any]]) -> Any:
+    hit = replaced.get(id(value))
+    if hit is None or hit[0] is not value:
+        return _MISSING
+    original = hit[1]
+    # A patch over a copy of another patch (ForkingPickler.loads taken from the patched
+    # pickle.loads, then patched itself) unwinds to the first original.
+    for _ in range(8):
+        nxt = replaced.get(id(original))
+        if nxt is None or nxt[0] is not original:
+            break
+        original = nxt[1]
+    return original
+
+
+def _repair_copies(groups: List[Group]) -> None:
+    """What modules imported while installed copied of a patched object
+    (``from pickle import loads``, ``ForkingPickler.loads = pickle.loads``,
+    ``from pickle import Unpickler as StockUnpickler``) gets the original back, in the
+    module and in the classes it defines. Modules loaded before ``install()`` cannot hold
+    such a copy from their import; only the new ones are walked, so this stays cheap."""
+    replaced: Dict[int, Tuple[Any, Any]] = {}
+    for g in groups:
+        replaced.update(g.replaced)
+        g.replaced = {}
+    if not replaced:
+        return
+    baseline = _baseline or frozenset()
+    for name, mod in list(sys.modules.items()):
+        if name in baseline or mod is None or name.startswith("pickleguard"):
+            continue
+        try:
+            items = list(vars(mod).items())
+        except TypeError:
+            continue
+        for attr, value in items:
+            original = _original_of(value, replaced)
+            if original is not _MISSING:
+                setattr(mod, attr, original)
+            elif isinstance(value, type) and getattr(value, "__module__", None) == name:
+                for cattr, cvalue in list(vars(value).items()):
+                    original = _original_of(cvalue, replaced)
+                    if original is not _MISSING:
+                        try:
+                            setattr(value, cattr, original)
+                        except (AttributeError, TypeError):
+                            pass
+
+
+def _any_active() -> bool:
+    return any(g.guard is not None or g.applied for g in _groups().values())
+
+
 def activate(group: Group, guard: Any) -> None:
     """Point a group at a guard and patch its library now, or when it is imported."""
+    global _baseline
     with _lock:
+        if _baseline is None or not _any_active():
+            _baseline = frozenset(sys.modules)
         group.guard = guard
         if group.applied:
             return
@@ -168,7 +239,7 @@ def activate(group: Group, guard: Any) -> None:
             _update_finder()
 
 
-def deactivate(group: Group) -> None:
+def deactivate(group: Group, repair: bool = True) -> None:
     with _lock:
         group.restore()
         group.guard = None
@@ -178,6 +249,15 @@ def deactivate(group: Group) -> None:
             if not lst:
                 del _pending[group.module]
         _update_finder()
+        if repair:
+            _finish_deactivation([group])
+
+
+def _finish_deactivation(groups: List[Group]) -> None:
+    global _baseline
+    _repair_copies(groups)
+    if not _any_active():
+        _baseline = None
 
 
 # ------------------------------------------------------------------ public API
@@ -205,7 +285,8 @@ def uninstall() -> None:
     its original object back. Safe to call when nothing is installed."""
     with _lock:
         for g in _groups().values():
-            deactivate(g)
+            deactivate(g, repair=False)
+        _finish_deactivation(list(_groups().values()))
 
 
 def is_installed() -> bool:

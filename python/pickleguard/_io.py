@@ -169,8 +169,11 @@ class Span:
 
     def commit(self, upto: int) -> None:
         """Move the source to ``upto`` (an offset in ``obj``: where the unpickler's reader
-        stopped), as if the loader had read it directly."""
+        stopped), as if the loader had read it directly: past the whole pickle, which ends
+        with the frame its STOP is in (the unpickler reading a file reads frames whole)."""
         if self._commit is not None:
+            if self.complete:
+                upto = max(upto, self.end)
             self._commit(max(0, upto - self.start))
 
 
@@ -202,7 +205,12 @@ def _read_exactly(read: Callable[[int], Any], n: int) -> bytes:
 
 
 def _read_stream(f: Any) -> Tuple[bytes, bool]:
-    """Read one pickle from a stream, no further than the unpickler would."""
+    """Read one pickle from a stream as the unpickler without ``peek`` does: up to its STOP,
+    or to the end of the FRAME holding the STOP (that unpickler reads a frame with one
+    ``read``; the restricted one then loads these bytes from memory, which needs the whole
+    frame). ``peek`` only saves reading opcode by opcode.
+
+    Every pass of the loop reads at least one byte or returns, so it ends on any stream."""
     buf = bytearray()
     resume = 0
     peek = getattr(f, "peek", None)
@@ -216,8 +224,9 @@ def _read_stream(f: Any) -> Tuple[bytes, bool]:
             return bytes(buf), False
         resume = pos
         if peek is not None and need < _PEEK:
-            # Look at what the stream has buffered: take all of it when the pickle goes on
-            # past it, or exactly up to the STOP when it ends inside.
+            # Take what the stream has buffered, up to the STOP when that is in it; a STOP
+            # inside a frame that goes on past it leaves `need` (the rest of that frame),
+            # read below on the next pass.
             try:
                 ahead = peek(_PEEK)
             except (OSError, ValueError, NotImplementedError, TypeError, AttributeError):
@@ -230,8 +239,10 @@ def _read_stream(f: Any) -> Tuple[bytes, bool]:
                     take = (p2 if n2 == 0 else p2 + 1) - tail
                     got = _read_exactly(read, take) if take > 0 else b""
                     buf += got
-                    if n2 == -2:
+                    if n2 == -2 or len(got) < take:
                         return bytes(buf), False
+                    if not got:
+                        peek = None
                     continue
                 got = _read_exactly(read, len(ahead))
                 if not got:

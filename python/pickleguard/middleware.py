@@ -1,32 +1,45 @@
 """Web middleware: refuse request bodies that carry a dangerous pickle before the app sees
 them.
 
-``PickleGuardMiddleware`` (WSGI) and ``PickleGuardASGIMiddleware`` (ASGI) inspect a body when
+``PickleGuardMiddleware`` (WSGI) and ``PickleGuardASGIMiddleware`` (ASGI) judge the bytes an
+application can read, whatever the declared content type (docs/security.md, "Request
+bodies"):
 
-* its content type is a pickle type (``application/python-pickle``,
-  ``application/x-python-pickle``, ``application/pickle``, ``application/x-pickle``),
-* it is ``application/octet-stream`` (or has no content type) and may be serialized data: it
-  starts with a pickle protocol header or a zip / gzip / bz2 / xz / zstd / lz4 / zlib /
-  ``.npy`` / 7z signature, or its first 64 KiB read as a pickle that gets to an import or a
-  call before it breaks (protocol 0 and 1 streams have no header; a PNG or a JPEG breaks at
-  once and streams through untouched), or
-* it is ``multipart/form-data``: each part that has a pickle type or starts like serialized
-  data is scanned on its own.
+* the raw body, always: a body with a pickle type (``application/python-pickle``,
+  ``application/x-python-pickle``, ``application/pickle``, ``application/x-pickle``) is
+  scanned whole; any other body, typed or not (``text/plain``, ``application/json``, none),
+  is sniffed by content: it is scanned when it starts with a pickle protocol header or a
+  zip / gzip / bz2 / xz / zstd / lz4 / zlib / ``.npy`` / 7z signature, or when its first
+  64 KiB read as a pickle that gets to an import or a call before it breaks (protocol 0 and
+  1 streams have no header; a PNG or a JPEG breaks at once and streams through untouched,
+  whatever its size);
+* every part of a ``multipart/*`` body, as each framework would split it: werkzeug and
+  python-multipart (starlette) split at a boundary line after a CRLF, LF or CR line break,
+  Django at the boundary anywhere in the body; header blocks end at a CRLF, LF or CR blank
+  line. Every part each reading gives, under every ``boundary`` parameter of the header, is
+  judged like a raw body (a ``Content-Transfer-Encoding: base64`` part also decoded, as
+  Django does);
+* every name and value of an ``application/x-www-form-urlencoded`` body, percent-decoded.
 
 An unsafe body gets ``400`` with an ``application/problem+json`` body naming the findings; a
-body over ``max_body_size`` gets ``413`` without being read into memory (a declared length is
-refused before reading; a body of unknown length is read up to the limit only). A safe body
-reaches the app byte for byte (a replayed ``wsgi.input`` / ``receive``). Audit mode logs and
-lets everything through.
+body over ``max_body_size`` that has to be read whole gets ``413`` without being read into
+memory (a declared length is refused before reading; a body of unknown length is read up to
+the limit only); a multipart body with more than ``max_parts`` boundaries gets ``400``. A safe
+body reaches the app byte for byte (a replayed ``wsgi.input`` / ``receive``). Audit mode logs
+and lets everything through.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
+import itertools
 import json
 import pickletools
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+import re
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from urllib.parse import unquote_to_bytes
 
 from . import _native
 from ._analysis import PickleAnalysis
@@ -79,28 +92,109 @@ def _parse_type(value: str) -> Tuple[str, Dict[str, str]]:
     return main.strip().lower(), params
 
 
-def _multipart(body: bytes, boundary: str) -> List[Tuple[Dict[str, str], bytes]]:
-    """The parts of a multipart/form-data body: (headers, content)."""
-    delim = b"--" + boundary.encode("latin-1")
-    out = []
-    chunks = body.split(delim)
-    for chunk in chunks[1:]:
-        if chunk.startswith(b"--"):
-            break
-        if chunk.startswith(b"\r\n"):
-            chunk = chunk[2:]
-        head, sep, content = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        if content.endswith(b"\r\n"):
-            content = content[:-2]
-        headers = {}
-        for line in head.split(b"\r\n"):
-            k, colon, v = line.partition(b":")
-            if colon:
-                headers[k.strip().lower().decode("latin-1")] = v.strip().decode("latin-1")
-        out.append((headers, content))
+_BOUNDARY_PARAM = re.compile(r'boundary\s*=\s*("((?:[^"\\]|\\.)*)"|[^;,\s]+)', re.I)
+
+
+def _boundaries(content_type: str) -> List[bytes]:
+    """Every boundary a parser could take from the header: each ``boundary=`` parameter,
+    quoted or not, with and without its escapes undone."""
+    out: List[bytes] = []
+    for m in _BOUNDARY_PARAM.finditer(content_type):
+        raw = m.group(2) if m.group(2) is not None else m.group(1)
+        for cand in (raw, re.sub(r"\\(.)", r"\1", raw), raw.strip('"')):
+            b = cand.encode("latin-1", "replace")
+            if b and b not in out:
+                out.append(b)
     return out
+
+
+class TooManyParts(ValueError):
+    pass
+
+
+_BLANK_LINES = (b"\r\n\r\n", b"\n\n", b"\r\r", b"\n\r\n")
+
+
+def _strip_break(body: bytes, end: int, start: int) -> int:
+    """``end`` moved before the one line break (CRLF, LF or CR) that precedes a delimiter."""
+    if end - 2 >= start and body[end - 2:end] == b"\r\n":
+        return end - 2
+    if end - 1 >= start and body[end - 1:end] in (b"\n", b"\r"):
+        return end - 1
+    return end
+
+
+def multipart_views(body: bytes, boundary: bytes,
+                    max_parts: int) -> Iterator[Tuple[Dict[str, str], bytes]]:
+    """The (headers, content) of every part of a multipart body under each way the common
+    frameworks split it: at a delimiter that starts a line (werkzeug, python-multipart),
+    and at any delimiter (Django); a part's headers end at its first blank line of any
+    line-break style. Overlapping readings are all given: what one framework hands the app,
+    some reading here judged."""
+    delim = b"--" + boundary
+    hits: List[int] = []
+    i = body.find(delim)
+    while i >= 0:
+        hits.append(i)
+        if len(hits) > max_parts:
+            raise TooManyParts(f"more than {max_parts} multipart boundaries")
+        i = body.find(delim, i + 1)
+    at_line_start = [h for h in hits if h == 0 or body[h - 1:h] in (b"\n", b"\r")]
+    seen = set()
+    for starts in (at_line_start, hits):
+        for k, h in enumerate(starts):
+            end = starts[k + 1] if k + 1 < len(starts) else len(body)
+            seg_start = h + len(delim)
+            nl = body.find(b"\n", seg_start, end)
+            cr = body.find(b"\r", seg_start, end)
+            line_ends = [x for x in (nl, cr) if x >= 0]
+            if not line_ends:
+                continue
+            head_start = min(line_ends) + 1
+            if body[head_start - 1:head_start + 1] == b"\r\n":
+                head_start += 1
+            content_end = _strip_break(body, end, head_start) if k + 1 < len(starts) else end
+            for blank in _BLANK_LINES:
+                b = body.find(blank, head_start - 2 if head_start >= 2 else 0, content_end)
+                if b < 0:
+                    continue
+                c0 = b + len(blank)
+                if (c0, content_end) in seen:
+                    continue
+                seen.add((c0, content_end))
+                yield _part_headers(body[head_start:b]), body[c0:content_end]
+
+
+def _part_headers(block: bytes) -> Dict[str, str]:
+    headers = {}
+    for line in re.split(rb"\r\n|\n|\r", block):
+        k, colon, v = line.partition(b":")
+        if colon:
+            headers[k.strip().lower().decode("latin-1")] = v.strip().decode("latin-1")
+    return headers
+
+
+def _fields(body: bytes, seps: bytes, max_fields: int) -> Iterator[bytes]:
+    pattern = re.compile(b"[^" + re.escape(seps) + b"]*")
+    for n, m in enumerate(pattern.finditer(body)):
+        if n > 2 * max_fields:  # each separator ends one match and starts an empty one
+            raise TooManyParts(f"more than {max_fields} form fields")
+        if m.group():
+            yield m.group()
+
+
+def form_values(body: bytes, max_fields: int = 10_000) -> Iterator[Tuple[str, bytes]]:
+    """Every name and value of a url-encoded body, percent-decoded to bytes (what an app
+    gets with a latin-1 decoding), split at ``&`` and also at ``;`` (older parsers)."""
+    seen = set()
+    for seps in (b"&", b"&;"):
+        for field in _fields(body, seps, max_fields):
+            name, _, value = field.partition(b"=")
+            for label, raw in (("<form name>", name), (name.decode("latin-1"), value)):
+                data = unquote_to_bytes(raw.replace(b"+", b" "))
+                if data and data not in seen:
+                    seen.add(data)
+                    yield label, data
 
 
 def _part_name(headers: Dict[str, str]) -> str:
@@ -108,47 +202,101 @@ def _part_name(headers: Dict[str, str]) -> str:
     return params.get("filename") or params.get("name") or "<part>"
 
 
+_FORM = "application/x-www-form-urlencoded"
+DEFAULT_MAX_PARTS = 10_000
+
+
 class _Inspector:
-    """What both middlewares share: which bodies to look at, the verdict, the responses."""
+    """What both middlewares share: how to read a body, the verdict, the responses."""
 
     def __init__(self, mode: str = "ml", guard: Optional[PickleGuard] = None,
                  max_body_size: int = DEFAULT_MAX_BODY,
                  content_types: Iterable[str] = PICKLE_CONTENT_TYPES,
                  inspect_octet_stream: bool = True, inspect_multipart: bool = True,
-                 **guard_options: Any) -> None:
+                 max_parts: int = DEFAULT_MAX_PARTS, **guard_options: Any) -> None:
         if guard is not None and guard_options:
             raise TypeError("pass either guard= or policy options, not both")
         self.guard = guard if guard is not None else guard_for(mode, **guard_options)
         self.max_body_size = int(max_body_size)
+        self.max_parts = int(max_parts)
         self.content_types = frozenset(t.lower() for t in content_types)
+        #: Sniff bodies of every other type (text/plain, none, JSON, ...) by content.
         self.inspect_octet_stream = inspect_octet_stream
         self.inspect_multipart = inspect_multipart
 
     def kind(self, content_type: str) -> Tuple[Optional[str], Dict[str, str]]:
+        """How a body is read: ``pickle`` (scanned whole), ``multipart`` / ``form`` (read
+        whole, each part or field judged, and the raw body sniffed), ``sniff`` (the raw body
+        judged when its start looks serialized; otherwise streamed through), None (left
+        alone: ``inspect_octet_stream=False`` and a type not named above)."""
         main, params = _parse_type(content_type or "")
         if main in self.content_types:
             return "pickle", params
-        if self.inspect_octet_stream and main in (_OCTET, ""):
-            return "octet", params
-        if self.inspect_multipart and main == "multipart/form-data" and params.get("boundary"):
+        if self.inspect_multipart and main.startswith("multipart/") and _boundaries(
+                content_type or ""):
+            params["_boundaries"] = content_type  # all candidates are taken from it
             return "multipart", params
+        if self.inspect_multipart and main == _FORM:
+            return "form", params
+        if self.inspect_octet_stream:
+            return "sniff", params
         return None, params
+
+    def kind_of(self, values: List[str]) -> Tuple[Optional[str], Dict[str, str]]:
+        """``kind`` for a request with several Content-Type headers (frameworks differ on
+        which one counts): read whole, judged under every one of them."""
+        if len(values) <= 1:
+            return self.kind(values[0] if values else "")
+        kinds = [self.kind(v)[0] for v in values]
+        if all(k is None for k in kinds):
+            return None, {}
+        return "mixed", {"_boundaries": " ; ".join(values)}
 
     def verdict(self, kind: str, params: Dict[str, str], body: bytes,
                 source: str) -> Optional[Tuple[PickleAnalysis, Optional[str]]]:
         """The first unsafe analysis (and the part it came from), or None."""
         g = self.guard
-        if kind == "multipart":
-            for headers, content in _multipart(body, params["boundary"]):
+        if kind in ("pickle", "mixed") or looks_serialized(body[:_HEAD]):
+            a = scan_deep(g, body, source)
+            if self._refuse(a, source):
+                return a, None
+        views: List[Iterable[Tuple[str, Optional[str], bytes]]] = []
+        if kind in ("multipart", "mixed") and params.get("_boundaries"):
+            views.append(self._parts(params["_boundaries"], body))
+        if kind in ("form", "mixed"):
+            views.append((name, None, value)
+                         for name, value in form_values(body, self.max_parts))
+        for name, ptype, content in itertools.chain(*views):
+            if (ptype in self.content_types) or looks_serialized(content[:_HEAD]):
+                a = scan_deep(g, content, f"{source} part {name!r}")
+                if self._refuse(a, a.source or source):
+                    return a, name
+        return None
+
+    def _parts(self, content_type: str, body: bytes
+               ) -> Iterator[Tuple[str, Optional[str], bytes]]:
+        for boundary in _boundaries(content_type):
+            for headers, content in multipart_views(body, boundary, self.max_parts):
                 ptype, _ = _parse_type(headers.get("content-type", ""))
-                if ptype in self.content_types or looks_serialized(content[:_HEAD]):
-                    name = _part_name(headers)
-                    a = scan_deep(g, content, f"{source} part {name!r}")
-                    if self._refuse(a, a.source or source):
-                        return a, name
+                yield _part_name(headers), ptype, content
+                if headers.get("content-transfer-encoding", "").strip().lower() == "base64":
+                    # Django decodes a base64 part before the app sees it.
+                    try:
+                        decoded = base64.b64decode(re.sub(rb"\s+", b"", content))
+                    except ValueError:
+                        continue
+                    yield _part_name(headers), ptype, decoded
+
+    def judge(self, kind: str, params: Dict[str, str], body: bytes,
+              source: str) -> Optional[Tuple[int, bytes]]:
+        """None when the body may pass, else the (status, problem body) to answer."""
+        try:
+            bad = self.verdict(kind, params, body, source)
+        except TooManyParts as e:
+            return 400, self.problem(400, "Too many parts", str(e))
+        if bad is None:
             return None
-        a = scan_deep(g, body, source)
-        return (a, None) if self._refuse(a, source) else None
+        return 400, self.unsafe_body(*bad)
 
     def _refuse(self, a: PickleAnalysis, source: str) -> bool:
         if a.is_safe:
@@ -253,34 +401,35 @@ class PickleGuardMiddleware(_Inspector):
             return self.app(environ, start_response)  # no body (PEP 3333)
         limit = self.max_body_size
         too_large = length is not None and length > limit
-        if too_large and kind != "octet":
+        if too_large and kind != "sniff":
             return self._respond(start_response, "413 Request Entity Too Large",
                                  self.too_large_body())
         stream = environ["wsgi.input"]
         want = length if length is not None else limit + 1
-        if kind == "octet":
-            # Look at the start first: what is not serialized data streams through, whatever
-            # its size.
-            head = _read(stream, min(_HEAD, want))
-            if not looks_serialized(head):
-                rest = stream if length is None or length > len(head) else None
-                environ["wsgi.input"] = _Replay(head, rest)
-                return self.app(environ, start_response)
-            if too_large:
-                return self._respond(start_response, "413 Request Entity Too Large",
-                                     self.too_large_body())
-            body = head + _read(stream, want - len(head))
-        else:
-            body = _read(stream, want)
+        # Look at the start first: a body that is not serialized data by any reading
+        # streams through, whatever its size.
+        head = _read(stream, min(_HEAD, want))
+        if kind == "sniff" and not looks_serialized(head):
+            rest = stream if length is None or length > len(head) else None
+            environ["wsgi.input"] = _Replay(head, rest)
+            return self.app(environ, start_response)
+        if too_large:
+            return self._respond(start_response, "413 Request Entity Too Large",
+                                 self.too_large_body())
+        body = head + _read(stream, want - len(head))
         if len(body) > limit:
             return self._respond(start_response, "413 Request Entity Too Large",
                                  self.too_large_body())
-        bad = self.verdict(kind, params, body, environ.get("PATH_INFO") or "<request>")
+        bad = self.judge(kind, params, body, environ.get("PATH_INFO") or "<request>")
         if bad is not None:
-            return self._respond(start_response, "400 Bad Request", self.unsafe_body(*bad))
+            status, doc = bad
+            return self._respond(start_response, _STATUS[status], doc)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         return self.app(environ, start_response)
+
+
+_STATUS = {400: "400 Bad Request", 413: "413 Request Entity Too Large"}
 
 
 # ------------------------------------------------------------------ ASGI
@@ -305,9 +454,15 @@ class PickleGuardASGIMiddleware(_Inspector):
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
-        kind, params = self.kind(headers.get("content-type", ""))
+        headers: Dict[str, str] = {}
+        types: List[str] = []
+        for k, v in scope.get("headers", []):
+            name = k.decode("latin-1").lower()
+            value = v.decode("latin-1")
+            headers.setdefault(name, value)  # the first one, as starlette reads it
+            if name == "content-type":
+                types.append(value)
+        kind, params = self.kind_of(types)
         if kind is None:
             await self.app(scope, receive, send)
             return
@@ -317,13 +472,13 @@ class PickleGuardASGIMiddleware(_Inspector):
             length = None
         limit = self.max_body_size
         too_large = length is not None and length > limit
-        if too_large and kind != "octet":
+        if too_large and kind != "sniff":
             await self._respond(send, 413, self.too_large_body())
             return
         chunks: List[bytes] = []
         size = 0
         more = True
-        decided = kind != "octet"
+        decided = kind != "sniff"
         while more:
             msg = await receive()
             if msg["type"] == "http.disconnect":
@@ -347,11 +502,11 @@ class PickleGuardASGIMiddleware(_Inspector):
         source = scope.get("path") or "<request>"
         if len(body) > (1 << 20):
             bad = await asyncio.get_running_loop().run_in_executor(
-                None, self.verdict, kind, params, body, source)
+                None, self.judge, kind, params, body, source)
         else:
-            bad = self.verdict(kind, params, body, source)
+            bad = self.judge(kind, params, body, source)
         if bad is not None:
-            await self._respond(send, 400, self.unsafe_body(*bad))
+            await self._respond(send, *bad)
             return
         await self.app(scope, self._replay([body], False, receive), send)
 

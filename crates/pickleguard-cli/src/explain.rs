@@ -884,6 +884,7 @@ pub fn explain_bytes(
         report: report.clone(),
         error: None,
         bytes: data.len() as u64,
+        hub: None,
     };
     let verdict = if report.is_safe {
         style.green("SAFE")

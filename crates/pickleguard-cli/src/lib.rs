@@ -10,11 +10,13 @@ pub mod cli;
 pub mod config;
 pub mod explain;
 pub mod fix;
+pub mod hub;
 pub mod learn;
 pub mod output;
 pub mod remote;
 pub mod sarif;
 pub mod scan;
+pub mod stream;
 pub mod term;
 pub mod walk;
 
@@ -30,6 +32,8 @@ pub const EXIT_SAFE: u8 = 0;
 pub const EXIT_UNSAFE: u8 = 1;
 /// Exit code: a usage error or an I/O error.
 pub const EXIT_ERROR: u8 = 2;
+/// Exit code: nothing was scanned (no file under the paths, or none could be read).
+pub const EXIT_NOTHING: u8 = 3;
 
 /// Run the command line with these arguments (the first is the program name).
 pub fn run<I, T>(args: I) -> ExitCode

@@ -15,6 +15,9 @@ struct FileEntry<'a> {
     #[serde(flatten)]
     report: &'a Report,
     error: Option<&'a str>,
+    /// Repository, revision and file of a file in a Hugging Face cache snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hf: Option<&'a crate::hub::HubRef>,
 }
 
 #[derive(Serialize)]
@@ -37,6 +40,10 @@ struct Document<'a> {
     tool: Tool,
     mode: &'static str,
     fail_on: &'static str,
+    /// The config files read and how far each was trusted (docs/report-schema.md).
+    configs: &'a [crate::config::ConfigUse],
+    /// Links to files outside the scanned tree (scanned).
+    links: &'a [crate::walk::LinkNote],
     files: Vec<FileEntry<'a>>,
     summary: Summary,
 }
@@ -51,6 +58,8 @@ pub fn json(outcome: &Outcome, policy: &Policy) -> String {
         },
         mode: policy.mode.as_str(),
         fail_on: policy.threshold.as_str(),
+        configs: &outcome.configs,
+        links: &outcome.links,
         files: outcome
             .files
             .iter()
@@ -58,6 +67,7 @@ pub fn json(outcome: &Outcome, policy: &Policy) -> String {
                 path: &f.path,
                 report: &f.report,
                 error: f.error.as_deref(),
+                hf: f.hub.as_ref(),
             })
             .collect(),
         summary: Summary {
@@ -221,6 +231,10 @@ pub fn text(
         line.push_str("; audit mode: not failing");
     }
     out.push('\n');
+    for c in &outcome.configs {
+        out.push_str(&config_line(c));
+        out.push('\n');
+    }
     let line = if unsafe_n > 0 || errors > 0 {
         style.bold(&line)
     } else {
@@ -229,4 +243,21 @@ pub fn text(
     out.push_str(&line);
     out.push('\n');
     out
+}
+
+/// Which config a scan used and how far it was trusted.
+fn config_line(c: &crate::config::ConfigUse) -> String {
+    use crate::config::Trust;
+    match c.trust {
+        Trust::Applied => format!("config: {} ({})", c.path, c.origin),
+        Trust::TightenOnly if c.ignored.is_empty() => format!(
+            "config: {} is inside a scanned path: used only to tighten the policy",
+            c.path
+        ),
+        Trust::TightenOnly => format!(
+            "config: {} is inside a scanned path: used only to tighten the policy; ignored: {} (name it with --policy to apply it)",
+            c.path,
+            c.ignored.join(", ")
+        ),
+    }
 }

@@ -389,6 +389,8 @@ pub fn sarif(outcome: &Outcome, policy: &Policy) -> String {
                 "files": outcome.files.len(),
                 "unsafe": outcome.unsafe_count(),
                 "errors": outcome.errors(),
+                "configs": outcome.configs,
+                "links": outcome.links,
             },
         }],
     });

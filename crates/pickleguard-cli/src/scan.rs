@@ -2,8 +2,9 @@
 //! it with [`pickleguard::scan_bytes`] in parallel, and print the results in path order.
 
 use crate::cli::{FileLimits, Format, ScanArgs, WalkArgs};
+use crate::stream::{self, StreamLimits};
 use crate::walk::{self, Filters, Source, Target};
-use crate::{config, output, sarif, term, EXIT_ERROR, EXIT_SAFE, EXIT_UNSAFE};
+use crate::{config, output, sarif, term, EXIT_ERROR, EXIT_NOTHING, EXIT_SAFE, EXIT_UNSAFE};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pickleguard::{Mode, Policy, Report};
 use rayon::prelude::*;
@@ -24,6 +25,8 @@ pub struct FileResult {
     /// Why the file could not be read (then `report` is an empty, unsafe report).
     pub error: Option<String>,
     pub bytes: u64,
+    /// Where the file sits in a Hugging Face cache, if it does.
+    pub hub: Option<crate::hub::HubRef>,
 }
 
 impl FileResult {
@@ -37,6 +40,7 @@ impl FileResult {
             report,
             error: Some(error),
             bytes: 0,
+            hub: None,
         }
     }
 }
@@ -46,6 +50,12 @@ pub struct Outcome {
     pub files: Vec<FileResult>,
     pub skipped_links: usize,
     pub loops: usize,
+    /// Paths to a file or directory already scanned through another path.
+    pub duplicates: usize,
+    /// Links to files outside the scanned tree (followed; the report says so).
+    pub links: Vec<walk::LinkNote>,
+    /// The config files the policy came from (set by the command, for the report).
+    pub configs: Vec<config::ConfigUse>,
 }
 
 impl Outcome {
@@ -80,15 +90,13 @@ impl std::ops::Deref for Bytes {
 /// Read a target's bytes: small files whole, large ones memory-mapped (never copied).
 pub fn load(source: &Source) -> std::io::Result<Bytes> {
     match source {
-        Source::Stream(None) => {
-            let mut buf = Vec::new();
-            std::io::stdin().lock().read_to_end(&mut buf)?;
-            Ok(Bytes::Owned(buf))
-        }
-        Source::Stream(Some(p)) => {
-            let mut buf = Vec::new();
-            std::fs::File::open(p)?.read_to_end(&mut buf)?;
-            Ok(Bytes::Owned(buf))
+        Source::Stream(p) => {
+            let limits = StreamLimits::from_env();
+            let s = stream::read_stream(p.as_deref(), limits)?;
+            if s.truncated {
+                return Err(std::io::Error::other(stream_cap_message(limits)));
+            }
+            Ok(Bytes::Owned(s.data))
         }
         Source::File(p) => {
             let mut f = std::fs::File::open(p)?;
@@ -173,6 +181,46 @@ fn madvise(addr: usize, len: usize, advice: libc::c_int) {
     }
 }
 
+fn stream_cap_message(limits: StreamLimits) -> String {
+    format!(
+        "the stream gives more than {} bytes (PICKLEGUARD_STREAM_MAX_BYTES)",
+        limits.max_bytes
+    )
+}
+
+/// Scan a stream: within its size cap it is scanned like a file; past the cap, its first
+/// bytes are scanned and the report ends in a RESOURCE_LIMIT finding (not safe).
+fn scan_stream(t: &Target, path: Option<&std::path::Path>, policy: &Policy) -> FileResult {
+    let limits = StreamLimits::from_env();
+    match stream::read_stream(path, limits) {
+        Ok(s) => {
+            let mut report = pickleguard::scan_bytes(&s.data, policy);
+            if s.truncated {
+                report.push(pickleguard::Finding::new(
+                    pickleguard::FindingType::ResourceLimit,
+                    pickleguard::Severity::High,
+                    limits.max_bytes,
+                    format!(
+                        "analysis stopped at the stream size limit: {}; the rest was not read",
+                        stream_cap_message(limits)
+                    ),
+                ));
+                report.complete = false;
+                report.stopped_by = Some("limit:stream size".into());
+                report.finish(policy.threshold);
+            }
+            FileResult {
+                path: t.display.clone(),
+                report,
+                error: None,
+                bytes: s.data.len() as u64,
+                hub: None,
+            }
+        }
+        Err(e) => FileResult::failed(t.display.clone(), e.to_string()),
+    }
+}
+
 /// Scan one target.
 pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
     scan_bounded(t, policy, &FileLimits::default(), None)
@@ -187,6 +235,9 @@ fn scan_bounded(
     limits: &FileLimits,
     shared: Option<&Arc<Policy>>,
 ) -> FileResult {
+    if let Source::Stream(p) = &t.source {
+        return scan_stream(t, p.as_deref(), policy);
+    }
     if let Some(max) = limits.max_size {
         if t.size > max {
             return over_limit(t, t.size, limit_finding::too_big(t.size, max));
@@ -226,6 +277,7 @@ fn scan_bounded(
         report,
         error: None,
         bytes: len,
+        hub: crate::hub::locate(std::path::Path::new(&t.display)),
     }
 }
 
@@ -246,6 +298,7 @@ fn over_limit(t: &Target, len: u64, (what, desc): (&str, String)) -> FileResult 
         report,
         error: None,
         bytes: len,
+        hub: crate::hub::locate(std::path::Path::new(&t.display)),
     }
 }
 
@@ -343,12 +396,17 @@ pub fn run_scan(
         files,
         skipped_links: walked.skipped_links,
         loops: walked.loops,
+        duplicates: walked.duplicates,
+        links: walked.links,
+        configs: Vec::new(),
     })
 }
 
 /// The exit code for a finished scan.
 pub fn exit_code(outcome: &Outcome, mode: Mode) -> u8 {
-    if outcome.errors() > 0 {
+    if outcome.files.iter().all(|f| f.error.is_some()) {
+        EXIT_NOTHING
+    } else if outcome.errors() > 0 {
         EXIT_ERROR
     } else if outcome.unsafe_count() > 0 && mode != Mode::Audit {
         EXIT_UNSAFE
@@ -359,10 +417,11 @@ pub fn exit_code(outcome: &Outcome, mode: Mode) -> u8 {
 
 /// `pickleguard scan`.
 pub fn command(a: &ScanArgs) -> Result<u8, String> {
-    let eff = config::build(&a.policy, None)?;
+    let eff = config::build_for(&a.policy, None, &a.paths)?;
     let policy = &eff.policy;
     let mut outcome = run_scan(&a.paths, &a.walk, policy, !a.quiet)?;
     rename_remote(&mut outcome, &a.remote_names)?;
+    outcome.configs = eff.configs;
     let to_file = a.output.as_ref().is_some_and(|p| p.as_os_str() != "-");
     let text = match a.format {
         Format::Text => {
@@ -391,6 +450,27 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
             term::note(&format!(
                 "{too_big} file(s) larger than --max-size were not scanned (reported not safe)"
             ));
+        }
+        if outcome.duplicates > 0 {
+            term::note(&format!(
+                "{} path(s) lead to a file or folder already scanned (links): scanned once",
+                outcome.duplicates
+            ));
+        }
+        for l in &outcome.links {
+            term::note(&match l.why {
+                walk::LinkWhy::OutsideTree => format!(
+                    "{}: a link to {}, outside the scanned folder: scanned",
+                    l.path, l.target
+                ),
+            });
+        }
+        if outcome.files.iter().all(|f| f.error.is_some()) {
+            term::warn(if outcome.files.is_empty() {
+                "nothing scanned: no file found under the given paths (exit code 3)"
+            } else {
+                "nothing scanned: no file could be read (exit code 3)"
+            });
         }
         if outcome.loops > 0 {
             term::note(&format!(

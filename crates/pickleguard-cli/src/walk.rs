@@ -1,6 +1,7 @@
 //! From command-line paths to the list of files to scan: directories are walked recursively,
-//! `--include` / `--exclude` globs filter, symbolic links met while walking are skipped unless
-//! `--follow-symlinks`, and anything that cannot be read is kept as an error entry.
+//! `--include` / `--exclude` globs filter, links to files are followed (each file scanned once),
+//! links to directories only with `--follow-symlinks`, and anything that cannot be read is kept
+//! as an error entry.
 
 use crate::cli::WalkArgs;
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -40,6 +41,28 @@ pub struct Walked {
     pub skipped_links: usize,
     /// Directory loops met while following links.
     pub loops: usize,
+    /// Paths to a file or directory already visited through another path (links).
+    pub duplicates: usize,
+    /// Directories read (each once, however many paths lead to it).
+    pub dirs_read: usize,
+    /// Links to files outside the scanned tree (followed, and said so).
+    pub links: Vec<LinkNote>,
+}
+
+/// Why a link is mentioned in the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkWhy {
+    /// Its target lies outside the scanned tree: scanned, and said so.
+    OutsideTree,
+}
+
+/// A link the walk met that the report mentions.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LinkNote {
+    pub path: String,
+    pub target: String,
+    pub why: LinkWhy,
 }
 
 /// The display name of standard input.
@@ -150,42 +173,191 @@ pub fn collect(paths: &[PathBuf], args: &WalkArgs, filters: &Filters) -> Walked 
     out
 }
 
+/// A file or directory's identity: two paths to it (links, bind mounts) are one visit.
+#[cfg(unix)]
+fn identity(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+#[cfg(not(unix))]
+fn identity(_: &std::fs::Metadata) -> (u64, u64) {
+    // No inode numbers: every path is its own identity (links are rare there).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    (
+        u64::MAX,
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
+/// The state of one directory walk.
+struct DirWalk<'a> {
+    args: &'a WalkArgs,
+    filters: &'a Filters,
+    /// Canonical roots a link may point into without a notice: the walked directory, and the
+    /// Hugging Face repository folder holding it (snapshots link into `../../blobs/`).
+    roots: Vec<PathBuf>,
+    seen: std::collections::HashSet<(u64, u64)>,
+}
+
+/// Walk a directory: every directory and file is visited once by (device, inode), whatever
+/// the links leading to it, so a DAG of links costs its size, not its number of paths.
+/// Links to files are followed (a model folder's files are often links into a cache); links
+/// to directories only with `--follow-symlinks`.
 fn walk_dir(root: &Path, args: &WalkArgs, filters: &Filters, out: &mut Walked) {
-    let walker = walkdir::WalkDir::new(root)
-        .follow_links(args.follow_symlinks)
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_type().is_dir() || filters.dir_ok(e.path()));
-    for entry in walker {
-        match entry {
-            Ok(e) => {
-                let ft = e.file_type();
-                if ft.is_symlink() {
-                    // Only reached when links are not followed.
-                    out.skipped_links += 1;
-                    continue;
+    let mut roots = Vec::new();
+    if let Ok(c) = root.canonicalize() {
+        if let Some(repo) = crate::hub::repo_root(&c) {
+            roots.push(repo.to_path_buf());
+        }
+        roots.push(c);
+    }
+    let mut w = DirWalk {
+        args,
+        filters,
+        roots,
+        seen: std::collections::HashSet::new(),
+    };
+    let mut ancestors = Vec::new();
+    match std::fs::metadata(root) {
+        Ok(m) => w.dir(root, root, &m, &mut ancestors, out),
+        Err(e) => out.failures.push(Failure {
+            display: root.display().to_string(),
+            error: e.to_string(),
+        }),
+    }
+}
+
+impl DirWalk<'_> {
+    /// `shown`: the path as found (through links), for the report; `real`: a path to the same
+    /// folder with its links resolved, for the file system (a path through 40 links is
+    /// refused by the kernel).
+    fn dir(
+        &mut self,
+        shown: &Path,
+        real: &Path,
+        meta: &std::fs::Metadata,
+        ancestors: &mut Vec<(u64, u64)>,
+        out: &mut Walked,
+    ) {
+        let id = identity(meta);
+        if ancestors.contains(&id) {
+            out.loops += 1;
+            return;
+        }
+        if !self.seen.insert(id) {
+            out.duplicates += 1;
+            return;
+        }
+        out.dirs_read += 1;
+        let entries = match std::fs::read_dir(real) {
+            Ok(rd) => rd,
+            Err(e) => {
+                out.failures.push(Failure {
+                    display: shown.display().to_string(),
+                    error: e.to_string(),
+                });
+                return;
+            }
+        };
+        let mut children: Vec<_> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        // A Hugging Face repository folder: its snapshots first, so that each blob is
+        // reported by the snapshot path that names it (repo / revision / file); blobs no
+        // snapshot names are still scanned after.
+        let hub_repo = crate::hub::repo_root(shown).is_some_and(|r| r == shown);
+        children.sort_by_key(|c| (hub_repo && c == "blobs", c.clone()));
+        ancestors.push(id);
+        for name in children {
+            self.entry(&shown.join(&name), &real.join(&name), ancestors, out);
+        }
+        ancestors.pop();
+    }
+
+    fn entry(
+        &mut self,
+        path: &Path,
+        real: &Path,
+        ancestors: &mut Vec<(u64, u64)>,
+        out: &mut Walked,
+    ) {
+        let lmeta = match std::fs::symlink_metadata(real) {
+            Ok(m) => m,
+            Err(e) => {
+                out.failures.push(Failure {
+                    display: path.display().to_string(),
+                    error: e.to_string(),
+                });
+                return;
+            }
+        };
+        let link = lmeta.file_type().is_symlink();
+        let meta = if link {
+            match std::fs::metadata(real) {
+                Ok(m) => m,
+                Err(e) => {
+                    // A dangling link (or one through too many links): a file a loader named
+                    // by this path could not read, so an error entry like any unreadable file.
+                    out.failures.push(Failure {
+                        display: path.display().to_string(),
+                        error: format!("a link to {}: {e}", read_link_text(real)),
+                    });
+                    return;
                 }
-                if !ft.is_file() || !filters.file_ok(e.path()) {
-                    continue;
-                }
-                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-                out.targets.push(Target {
-                    display: e.path().display().to_string(),
-                    source: Source::File(e.path().to_path_buf()),
-                    size,
+            }
+        } else {
+            lmeta
+        };
+        if meta.is_dir() {
+            if !self.filters.dir_ok(path) {
+                return;
+            }
+            if link && !self.args.follow_symlinks {
+                out.skipped_links += 1;
+                return;
+            }
+            match real.canonicalize() {
+                Ok(resolved) => self.dir(path, &resolved, &meta, ancestors, out),
+                Err(e) => out.failures.push(Failure {
+                    display: path.display().to_string(),
+                    error: e.to_string(),
+                }),
+            }
+            return;
+        }
+        if !meta.is_file() || !self.filters.file_ok(path) {
+            return;
+        }
+        if !self.seen.insert(identity(&meta)) {
+            out.duplicates += 1;
+            return;
+        }
+        if link {
+            let target = real.canonicalize().ok();
+            let inside = target
+                .as_ref()
+                .is_some_and(|t| self.roots.iter().any(|r| t.starts_with(r)));
+            if !inside {
+                out.links.push(LinkNote {
+                    path: path.display().to_string(),
+                    target: target
+                        .map_or_else(|| read_link_text(real), |t| t.display().to_string()),
+                    why: LinkWhy::OutsideTree,
                 });
             }
-            Err(e) => {
-                if e.loop_ancestor().is_some() {
-                    out.loops += 1;
-                    continue;
-                }
-                let display = e.path().unwrap_or(root).display().to_string();
-                let error = match e.io_error() {
-                    Some(io) => io.to_string(),
-                    None => e.to_string(),
-                };
-                out.failures.push(Failure { display, error });
-            }
         }
+        out.targets.push(Target {
+            display: path.display().to_string(),
+            source: Source::File(real.to_path_buf()),
+            size: meta.len(),
+        });
     }
+}
+
+fn read_link_text(path: &Path) -> String {
+    std::fs::read_link(path)
+        .map(|t| t.display().to_string())
+        .unwrap_or_default()
 }

@@ -1,5 +1,6 @@
 //! Where one pickle ends: the bytes CPython's unpickler reads from a stream for one
-//! `pickle.load` (up to and including STOP), found without running anything. The Python
+//! `pickle.load` (up to and including STOP, or to the end of the FRAME holding the STOP: an
+//! unpickler reading a file reads a frame whole), found without running anything. The Python
 //! layer uses it to scan exactly what a load would consume, and to read a non-seekable
 //! stream no further than the loader itself would.
 
@@ -8,7 +9,8 @@ use pickleguard::opcodes::{ArgKind, Op};
 /// What [`extent`] found.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum Extent {
-    /// The pickle ends (after its STOP) at this offset.
+    /// The pickle's bytes end at this offset: after its STOP, or at the end of the frame the
+    /// STOP is in.
     Complete(usize),
     /// The opcode at `pos` needs more input: `need` more bytes at least (`None`: a line).
     More { pos: usize, need: Option<u64> },
@@ -78,6 +80,9 @@ fn lines(data: &[u8], mut at: usize, count: usize) -> Step {
 /// at or after `start` returned by an earlier call on a prefix of the same data).
 pub fn extent(data: &[u8], from: usize) -> Extent {
     let mut pos = from;
+    // End of the frame the walk is in (0: none); a resumed walk may start inside one whose
+    // FRAME it did not see, which only makes it stop at the STOP.
+    let mut frame_end = 0;
     loop {
         let Some(&code) = data.get(pos) else {
             return Extent::More { pos, need: Some(1) };
@@ -97,7 +102,13 @@ pub fn extent(data: &[u8], from: usize) -> Extent {
                 Step::Next(body) if op == Op::FRAME => {
                     match need_bytes(data, body, le(&data[at..body])) {
                         Step::Need(n) => Step::Need(n),
-                        _ => Step::Next(body),
+                        Step::Next(end) => {
+                            if pos >= frame_end {
+                                frame_end = end;
+                            }
+                            Step::Next(body)
+                        }
+                        other => other,
                     }
                 }
                 other => other,
@@ -121,7 +132,7 @@ pub fn extent(data: &[u8], from: usize) -> Extent {
         match step {
             Step::Next(next) => {
                 if op == Op::STOP {
-                    return Extent::Complete(next);
+                    return Extent::Complete(next.max(frame_end));
                 }
                 pos = next;
             }
@@ -172,6 +183,13 @@ mod tests {
                 need: Some(8)
             }
         );
+        // A STOP inside a frame: the loader has read the whole frame.
+        let mut g = b"\x80\x04\x95".to_vec();
+        g.extend_from_slice(&6u64.to_le_bytes());
+        g.extend_from_slice(b"K\x01.K\x02.");
+        g.extend_from_slice(b"N.");
+        assert_eq!(extent(&g, 0), Extent::Complete(17));
+        assert_eq!(extent(&g, 17), Extent::Complete(19));
         // Negative BINSTRING length is an error.
         assert_eq!(extent(b"T\xff\xff\xff\xff", 0), Extent::Invalid(0));
     }

@@ -153,6 +153,12 @@ impl PyPolicy {
         Ok(())
     }
 
+    /// How many bytes loading `input_len` compressed bytes may decompress to, and the
+    /// limit's name (the scan's own bound, docs/containers.md).
+    fn decompression_allowance(&self, input_len: u64) -> (u64, &'static str) {
+        pickleguard::container::budget::allowance(input_len, &self.snapshot().limits)
+    }
+
     /// Allow `module:name` for every use (`*` wildcards; `pkg.*` covers submodules).
     fn allow(&self, py: Python<'_>, module: &str, name: &str) {
         py.allow_threads(|| self.update(|p| p.allow(module, name)))

@@ -60,3 +60,52 @@ impl Default for Limits {
         }
     }
 }
+
+impl Limits {
+    /// Each limit the smaller of the two, and the names of those `other` would have raised.
+    pub fn tightened_by(&self, other: &Limits) -> (Limits, Vec<&'static str>) {
+        // Exhaustive, so that a new limit cannot be left out of the list below.
+        let Limits {
+            max_ops: _,
+            max_stack: _,
+            max_memo: _,
+            max_marks: _,
+            max_nodes: _,
+            max_calls: _,
+            max_globals: _,
+            max_nesting: _,
+            max_pickles: _,
+            max_decoded: _,
+            max_decompressed: _,
+            max_ratio: _,
+            max_members: _,
+        } = other;
+        let mut out = self.clone();
+        let mut raised = Vec::new();
+        macro_rules! each {
+            ($($f:ident),*) => {$(
+                if other.$f < self.$f {
+                    out.$f = other.$f;
+                } else if other.$f > self.$f {
+                    raised.push(stringify!($f));
+                }
+            )*};
+        }
+        each!(
+            max_ops,
+            max_stack,
+            max_memo,
+            max_marks,
+            max_nodes,
+            max_calls,
+            max_globals,
+            max_nesting,
+            max_pickles,
+            max_decoded,
+            max_decompressed,
+            max_ratio,
+            max_members
+        );
+        (out, raised)
+    }
+}

@@ -49,6 +49,17 @@ impl Mode {
             Mode::Audit => "audit",
         }
     }
+
+    /// How much a mode refuses: audit refuses nothing, ml the dangerous, allowlist everything
+    /// not listed, strict every global. A policy file that cannot be trusted may only move up.
+    pub fn strictness(self) -> u8 {
+        match self {
+            Mode::Audit => 0,
+            Mode::Ml => 1,
+            Mode::Allowlist => 2,
+            Mode::Strict => 3,
+        }
+    }
 }
 
 /// Operations a policy can allow on a global, as bits.
@@ -332,6 +343,47 @@ impl Policy {
             self.limits = l.clone();
         }
         Ok(())
+    }
+
+    /// Apply the parts of `file` that make this policy stricter (docs/policy-format.md,
+    /// "Configs inside a scanned tree"): a lower `fail_on`, smaller limits. Allow entries and
+    /// rules only ever widen what passes, so they are dropped, as is a `fail_on` that is not
+    /// lower; the mode is settled before the policy is built ([`Mode::strictness`]). Returns
+    /// what was dropped, for the report.
+    pub fn tighten(&mut self, file: &PolicyFile) -> Result<Vec<String>, String> {
+        let mut dropped = Vec::new();
+        if !file.allow.is_empty() {
+            dropped.push(format!(
+                "{} allow entr{}",
+                file.allow.len(),
+                if file.allow.len() == 1 { "y" } else { "ies" }
+            ));
+        }
+        if !file.rule.is_empty() {
+            dropped.push(format!(
+                "{} rule{}",
+                file.rule.len(),
+                if file.rule.len() == 1 { "" } else { "s" }
+            ));
+        }
+        if let Some(f) = &file.fail_on {
+            let level = Severity::parse(f).ok_or_else(|| format!("invalid fail_on {f:?}"))?;
+            if level < self.threshold {
+                self.threshold = level;
+            } else if level > self.threshold {
+                dropped.push(format!("fail_on {}", level.as_str()));
+            }
+        }
+        if let Some(l) = &file.limits {
+            let (tight, raised) = self.limits.tightened_by(l);
+            self.limits = tight;
+            dropped.extend(
+                raised
+                    .into_iter()
+                    .map(|name| format!("limits.{name} (higher)")),
+            );
+        }
+        Ok(dropped)
     }
 
     fn add_file(&mut self, file: &PolicyFile, user: bool) -> Result<(), String> {

@@ -445,6 +445,46 @@ fn parse_c_float(s: &str) -> Result<f64, ReadError> {
     Ok(if s.starts_with('-') { -v } else { v })
 }
 
+/// `float(line)` as `pickle._Unpickler.load_float` calls it (joblib's and pandas' unpicklers
+/// are that class): surrounding ASCII whitespace, underscores between digits, and overflow to
+/// infinity are accepted where the C unpickler fails; a NUL is not.
+pub fn parse_py_float(l: &[u8]) -> Option<f64> {
+    let t = trim_ascii(l);
+    if t.is_empty() {
+        return None;
+    }
+    let mut s = String::with_capacity(t.len());
+    for (i, &c) in t.iter().enumerate() {
+        if c == b'_' {
+            let digit = |j: Option<&u8>| j.is_some_and(|c| c.is_ascii_digit());
+            if i == 0 || !digit(t.get(i - 1)) || !digit(t.get(i + 1)) {
+                return None;
+            }
+            continue;
+        }
+        if !(c.is_ascii_alphanumeric() || matches!(c, b'.' | b'+' | b'-')) {
+            return None;
+        }
+        s.push(c as char);
+    }
+    let body = s.trim_start_matches(['+', '-']);
+    if s.len() - body.len() > 1 {
+        return None;
+    }
+    let v = match body.to_ascii_lowercase().as_str() {
+        "inf" | "infinity" => f64::INFINITY,
+        "nan" => f64::NAN,
+        _ if body
+            .bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-')) =>
+        {
+            body.parse::<f64>().ok()?
+        }
+        _ => return None,
+    };
+    Some(if s.starts_with('-') { -v } else { v })
+}
+
 /// Python's `codecs.escape_decode` (STRING), as bytes. None on an invalid `\x` escape.
 pub fn escape_decode(s: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len());
@@ -654,5 +694,29 @@ mod tests {
         );
         assert!(first(b"F 1.5\n").is_err());
         assert!(first(b"F1_0\n").is_err());
+        for (line, want) in [
+            (&b"1e500"[..], f64::INFINITY),
+            (b" 1.5", 1.5),
+            (b"1.5 ", 1.5),
+            (b"\t2\r", 2.0),
+            (b"1_0", 10.0),
+            (b"1_0.2_5e1_0", 10.25e10),
+            (b"-iNfInItY", f64::NEG_INFINITY),
+        ] {
+            assert_eq!(parse_py_float(line), Some(want), "{line:?}");
+        }
+        for bad in [
+            &b"1.5\x00x"[..],
+            b"0x10",
+            b"1__0",
+            b"_1",
+            b"1_",
+            b"1_.0",
+            b"",
+            b"+-1",
+        ] {
+            assert_eq!(parse_py_float(bad), None, "{bad:?}");
+        }
+        assert!(parse_py_float(b"nan").unwrap().is_nan());
     }
 }

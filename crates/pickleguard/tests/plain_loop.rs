@@ -211,8 +211,12 @@ fn runs(data: &[u8], limits: &Limits, shape: bool, plain: bool) -> Vec<Run> {
             memo,
             m.anomalies.clone(),
             m.first_effect,
-            // What a full run built: every container, string, import and call, with its id.
-            format!("{:?} {:?} {:?} {:?}", m.arena, m.globals, m.calls, m.kwargs),
+            // What a full run built: every container, string, import and call, with its id,
+            // and where other readings of the stream may differ (frames, float lines).
+            format!(
+                "{:?} {:?} {:?} {:?} {:?}",
+                m.arena, m.globals, m.calls, m.kwargs, m.divergence
+            ),
         ));
         match o {
             Outcome::Stop { end, .. } if end < data.len() => pos = end,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Dict
 
+from .. import _ipc
 from .._install import Group
 
 
@@ -28,6 +29,8 @@ def _pickle(g: Group) -> None:
               "buffers": buffers}
         if guard is None:
             return orig_load(file, **kw)
+        if guard.mode != "audit" and _ipc.is_ipc_caller(sys._getframe(1).f_code):
+            return _ipc.load(file, **kw)
         return guard._load_pickle(file, kw)
 
     def loads(data: Any, /, *, fix_imports: bool = True, encoding: str = "ASCII",
@@ -37,6 +40,8 @@ def _pickle(g: Group) -> None:
               "buffers": buffers}
         if guard is None:
             return orig_loads(data, **kw)
+        if guard.mode != "audit" and _ipc.is_ipc_caller(sys._getframe(1).f_code):
+            return _ipc.loads(data, **kw)
         if isinstance(data, str):
             raise TypeError("a bytes-like object is required, not 'str'")
         return guard._load_pickle(data, kw)
@@ -166,6 +171,40 @@ def _shelve(g: Group) -> None:
     g.set(shelve, "Unpickler", installed)
 
 
+def _multiprocessing(g: Group) -> None:
+    # ForkingPickler is what Connection, Queue, SimpleQueue, pools, concurrent.futures and
+    # managers pickle with: the process's own traffic, judged as such (pickleguard._ipc).
+    from multiprocessing.reduction import ForkingPickler
+
+    orig_loads = vars(ForkingPickler)["loads"]
+    orig_dumps = vars(ForkingPickler)["dumps"]
+    plain_loads = getattr(orig_loads, "_pg_original", orig_loads)
+    dump = orig_dumps.__func__
+
+    def loads(data: Any, /, *, fix_imports: bool = True, encoding: str = "ASCII",
+              errors: str = "strict", buffers: Any = ()) -> Any:
+        guard = g.guard
+        kw = {"fix_imports": fix_imports, "encoding": encoding, "errors": errors,
+              "buffers": buffers}
+        if guard is None or guard.mode == "audit":
+            return plain_loads(data, **kw)
+        return _ipc.loads(data, **kw)
+
+    def dumps(cls: Any, obj: Any, protocol: Any = None) -> Any:
+        buf = dump(cls, obj, protocol)
+        guard = g.guard
+        if guard is not None and guard.mode != "audit":
+            # Judged where it is sent: a refusal is raised to the sender (Pool.map, a
+            # Future), never a worker dying on a task it cannot read.
+            _ipc.check_dumped(buf)
+        return buf
+
+    loads._pg_original = plain_loads  # type: ignore[attr-defined]
+    dumps._pg_original = orig_dumps  # type: ignore[attr-defined]
+    g.set(ForkingPickler, "loads", staticmethod(loads))
+    g.set(ForkingPickler, "dumps", classmethod(dumps))
+
+
 GROUPS: Dict[str, Group] = {
     "pickle": Group("pickle", "pickle", _pickle),
     "torch": Group("torch", "torch", _torch),
@@ -174,4 +213,5 @@ GROUPS: Dict[str, Group] = {
     "pandas": Group("pandas", "pandas", _pandas),
     "dill": Group("dill", "dill", _dill),
     "shelve": Group("shelve", "shelve", _shelve),
+    "multiprocessing": Group("multiprocessing", "multiprocessing.reduction", _multiprocessing),
 }

@@ -82,8 +82,24 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
                 if is_path:
                     return _unpickle(cls, fobj, eno, name, validated)
                 return _unpickle(cls, fobj, eno)
-        # Compressed: decompress once, scan what the unpickler will read, load from memory.
-        plain = fobj.read()
+        # Compressed: decompress once, by pickleguard's readers within the scan's allowance
+        # for the compressed size (joblib's BinaryGzipFile doubles its unused data without
+        # end on a second gzip member), scan what the unpickler will read, load from memory.
+        from .._formats import _decompress
+        raw: Any = None
+        if _real_file(f):
+            try:
+                whole = map_fd(f.fileno())
+                raw = memoryview(whole)[start:] if start else whole
+            except (OSError, ValueError):
+                raw = None
+        if raw is None:
+            here = f.tell()
+            f.seek(start)
+            raw = f.read()
+            f.seek(here)
+        plain = _decompress(guard, raw, None, source)
+        del raw
         analysis = guard.check(guard.analyze(plain, source=source))
         with accepting(analysis):
             return _unpickle(cls, io.BytesIO(plain), eno, name if is_path else "", None)

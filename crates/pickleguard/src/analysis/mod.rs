@@ -24,7 +24,7 @@ use payload::*;
 use schema::*;
 
 use crate::decode;
-use crate::machine::{CallKind, CallNode, Machine, Outcome};
+use crate::machine::{CallKind, CallNode, Machine, Outcome, Unpickler};
 use crate::policy::{uses, ArgPattern, GlobalVerdict, Mode, Policy, Rule};
 use crate::render::{self, global_name, render_args};
 use crate::report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
@@ -67,14 +67,29 @@ impl Default for Context {
 pub static DISABLE_FAST_PATH: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-/// Analyse a raw pickle stream (one or several pickles back to back).
+/// Analyse a raw pickle stream (one or several pickles back to back), as every loader reads
+/// it: as bytes, from a file object, by the C and the pure-Python unpickler
+/// ([`crate::readings`]).
 pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
+    analyze_reading(data, policy, ctx, Unpickler::C, true)
+}
+
+/// The stream as `unpickler` reads it from memory, then the other readings where they differ
+/// (file readings only if `files`): see [`crate::readings`].
+pub(crate) fn analyze_reading(
+    data: &[u8],
+    policy: &Policy,
+    ctx: &Context,
+    unpickler: Unpickler,
+    files: bool,
+) -> Report {
     // Decompression and argument-decoding budgets are per scan: open one here unless a
     // container scan (or an outer stream) already has.
     let _scope = crate::container::budget::Scope::enter(data.len() as u64, &policy.limits);
     let mut report = Report::new("raw_pickle");
     let mut m = Machine::new(data, policy.limits.clone());
     m.joblib = ctx.joblib;
+    m.unpickler = unpickler;
     let mut pos = 0usize;
     let mut index: u64 = 0;
     let mut joblib_seen = false;
@@ -171,6 +186,8 @@ pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
         };
         plain_view(&mut report, analyze_stream(data, policy, &plain), &skipped);
     }
+    let divergence = m.divergence;
+    crate::readings::judge(&mut report, data, policy, ctx, unpickler, divergence, files);
     report.finish(policy.threshold);
     report
 }

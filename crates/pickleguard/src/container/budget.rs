@@ -41,12 +41,7 @@ impl Scope {
             if b.is_some() {
                 return Scope { owner: false };
             }
-            let by_ratio = limits.max_ratio.saturating_mul(input_len).max(RATIO_FLOOR);
-            let (left, what) = if by_ratio < limits.max_decompressed {
-                (by_ratio, "compression ratio")
-            } else {
-                (limits.max_decompressed, "decompressed size")
-            };
+            let (left, what) = allowance(input_len, limits);
             *b = Some(State {
                 left,
                 what,
@@ -56,6 +51,17 @@ impl Scope {
             });
             Scope { owner: true }
         })
+    }
+}
+
+/// How many bytes decompressing `input_len` bytes may produce, and the limit's name: the one
+/// rule for the scan and for the Python loaders that decompress before they load.
+pub fn allowance(input_len: u64, limits: &Limits) -> (u64, &'static str) {
+    let by_ratio = limits.max_ratio.saturating_mul(input_len).max(RATIO_FLOOR);
+    if by_ratio < limits.max_decompressed {
+        (by_ratio, "compression ratio")
+    } else {
+        (limits.max_decompressed, "decompressed size")
     }
 }
 
@@ -80,6 +86,18 @@ pub fn take(n: u64) -> Result<(), &'static str> {
             }
         }
         // No scan open (a direct call into a container function): nothing to bound against.
+        None => Ok(()),
+    })
+}
+
+/// Whether `n` more bytes would fit in the budget (nothing taken): a decoder about to reserve
+/// memory a header asks for checks here first. `Err(limit name)` when they would not.
+pub fn fits(n: u64) -> Result<(), &'static str> {
+    BUDGET.with(|b| match b.borrow().as_ref() {
+        Some(s) if s.left < n => Err(s.what),
+        Some(_) => Ok(()),
+        // No scan open: the default ceiling still keeps a header from sizing an allocation.
+        None if n > Limits::default().max_decompressed => Err("decompressed size"),
         None => Ok(()),
     })
 }

@@ -73,6 +73,28 @@ fn zfile_header_len(d: &[u8]) -> Option<usize> {
     Some(if d.get(21) == Some(&b' ') { 22 } else { 21 })
 }
 
+/// The window a zstd frame header declares (RFC 8878 3.1.1.1): the window descriptor, or for a
+/// single-segment frame its content size. `None` when the header is cut short.
+fn zstd_window(frame: &[u8]) -> Option<u64> {
+    let fhd = *frame.get(4)?;
+    let single = fhd & 0x20 != 0;
+    if !single {
+        let wd = *frame.get(5)?;
+        let log = 10 + u32::from(wd >> 3);
+        let base = 1u64 << log;
+        return Some(base + base / 8 * u64::from(wd & 7));
+    }
+    let dict_len = [0, 1, 2, 4][usize::from(fhd & 3)];
+    let at = 5 + dict_len;
+    let fcs = match fhd >> 6 {
+        0 => u64::from(*frame.get(at)?),
+        1 => u64::from(u16::from_le_bytes(frame.get(at..at + 2)?.try_into().ok()?)) + 256,
+        2 => u64::from(u32::from_le_bytes(frame.get(at..at + 4)?.try_into().ok()?)),
+        _ => u64::from_le_bytes(frame.get(at..at + 8)?.try_into().ok()?),
+    };
+    Some(fcs)
+}
+
 /// The codec a stream starts with, by its magic bytes.
 pub fn sniff(d: &[u8]) -> Option<Codec> {
     if d.len() >= 3 && d[0] == 0x1f && d[1] == 0x8b && d[2] == 8 {
@@ -215,20 +237,16 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
             }
         },
         Codec::Xz => loop {
-            let r = lzma_rs::xz_decompress(&mut rest, &mut Sink { d: &mut d, cap });
-            match r {
-                Ok(()) => {}
-                // lzma-rs insists on the end of input after a stream; `rest` is then just
-                // past the stream's footer, and what follows is read like Python does.
-                Err(lzma_rs::error::Error::XzError(m))
-                    if m.starts_with("Unexpected data after") => {}
-                Err(e) => {
-                    if !d.stopped() {
-                        d.error = Some(e.to_string());
-                    }
-                    break;
-                }
-            }
+            // One stream per decoder, so that padding and what follows are read as Python
+            // reads them. The decoder's window grows with its output, never to the declared
+            // dictionary size, and every byte out passes the sink's budget first.
+            let mut dec = lzma_rust2::XzStream::new(false);
+            let Ok(used) = drive(rest, &mut Sink { d: &mut d, cap }, |i, o| {
+                dec.process(i, o, lzma_rust2::Action::Finish)
+            }) else {
+                break;
+            };
+            rest = &rest[used..];
             // Stream padding: zero bytes in multiples of four.
             let zeros = rest.iter().take_while(|b| **b == 0).count() / 4 * 4;
             rest = &rest[zeros..];
@@ -245,41 +263,24 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
             let mut first = true;
             loop {
                 let before = d.out.len();
-                let mut attempt: &[u8] = rest;
-                let mut r = lzma_rs::lzma_decompress(&mut attempt, &mut Sink { d: &mut d, cap });
-                let trailing_refused = matches!(&r, Err(lzma_rs::error::Error::LzmaError(m))
-                    if m.contains("more bytes are available"));
-                if trailing_refused && !d.stopped() && attempt.len() < rest.len() {
-                    // lzma-rs refuses bytes after the end marker (and may keep back output):
-                    // decode again exactly up to where it stopped reading.
-                    let used = rest.len() - attempt.len();
-                    d.out.truncate(before);
-                    let mut exact: &[u8] = &rest[..used];
-                    let again = lzma_rs::lzma_decompress(&mut exact, &mut Sink { d: &mut d, cap });
-                    if again.is_ok() {
-                        r = Ok(());
-                        attempt = &rest[used..];
-                    } else {
-                        d.out.truncate(before);
-                        attempt = rest;
-                        r = lzma_rs::lzma_decompress(&mut attempt, &mut Sink { d: &mut d, cap });
-                    }
-                }
-                if let Err(e) = r {
-                    if !d.stopped() {
-                        if first || d.out.len() > before {
-                            d.error = Some(e.to_string());
-                        } else {
-                            // Python's LZMAFile ignores trailing data that is no stream.
-                            d.trailing = rest.len();
-                        }
+                let mut dec = lzma_rust2::LzmaStream::new_mem_limit(u32::MAX, None);
+                let r = drive(rest, &mut Sink { d: &mut d, cap }, |i, o| {
+                    dec.process(i, o, lzma_rust2::Action::Finish)
+                });
+                let Ok(used) = r else {
+                    if !d.stopped() && !first && d.out.len() == before {
+                        // Python's LZMAFile ignores trailing data that is no stream.
+                        d.error = None;
+                        d.trailing = rest.len();
                     }
                     break;
-                }
+                };
+                // The decoder may have taken a few bytes past the stream's end.
+                let used = used.saturating_sub(dec.unused_input().len());
                 first = false;
-                rest = attempt;
+                rest = &rest[used..];
                 d.consumed = data.len() - rest.len();
-                if rest.is_empty() {
+                if rest.is_empty() || used == 0 {
                     break;
                 }
             }
@@ -317,6 +318,14 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
                     }
                 }
             } else if rest.starts_with(ZSTD_MAGIC) {
+                // The decoder reserves the frame's window up front: a header that declares
+                // terabytes would abort the process. A window larger than what this scan may
+                // still decompress cannot be filled within the budget anyway.
+                let window = zstd_window(rest).unwrap_or(0);
+                if let Err(what) = budget::fits(window) {
+                    d.limit = Some(what);
+                    break;
+                }
                 let mut src: &[u8] = rest;
                 let r = match ruzstd::decoding::StreamingDecoder::new(&mut src) {
                     Ok(mut dec) => pump(&mut dec, &mut Sink { d: &mut d, cap }),
@@ -395,25 +404,57 @@ pub fn bunzip(data: &[u8], cap: u64) -> Decoded {
 /// `eos`: general purpose flag bit 1, an end marker terminates the data.
 pub fn zip_lzma(data: &[u8], size: u64, eos: bool, cap: u64) -> Decoded {
     let mut d = Decoded::default();
-    let Some(mut body) = data.get(4..) else {
+    let Some(&[props, a, b, c, e]) = data.get(4..9) else {
         d.error = Some("truncated LZMA header".into());
         return d;
     };
-    let opts = lzma_rs::decompress::Options {
-        unpacked_size: lzma_rs::decompress::UnpackedSize::UseProvided(if eos {
-            None
-        } else {
-            Some(size)
-        }),
-        ..Default::default()
-    };
-    let r = lzma_rs::lzma_decompress_with_options(&mut body, &mut Sink { d: &mut d, cap }, &opts);
-    if let Err(e) = r {
-        if !d.stopped() {
+    let dict = u32::from_le_bytes([a, b, c, e]);
+    let unpacked = if eos { u64::MAX } else { size };
+    let mut dec = match lzma_rust2::LzmaStream::new_with_props(unpacked, props, dict, None) {
+        Ok(dec) => dec,
+        Err(e) => {
             d.error = Some(e.to_string());
+            return d;
+        }
+    };
+    let _ = drive(&data[9..], &mut Sink { d: &mut d, cap }, |i, o| {
+        dec.process(i, o, lzma_rust2::Action::Finish)
+    });
+    d
+}
+
+/// Run a sans-I/O decoder over `input` (all of it at hand) into the sink until its stream
+/// ends: `Ok(input bytes it took)`, or `Err(())` with the error or limit recorded.
+fn drive(
+    input: &[u8],
+    sink: &mut Sink<'_>,
+    mut step: impl FnMut(&[u8], &mut [u8]) -> io::Result<lzma_rust2::StreamResult>,
+) -> Result<usize, ()> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut pos = 0;
+    loop {
+        match step(&input[pos..], &mut buf) {
+            Ok(r) => {
+                pos += r.bytes_consumed;
+                if r.bytes_produced > 0 && sink.write(&buf[..r.bytes_produced]).is_err() {
+                    return Err(());
+                }
+                if r.status == lzma_rust2::Status::StreamEnd {
+                    return Ok(pos);
+                }
+                if r.bytes_consumed == 0 && r.bytes_produced == 0 {
+                    sink.d.error = Some("truncated stream".into());
+                    return Err(());
+                }
+            }
+            Err(e) => {
+                if !sink.d.stopped() {
+                    sink.d.error = Some(e.to_string());
+                }
+                return Err(());
+            }
         }
     }
-    d
 }
 
 /// How much is decompressed first to see whether the rest can matter.

@@ -11,7 +11,7 @@ use crate::analysis::{analyze_stream, Context};
 use crate::policy::Policy;
 use crate::report::{Finding, FindingType, Report, Severity};
 
-pub(crate) mod budget;
+pub mod budget;
 mod compress;
 mod npy;
 mod pylit;

@@ -195,6 +195,27 @@ impl Memo {
     }
 }
 
+/// Whose rules a run follows where CPython's two unpicklers read a literal differently.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unpickler {
+    /// `_pickle` (pickle.load(s), torch.load).
+    #[default]
+    C,
+    /// `pickle._Unpickler` (joblib's and pandas' unpicklers subclass it).
+    Python,
+}
+
+/// Where other readings of the same bytes may run differently from this one (kept across the
+/// pickles of a stream; the analysis reruns the stream under those readings).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Divergence {
+    /// A FLOAT line the C unpickler rejects and `float()` accepts (the first one's position).
+    pub python: Option<usize>,
+    /// An opcode that crosses the end of a FRAME, or a STOP with more of its frame after it:
+    /// the C unpickler reading a file object drops the rest of a frame it read whole.
+    pub file: bool,
+}
+
 /// State of one pickle's run. Reused across the pickles of a stream via `reset`.
 pub struct Machine<'a> {
     pub data: &'a [u8],
@@ -208,6 +229,10 @@ pub struct Machine<'a> {
     pub anomalies: Vec<(usize, &'static str)>,
     /// Position of the first opcode that can import or call.
     pub first_effect: Option<usize>,
+    pub unpickler: Unpickler,
+    pub divergence: Divergence,
+    /// End of the FRAME the run is in (`usize::MAX`: none): frames nested in it change nothing.
+    frame_end: usize,
     /// The one empty tuple of this pickle: CPython's `()` is a singleton and no opcode
     /// changes a tuple, so every EMPTY_TUPLE shares a node (a stream of `)R` calls made one
     /// node per call).
@@ -243,6 +268,9 @@ impl<'a> Machine<'a> {
             kwargs: Vec::new(),
             anomalies: Vec::new(),
             first_effect: None,
+            unpickler: Unpickler::C,
+            divergence: Divergence::default(),
+            frame_end: usize::MAX,
             empty_tuple: None,
             proto: 0,
             ops: 0,
@@ -281,6 +309,7 @@ impl<'a> Machine<'a> {
         self.kwargs.clear();
         self.anomalies.clear();
         self.first_effect = None;
+        self.frame_end = usize::MAX;
         self.empty_tuple = None;
         self.proto = 0;
         self.result = None;
@@ -498,9 +527,20 @@ impl<'a> Machine<'a> {
             });
         }
         self.ops += 1;
-        let (ins, next) = match reader::read_instr(self.data, pos) {
+        if pos >= self.frame_end {
+            // The last opcode ended past the frame's end: read from a file, its bytes differ.
+            self.divergence.file |= pos > self.frame_end;
+            self.frame_end = usize::MAX;
+        }
+        let read = match reader::read_instr(self.data, pos) {
+            Err(e) => self.python_float(pos, e),
+            ok => ok,
+        };
+        let (ins, next) = match read {
             Ok(x) => x,
             Err(e) => {
+                // Whatever failed to read may read differently from a file.
+                self.divergence.file |= pos < self.frame_end;
                 if e == ReadError::Truncated && self.truncated_tail(pos) && self.arena.shape {
                     return Err(Outcome::NeedsGraph { pos });
                 }
@@ -510,6 +550,9 @@ impl<'a> Machine<'a> {
                 });
             }
         };
+        if next > self.frame_end {
+            self.divergence.file = true;
+        }
         let effect = ins.op.can_import_or_call();
         if self.arena.shape && (effect || matches!(ins.op, Op::PERSID | Op::BINPERSID)) {
             return Err(Outcome::NeedsGraph { pos });
@@ -524,6 +567,10 @@ impl<'a> Machine<'a> {
             Ok(Some(out)) => {
                 if effect && self.first_effect.is_none() {
                     self.first_effect = Some(pos);
+                }
+                if let Outcome::Stop { end, .. } = out {
+                    // A loader reading a file goes on at the frame's end, not here.
+                    self.divergence.file |= end < self.frame_end && end < self.data.len();
                 }
                 return Err(out);
             }
@@ -776,6 +823,11 @@ impl<'a> Machine<'a> {
                 if n > (data.len() - next) as u64 {
                     self.anomalies
                         .push((pos, "FRAME claims more bytes than the stream holds"));
+                } else if self.frame_end != usize::MAX {
+                    // Inside a frame: a file reader goes to its end for a frame past it.
+                    self.divergence.file |= next + n as usize > self.frame_end;
+                } else if n > 0 {
+                    self.frame_end = next + n as usize;
                 }
             }
             Op::GLOBAL => {
@@ -1015,9 +1067,43 @@ impl<'a> Machine<'a> {
         (&self.stack, &self.marks, self.memo.len)
     }
 
-    /// Continue a paused run.
+    /// Continue a paused run (the bytes before `at` were not opcodes).
     pub fn resume(&mut self, at: usize) -> Outcome {
+        if at >= self.frame_end {
+            self.frame_end = usize::MAX;
+        }
         self.run(at)
+    }
+
+    /// A FLOAT line the C unpickler rejects (`e`) but `float()` reads: read so under
+    /// [`Unpickler::Python`], noted as a divergence under C.
+    #[cold]
+    fn python_float(
+        &mut self,
+        pos: usize,
+        e: ReadError,
+    ) -> Result<(reader::Instr<'a>, usize), ReadError> {
+        let data = self.data;
+        if !matches!(e, ReadError::BadArg(_)) || data.get(pos) != Some(&(Op::FLOAT as u8)) {
+            return Err(e);
+        }
+        let rest = &data[pos + 1..];
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            return Err(e);
+        };
+        let Some(v) = reader::parse_py_float(&rest[..nl]) else {
+            return Err(e);
+        };
+        if self.unpickler == Unpickler::C {
+            self.divergence.python.get_or_insert(pos);
+            return Err(e);
+        }
+        let ins = reader::Instr {
+            op: Op::FLOAT,
+            pos,
+            arg: Arg::Float(v),
+        };
+        Ok((ins, pos + 2 + nl))
     }
 
     /// The keyword arguments of a NEWOBJ_EX call.

@@ -53,7 +53,6 @@ const BINPUT: u8 = Op::BINPUT as u8;
 const LONG_BINPUT: u8 = Op::LONG_BINPUT as u8;
 const MEMOIZE: u8 = Op::MEMOIZE as u8;
 const PROTO: u8 = Op::PROTO as u8;
-const FRAME: u8 = Op::FRAME as u8;
 
 /// What the containers that APPEND(S), SETITEM(S) and ADDITEMS fill in place must be.
 #[derive(Clone, Copy, PartialEq)]
@@ -109,8 +108,10 @@ impl<'a> Machine<'a> {
         // Counted in a local, so the hot loop keeps it in a register.
         let mut ops = self.ops;
         let max_ops = self.limits.max_ops;
+        // The reader path checks every frame's end; FRAME itself goes there too.
+        let mut frame_end = self.frame_end;
         loop {
-            if ops < max_ops {
+            if ops < max_ops && pos < frame_end {
                 if let Some(next) = self.plain::<FULL>(pos) {
                     ops += 1;
                     pos = next;
@@ -123,6 +124,7 @@ impl<'a> Machine<'a> {
                 Err(out) => return out,
             }
             ops = self.ops;
+            frame_end = self.frame_end;
         }
     }
 
@@ -330,15 +332,6 @@ impl<'a> Machine<'a> {
                 }
                 self.proto = p;
                 return Some(at + 1);
-            }
-            FRAME => {
-                let n = u64_at(data, at)?;
-                let next = at + 8;
-                // A frame longer than the stream is an anomaly the reader path records.
-                if n > (data.len() - next) as u64 {
-                    return None;
-                }
-                return Some(next);
             }
             _ => return None,
         };

@@ -1,0 +1,96 @@
+"""Decompression before a load, within the scan's own bound.
+
+A loader that decompresses a whole file before scanning it (``safe_load`` of a gzip / xz /
+zlib file, the patched ``joblib.load`` of a compressed dump) reads at most the bytes the core
+would decompress for the same file (``Policy.decompression_allowance``: the larger of 128 MiB
+and ``max_ratio`` x the compressed size, at most ``max_decompressed``). More than that is
+refused with a ``PickleSecurityError`` whose analysis carries one ``RESOURCE_LIMIT``
+finding, the verdict the scan gives the same file, instead of growing until memory runs out.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from typing import Any, Optional
+
+from ._analysis import Finding, PickleAnalysis, PickleSecurityError
+
+# Read in pieces: one read(limit + 1) would ask the decompressor for a buffer of that size.
+_CHUNK = 1 << 20
+
+
+def allowance(guard: Any, compressed_len: Optional[int]) -> "tuple[int, str]":
+    """The bytes ``compressed_len`` compressed bytes may decompress to (unknown length: the
+    floor the ratio allows for any input)."""
+    return tuple(guard.policy.decompression_allowance(max(0, compressed_len or 0)))  # type: ignore[return-value]
+
+
+def limit_error(guard: Any, source: str, what: str, limit: int) -> PickleSecurityError:
+    desc = (f"analysis stopped at the {what} limit: decompressing gives more than {limit} "
+            f"bytes; the rest of the file was not checked")
+    a = PickleAnalysis(False, "HIGH", [Finding("RESOURCE_LIMIT", "HIGH", desc)],
+                       format="compressed", complete=False, stopped_by=f"limit:{what}",
+                       mode=guard.mode, source=source)
+    return PickleSecurityError(f"{source}: refused: {desc}", a)
+
+
+def read_all(guard: Any, f: Any, compressed_len: Optional[int], source: str,
+             user_limit: Optional[int] = None) -> bytes:
+    """Everything ``f`` (a decompressing file object) yields, within the allowance for
+    ``compressed_len`` bytes and ``user_limit`` when given."""
+    limit, what = allowance(guard, compressed_len)
+    if user_limit is not None and user_limit < limit:
+        limit, what = user_limit, "max_decompressed_size"
+    parts = []
+    total = 0
+    while True:
+        piece = f.read(min(_CHUNK, limit + 1 - total))
+        if not piece:
+            break
+        parts.append(piece)
+        total += len(piece)
+        if total > limit:
+            raise limit_error(guard, source, what, limit)
+    return b"".join(parts)
+
+
+# What a stream (a FIFO, a character device) may give a scan, and how long it may stay silent:
+# the command line's bounds (docs/cli.md, "Streams"), from the same environment variables.
+def _stream_limits() -> "tuple[int, float]":
+    def num(key: str, default: float) -> float:
+        try:
+            v = float(os.environ.get(key, ""))
+        except ValueError:
+            return default
+        return v if v > 0 else default
+    return int(num("PICKLEGUARD_STREAM_MAX_BYTES", 2 << 30)), num("PICKLEGUARD_STREAM_TIMEOUT",
+                                                                  30.0)
+
+
+def read_special(path: str) -> "tuple[bytes, Optional[int]]":
+    """The bytes of a file that is not a regular file, within the stream bounds: ``(data,
+    None)``, or ``(first max bytes, max)`` when it gives more. A FIFO is opened without
+    blocking; silence longer than the timeout raises ``TimeoutError``."""
+    cap, idle = _stream_limits()
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        parts = []
+        total = 0
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while total <= cap:
+            if not poller.poll(idle * 1000):
+                raise TimeoutError(f"{path}: no data for {idle:g} s (a FIFO with no writer?); "
+                                   "PICKLEGUARD_STREAM_TIMEOUT sets the wait")
+            try:
+                piece = os.read(fd, min(_CHUNK, cap + 1 - total))
+            except BlockingIOError:
+                continue
+            if not piece:
+                return b"".join(parts), None
+            parts.append(piece)
+            total += len(piece)
+        return b"".join(parts)[:cap], cap
+    finally:
+        os.close(fd)
