@@ -539,8 +539,9 @@ impl<'a> Machine<'a> {
         let (ins, next) = match read {
             Ok(x) => x,
             Err(e) => {
-                // Whatever failed to read may read differently from a file.
-                self.divergence.file |= pos < self.frame_end;
+                // Whatever failed to read inside a frame may read differently from a file
+                // (no frame: a file reader reads the same bytes; `frame_end` is then MAX).
+                self.divergence.file |= self.frame_end != usize::MAX;
                 if e == ReadError::Truncated && self.truncated_tail(pos) && self.arena.shape {
                     return Err(Outcome::NeedsGraph { pos });
                 }
@@ -570,7 +571,9 @@ impl<'a> Machine<'a> {
                 }
                 if let Outcome::Stop { end, .. } = out {
                     // A loader reading a file goes on at the frame's end, not here.
-                    self.divergence.file |= end < self.frame_end && end < self.data.len();
+                    self.divergence.file |= self.frame_end != usize::MAX
+                        && end < self.frame_end
+                        && end < self.data.len();
                 }
                 return Err(out);
             }
