@@ -3,12 +3,12 @@
 #
 #   fuzz/run.sh TARGET [SECONDS] [extra libFuzzer flags...]
 #
-# TARGET is reader_machine, container or policy_file. The working corpus lives in
+# TARGET is reader_machine, container, zip_structure or policy_file. The working corpus lives in
 # fuzz/corpus/TARGET (ignored by git) and starts from fuzz/seeds/TARGET; crashes, timeouts and
 # OOMs go to fuzz/artifacts/TARGET. One job, so it can run beside other work.
 # Without a nightly toolchain, RUSTC_BOOTSTRAP=1 lets stable rustc accept the flags.
 set -euo pipefail
-target=${1:?usage: fuzz/run.sh reader_machine|container|policy_file [seconds] [flags...]}
+target=${1:?usage: fuzz/run.sh reader_machine|container|zip_structure|policy_file [seconds] [flags...]}
 secs=${2:-600}
 shift $(( $# > 1 ? 2 : 1 ))
 here=$(cd "$(dirname "$0")" && pwd)

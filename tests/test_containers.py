@@ -444,3 +444,147 @@ def test_benign_corpus_containers(pg_bin, benign_corpus):
     if legacy_modules:
         pytest.xfail(f"legacy torch whole-module files still flagged (persistent_load of 'module' ids): "
                      f"{legacy_modules}")
+
+
+# ----------------------------------------------------------------------------------------
+# Readings that differ between loaders (issue 16): every entry point on the attack samples
+# ----------------------------------------------------------------------------------------
+
+DIFFERENTIAL_SAMPLES = ["torch_zip64_split", "npz_zip64_split", "pandas_zip64_split",
+                        "numpy_npy_repeated_descr", "joblib_ndarray_wrapper_side_file"]
+
+
+@pytest.fixture(scope="module")
+def differential_corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("differential")
+    subprocess.run([sys.executable, str(CORPUS_DIR / "gen_attacks.py"), "--out", str(out),
+                    "--only", *DIFFERENTIAL_SAMPLES], check=True, capture_output=True)
+    manifest = {e["id"]: e for e in json.loads((out / "manifest.json").read_text())}
+    return out, manifest
+
+
+def _load_with(loader: str, path: Path):
+    import joblib
+    import numpy
+    import pandas
+    if loader == "torch.load":
+        return torch.load(path, weights_only=False)
+    if loader == "numpy.load":
+        r = numpy.load(path, allow_pickle=True)
+        return [r[k] for k in r.files] if hasattr(r, "files") else r
+    if loader == "pandas.read_pickle":
+        return pandas.read_pickle(path)
+    if loader == "joblib.load":
+        return joblib.load(path)
+    raise AssertionError(loader)
+
+
+@pytest.mark.parametrize("sid", DIFFERENTIAL_SAMPLES)
+def test_differential_samples_caught_by_every_entry_point(sid, differential_corpus, scan,
+                                                          clean_cwd):
+    import pickleguard
+    corpus, manifest = differential_corpus
+    entry = manifest[sid]
+    path = corpus / entry["file"]
+    # The CLI and scan_file: not safe, with the expected finding types.
+    report = scan(path)
+    assert report["is_safe"] is False, report
+    types = {f["type"] for f in report["findings"]}
+    assert types & set(entry["expect_types"]), types
+    a = pickleguard.scan_file(path)
+    assert a.is_safe is False and {f.type for f in a.findings} & set(entry["expect_types"])
+    assert a.risk_level == report["risk_level"], (a.risk_level, report["risk_level"])
+    # safe_load refuses; nothing ran.
+    with pytest.raises(pickleguard.PickleSecurityError):
+        pickleguard.safe_load(path)
+    # install(): the real loader, patched, refuses too.
+    pickleguard.install()
+    try:
+        with pytest.raises(Exception) as exc:
+            _load_with(entry["loader"], path)
+        assert "pickleguard" in repr(exc.value).lower() or isinstance(
+            exc.value, pickleguard.PickleSecurityError), repr(exc.value)
+    finally:
+        pickleguard.uninstall()
+
+
+def test_zip64_split_finding_holds_both_readings(differential_corpus, scan, clean_cwd):
+    corpus, manifest = differential_corpus
+    report = scan(corpus / manifest["torch_zip64_split"]["file"])
+    split = [f for f in report["findings"] if f["type"] == "STRUCTURAL_TAMPER"
+             and "two different central directories" in f["description"]]
+    assert len(split) == 1, report["findings"]
+    d = split[0]["description"]
+    assert "zipfile" in d and "miniz" in d and d.count("archive/data.pkl") == 2, d
+    # The payload is reported in the directory only torch reads.
+    hits = [f for f in report["findings"] if f["type"] == "REDUCE_CALL"]
+    assert any("(directory at byte" in (f["member"] or "") for f in hits), hits
+
+
+def _legacy_joblib(tmp: Path, side_name: str, side: bytes, wrapper="NDArrayWrapper") -> Path:
+    """A joblib < 0.10 pickle whose wrapper names a side file, and that side file."""
+    (tmp / side_name).write_bytes(side)
+    state = {"filename": side_name, "subclass": __import__("numpy").ndarray,
+             "allow_mmap": True}
+    body = (b"\x80\x02cjoblib.numpy_pickle\n" + wrapper.encode() + b"\n)\x81"
+            + pickle.dumps(state, protocol=2)[2:-1] + b"b.")
+    p = tmp / "model.pkl"
+    p.write_bytes(body)
+    return p
+
+
+def test_side_file_followed_in_scans_and_guarded_in_loads(tmp_path, scan, clean_cwd):
+    import numpy
+    import joblib
+    import pickleguard
+    d = tmp_path / "model"
+    d.mkdir()
+    buf = io.BytesIO()
+    numpy.save(buf, numpy.arange(4.0))
+    p = _legacy_joblib(d, "model.pkl_01.npy", buf.getvalue())
+    # Benign: the side file is followed, the reference stays as LOW; loads work everywhere.
+    for r in (scan(p), pickleguard.scan_file(p)):
+        r = r if isinstance(r, dict) else {"is_safe": r.is_safe, "findings": [
+            {"type": f.type, "severity": f.severity} for f in r.findings]}
+        assert r["is_safe"] is True, r
+        assert [(f["type"], f["severity"]) for f in r["findings"]] == [("UNSCANNABLE", "LOW")]
+    assert list(pickleguard.safe_load(p)) == [0.0, 1.0, 2.0, 3.0]
+    pickleguard.install()
+    try:
+        assert list(joblib.load(p)) == [0.0, 1.0, 2.0, 3.0]
+    finally:
+        pickleguard.uninstall()
+    # Single file scanned without its directory (bytes): the reference alone is not safe.
+    a = pickleguard.PickleGuard("ml").scan(p.read_bytes())
+    assert a.is_safe is False and a.findings[0].type == "UNSCANNABLE", a.findings
+    # A missing side file stays a MEDIUM reference.
+    (d / "model.pkl_01.npy").unlink()
+    assert scan(p)["risk_level"] == "MEDIUM"
+
+
+def test_side_file_swapped_after_the_scan_is_still_guarded(tmp_path, clean_cwd):
+    """The side file's load itself goes through the guard: a file replaced between the scan
+    and the load (or never scanned) cannot run anything."""
+    import numpy
+    import pickleguard
+    d = tmp_path / "m"
+    d.mkdir()
+    buf = io.BytesIO()
+    numpy.save(buf, numpy.arange(2.0))
+    p = _legacy_joblib(d, "side.npy", buf.getvalue())
+    guard = pickleguard.PickleGuard("ml")
+    evil = io.BytesIO()
+    arr = numpy.empty(1, dtype=object)
+    arr[0] = Payload()
+    numpy.save(evil, arr, allow_pickle=True)
+    from pickleguard.integrations.joblib import load as guarded_joblib_load
+    orig_check = guard.check
+
+    def check_then_swap(analysis, source=None):
+        out = orig_check(analysis, source)
+        (d / "side.npy").write_bytes(evil.getvalue())
+        return out
+
+    guard.check = check_then_swap
+    with pytest.raises(pickleguard.PickleSecurityError):
+        guarded_joblib_load(p, guard=guard)

@@ -321,3 +321,17 @@ def test_ipc_judgement_is_only_on_ipc_paths(installed, in_tmp):
         ForkingPickler.dumps(SystemPayload("ipc-send"))
     for name in ("ipc", "ipc0", "ipc4", "ipc-send"):
         assert_no_marker(name)
+
+
+def test_loads_judges_the_bytes_after_the_first_pickle(installed, tmp_path, monkeypatch):
+    """pickle.loads stops at the first STOP; a payload pickle after it is still part of the
+    data the scan refuses, so the guarded loads refuses it too (one verdict per buffer)."""
+    monkeypatch.chdir(tmp_path)
+    first = pickle.dumps({"a": 1}, protocol=2)
+    payload = b"\x80\x02cposix\nsystem\nX\x1f\x00\x00\x00touch pickleguard-marker-trailer\x85R."
+    with pytest.raises(pickleguard.PickleSecurityError):
+        pickle.loads(first + payload)
+    assert not list(tmp_path.glob("pickleguard-marker-*"))
+    # Harmless trailing bytes, or a second benign pickle, change nothing.
+    assert pickle.loads(first + b"\n\n") == {"a": 1}
+    assert pickle.loads(first + pickle.dumps([1, 2], protocol=2)) == {"a": 1}

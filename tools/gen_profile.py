@@ -17,6 +17,8 @@ An operation that runs a custom method without a review is not granted (and is l
 stderr). Names policies/ml.toml curates by hand are left to it.
 
     python tools/gen_profile.py --introspect   # re-import the libraries, then rewrite
+    python tools/gen_profile.py --introspect --keep-missing --facts-only   # add this
+                                               # environment's facts (tools/matrix.py)
     python tools/gen_profile.py                # rewrite from the checked-in facts
     python tools/gen_profile.py --check        # exit 1 if the profile is out of date
 """
@@ -96,7 +98,7 @@ REVIEWS: dict[str, str] = {
     "scipy.stats._distn_infrastructure.rv_discrete.__setstate__": "rv_generic.__setstate__",
     "scipy.stats._multivariate.multi_rv_generic.__setstate__": "__dict__.update",
     "scipy.interpolate._interpolate.interp1d.__setstate__": "__dict__.update",
-    "statsmodels.base.data.ModelData.__setstate__": "__dict__.update; with `restore_design_info` it re-evaluates the stored formula with patsy: that key is refused",
+    "statsmodels.base.data.ModelData.__setstate__": "__dict__.update; with `restore_design_info` / `restore_model_spec` it re-evaluates the stored formula (patsy / FormulaManager): those keys are refused",
     "statsmodels.base.wrapper.ResultsWrapper.__setstate__": "__dict__.update",
     "statsmodels.base.model.Results.__setstate__": "__dict__.update",
     "sympy.core.basic.Basic.__setstate__": "sets _assumptions from a dict of booleans",
@@ -196,6 +198,27 @@ REVIEWS: dict[str, str] = {
     'torch.optim.rmsprop.RMSprop.__setstate__': 'Optimizer.__setstate__, then per-group defaults and step counters made tensors',
     'torch.optim.rprop.Rprop.__setstate__': 'Optimizer.__setstate__, then per-group defaults and step counters made tensors',
     'torch.optim.sgd.SGD.__setstate__': 'Optimizer.__setstate__, then per-group defaults and step counters made tensors',
+    # Reviewed for the version matrix (tools/matrix.py): pandas offsets with constructor
+    # arguments, dateutil, catboost, torch AMP, transformers outputs, sklearn SGD losses.
+    "catboost.core._CatBoostBase.__setstate__": "loads state['__model'] with CatBoost's C++ model deserialiser (binary model format, no Python evaluation); test evals and the rest go to _init_params",
+    "datetime.tzinfo.__new__": "C allocation of the tzinfo base",
+    "dateutil.rrule.rrulebase.__setstate__": "__dict__.update (slot state by setattr), then a new lock and an empty cache",
+    "pandas._libs.tslibs.offsets.BusinessHour.__setstate__": "Cython: BaseOffset fields plus start/end times and the business-day fields",
+    "pandas._libs.tslibs.offsets.BusinessMixin.__setstate__": "Cython: BaseOffset fields plus weekmask, holidays, calendar and offset (numpy busdaycalendar from them)",
+    "pandas._libs.tslibs.offsets.CustomBusinessDay.__setstate__": "Cython: BusinessMixin fields",
+    "pandas._libs.tslibs.offsets.Easter.__setstate__": "Cython: stores n and normalize",
+    "pandas._libs.tslibs.offsets.FY5253Mixin.__setstate__": "Cython: stores startingMonth, weekday and variation",
+    "pandas._libs.tslibs.offsets.FY5253Quarter.__setstate__": "Cython: FY5253 fields plus qtr_with_extra_week",
+    "pandas._libs.tslibs.offsets.LastWeekOfMonth.__setstate__": "Cython: stores weekday and week",
+    "pandas._libs.tslibs.offsets.QuarterOffset.__setstate__": "Cython: stores startingMonth",
+    "pandas._libs.tslibs.offsets.RelativeDeltaOffset.__new__": "Cython allocation",
+    "pandas._libs.tslibs.offsets.SemiMonthOffset.__setstate__": "Cython: stores day_of_month",
+    "pandas._libs.tslibs.offsets.Week.__setstate__": "Cython: stores weekday",
+    "pandas._libs.tslibs.offsets.WeekOfMonth.__setstate__": "Cython: stores weekday and week",
+    "pandas._libs.tslibs.offsets.YearOffset.__setstate__": "Cython: stores month",
+    "sklearn.linear_model._sgd_fast.Classification.__setstate__": "Cython loss object: stores its numeric parameters",
+    "torch.amp.grad_scaler.GradScaler.__setstate__": "__dict__.update",
+    "transformers.utils.generic.ModelOutput.__setitem__": "OrderedDict insertion, then the key set as an attribute (keys naming special methods are refused by the SETITEMS check)",
 }
 
 # Classes whose operations hand strings to parsers: the schema that keeps that safe,
@@ -206,7 +229,9 @@ STRING_SINKS: dict[str, dict] = {
     "sympy.polys.domains.domain.Domain": {"strings": "expr"},
     "scipy.stats._distn_infrastructure.rv_generic": {
         "state": {"_parse_arg_template": "grammar:scipy_argparser", "shapes": "grammar:names|none"}},
-    "statsmodels.base.data.ModelData": {"state": {"restore_design_info": "never"}},
+    # With either key (older and newer statsmodels) __setstate__ evaluates d["formula"].
+    "statsmodels.base.data.ModelData": {"state": {"restore_design_info": "never",
+                                                  "restore_model_spec": "never"}},
 }
 
 
@@ -270,7 +295,10 @@ def _introspected() -> dict[str, str]:
     return out
 
 
-def introspect() -> None:
+def introspect(keep_missing: bool = False) -> None:
+    """Write FACTS from the names of SRC as this environment imports them. ``keep_missing``:
+    names this environment cannot import keep the facts another environment recorded (the
+    version matrix introspects each cell, oldest first, then the current one)."""
     data = json.loads(SRC.read_text())
     facts: dict[str, dict] = {}
     names = {(e["module"], e["name"]) for e in data.values()}
@@ -299,6 +327,9 @@ def introspect() -> None:
         f["introspected"] = True
         f["module"], f["name"] = module, name
         facts[qual] = f
+    if keep_missing and FACTS.exists():
+        for key, f in json.loads(FACTS.read_text()).items():
+            facts.setdefault(key, f)
     FACTS.write_text(json.dumps(facts, indent=1, sort_keys=True) + "\n")
     print(f"wrote {FACTS} ({len(facts)} names)")
 
@@ -456,7 +487,9 @@ def render() -> str:
 
 def main() -> int:
     if "--introspect" in sys.argv:
-        introspect()
+        introspect(keep_missing="--keep-missing" in sys.argv)
+        if "--facts-only" in sys.argv:
+            return 0
     text = render()
     if "--check" in sys.argv:
         if not DST.exists() or DST.read_text() != text:

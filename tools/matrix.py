@@ -22,10 +22,17 @@ For each cell ``tools/matrix/CELL.txt`` (a pip requirements file):
 5. ``tools/collect_globals.py`` records the globals each file makes CPython import.
 
 Results go to ``--out`` (default ``target/matrix``): per variant ``corpus/``, ``scan.json``,
-``globals.json``; and, for the whole run, ``tools/matrix_globals.json`` (every global with the
-variants, library versions and objects that wrote it: the provenance the profile generator
-reads) and the table of ``docs/coverage.md`` (artifacts per library and version, and how
-many the scan refused; the target is zero).
+``globals.json``, ``refused.json``; for the whole run, the table of ``docs/coverage.md``
+(artifacts per library and version, and how many the scan refused; the target is zero).
+
+``--profile`` regenerates the ``ml`` profile from the matrix, the one command after a library
+release: ``tools/benign_globals.json`` becomes every global of every variant with its
+provenance (the variants and library versions that wrote it), ``tools/class_facts.json``
+what each name is as each cell imports it (the oldest cell first, then the current one),
+``policies/ml_corpus.toml`` is rendered from both (tools/gen_profile.py: an operation whose
+custom method has no review is left out and listed), and every corpus is judged again:
+
+    python3 tools/matrix.py --no-install --scan-only --profile
 """
 from __future__ import annotations
 
@@ -118,8 +125,8 @@ def variant(py: Path, name: str, hide_arrow: bool, out: Path, pg_bin: str, scan_
 
 def summarize(out: Path, runs: list[dict]) -> tuple[dict, list[dict]]:
     """Merge every variant's globals (with provenance) and count refusals per library."""
-    merged: dict[str, dict] = {}
     rows = []
+    sources = []
     for r in runs:
         vdir = out / r["variant"]
         manifest = json.loads((vdir / "corpus" / "manifest.json").read_text())
@@ -147,21 +154,41 @@ def summarize(out: Path, runs: list[dict]) -> tuple[dict, list[dict]]:
                 _dist(lib), "") if r.get("versions") else "", "artifacts": n, "refused": bad})
         gpath = vdir / "globals.json"
         if gpath.exists():
-            for key, g in json.loads(gpath.read_text()).items():
-                m = merged.setdefault(key, {k: v for k, v in g.items() if k not in ("files",)})
-                m.setdefault("variants", [])
-                if r["variant"] not in m["variants"]:
-                    m["variants"].append(r["variant"])
-                for field in ("uses", "libraries", "containers"):
-                    m[field] = sorted(set(m.get(field, [])) | set(g.get(field, [])))
-                prov = m.setdefault("provenance", [])
-                for lib in g.get("libraries", []):
-                    item = f"{lib} {r['versions'].get(_dist(lib), '?')}" if r.get("versions") else lib
-                    if item not in prov:
-                        prov.append(item)
-                prov.sort()
-                m["files"] = m.get("files", 0) + g.get("files", 0)
-    return merged, rows
+            sources.append((r["variant"], json.loads(gpath.read_text()), r.get("versions", {})))
+    return merge_globals(sources), rows
+
+
+def merge_globals(sources: list[tuple[str, dict, dict]]) -> dict:
+    """One table of globals from several corpora: ``sources`` holds (variant, the corpus's
+    collect_globals.py table, its library versions). Uses, libraries and argument shapes are
+    united; ``provenance`` names each library version and ``variants`` each corpus that wrote
+    the global, so every profile entry generated from it can say where it came from."""
+    merged: dict[str, dict] = {}
+    for variant, table, vers in sources:
+        for key, g in table.items():
+            m = merged.setdefault(key, {k: v for k, v in g.items()
+                                        if k not in ("files", "arg_shapes", "arg_shapes_more")})
+            for field in ("uses", "libraries", "containers"):
+                m[field] = sorted(set(m.get(field, [])) | set(g.get(field, [])))
+            shapes = m.setdefault("arg_shapes", [])
+            for sh in g.get("arg_shapes", []):
+                if sh not in shapes:
+                    shapes.append(sh)
+            if not shapes:
+                del m["arg_shapes"]
+            if g.get("result_called"):
+                m["result_called"] = True
+            m["files"] = m.get("files", 0) + g.get("files", 0)
+            m.setdefault("variants", [])
+            if variant not in m["variants"]:
+                m["variants"].append(variant)
+            prov = m.setdefault("provenance", [])
+            for lib in g.get("libraries", []):
+                item = f"{lib} {vers.get(_dist(lib), '')}".strip()
+                if item not in prov:
+                    prov.append(item)
+            prov.sort()
+    return merged
 
 
 def _dist(library: str) -> str:
@@ -210,6 +237,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "target" / "matrix")
     ap.add_argument("--no-install", action="store_true", help="use the cells' environments as they are")
     ap.add_argument("--no-arrow-variant", action="store_true", help="skip the variants with pyarrow hidden")
+    ap.add_argument("--profile", action="store_true",
+                    help="regenerate the profile from the matrix (tools/benign_globals.json, "
+                         "tools/class_facts.json, policies/ml_corpus.toml), rebuild, judge again")
     ap.add_argument("--scan-only", action="store_true",
                     help="reuse corpora and globals a previous run made in --out; only scan again")
     args = ap.parse_args(argv)
@@ -228,7 +258,22 @@ def main(argv=None) -> int:
             runs.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "versions"}), file=sys.stderr, flush=True)
     merged, rows = summarize(args.out, runs)
-    (ROOT / "tools" / "matrix_globals.json").write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+    if args.profile:
+        # The profile's input: every global of every variant, with its provenance; the facts
+        # of each name as the oldest cell that has it and then the current one import it.
+        (ROOT / "tools" / "benign_globals.json").write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+        for cell in sorted(cells, key=lambda c: c != "previous"):
+            run([ensure_env(cell, False), ROOT / "tools" / "gen_profile.py", "--introspect", "--keep-missing",
+                 "--facts-only"], check=True)
+        run([sys.executable, ROOT / "tools" / "gen_profile.py"], check=True)
+        # The profile is compiled into the binary: build it again, then judge with it.
+        run(["cargo", "build", "-q", "-p", "pickleguard-cli"], cwd=ROOT, check=True)
+        pg_bin = os.environ.get("PICKLEGUARD_BIN") or str(ROOT / "target" / "debug" / "pickleguard")
+        for r in runs:
+            corpus = args.out / r["variant"] / "corpus"
+            scan = run([pg_bin, "scan", corpus, "--format", "json", "--jobs", "2"], capture_output=True)
+            (args.out / r["variant"] / "scan.json").write_bytes(scan.stdout)
+        merged, rows = summarize(args.out, runs)
     write_coverage(rows, runs)
     failed = [r["variant"] for r in runs if r["verify_rc"] != 0]
     if failed:

@@ -253,7 +253,7 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
         return gate.finish(up.load)
     # A PyTorch zip is loaded by torch.load through the restricted unpickler, which scans the
     # data.pkl it reads: the whole-file scan leaves that one member to it.
-    analysis = guard.check_file(data, source, torch_load=kind == "zip")
+    analysis = guard.check_file(data, source, torch_load=kind == "zip", path=path)
     if kind == "pickle":
         # (An empty source keeps pickle's own EOFError, which readers loop on.)
         if analysis.format == "not_pickle" and memoryview(data).nbytes:

@@ -22,6 +22,7 @@ from ._audit import DEFAULT_LOG_FILE, log_analysis, logger
 from ._io import Span, advise_for_scan, describe, is_buffer, is_pathlike, map_path, next_pickle
 from ._scope import scoped
 from ._unpickler import _PY_ORIG_LOAD, RestrictedUnpickler, compat_names, restricted_class
+from ._sidefiles import GuardedNumpy, side_dir
 
 __all__ = ["PickleGuard", "register_safe_class", "unregister_safe_class", "MODES"]
 
@@ -205,21 +206,32 @@ class PickleGuard:
         return f"PickleGuard(mode={self._mode!r}, fail_on={self._own.threshold!r})"
 
     # ------------------------------------------------------------------ analysis
-    def analyze(self, data: Any, *, source: Optional[str] = None) -> PickleAnalysis:
-        """Analyse raw pickle bytes (any bytes-like object; not copied)."""
-        r = _native.analyze_pickle(_bytes_like(data), self._active())
+    def analyze(self, data: Any, *, source: Optional[str] = None,
+                path: Optional[str] = None) -> PickleAnalysis:
+        """Analyse raw pickle bytes (any bytes-like object; not copied). ``path``: the file
+        they came from, whose side files (joblib's legacy wrappers) are followed."""
+        sd = side_dir(path)
+        policy = self._active()
+        r = (_native.analyze_pickle(_bytes_like(data), policy, side_dir=sd) if sd
+             else _native.analyze_pickle(_bytes_like(data), policy))
         return PickleAnalysis._from_report(r, source)
 
     def scan(self, data: Any, *, source: Optional[str] = None) -> PickleAnalysis:
         """Analyse a whole file's bytes, whatever the container (torch zip, joblib, npy, ...)."""
         return self._scan(data, source)
 
-    def _scan(self, data: Any, source: Optional[str], torch_load: bool = False) -> PickleAnalysis:
+    def _scan(self, data: Any, source: Optional[str], torch_load: bool = False,
+              path: Optional[str] = None) -> PickleAnalysis:
         buf = _bytes_like(data)
+        kw: Dict[str, Any] = {}
+        if torch_load:
+            kw["torch_load"] = True
+        sd = side_dir(path)
+        if sd:
+            kw["side_dir"] = sd
         # The plain call keeps the native signature that tests stand in for.
         policy = self._active()
-        r = (_native.scan_bytes(buf, policy, torch_load=True) if torch_load
-             else _native.scan_bytes(buf, policy))
+        r = _native.scan_bytes(buf, policy, **kw) if kw else _native.scan_bytes(buf, policy)
         return PickleAnalysis._from_report(r, source)
 
     def scan_file(self, path: Union[str, "os.PathLike[str]"]) -> PickleAnalysis:
@@ -230,7 +242,7 @@ class PickleGuard:
         data = map_path(p)
         advise_for_scan(data)
         try:
-            return self.scan(data, source=p)
+            return self._scan(data, p, path=p)
         finally:
             _close(data)
 
@@ -252,16 +264,18 @@ class PickleGuard:
                               complete=False, stopped_by="limit:stream size",
                               globals=a.globals, mode=a.mode, source=p)
 
-    def check_file(self, data: Any, source: str, torch_load: bool = False) -> PickleAnalysis:
+    def check_file(self, data: Any, source: str, torch_load: bool = False,
+                   path: Optional[str] = None) -> PickleAnalysis:
         """Scan a whole file's bytes and ``check`` the verdict. A container the core does not
         know yet (its report says ``raw_pickle``/``not_pickle`` for what is plainly a zip,
         ``.npy`` or compressed file) is not judged as a pickle: each pickle in it is scanned
         anyway right before it is loaded, and the restricted unpickler checks every import.
         ``torch_load``: ``torch.load`` loads the file next through the restricted unpickler,
         which scans the ``data.pkl`` it reads: a PyTorch zip's ``data.pkl`` is left to that
-        scan (analysed once, from the bytes torch unpickles)."""
+        scan (analysed once, from the bytes torch unpickles). ``path``: the file's path, for
+        its side files."""
         from ._formats import sniff
-        a = self._scan(data, source, torch_load)
+        a = self._scan(data, source, torch_load, path)
         if a.format in ("raw_pickle", "not_pickle", "joblib"):
             kind = sniff(bytes(memoryview(data)[:16]))
             if kind not in ("pickle", "torch_legacy"):
@@ -409,7 +423,13 @@ class PickleGuard:
         with the restricted unpickler; a file is left just after it."""
         if isinstance(src, str):
             raise TypeError("a bytes-like object is required, not 'str'")
-        return self._load_span(next_pickle(src), describe(src), kwargs, cls, pure)
+        span = next_pickle(src)
+        if is_buffer(src) and span.end < len(memoryview(src).cast("B")):
+            # ``loads`` stops at the first STOP, but the bytes after it are part of the same
+            # data, and the static scan judges them too (a second pickle that
+            # ``pickle.load`` of a file would run): one verdict for the whole buffer.
+            self.check(self.analyze(src, source=describe(src)), describe(src))
+        return self._load_span(span, describe(src), kwargs, cls, pure)
 
     def _load_span(self, span: Span, source: str, kwargs: Dict[str, Any],
                    cls: Optional[type] = None, pure: bool = False) -> Any:
@@ -466,6 +486,13 @@ class PickleGuard:
             guard = self
 
             class _JoblibRestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
+                def __init__(self, *args: Any, **kwargs: Any) -> None:
+                    super().__init__(*args, **kwargs)
+                    np: Any = getattr(self, "np", None)
+                    if np is not None:
+                        # Side files of legacy wrappers are loaded through the guard.
+                        setattr(self, "np", GuardedNumpy(guard, np))
+
                 def find_class(self, module: str, name: str) -> Any:
                     guard._check_global(module, name, self.filename or "<joblib>")
                     return super().find_class(module, name)

@@ -5,8 +5,8 @@ from typing import Any, Final, Optional, Tuple, final
 
 from typing_extensions import Buffer
 
-__all__ = ["__version__", "NEW", "CALL", "VALUE", "BUILD", "SETITEM", "APPEND", "INIT", "Policy",
-           "Verdict", "analyze_pickle", "scan_bytes", "pickle_extent", "reads_sparsely",
+__all__ = ["__version__", "NEW", "CALL", "VALUE", "BUILD", "SETITEM", "APPEND", "INIT", "Policy", "Verdict",
+           "analyze_pickle", "scan_bytes", "analysed_streams", "pickle_extent", "reads_sparsely",
            "storage_members", "advise_for_scan", "run_cli"]
 
 __version__: Final[str]
@@ -55,8 +55,13 @@ class Policy:
     def copy(self) -> Policy: ...
     def to_toml(self) -> str: ...
 
-def analyze_pickle(data: Buffer, policy: Policy) -> dict[str, Any]: ...
-def scan_bytes(data: Buffer, policy: Policy, torch_load: bool = False) -> dict[str, Any]: ...
+def analyze_pickle(
+    data: Buffer, policy: Policy, side_dir: Optional[str] = None
+) -> dict[str, Any]: ...
+def scan_bytes(
+    data: Buffer, policy: Policy, torch_load: bool = False, side_dir: Optional[str] = None
+) -> dict[str, Any]: ...
+def analysed_streams(data: Buffer, policy: Policy) -> list[dict[str, Any]]: ...
 def pickle_extent(
     data: Buffer, start: int = 0, resume: Optional[int] = None
 ) -> Tuple[int, int]: ...

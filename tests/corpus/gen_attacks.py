@@ -2083,6 +2083,156 @@ behaviour("parity", "bh_parity_allowed_names", [
            "allowed by name, so a find_class check alone passes it; scan and load must both refuse")
 
 
+# =============================================================================================
+# parser_differential: readings that differ between loaders (issue 16)
+# =============================================================================================
+
+def _stored_local(name: str, data: bytes) -> bytes:
+    n = name.encode()
+    return struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 0, 0, 0x21, zlib.crc32(data),
+                       len(data), len(data), len(n), 0) + n + data
+
+
+def _stored_central(name: str, data: bytes, offset: int, comment: bytes = b"") -> bytes:
+    n = name.encode()
+    return struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 0, 0, 0x21, zlib.crc32(data),
+                       len(data), len(data), len(n), 0, len(comment), 0, 0, 0, offset) + n + comment
+
+
+def _zip64_record(count: int, size: int, offset: int) -> bytes:
+    return struct.pack("<4sQ2H2I4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, size, offset)
+
+
+def _zip64_locator(at: int) -> bytes:
+    return struct.pack("<4sIQI", b"PK\x06\x07", 0, at, 1)
+
+
+def _end_record(count: int, size: int, offset: int) -> bytes:
+    return struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, count, count, size, offset, 0)
+
+
+def _lay_out(at: int, members: list[tuple[str, bytes]]) -> tuple[bytes, bytes]:
+    body, cd = bytearray(), bytearray()
+    for name, data in members:
+        cd += _stored_central(name, data, at + len(body))
+        body += _stored_local(name, data)
+    return bytes(body), bytes(cd)
+
+
+def zip64_split_locator(shown: list[tuple[str, bytes]], hidden: list[tuple[str, bytes]]) -> bytes:
+    """Python's zipfile takes the zip64 end record right before the locator and sees `shown`;
+    torch's miniz follows the locator to a second record and central directory hidden inside a
+    stored member of `shown`, and sees `hidden`."""
+    out, cd_a = _lay_out(0, shown)
+    out, cd_a = bytearray(out), bytearray(cd_a)
+    blob_name = shown[0][0].split("/")[0] + "/.data/blob"
+    blob_data_at = len(out) + 30 + len(blob_name)
+    blob = bytearray(b"pad!")
+    hb, cd_m = _lay_out(blob_data_at + len(blob), hidden)
+    blob += hb
+    cd_m_at = blob_data_at + len(blob)
+    blob += cd_m
+    rec_m_at = blob_data_at + len(blob)
+    blob += _zip64_record(len(hidden), len(cd_m), cd_m_at)
+    cd_a += _stored_central(blob_name, bytes(blob), len(out))
+    out += _stored_local(blob_name, bytes(blob))
+    cd_a_at = len(out)
+    out += cd_a
+    out += _zip64_record(len(shown) + 1, len(cd_a), cd_a_at)
+    out += _zip64_locator(rec_m_at)
+    out += _end_record(0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+    return bytes(out)
+
+
+def zip64_split_end_record(zipfile_sees: list[tuple[str, bytes]], miniz_sees: list[tuple[str, bytes]]) -> bytes:
+    """The mirror image: no zip64 record right before the locator, so zipfile reads the 32-bit
+    end record (`zipfile_sees`) while miniz follows the locator (`miniz_sees`). The locator is
+    the comment of zipfile's last central entry."""
+    out, _ = _lay_out(0, zipfile_sees)
+    out = bytearray(out)
+    offsets, at = [], 0
+    for name, data in zipfile_sees:
+        offsets.append(at)
+        at += 30 + len(name.encode()) + len(data)
+    mb, cd_m = _lay_out(len(out), miniz_sees)
+    out += mb
+    cd_m_at = len(out)
+    out += cd_m
+    rec_m_at = len(out)
+    out += _zip64_record(len(miniz_sees), len(cd_m), cd_m_at)
+    cd_z_at = len(out)
+    cd_z = bytearray()
+    for i, ((name, data), off) in enumerate(zip(zipfile_sees, offsets)):
+        comment = _zip64_locator(rec_m_at) if i + 1 == len(zipfile_sees) else b""
+        cd_z += _stored_central(name, data, off, comment)
+    out += cd_z
+    out += _end_record(len(zipfile_sees), len(cd_z), cd_z_at)
+    return bytes(out)
+
+
+@sample("parser_differential", ext=".pt", container="pytorch_zip", loader="torch.load", expect=IMPORT_CALL + (TAMPER,),
+        requires=("torch",), source="CVE-2025-1944/1945 family (zip64 end records: zipfile and torch read different directories)",
+        note="zipfile (and a scanner built on it) sees a benign checkpoint; torch.load follows the zip64 locator to a "
+             "second central directory hidden in a stored member and unpickles its data.pkl")
+def torch_zip64_split(sid):
+    import torch
+
+    shown = [(m.name, m.data) for m in zip_members(_torch_bytes({"weight": torch.arange(8, dtype=torch.float32)}))]
+    hidden = [(m.name, m.data) for m in zip_members(_torch_bytes(_torch_obj(sid)))]
+    return zip64_split_locator(shown, hidden)
+
+
+@sample("parser_differential", ext=".npz", container="numpy_npz", loader="numpy.load", expect=IMPORT_CALL + (TAMPER,),
+        source="CVE-2025-1944/1945 family, mirror image (zipfile reads the 32-bit end record, miniz the zip64 locator)",
+        note="numpy.load reads the npz with zipfile; a reader that follows the zip64 locator sees a numeric npz")
+def npz_zip64_split(sid):
+    evil = [("weights.npy", _npy_bytes_benign()), ("labels.npy", _npy_bytes(sid))]
+    decoy = [("weights.npy", _npy_bytes_benign())]
+    return zip64_split_end_record(evil, decoy)
+
+
+@sample("parser_differential", ext=".pkl.zip", container="pandas_zip", loader="pandas.read_pickle",
+        expect=IMPORT_CALL + (TAMPER,), requires=("pandas",),
+        source="CVE-2025-1944/1945 family, mirror image, through pandas.read_pickle(compression='zip')",
+        note="pandas infers zip from the .zip suffix and reads the one member with zipfile")
+def pandas_zip64_split(sid):
+    return zip64_split_end_record([("data.pkl", system_call(sid, 2))], [("data.pkl", pickle.dumps({"a": 1}, protocol=2))])
+
+
+@sample("parser_differential", ext=".npy", container="numpy_npy", loader="numpy.load", expect=IMPORT_CALL + (TAMPER,),
+        source="npy header parsed with ast.literal_eval: a repeated 'descr' key, the last one wins",
+        note="a reader that takes the first 'descr' sees a float array and skips the pickle numpy.load(allow_pickle=True) runs")
+def numpy_npy_repeated_descr(sid):
+    body = _npy_bytes(sid)
+    hlen = struct.unpack("<H", body[8:10])[0]
+    header = body[10:10 + hlen].decode("latin1")
+    assert "'descr': '|O'" in header, header
+    new = "{'descr': '<f8', " + header.strip()[1:].rstrip()
+    new = new.replace("'|O', 'fortran_order'", "'|O', 'fortran_order'")
+    # numpy keeps the last 'descr' ('|O'); the first says float64.
+    pad = (-(10 + len(new) + 1)) % 64
+    new = new + " " * pad + "\n"
+    return body[:8] + struct.pack("<H", len(new)) + new.encode("latin1") + body[10 + hlen:]
+
+
+@sample("parser_differential", ext=".pkl", container="joblib", loader="joblib.load", writes_file=True,
+        expect=(UNSCANNABLE,), requires=("joblib", "numpy"),
+        source="joblib < 0.10 format: NDArrayWrapper makes joblib.load call numpy.load(allow_pickle=True) on a side file",
+        note="the payload is in the side file <id>_01.npy, named inside the pickle; the pickle itself only references it")
+def joblib_ndarray_wrapper_side_file(sid, path):
+    side = sid + "_01.npy"
+    (path.parent / side).write_bytes(_npy_bytes(sid))
+    a = Asm(2)
+    a.global_("joblib.numpy_pickle", "NDArrayWrapper")
+    a.op(b")\x81")  # EMPTY_TUPLE NEWOBJ
+    a.op(b"}(")     # EMPTY_DICT MARK
+    a.str_("filename").str_(side)
+    a.str_("subclass").global_("numpy", "ndarray")
+    a.str_("allow_mmap").op(b"\x88")
+    a.op(b"ub")     # SETITEMS BUILD
+    path.write_bytes(a.stop())
+
+
 # ---------------------------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------------------------

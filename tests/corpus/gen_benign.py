@@ -1002,6 +1002,10 @@ SECTIONS = [
     ("sympy", gen_sympy),
     ("dill_cloudpickle", gen_dill_cloudpickle),
 ]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_everyday import SECTIONS as _EVERYDAY  # noqa: E402
+
+SECTIONS += _EVERYDAY
 
 
 def main(argv=None) -> int:

@@ -9,7 +9,7 @@ use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pickleguard::{Mode, Policy, Report};
 use rayon::prelude::*;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -221,6 +221,15 @@ fn scan_stream(t: &Target, path: Option<&std::path::Path>, policy: &Policy) -> F
     }
 }
 
+/// A side file's bytes, lent to the core.
+struct SideBytes(Bytes);
+
+impl AsRef<[u8]> for SideBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Scan one target.
 pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
     scan_bounded(t, policy, &FileLimits::default(), None)
@@ -253,7 +262,7 @@ fn scan_bounded(
             return over_limit(t, len, limit_finding::too_big(len, max));
         }
     }
-    let report = match (limits.timeout, shared) {
+    let mut report = match (limits.timeout, shared) {
         (Some(timeout), Some(policy)) => {
             let (tx, rx) = std::sync::mpsc::channel();
             let policy = Arc::clone(policy);
@@ -272,6 +281,17 @@ fn scan_bounded(
         }
         _ => pickleguard::scan_bytes(&bytes, policy),
     };
+    if let Source::File(path) = &t.source {
+        // Files the pickle makes its loader open (docs/containers.md, "Side files").
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        pickleguard::container::side_files::settle(&mut report, policy, |name| {
+            let p = dir.join(name);
+            p.is_file()
+                .then(|| load(&Source::File(p)).ok())
+                .flatten()
+                .map(SideBytes)
+        });
+    }
     FileResult {
         path: t.display.clone(),
         report,

@@ -19,41 +19,101 @@ use policy::{PyPolicy, Verdict};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Analyse raw pickle bytes (one or several pickles back to back).
+/// `side_dir`: the directory of the file the pickle came from; side files it names (joblib's
+/// legacy wrappers) are followed there (docs/containers.md, "Side files").
 #[pyfunction]
+#[pyo3(signature = (data, policy, side_dir = None))]
 fn analyze_pickle<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
     policy: &PyPolicy,
+    side_dir: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let snap = policy.snapshot();
     let buf = Bytes::get(data)?;
-    let r = buf.with_gil_released(|b| pickleguard::analyze_pickle(b, &snap));
+    let r = buf.with_gil_released(|b| {
+        let mut r = pickleguard::analyze_pickle(b, &snap);
+        follow_side_files(&mut r, &snap, side_dir.as_deref());
+        r
+    });
     drop(buf);
     report::to_dict(py, &r, snap.mode.as_str())
+}
+
+fn follow_side_files(
+    r: &mut pickleguard::Report,
+    policy: &pickleguard::Policy,
+    dir: Option<&Path>,
+) {
+    if let Some(dir) = dir {
+        pickleguard::container::side_files::settle(r, policy, |name| {
+            let p = dir.join(name);
+            p.is_file().then(|| std::fs::read(p).ok()).flatten()
+        });
+    }
+}
+
+/// Every pickle stream a scan of `data` analysed, in the order their analyses began (debug
+/// API for the loader-differential tests, docs/containers.md): dicts with `member` (the path
+/// findings carry, `None` for the file itself), `format`, `offset` (where the stream starts
+/// in `data`, `None` for bytes that exist only inside the scan: decompressed, decoded) and
+/// `data` (the stream's bytes, `None` past the recording budget).
+#[pyfunction]
+fn analysed_streams<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    policy: &PyPolicy,
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let snap = policy.snapshot();
+    let buf = Bytes::get(data)?;
+    let (_, streams) = buf.with_gil_released(|b| pickleguard::scan_with_streams(b, &snap));
+    let mut out = Vec::with_capacity(streams.len());
+    for s in &streams {
+        let d = PyDict::new_bound(py);
+        d.set_item("member", s.member.as_deref())?;
+        d.set_item("format", s.format.as_str())?;
+        let offset = match s.data {
+            pickleguard::StreamData::InFile { start } => Some(start),
+            _ => None,
+        };
+        d.set_item("offset", offset)?;
+        let bytes = s
+            .bytes(buf.as_slice())
+            .map(|b| pyo3::types::PyBytes::new_bound(py, b));
+        d.set_item("data", bytes)?;
+        out.push(d);
+    }
+    drop(buf);
+    Ok(out)
 }
 
 /// Analyse a whole file's bytes, whatever the container (zip, torch, joblib, numpy, ...).
 /// `torch_load`: the file is about to be loaded by `torch.load` through the restricted
 /// unpickler, which scans the `data.pkl` it reads; a PyTorch zip's `data.pkl` is left to it.
 #[pyfunction]
-#[pyo3(signature = (data, policy, torch_load = false))]
+/// `side_dir`: as for `analyze_pickle`.
+#[pyo3(signature = (data, policy, torch_load = false, side_dir = None))]
 fn scan_bytes<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
     policy: &PyPolicy,
     torch_load: bool,
+    side_dir: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let snap = policy.snapshot();
     let buf = Bytes::get(data)?;
     let r = buf.with_gil_released(|b| {
-        if torch_load {
+        let mut r = if torch_load {
             pickleguard::scan_bytes_before_torch_load(b, &snap)
         } else {
             pickleguard::scan_bytes(b, &snap)
-        }
+        };
+        follow_side_files(&mut r, &snap, side_dir.as_deref());
+        r
     });
     drop(buf);
     report::to_dict(py, &r, snap.mode.as_str())
@@ -151,6 +211,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Verdict>()?;
     m.add_function(wrap_pyfunction!(analyze_pickle, m)?)?;
     m.add_function(wrap_pyfunction!(scan_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(analysed_streams, m)?)?;
     m.add_function(wrap_pyfunction!(pickle_extent, m)?)?;
     m.add_function(wrap_pyfunction!(reads_sparsely, m)?)?;
     m.add_function(wrap_pyfunction!(storage_members, m)?)?;

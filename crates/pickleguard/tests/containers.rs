@@ -830,7 +830,7 @@ fn decompression_is_bounded() {
 
 fn npy_bytes(descr: &str, body: &[u8]) -> Vec<u8> {
     let mut h = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': (3,), }}");
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
@@ -1510,4 +1510,348 @@ fn read_hint_names_the_members_a_sparse_scan_reads_whole() {
         );
         assert!(got.iter().zip(&want).all(|(g, w)| g == w), "archive {i}");
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Readings that differ between loaders (issue 16): zip64 end records, npy header keys, side
+// files named inside a pickle
+// ------------------------------------------------------------------------------------------
+
+/// A stored local entry.
+fn local_entry(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut v = b"PK\x03\x04".to_vec();
+    p16(&mut v, 20);
+    p16(&mut v, 0);
+    p16(&mut v, 0);
+    p32(&mut v, 0x21);
+    p32(&mut v, crc32(data));
+    p32(&mut v, data.len() as u32);
+    p32(&mut v, data.len() as u32);
+    p16(&mut v, name.len() as u16);
+    p16(&mut v, 0);
+    v.extend_from_slice(name.as_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+/// A central entry for a stored member whose local header is at `off`.
+fn central_entry(name: &str, data: &[u8], off: u64, comment: &[u8]) -> Vec<u8> {
+    let mut v = b"PK\x01\x02".to_vec();
+    p16(&mut v, 20);
+    p16(&mut v, 20);
+    p16(&mut v, 0);
+    p16(&mut v, 0);
+    p32(&mut v, 0x21);
+    p32(&mut v, crc32(data));
+    p32(&mut v, data.len() as u32);
+    p32(&mut v, data.len() as u32);
+    p16(&mut v, name.len() as u16);
+    p16(&mut v, 0);
+    p16(&mut v, comment.len() as u16);
+    p16(&mut v, 0);
+    p16(&mut v, 0);
+    p32(&mut v, 0);
+    p32(&mut v, off as u32);
+    v.extend_from_slice(name.as_bytes());
+    v.extend_from_slice(comment);
+    v
+}
+
+fn zip64_record(n: u64, size: u64, off: u64) -> Vec<u8> {
+    let mut v = b"PK\x06\x06".to_vec();
+    p64(&mut v, 44);
+    p16(&mut v, 45);
+    p16(&mut v, 45);
+    p32(&mut v, 0);
+    p32(&mut v, 0);
+    p64(&mut v, n);
+    p64(&mut v, n);
+    p64(&mut v, size);
+    p64(&mut v, off);
+    v
+}
+
+fn zip64_locator(at: u64) -> Vec<u8> {
+    let mut v = b"PK\x06\x07".to_vec();
+    p32(&mut v, 0);
+    p64(&mut v, at);
+    p32(&mut v, 1);
+    v
+}
+
+fn end_record(n: u16, size: u32, off: u32) -> Vec<u8> {
+    let mut v = b"PK\x05\x06".to_vec();
+    p16(&mut v, 0);
+    p16(&mut v, 0);
+    p16(&mut v, n);
+    p16(&mut v, n);
+    p32(&mut v, size);
+    p32(&mut v, off);
+    p16(&mut v, 0);
+    v
+}
+
+/// Lay out stored members from `at`; returns the bytes and the central directory.
+fn lay_out(at: usize, members: &[(&str, &[u8])]) -> (Vec<u8>, Vec<u8>) {
+    let (mut body, mut cd) = (Vec::new(), Vec::new());
+    for (name, data) in members {
+        cd.extend(central_entry(name, data, (at + body.len()) as u64, b""));
+        body.extend(local_entry(name, data));
+    }
+    (body, cd)
+}
+
+/// zipfile takes the zip64 record right before the locator (`shown`); torch's miniz follows
+/// the locator to a second record and directory hidden inside a stored member (`hidden`).
+fn zip64_split_torch(shown: &[(&str, &[u8])], hidden: &[(&str, &[u8])]) -> Vec<u8> {
+    let (mut out, mut cd_a) = lay_out(0, shown);
+    let blob_name = "archive/.data/blob";
+    let blob_data_at = out.len() + 30 + blob_name.len();
+    let mut blob = b"pad!".to_vec();
+    let (hb, cd_m) = lay_out(blob_data_at + blob.len(), hidden);
+    blob.extend(hb);
+    let cd_m_at = blob_data_at + blob.len();
+    blob.extend(&cd_m);
+    let rec_m_at = blob_data_at + blob.len();
+    blob.extend(zip64_record(
+        hidden.len() as u64,
+        cd_m.len() as u64,
+        cd_m_at as u64,
+    ));
+    cd_a.extend(central_entry(blob_name, &blob, out.len() as u64, b""));
+    out.extend(local_entry(blob_name, &blob));
+    let cd_a_at = out.len();
+    out.extend(&cd_a);
+    out.extend(zip64_record(
+        shown.len() as u64 + 1,
+        cd_a.len() as u64,
+        cd_a_at as u64,
+    ));
+    out.extend(zip64_locator(rec_m_at as u64));
+    out.extend(end_record(0xffff, 0xffff_ffff, 0xffff_ffff));
+    out
+}
+
+/// The mirror image: no zip64 record before the locator, so zipfile reads the 32-bit end
+/// record (`zipfile_sees`), miniz follows the locator (`miniz_sees`). The locator is the
+/// comment of zipfile's last central entry.
+fn zip64_split_zipfile(zipfile_sees: &[(&str, &[u8])], miniz_sees: &[(&str, &[u8])]) -> Vec<u8> {
+    let (mut out, _) = lay_out(0, zipfile_sees);
+    let z_offsets: Vec<usize> = {
+        let mut at = 0;
+        zipfile_sees
+            .iter()
+            .map(|(n, d)| {
+                let o = at;
+                at += 30 + n.len() + d.len();
+                o
+            })
+            .collect()
+    };
+    let (mb, cd_m) = lay_out(out.len(), miniz_sees);
+    out.extend(mb);
+    let cd_m_at = out.len();
+    out.extend(&cd_m);
+    let rec_m_at = out.len();
+    out.extend(zip64_record(
+        miniz_sees.len() as u64,
+        cd_m.len() as u64,
+        cd_m_at as u64,
+    ));
+    let cd_z_at = out.len();
+    let mut cd_z = Vec::new();
+    for (i, ((name, data), off)) in zipfile_sees.iter().zip(&z_offsets).enumerate() {
+        let comment = if i + 1 == zipfile_sees.len() {
+            zip64_locator(rec_m_at as u64)
+        } else {
+            Vec::new()
+        };
+        cd_z.extend(central_entry(name, data, *off as u64, &comment));
+    }
+    out.extend(&cd_z);
+    out.extend(end_record(
+        zipfile_sees.len() as u16,
+        cd_z.len() as u32,
+        cd_z_at as u32,
+    ));
+    out
+}
+
+fn split_finding(r: &Report) -> Option<&pickleguard::Finding> {
+    r.findings.iter().find(|f| {
+        f.kind == FindingType::StructuralTamper
+            && f.description.contains("two different central directories")
+    })
+}
+
+#[test]
+fn zip64_split_torch_reads_a_hidden_directory() {
+    let shown: &[(&str, &[u8])] = &[
+        ("archive/data.pkl", BENIGN),
+        ("archive/byteorder", b"little"),
+        ("archive/version", b"3\n"),
+    ];
+    let hidden: &[(&str, &[u8])] = &[("archive/data.pkl", EVIL), ("archive/version", b"3\n")];
+    let d = zip64_split_torch(shown, hidden);
+    let r = scan(&d);
+    assert!(!r.is_safe, "{}", show(&r));
+    let f = split_finding(&r).unwrap_or_else(|| panic!("{}", show(&r)));
+    // Both readings are in the finding.
+    assert!(
+        f.description.contains("zipfile") && f.description.contains("miniz"),
+        "{}",
+        f.description
+    );
+    assert!(
+        f.description.matches("\"archive/data.pkl\"").count() == 2,
+        "{}",
+        f.description
+    );
+    assert!(
+        evil_in(&r, "archive/data.pkl (directory at byte"),
+        "{}",
+        show(&r)
+    );
+    // The same file without the split is clean: the finding comes from the split alone.
+    let clean = zip64_split_torch(
+        shown,
+        &[("archive/data.pkl", BENIGN), ("archive/version", b"3\n")],
+    );
+    let r = scan(&clean);
+    assert!(split_finding(&r).is_some(), "{}", show(&r));
+    assert!(!evil_in(&r, "archive/data.pkl"), "{}", show(&r));
+}
+
+#[test]
+fn zip64_split_zipfile_reads_the_32_bit_record() {
+    let d = zip64_split_zipfile(&[("data.pkl", EVIL)], &[("data.pkl", BENIGN)]);
+    let r = scan(&d);
+    assert!(split_finding(&r).is_some(), "{}", show(&r));
+    assert!(evil_in(&r, "data.pkl"), "{}", show(&r));
+    // And the other way round.
+    let d = zip64_split_zipfile(&[("data.pkl", BENIGN)], &[("data.pkl", EVIL)]);
+    let r = scan(&d);
+    assert!(split_finding(&r).is_some(), "{}", show(&r));
+    assert!(evil_in(&r, "data.pkl (directory at byte"), "{}", show(&r));
+}
+
+#[test]
+fn agreeing_zip64_records_are_one_reading() {
+    let mut z = zip(torch_entries(BENIGN));
+    z.zip64 = true;
+    let r = scan(&z.build());
+    assert!(r.is_safe && r.findings.is_empty(), "{}", show(&r));
+}
+
+fn npy_header_bytes(header: &str, body: &[u8]) -> Vec<u8> {
+    let mut h = header.to_string();
+    while !(10 + h.len() + 1).is_multiple_of(64) {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut d = b"\x93NUMPY\x01\x00".to_vec();
+    d.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    d.extend_from_slice(h.as_bytes());
+    d.extend_from_slice(body);
+    d
+}
+
+#[test]
+fn npy_repeated_header_keys() {
+    // numpy (ast.literal_eval) keeps the last 'descr': an object array.
+    let d = npy_header_bytes(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), 'descr': '|O'}",
+        EVIL,
+    );
+    let r = scan(&d);
+    assert!(
+        count(&r, FindingType::StructuralTamper) == 1,
+        "{}",
+        show(&r)
+    );
+    let t = r
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingType::StructuralTamper)
+        .unwrap();
+    assert!(
+        t.description.contains("'<f8'") || t.description.contains("\"<f8\""),
+        "{}",
+        t.description
+    );
+    assert!(t.description.contains("|O"), "{}", t.description);
+    assert!(evil_in(&r, "object array"), "{}", show(&r));
+    // The other order: numpy reads numbers, a first-key reader objects. Still both readings.
+    let d = npy_header_bytes(
+        "{'descr': '|O', 'fortran_order': False, 'shape': (3,), 'descr': '<f8'}",
+        EVIL,
+    );
+    let r = scan(&d);
+    assert!(!r.is_safe && evil_in(&r, "object array"), "{}", show(&r));
+    // A repeated key that does not change the dtype is still an ambiguity.
+    let d = npy_header_bytes(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), 'shape': (3,)}",
+        &[0u8; 24],
+    );
+    let r = scan(&d);
+    assert!(
+        !r.is_safe && count(&r, FindingType::StructuralTamper) == 1,
+        "{}",
+        show(&r)
+    );
+    // Spellings a small parser could misread count as objects: escapes, implicit concatenation.
+    for h in [
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), '\\x64escr': '|O'}",
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), 'des' 'cr': '|O'}",
+    ] {
+        let r = scan(&npy_header_bytes(h, EVIL));
+        assert!(
+            evil_in(&r, "npy header") || evil_in(&r, "object array"),
+            "{h}: {}",
+            show(&r)
+        );
+    }
+}
+
+/// A legacy joblib pickle (joblib < 0.10) whose NDArrayWrapper names a side file.
+fn ndarray_wrapper_pickle(class: &str, filename: &str) -> Vec<u8> {
+    let mut v = b"\x80\x02cjoblib.numpy_pickle\n".to_vec();
+    v.extend_from_slice(class.as_bytes());
+    v.extend_from_slice(b"\n)\x81}(X\x08\x00\x00\x00filename");
+    v.push(b'X');
+    v.extend_from_slice(&(filename.len() as u32).to_le_bytes());
+    v.extend_from_slice(filename.as_bytes());
+    v.extend_from_slice(b"X\x08\x00\x00\x00subclasscnumpy\nndarray\nub.");
+    v
+}
+
+#[test]
+fn joblib_legacy_side_files_are_findings() {
+    let r = scan(&ndarray_wrapper_pickle(
+        "NDArrayWrapper",
+        "model.pkl_01.npy",
+    ));
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingType::Unscannable)
+        .unwrap_or_else(|| panic!("{}", show(&r)));
+    assert_eq!(f.severity, Severity::Medium);
+    assert_eq!(
+        f.args.as_deref(),
+        Some(&["model.pkl_01.npy".to_string()][..])
+    );
+    assert_eq!(f.name.as_deref(), Some("NDArrayWrapper"));
+    assert!(!r.is_safe, "{}", show(&r));
+    // ZNDArrayWrapper's side file is raw zlib data: noted, not blocking by itself.
+    let r = scan(&ndarray_wrapper_pickle(
+        "ZNDArrayWrapper",
+        "model.pkl_01.npy.z",
+    ));
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingType::Unscannable)
+        .unwrap_or_else(|| panic!("{}", show(&r)));
+    assert_eq!(f.severity, Severity::Low);
 }

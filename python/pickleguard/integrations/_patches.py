@@ -112,6 +112,12 @@ def _joblib(g: Group) -> None:
     guard_of = g.guard_of()
     g.set(npk.NumpyUnpickler, "find_class", py_find_class(npk.NumpyUnpickler, guard_of))
     compat = sys.modules.get("joblib.numpy_pickle_compat")
+    wrapper = getattr(compat, "NDArrayWrapper", None)
+    if isinstance(wrapper, type):
+        # A legacy wrapper's side file is loaded with numpy.load(allow_pickle=True): through
+        # the guard instead (docs/containers.md, "Side files").
+        from .._sidefiles import guarded_read
+        g.set(wrapper, "read", guarded_read(wrapper.__dict__["read"], guard_of))
     if compat is not None:
         for name in ("NumpyUnpickler", "ZipNumpyUnpickler"):
             cls = getattr(compat, name, None)

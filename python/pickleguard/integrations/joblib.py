@@ -61,7 +61,7 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
             # A pre-0.10 dump with companion .npy files: joblib's compatibility loader
             # (its unpicklers are restricted at the class while patched).
             from .._io import map_path
-            with accepting(guard.check_file(map_path(fobj), fobj)):
+            with accepting(guard.check_file(map_path(fobj), fobj, path=fobj)):
                 return npk.load_compatibility(fobj)
         if fobj is f:
             data: Optional[Any] = None
@@ -76,7 +76,7 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
                 f.seek(start)
                 data = f.read()
                 f.seek(here)
-            analysis = guard.check(guard.analyze(data, source=source))
+            analysis = guard.check(guard.analyze(data, source=source, path=name if is_path else None))
             del data
             with accepting(analysis):
                 if is_path:
@@ -100,7 +100,7 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
             f.seek(here)
         plain = _decompress(guard, raw, None, source)
         del raw
-        analysis = guard.check(guard.analyze(plain, source=source))
+        analysis = guard.check(guard.analyze(plain, source=source, path=name if is_path else None))
         with accepting(analysis):
             return _unpickle(cls, io.BytesIO(plain), eno, name if is_path else "", None)
 

@@ -16,6 +16,7 @@ pub(super) fn judge_member(
         Some(label) => crate::container::within(label, || judge(m, policy, ctx, out)),
         None => judge(m, policy, ctx, out),
     }
+    side_files(m, out);
 }
 
 /// Turn what the machine recorded for one pickle into findings and a globals summary.
@@ -560,6 +561,9 @@ fn judge_getattr(
             return true;
         }
     }
+    if reached.is_none() && plain_receiver(m, c) {
+        return true;
+    }
     let text = call_text(m, name, c);
     let (sev, desc) = match &reached {
         Some((shown, v)) if v.danger.is_some() => (
@@ -587,6 +591,49 @@ fn judge_getattr(
         desc,
     ));
     false
+}
+
+/// `getattr(<plain data>, '<public name>')`: a method or attribute of a string, bytes, number
+/// or container that the pickle wrote itself, as `"a,b".split` and `[1].sort` pickle. Those
+/// types' methods only compute on the value in memory; the bound method is a value, and a call
+/// of it later in the pickle is judged as a callable made while loading.
+fn plain_receiver(m: &Machine<'_>, c: &CallNode) -> bool {
+    let Some(args) = m.args_of(c.args) else {
+        return false;
+    };
+    if args.len != 2 || args.items.len() != 2 {
+        return false;
+    }
+    let Value::Str(attr) = args.items[1] else {
+        return false;
+    };
+    if str_len(m, attr) > 64 {
+        return false;
+    }
+    let attr = m.arena.text(m.data, attr);
+    let public = matches!(attr.chars().next(), Some(c) if c.is_ascii_alphabetic())
+        && attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    public && plain_all_the_way(m, args.items[0], 0, &mut 4096)
+}
+
+/// Plain data to the leaves (no global, no object made by a call), within `budget` visits.
+fn plain_all_the_way(m: &Machine<'_>, v: Value, depth: u32, budget: &mut u32) -> bool {
+    if v.is_scalar_data() {
+        return true;
+    }
+    if depth > 16 || *budget == 0 {
+        return false;
+    }
+    *budget -= 1;
+    match v.node() {
+        Some(n) => {
+            // Items past the kept ones are in `extra` unless they are scalars.
+            let node = &m.arena.nodes[n as usize];
+            node.all()
+                .all(|x| plain_all_the_way(m, x, depth + 1, budget))
+        }
+        None => false,
+    }
 }
 
 pub(super) fn describe_uses(bits: u8) -> String {

@@ -7,6 +7,7 @@ mod judged;
 mod ops;
 mod payload;
 mod schema;
+mod side_files;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +23,8 @@ use ops::*;
 use payload::*;
 #[allow(unused_imports)]
 use schema::*;
+#[allow(unused_imports)]
+use side_files::*;
 
 use crate::decode;
 use crate::machine::{CallKind, CallNode, Machine, Outcome, Unpickler};

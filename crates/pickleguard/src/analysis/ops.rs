@@ -64,6 +64,23 @@ pub(super) fn judge_method(
         // The loader's persistent_load hook made it (torch storages): not a class of the policy.
         return true;
     }
+    if method == Method::SetItem && sets_special_name(m, c.args) {
+        // A custom __setitem__ may turn keys into attributes (transformers' ModelOutput does):
+        // a key naming a special method would plant it on the object.
+        let target = render::render(m, c.callable);
+        let mut f = call_finding(
+            m,
+            FindingType::AttributeInjection,
+            Severity::High,
+            c,
+            format!("{target}.{name}"),
+            format!("SETITEMS hands {target}.{name} a key that names a special method"),
+        );
+        f.module = None;
+        f.name = None;
+        out.push(f);
+        return false;
+    }
     let op = method_op(method);
     let Some((shown, class)) = maker(m, j, target, 0) else {
         return refuse_unknown(m, c, op, name, out);
@@ -102,6 +119,28 @@ pub(super) fn judge_method(
         return false;
     }
     true
+}
+
+/// Whether a SETITEM(S) key is a string naming a special method (`__class__`, `__reduce__`).
+fn sets_special_name(m: &Machine<'_>, args: Value) -> bool {
+    let Value::Dict(n) = args else {
+        return false;
+    };
+    let node = &m.arena.nodes[n as usize];
+    // Pairs, flattened: kept items first, then the pairs past them that are not scalars.
+    node.items
+        .chunks(2)
+        .chain(node.extra.chunks(2))
+        .any(|kv| match kv[0] {
+            Value::Str(k) => {
+                let raw = m.arena.text_bytes(m.data, k);
+                raw.len() > 4
+                    && raw.starts_with(b"__")
+                    && raw.ends_with(b"__")
+                    && SPECIAL_METHODS.contains(&m.arena.text(m.data, k).as_ref())
+            }
+            _ => false,
+        })
 }
 
 fn fill_opcode(method: Method) -> &'static str {

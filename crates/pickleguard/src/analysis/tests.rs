@@ -106,6 +106,15 @@ fn class1_build_into_a_setstate_that_executes_state() {
         .op(&[SETITEMS, BUILD])
         .done();
     assert_refused(&model, "restore_design_info");
+    let newer = instance(P::new(), "statsmodels.base.data", "ModelData")
+        .op(&[EMPTY_DICT, MARK])
+        .s("restore_model_spec")
+        .i(1)
+        .s("formula")
+        .s("y ~ I(__import__('os').system('id'))")
+        .op(&[SETITEMS, BUILD])
+        .done();
+    assert_refused(&newer, "restore_model_spec");
 }
 
 #[test]
@@ -289,4 +298,93 @@ fn class7_bound_methods_of_allowed_objects_need_their_own_grant() {
         .op(&[TUPLE, REDUCE, EMPTY_TUPLE, REDUCE])
         .done();
     assert!(!scan(&called_member).is_safe);
+}
+
+#[test]
+fn setitem_keys_naming_special_methods_are_refused() {
+    // OrderedDict (and transformers' ModelOutput, whose __setitem__ also sets the attribute)
+    // take SETITEMS; a key naming a special method would plant it.
+    let od = P::new()
+        .g("collections", "OrderedDict")
+        .op(&[EMPTY_TUPLE, REDUCE, MARK])
+        .s("__reduce_ex__")
+        .i(1)
+        .op(&[SETITEMS])
+        .done();
+    assert_refused(&od, "names a special method");
+    // Past the items a node keeps, too.
+    let mut late = P::new()
+        .g("collections", "OrderedDict")
+        .op(&[EMPTY_TUPLE, REDUCE, MARK]);
+    for i in 0..40u8 {
+        late = late.s(&format!("k{i}")).i(i);
+    }
+    let late = late.s("__reduce_ex__").i(1).op(&[SETITEMS]).done();
+    assert_refused(&late, "names a special method");
+    let data_key = P::new()
+        .g("collections", "OrderedDict")
+        .op(&[EMPTY_TUPLE, REDUCE, MARK])
+        .s("__doc__x")
+        .i(1)
+        .op(&[SETITEMS])
+        .done();
+    assert_safe(&data_key);
+}
+
+#[test]
+fn bound_methods_of_plain_values_are_values_not_calls() {
+    // pickle.dumps("a,b".split): getattr('a,b', 'split'), stored.
+    let split = P::new()
+        .g("builtins", "getattr")
+        .s("a,b")
+        .s("split")
+        .op(&[b'\x86', REDUCE])
+        .done();
+    assert_safe(&split);
+    // The same bound method called while loading is a callable made at load time.
+    let called = P::new()
+        .g("builtins", "getattr")
+        .s("a,b")
+        .s("split")
+        .op(&[b'\x86', REDUCE, EMPTY_TUPLE, REDUCE])
+        .done();
+    assert_refused(&called, "made while loading");
+    // A dunder, or a receiver that is not plain data, reaches what the policy cannot name.
+    let dunder = P::new()
+        .g("builtins", "getattr")
+        .s("a,b")
+        .s("__class__")
+        .op(&[b'\x86', REDUCE])
+        .done();
+    assert!(!scan(&dunder).is_safe);
+    let object = P::new()
+        .g("builtins", "getattr")
+        .op(&[MARK])
+        .g("pathlib", "PosixPath")
+        .s("/tmp/x")
+        .op(&[TUPLE1, REDUCE])
+        .s("touch")
+        .op(&[TUPLE, REDUCE])
+        .done();
+    assert!(!scan(&object).is_safe);
+}
+
+#[test]
+fn dill_names_only_plain_builtin_types() {
+    for name in ["int", "slice", "NoneType"] {
+        let p = P::new()
+            .g("dill._dill", "_load_type")
+            .s(name)
+            .op(&[TUPLE1, REDUCE])
+            .done();
+        assert_safe(&p);
+    }
+    for name in ["CodeType", "FunctionType", "type"] {
+        let p = P::new()
+            .g("dill._dill", "_load_type")
+            .s(name)
+            .op(&[TUPLE1, REDUCE])
+            .done();
+        assert!(!scan(&p).is_safe, "_load_type({name:?}) must not be safe");
+    }
 }

@@ -15,6 +15,7 @@ pub mod budget;
 mod compress;
 mod npy;
 mod pylit;
+pub mod side_files;
 pub mod streams;
 mod tar;
 mod torch;
@@ -63,7 +64,7 @@ enum Reading {
 fn reading(data: &[u8]) -> Reading {
     match sniff(data) {
         Kind::Zip | Kind::Tar => Reading::Sparse,
-        Kind::Npy if matches!(npy::header(data), Some((_, Some(false)))) => Reading::Sparse,
+        Kind::Npy if npy::header(data).is_some_and(|h| !h.any_objects) => Reading::Sparse,
         Kind::Raw if torch::is_legacy(data) => Reading::Sparse,
         Kind::Npy | Kind::Compressed(_) => Reading::Whole,
         Kind::Raw if data.first() == Some(&0x80) => Reading::Whole,

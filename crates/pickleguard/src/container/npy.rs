@@ -9,9 +9,21 @@ use crate::report::{Finding, FindingType, Severity};
 
 pub const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// The header: where the array data starts, and whether the dtype holds objects (`None`: the
-/// header cannot be read).
-pub(crate) fn header(d: &[u8]) -> Option<(usize, Option<bool>)> {
+/// What a `.npy` header says.
+pub(crate) struct Header {
+    /// Where the array data starts.
+    pub end: usize,
+    /// Whether the dtype numpy uses (the last `descr`, as `ast.literal_eval` builds the
+    /// dict) holds objects; `None`: the header cannot be read.
+    pub objects: Option<bool>,
+    /// Keys the header dict gives more than once, with every `descr` reading: numpy keeps the
+    /// last value, other readers the first.
+    pub repeated: Option<String>,
+    /// Some reading of a repeated `descr` holds objects.
+    pub any_objects: bool,
+}
+
+pub(crate) fn header(d: &[u8]) -> Option<Header> {
     let major = *d.get(6)?;
     let (len, at): (usize, usize) = match major {
         1 => (
@@ -31,8 +43,52 @@ pub(crate) fn header(d: &[u8]) -> Option<(usize, Option<bool>)> {
     } else {
         text.iter().map(|&b| b as char).collect()
     };
-    let descr = pylit::parse(&text).and_then(|h| h.get("descr").cloned());
-    Some((end, descr.map(|d| has_object(&d, 0))))
+    let Some(h) = pylit::parse(&text) else {
+        return Some(Header {
+            end,
+            objects: None,
+            repeated: None,
+            any_objects: true,
+        });
+    };
+    let objects = h.get("descr").map(|d| has_object(d, 0));
+    let readings: Vec<&Lit> = h.get_all("descr");
+    let any_objects = objects != Some(false) || readings.iter().any(|d| has_object(d, 0));
+    let keys = h.repeated_keys();
+    let repeated = (!keys.is_empty()).then(|| {
+        format!(
+            "keys {:?} repeated; descr readings: {}",
+            keys,
+            readings
+                .iter()
+                .map(|d| format!(
+                    "{} ({})",
+                    show(d),
+                    if has_object(d, 0) {
+                        "objects"
+                    } else {
+                        "numeric"
+                    }
+                ))
+                .collect::<Vec<_>>()
+                .join(", then ")
+        )
+    });
+    Some(Header {
+        end,
+        objects,
+        repeated,
+        any_objects,
+    })
+}
+
+/// A dtype description, shortly, for a finding.
+fn show(d: &Lit) -> String {
+    let s = match d {
+        Lit::Str(s) => format!("{s:?}"),
+        other => format!("{other:?}"),
+    };
+    s.chars().take(80).collect()
 }
 
 /// Whether a dtype description (`descr_to_dtype`'s input) can hold objects. Anything that is
@@ -86,7 +142,7 @@ fn plain_typestr(s: &str) -> bool {
 
 pub fn scan(d: &[u8], policy: &Policy, depth: u32) -> Report {
     let mut r = Report::new("numpy_npy");
-    let Some((end, objects)) = header(d) else {
+    let Some(h) = header(d) else {
         r.push(Finding::new(
             FindingType::Malformed,
             Severity::Low,
@@ -95,10 +151,19 @@ pub fn scan(d: &[u8], policy: &Policy, depth: u32) -> Report {
         ));
         return r;
     };
-    if objects == Some(false) {
+    if let Some(what) = &h.repeated {
+        r.push(super::tamper(
+            8,
+            format!(
+                "the .npy header dict repeats a key ({what}): numpy keeps the last value, readers that take the first see another array; the data is analysed if any reading holds objects"
+            ),
+        ));
+    }
+    if !h.any_objects {
         return r;
     }
-    let label = if objects.is_none() {
+    let end = h.end;
+    let label = if h.objects.is_none() {
         format!("data after an unreadable .npy header at byte {end}")
     } else {
         format!("object array at byte {end}")

@@ -13,14 +13,39 @@ pub enum Lit {
 }
 
 impl Lit {
+    /// A dict's value for `key`: the last one when the key repeats, as `ast.literal_eval`
+    /// builds the dict.
     pub fn get(&self, key: &str) -> Option<&Lit> {
-        match self {
-            Lit::Dict(kv) => kv
-                .iter()
-                .find(|(k, _)| matches!(k, Lit::Str(s) if s == key))
-                .map(|(_, v)| v),
-            _ => None,
+        self.get_all(key).pop()
+    }
+
+    /// Every value a dict literal gives `key`, in order.
+    pub fn get_all(&self, key: &str) -> Vec<&Lit> {
+        let kv: &[(Lit, Lit)] = match self {
+            Lit::Dict(kv) => kv,
+            _ => &[],
+        };
+        kv.iter()
+            .filter(|(k, _)| matches!(k, Lit::Str(s) if s == key))
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// The string keys a dict literal gives more than once.
+    pub fn repeated_keys(&self) -> Vec<&str> {
+        let Lit::Dict(kv) = self else {
+            return Vec::new();
+        };
+        let mut out: Vec<&str> = Vec::new();
+        for (i, (k, _)) in kv.iter().enumerate() {
+            if let Lit::Str(s) = k {
+                let again = kv[..i].iter().any(|(k2, _)| k2 == k);
+                if again && !out.contains(&s.as_str()) {
+                    out.push(s);
+                }
+            }
         }
+        out
     }
 }
 
@@ -134,7 +159,11 @@ impl P<'_> {
                     b'n' => b'\n',
                     b't' => b'\t',
                     b'r' => b'\r',
-                    b'0' => 0,
+                    b'0' if !self.s.get(self.i).is_some_and(u8::is_ascii_digit) => 0,
+                    // Numeric escapes (`'\x64escr'` is `'descr'` to Python) and line
+                    // continuations are not decoded here: the literal is unreadable, which
+                    // the header reader treats as "may hold objects".
+                    b'x' | b'u' | b'U' | b'N' | b'0'..=b'7' | b'\n' | b'\r' => return None,
                     other => other,
                 });
             } else {

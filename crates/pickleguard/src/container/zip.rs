@@ -72,6 +72,8 @@ struct Central {
 /// The central directory and the records around it.
 #[derive(Debug)]
 struct Directory {
+    /// Whose reading of the end records this is.
+    reader: Reader,
     entries: Vec<Central>,
     cd_start: usize,
     cd_end: usize,
@@ -153,14 +155,36 @@ fn parse_central(d: &[u8], p: usize) -> Option<(Central, usize)> {
     ))
 }
 
-/// Find the end of central directory record (the last one in the tail, as zipfile and miniz
-/// do) and read the directory it points to.
-fn read_directory(d: &[u8]) -> Option<Directory> {
+/// Which zip64 end record a reader takes when a zip64 locator precedes the end record.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Reader {
+    /// Python's zipfile (`_EndRecData64`): the record right before the locator, assuming no
+    /// extensible data; offsets corrected by the bytes in front of the archive.
+    Zipfile,
+    /// torch's miniz (`mz_zip_reader_read_central_dir`): the record at the offset the locator
+    /// gives; offsets taken as they are.
+    Miniz,
+}
+
+impl Reader {
+    fn describe(self) -> &'static str {
+        match self {
+            Reader::Zipfile => {
+                "Python's zipfile (numpy.load, pandas) takes the zip64 record right before the locator"
+            }
+            Reader::Miniz => "torch's reader (miniz) follows the locator's offset",
+        }
+    }
+}
+
+/// Candidate end of central directory records, last first (zipfile and miniz both take the
+/// last one in the tail; earlier ones are tried only when it leads nowhere).
+fn end_records(d: &[u8]) -> Vec<usize> {
+    let mut cands = Vec::new();
     if d.len() < 22 {
-        return None;
+        return cands;
     }
     let lo = d.len().saturating_sub(22 + 0xffff);
-    let mut cands = Vec::new();
     let mut i = d.len() - 22;
     loop {
         if &d[i..i + 4] == EOCD_SIG {
@@ -174,10 +198,64 @@ fn read_directory(d: &[u8]) -> Option<Directory> {
         }
         i -= 1;
     }
-    cands.into_iter().find_map(|e| directory_at(d, e))
+    cands
 }
 
-fn directory_at(d: &[u8], e: usize) -> Option<Directory> {
+/// The central directory as zipfile reads it, or else as miniz does (for polyglot location).
+fn read_directory(d: &[u8]) -> Option<Directory> {
+    read_directories(d).into_iter().next()
+}
+
+/// Every reading of the archive's end records that leads to a central directory: one when
+/// the readers agree, two (zipfile's first) when the zip64 end records send zipfile and
+/// torch's miniz to different directories.
+fn read_directories(d: &[u8]) -> Vec<Directory> {
+    for e in end_records(d) {
+        match (
+            directory_at(d, e, Reader::Zipfile),
+            directory_at(d, e, Reader::Miniz),
+        ) {
+            (Some(a), Some(b)) if a.same_entries(&b) => return vec![a],
+            (Some(a), Some(b)) => return vec![a, b],
+            (Some(a), None) | (None, Some(a)) => return vec![a],
+            (None, None) => {}
+        }
+    }
+    Vec::new()
+}
+
+impl Directory {
+    fn same_entries(&self, o: &Directory) -> bool {
+        self.cd_start == o.cd_start
+            && self.shift == o.shift
+            && self.entries.len() == o.entries.len()
+            && self.entries.iter().zip(&o.entries).all(|(a, b)| {
+                a.pos == b.pos && a.local == b.local && a.csize == b.csize && a.name == b.name
+            })
+    }
+
+    /// One reading, for a finding: where its directory is and what it lists.
+    fn summary(&self) -> String {
+        let mut names: Vec<String> = self
+            .entries
+            .iter()
+            .take(8)
+            .map(|c| format!("{:?}", name_text(&c.name)))
+            .collect();
+        if self.entries.len() > 8 {
+            names.push(format!("... {} more", self.entries.len() - 8));
+        }
+        format!(
+            "{}: central directory at byte {}, {} entries [{}]",
+            self.reader.describe(),
+            self.cd_start,
+            self.entries.len(),
+            names.join(", ")
+        )
+    }
+}
+
+fn directory_at(d: &[u8], e: usize, reader: Reader) -> Option<Directory> {
     let mut declared = u64::from(u16_at(d, e + 10)?);
     let mut cd_size = u64::from(u32_at(d, e + 12)?);
     let mut cd_off = u64::from(u32_at(d, e + 16)?);
@@ -187,13 +265,16 @@ fn directory_at(d: &[u8], e: usize) -> Option<Directory> {
     // Where the directory should end: right before the zip64 records or the end record.
     let mut dir_end = e as u64;
     if e >= 20 && &d[e - 20..e - 16] == LOCATOR_SIG {
-        // zipfile reads the zip64 record right before the locator; miniz where it points.
-        let at = u64_at(d, e - 20 + 8)?;
-        let before = e.checked_sub(20 + 56);
-        let rec = match before {
-            Some(b) if &d[b..b + 4] == EOCD64_SIG => Some(b),
-            _ if sig_at(d, at, EOCD64_SIG) => Some(at as usize),
-            _ => None,
+        z64.push((e - 20, e));
+        let rec = match reader {
+            Reader::Zipfile => e
+                .checked_sub(20 + 56)
+                .filter(|&b| &d[b..b + 4] == EOCD64_SIG),
+            Reader::Miniz => {
+                let at = u64_at(d, e - 20 + 8)?;
+                (at <= (d.len() as u64).saturating_sub(56) && sig_at(d, at, EOCD64_SIG))
+                    .then_some(at as usize)
+            }
         };
         if let Some(r) = rec {
             let rsize = u64_at(d, r + 4)?;
@@ -204,17 +285,17 @@ fn directory_at(d: &[u8], e: usize) -> Option<Directory> {
                 .saturating_add(12)
                 .saturating_add(rsize)
                 .min(e as u64 - 20);
-            z64.push((r, rend as usize));
-            z64.push((e - 20, e));
+            z64.push((r, (rend as usize).max(r)));
             dir_end = r as u64;
         }
     }
-    // Python: concat = where the directory ends - its size - its offset.
+    // Python: concat = where the directory ends - its size - its offset. miniz takes offsets
+    // as they are.
     let concat = dir_end
         .checked_sub(cd_size)
         .and_then(|x| x.checked_sub(cd_off));
     let shift = match concat {
-        Some(c) if c > 0 && sig_at(d, cd_off + c, CENTRAL_SIG) => c,
+        Some(c) if reader == Reader::Zipfile && c > 0 && sig_at(d, cd_off + c, CENTRAL_SIG) => c,
         _ => 0,
     };
     let cd_start = usize::try_from(cd_off.checked_add(shift)?).ok()?;
@@ -239,6 +320,7 @@ fn directory_at(d: &[u8], e: usize) -> Option<Directory> {
         return None;
     }
     Some(Directory {
+        reader,
         entries,
         cd_start,
         cd_end: p.max(cd_start),
@@ -416,21 +498,97 @@ pub fn scan_polyglot(
 
 fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) -> Report {
     let mut r = Report::new("zip");
-    let mut tampers: Vec<Finding> = Vec::new();
-    let dir = read_directory(d);
+    let dirs = read_directories(d);
     let max_members = policy.limits.max_members.min(usize::MAX as u64) as usize;
+    let mut lay = Layout {
+        d,
+        mode,
+        max_members,
+        tampers: Vec::new(),
+        covered: Vec::new(),
+        members: Vec::new(),
+        by_offset: HashMap::new(),
+    };
+    if let [a, b] = &dirs[..] {
+        lay.tampers.push(tamper(
+            b.z64.first().map_or(0, |z| z.0 as u64),
+            format!(
+                "the zip64 end records lead to two different central directories: {}; {}. Each loader sees a different file list; both are analysed",
+                a.summary(),
+                b.summary()
+            ),
+        ));
+    }
+    for (i, dir) in dirs.iter().enumerate() {
+        lay.central(dir, i > 0);
+    }
+    lay.walk_locals(start);
+    if dirs.is_empty() && lay.members.is_empty() {
+        r.format = "not_pickle".into();
+        r.stopped_by = Some("not a zip: no central directory and no local file header".into());
+        return r;
+    }
+    if dirs.is_empty() {
+        lay.tampers.push(tamper(
+            0,
+            "no end of central directory record: zipfile and torch cannot open this archive, local-header readers can; its entries are analysed".into(),
+        ));
+    }
+    if lay.members.len() >= max_members {
+        super::limit(&mut r, 0, "archive members");
+    }
+    lay.outside_bytes(dirs.first(), start);
+    overlaps(&lay.members, &mut lay.tampers);
 
-    // Covered byte ranges, to find bytes outside every entry.
-    let mut covered: Vec<(usize, usize)> = Vec::new();
-    let mut members: Vec<Member> = Vec::new();
-    let mut by_offset: HashMap<usize, usize> = HashMap::new();
+    // Torch archives: which members are tensor storages (never unpickled by torch.load).
+    let torch_root = torch_root(&lay.members);
+    if let Some(root) = &torch_root {
+        // torch.load hands archives with a constants.pkl record to torch.jit.load, whose C++
+        // unpickler reads data.pkl, constants.pkl and the code's .debug_pkl files.
+        let constants = format!("{root}constants.pkl");
+        let script = lay.members.iter().any(|m| m.name == constants);
+        r.format = if script { "torchscript" } else { "pytorch_zip" }.into();
+    }
+    let file_formats = analyse_members(&mut r, &mut lay, torch_root.as_deref(), policy, depth);
+    if r.format == "zip" && !file_formats.is_empty() {
+        if file_formats.iter().all(|f| f == "numpy_npy") {
+            r.format = "numpy_npz".into();
+        } else if file_formats.len() == 1
+            && matches!(file_formats[0].as_str(), "raw_pickle" | "joblib")
+        {
+            r.format = "pandas_zip".into();
+        }
+    }
+    let mut all = lay.tampers;
+    all.append(&mut r.findings);
+    r.findings = all;
+    r
+}
 
-    if let Some(dir) = &dir {
-        covered.push((dir.cd_start, dir.cd_end));
-        covered.push(dir.eocd);
-        covered.extend(dir.z64.iter().copied());
+/// The members both views of an archive reach, and the disagreements found on the way.
+struct Layout<'a> {
+    d: &'a [u8],
+    mode: Mode,
+    max_members: usize,
+    tampers: Vec<Finding>,
+    /// Byte ranges some entry or record accounts for, to find bytes outside every entry.
+    covered: Vec<(usize, usize)>,
+    members: Vec<Member>,
+    /// Local header offset -> the first member read from it.
+    by_offset: HashMap<usize, usize>,
+}
+
+impl Layout<'_> {
+    /// The members a central directory lists, each checked against its local header. `alt`:
+    /// the second reading of a split archive, whose entries that agree with the first reading
+    /// are not listed again.
+    fn central(&mut self, dir: &Directory, alt: bool) {
+        let d = self.d;
+        self.covered.push((dir.cd_start, dir.cd_end));
+        self.covered.push(dir.eocd);
+        self.covered.extend(dir.z64.iter().copied());
         if dir.declared != dir.entries.len() as u64 {
-            tampers.push(tamper(
+            self.tampers.push(tamper(
                 dir.eocd.0 as u64,
                 format!(
                     "the end record declares {} entries but the central directory holds {}: readers that trust the count (miniz, torch) see a different file list",
@@ -439,8 +597,8 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
                 ),
             ));
         }
-        if mode == Mode::Plain && dir.shift > 0 {
-            tampers.push(tamper(
+        if self.mode == Mode::Plain && dir.shift > 0 {
+            self.tampers.push(tamper(
                 0,
                 format!(
                     "the archive's offsets are shifted by {} bytes: Python's zipfile and torch's reader resolve its members differently",
@@ -450,7 +608,7 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
         }
         let mut seen_names: HashMap<&[u8], usize> = HashMap::new();
         for c in &dir.entries {
-            if members.len() >= max_members {
+            if self.members.len() >= self.max_members {
                 break;
             }
             let copy = {
@@ -460,261 +618,264 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
             };
             let name = name_text(&c.name);
             if copy == 2 {
-                tampers.push(tamper(
+                self.tampers.push(tamper(
                     c.pos as u64,
                     format!(
                         "the name {name:?} appears more than once in the central directory: loaders pick one copy (zipfile the last), scanners may read another; every copy is analysed"
                     ),
                 ));
             }
-            let label = if copy > 1 {
-                format!("{name} (copy {copy})")
-            } else {
-                name.clone()
-            };
             let mut off = c.local.saturating_add(dir.shift);
             if !sig_at(d, off, LOCAL_SIG) && sig_at(d, c.local, LOCAL_SIG) {
                 off = c.local;
             }
-            let Some(l) = usize::try_from(off).ok().and_then(|o| parse_local(d, o)) else {
-                tampers.push(tamper(
-                    c.pos as u64,
-                    format!(
-                        "the central directory lists {name:?} at byte {off}, where there is no local file header: loaders fail on it, other readers may find different data"
-                    ),
-                ));
-                continue;
-            };
-            if l.name != c.name {
-                tampers.push(tamper(
-                    l.pos as u64,
-                    format!(
-                        "member {name:?} is named {:?} in its local header: torch reads it by the central name, Python's zipfile refuses it, local-header scanners see the other name",
-                        name_text(&l.name)
-                    ),
-                ));
-            }
-            if l.method != c.method {
-                tampers.push(tamper(
-                    l.pos as u64,
-                    format!(
-                        "member {name:?}: compression method {} in the central directory, {} in the local header",
-                        c.method, l.method
-                    ),
-                ));
-            }
-            if !l.deferred() && (l.csize != c.csize || l.usize != c.usize) {
-                tampers.push(tamper(
-                    l.pos as u64,
-                    format!(
-                        "member {name:?}: sizes {}/{} (compressed/uncompressed) in the central directory, {}/{} in the local header",
-                        c.csize, c.usize, l.csize, l.usize
-                    ),
-                ));
-                if l.csize != c.csize && !by_offset.contains_key(&l.pos) {
-                    // The local view reads different bytes: analyse them too.
-                    members.push(Member {
-                        label: format!("{name} (local header sizes)"),
-                        name: name_text(&l.name),
-                        pos: l.pos,
-                        data: l.data,
-                        csize: l.csize,
-                        usize: l.usize,
-                        method: l.method,
-                        flags: l.flags,
-                        local_view: true,
-                    });
+            if alt {
+                let same = usize::try_from(off)
+                    .ok()
+                    .and_then(|o| self.by_offset.get(&o))
+                    .map(|&i| &self.members[i])
+                    .is_some_and(|m| m.name == name && m.csize == c.csize && m.method == c.method);
+                if same {
+                    continue;
                 }
             }
-            let dlen = if l.flags & 8 != 0 || c.flags & 8 != 0 {
-                let end = (l.data as u64).saturating_add(c.csize).min(d.len() as u64) as usize;
-                descriptor_len(d, end, l.zip64 || c.csize >= 0xffff_ffff)
+            let mut label = if copy > 1 {
+                format!("{name} (copy {copy})")
             } else {
-                0
+                name.clone()
             };
-            let data_end = (l.data as u64).saturating_add(c.csize).min(d.len() as u64) as usize;
-            covered.push((l.pos, l.data.min(d.len())));
-            covered.push((l.data.min(d.len()), data_end));
-            covered.push((data_end, data_end + dlen));
-            by_offset.entry(l.pos).or_insert(members.len());
-            members.push(Member {
-                label,
-                name,
-                pos: l.pos,
-                data: l.data,
-                csize: c.csize,
-                usize: c.usize,
-                method: c.method,
-                flags: c.flags | l.flags,
-                local_view: false,
-            });
+            if alt {
+                label = format!("{label} (directory at byte {})", dir.cd_start);
+            }
+            self.entry(c, off, name, label);
         }
     }
 
-    // Walk the local headers from the start of the archive.
-    let walk_from = match mode {
-        Mode::Plain => d
-            .get(..8)
-            .map(|h| if h.starts_with(LOCAL_SIG) { 0 } else { 4 })
-            .unwrap_or(0),
-        _ => start,
-    };
-    let walk_from = if mode == Mode::Embedded {
-        members.iter().map(|m| m.pos).min().unwrap_or(d.len())
-    } else {
-        walk_from
-    };
-    if walk_from == 4 {
-        covered.push((0, 4)); // the spanning marker
-    }
-    let mut p = walk_from;
-    let mut listed_only_local = 0usize;
-    while members.len() < max_members {
-        let Some(l) = parse_local(d, p) else { break };
-        let central = by_offset.get(&p).map(|&i| &members[i]);
-        let csize = match central {
-            Some(m) => m.csize,
-            None if l.deferred() => match find_deferred_end(d, &l) {
-                Some(n) => n,
-                None => {
-                    tampers.push(tamper(
-                        p as u64,
-                        format!(
-                            "local entry {:?} defers its sizes to a data descriptor that cannot be found",
-                            name_text(&l.name)
-                        ),
-                    ));
-                    break;
-                }
-            },
-            None => l.csize,
+    /// One central entry whose local header should be at `off`.
+    fn entry(&mut self, c: &Central, off: u64, name: String, label: String) {
+        let d = self.d;
+        let Some(l) = usize::try_from(off).ok().and_then(|o| parse_local(d, o)) else {
+            self.tampers.push(tamper(
+                c.pos as u64,
+                format!(
+                    "the central directory lists {name:?} at byte {off}, where there is no local file header: loaders fail on it, other readers may find different data"
+                ),
+            ));
+            return;
         };
-        let data_end = (l.data as u64).saturating_add(csize).min(d.len() as u64) as usize;
-        let dlen = if l.flags & 8 != 0 {
-            descriptor_len(d, data_end, l.zip64)
+        if l.name != c.name {
+            self.tampers.push(tamper(
+                l.pos as u64,
+                format!(
+                    "member {name:?} is named {:?} in its local header: torch reads it by the central name, Python's zipfile refuses it, local-header scanners see the other name",
+                    name_text(&l.name)
+                ),
+            ));
+        }
+        if l.method != c.method {
+            self.tampers.push(tamper(
+                l.pos as u64,
+                format!(
+                    "member {name:?}: compression method {} in the central directory, {} in the local header",
+                    c.method, l.method
+                ),
+            ));
+        }
+        if !l.deferred() && (l.csize != c.csize || l.usize != c.usize) {
+            self.tampers.push(tamper(
+                l.pos as u64,
+                format!(
+                    "member {name:?}: sizes {}/{} (compressed/uncompressed) in the central directory, {}/{} in the local header",
+                    c.csize, c.usize, l.csize, l.usize
+                ),
+            ));
+            if l.csize != c.csize && !self.by_offset.contains_key(&l.pos) {
+                // The local view reads different bytes: analyse them too.
+                self.members.push(Member {
+                    label: format!("{name} (local header sizes)"),
+                    name: name_text(&l.name),
+                    pos: l.pos,
+                    data: l.data,
+                    csize: l.csize,
+                    usize: l.usize,
+                    method: l.method,
+                    flags: l.flags,
+                    local_view: true,
+                });
+            }
+        }
+        let data_end = (l.data as u64).saturating_add(c.csize).min(d.len() as u64) as usize;
+        let dlen = if l.flags & 8 != 0 || c.flags & 8 != 0 {
+            descriptor_len(d, data_end, l.zip64 || c.csize >= 0xffff_ffff)
         } else {
             0
         };
-        if central.is_none() {
-            let name = name_text(&l.name);
-            if listed_only_local < MAX_LISTED {
-                tampers.push(tamper(
-                    p as u64,
-                    format!(
-                        "local entry {name:?} at byte {p} is not in the central directory: loaders do not see it, local-header scanners do; it is analysed"
-                    ),
-                ));
-            }
-            listed_only_local += 1;
-            covered.push((p, l.data.min(d.len())));
-            covered.push((l.data.min(d.len()), data_end));
-            covered.push((data_end, data_end + dlen));
-            members.push(Member {
-                label: format!("{name} (local header at byte {p})"),
-                name,
-                pos: p,
-                data: l.data,
-                csize,
-                usize: l.usize,
-                method: l.method,
-                flags: l.flags,
-                local_view: false,
-            });
-        }
-        let next = data_end + dlen;
-        if next <= p {
-            break;
-        }
-        p = next;
-    }
-    if listed_only_local > MAX_LISTED {
-        tampers.push(tamper(
-            0,
-            format!(
-                "{} more local entries are not in the central directory",
-                listed_only_local - MAX_LISTED
-            ),
-        ));
-    }
-    if dir.is_none() && members.is_empty() {
-        r.format = "not_pickle".into();
-        r.stopped_by = Some("not a zip: no central directory and no local file header".into());
-        return r;
-    }
-    if dir.is_none() {
-        tampers.push(tamper(
-            0,
-            "no end of central directory record: zipfile and torch cannot open this archive, local-header readers can; its entries are analysed".into(),
-        ));
-    }
-    if members.len() >= max_members {
-        super::limit(&mut r, 0, "archive members");
+        self.covered.push((l.pos, l.data.min(d.len())));
+        self.covered.push((l.data.min(d.len()), data_end));
+        self.covered.push((data_end, data_end + dlen));
+        self.by_offset.entry(l.pos).or_insert(self.members.len());
+        self.members.push(Member {
+            label,
+            name,
+            pos: l.pos,
+            data: l.data,
+            csize: c.csize,
+            usize: c.usize,
+            method: c.method,
+            flags: c.flags | l.flags,
+            local_view: false,
+        });
     }
 
-    // Bytes outside every entry.
-    let (lo, hi) = match mode {
-        Mode::Plain => (0, d.len()),
-        Mode::Polyglot => (start, d.len()),
-        Mode::Embedded => (
-            start.max(members.iter().map(|m| m.pos).min().unwrap_or(0)),
-            dir.as_ref().map(|x| x.eocd.1).unwrap_or(d.len()),
-        ),
-    };
-    let gaps = gaps(&mut covered, lo, hi);
-    for (i, (a, b)) in gaps.iter().enumerate() {
-        if i == MAX_LISTED {
-            tampers.push(tamper(
-                *a as u64,
+    /// Walk the local headers from the start of the archive (what streaming readers see).
+    fn walk_locals(&mut self, start: usize) {
+        let d = self.d;
+        let walk_from = match self.mode {
+            Mode::Plain => d
+                .get(..8)
+                .map(|h| if h.starts_with(LOCAL_SIG) { 0 } else { 4 })
+                .unwrap_or(0),
+            Mode::Polyglot => start,
+            Mode::Embedded => self.members.iter().map(|m| m.pos).min().unwrap_or(d.len()),
+        };
+        if walk_from == 4 && self.mode == Mode::Plain {
+            self.covered.push((0, 4)); // the spanning marker
+        }
+        let mut p = walk_from;
+        let mut listed_only_local = 0usize;
+        while self.members.len() < self.max_members {
+            let Some(l) = parse_local(d, p) else { break };
+            let central = self.by_offset.get(&p).map(|&i| &self.members[i]);
+            let csize = match central {
+                Some(m) => m.csize,
+                None if l.deferred() => match find_deferred_end(d, &l) {
+                    Some(n) => n,
+                    None => {
+                        self.tampers.push(tamper(
+                            p as u64,
+                            format!(
+                                "local entry {:?} defers its sizes to a data descriptor that cannot be found",
+                                name_text(&l.name)
+                            ),
+                        ));
+                        break;
+                    }
+                },
+                None => l.csize,
+            };
+            let in_central = central.is_some();
+            let data_end = (l.data as u64).saturating_add(csize).min(d.len() as u64) as usize;
+            let dlen = if l.flags & 8 != 0 {
+                descriptor_len(d, data_end, l.zip64)
+            } else {
+                0
+            };
+            if !in_central {
+                let name = name_text(&l.name);
+                if listed_only_local < MAX_LISTED {
+                    self.tampers.push(tamper(
+                        p as u64,
+                        format!(
+                            "local entry {name:?} at byte {p} is not in the central directory: loaders do not see it, local-header scanners do; it is analysed"
+                        ),
+                    ));
+                }
+                listed_only_local += 1;
+                self.covered.push((p, l.data.min(d.len())));
+                self.covered.push((l.data.min(d.len()), data_end));
+                self.covered.push((data_end, data_end + dlen));
+                self.members.push(Member {
+                    label: format!("{name} (local header at byte {p})"),
+                    name,
+                    pos: p,
+                    data: l.data,
+                    csize,
+                    usize: l.usize,
+                    method: l.method,
+                    flags: l.flags,
+                    local_view: false,
+                });
+            }
+            let next = data_end + dlen;
+            if next <= p {
+                break;
+            }
+            p = next;
+        }
+        if listed_only_local > MAX_LISTED {
+            self.tampers.push(tamper(
+                0,
                 format!(
-                    "{} more ranges of bytes outside every entry",
-                    gaps.len() - i
+                    "{} more local entries are not in the central directory",
+                    listed_only_local - MAX_LISTED
                 ),
             ));
-            break;
         }
-        tampers.push(tamper(
-            *a as u64,
-            format!(
-                "{} bytes at byte {a} are outside every zip entry (hidden data, or a second view of the archive)",
-                b - a
+    }
+
+    /// Bytes no entry or record accounts for.
+    fn outside_bytes(&mut self, dir: Option<&Directory>, start: usize) {
+        let d = self.d;
+        let (lo, hi) = match self.mode {
+            Mode::Plain => (0, d.len()),
+            Mode::Polyglot => (start, d.len()),
+            Mode::Embedded => (
+                start.max(self.members.iter().map(|m| m.pos).min().unwrap_or(0)),
+                dir.map(|x| x.eocd.1).unwrap_or(d.len()),
             ),
-        ));
+        };
+        let gaps = gaps(&mut self.covered, lo, hi);
+        for (i, (a, b)) in gaps.iter().enumerate() {
+            if i == MAX_LISTED {
+                self.tampers.push(tamper(
+                    *a as u64,
+                    format!(
+                        "{} more ranges of bytes outside every entry",
+                        gaps.len() - i
+                    ),
+                ));
+                break;
+            }
+            self.tampers.push(tamper(
+                *a as u64,
+                format!(
+                    "{} bytes at byte {a} are outside every zip entry (hidden data, or a second view of the archive)",
+                    b - a
+                ),
+            ));
+        }
     }
+}
 
-    // Member data that overlaps other members' data.
-    overlaps(&members, &mut tampers);
-
-    // Torch archives: which members are tensor storages (never unpickled by torch.load).
-    let torch_root = torch_root(&members);
-    if let Some(root) = &torch_root {
-        // torch.load hands archives with a constants.pkl record to torch.jit.load, whose C++
-        // unpickler reads data.pkl, constants.pkl and the code's .debug_pkl files.
-        let constants = format!("{root}constants.pkl");
-        let script = members.iter().any(|m| m.name == constants);
-        r.format = if script { "torchscript" } else { "pytorch_zip" }.into();
-    }
+/// Analyse every member that is not a tensor storage; returns the format of each member
+/// analysed (for naming the archive).
+fn analyse_members(
+    r: &mut Report,
+    lay: &mut Layout,
+    torch_root: Option<&str>,
+    policy: &Policy,
+    depth: u32,
+) -> Vec<String> {
+    let d = lay.d;
     // The one data.pkl torch.load's restricted unpickler is about to scan itself (see
     // `super::defer_torch_pickle`); never TorchScript's, which torch.jit loads in C++.
-    let deferred = match &torch_root {
+    let deferred = match torch_root {
         Some(root) if depth == 0 && r.format == "pytorch_zip" && super::defers_torch_pickle() => {
             let name = format!("{root}data.pkl");
-            (members.iter().filter(|m| m.name == name).count() == 1).then_some(name)
+            (lay.members.iter().filter(|m| m.name == name).count() == 1).then_some(name)
         }
         _ => None,
     };
-
     let mut file_formats: Vec<String> = Vec::new();
     let mut analysed: HashMap<(usize, u64, u16), ()> = HashMap::new();
     let mut stored_total: u64 = 0;
-    for m in &members {
+    for m in &lay.members {
         if m.name.ends_with('/') && m.usize == 0 && m.csize == 0 {
             continue;
         }
-        if let Some(root) = &torch_root {
-            if is_storage(root, &m.name) {
-                file_formats.push("tensor".into());
-                continue;
-            }
+        if torch_root.is_some_and(|root| is_storage(root, &m.name)) {
+            file_formats.push("tensor".into());
+            continue;
         }
         if deferred.as_deref() == Some(m.name.as_str()) && m.flags & 1 == 0 {
             file_formats.push("raw_pickle".into());
@@ -726,7 +887,7 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
         }
         if m.flags & 1 != 0 {
             super::unscannable(
-                &mut r,
+                r,
                 m.pos as u64,
                 Some(&m.label),
                 "the member is encrypted: its content cannot be checked".into(),
@@ -735,9 +896,8 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
             continue;
         }
         let avail = d.len().saturating_sub(m.data);
-        let clen = usize::try_from(m.csize).unwrap_or(usize::MAX);
-        if clen > avail {
-            tampers.push(tamper(
+        if usize::try_from(m.csize).unwrap_or(usize::MAX) > avail {
+            lay.tampers.push(tamper(
                 m.pos as u64,
                 format!(
                     "member {:?} claims {} compressed bytes but only {avail} follow: loaders fail on it; what is there is analysed",
@@ -745,9 +905,7 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
                 ),
             ));
         }
-        let raw = &d[m.data.min(d.len())..m.data.min(d.len()) + clen.min(avail)];
-        let dec: compress::Decoded;
-        let content: Cow<[u8]> = match m.method {
+        let content = match m.method {
             0 => {
                 let n = usize::try_from(m.usize.max(m.csize))
                     .unwrap_or(usize::MAX)
@@ -757,7 +915,7 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
                 if stored_total > d.len() as u64 {
                     let extra = (stored_total - d.len() as u64).min(n as u64);
                     if let Err(what) = budget::take(extra) {
-                        super::limit(&mut r, m.pos as u64, what);
+                        super::limit(r, m.pos as u64, what);
                         break;
                     }
                 }
@@ -765,49 +923,10 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
                 super::will_read_member(stored);
                 Cow::Borrowed(stored)
             }
-            8 | 12 | 14 | 93 | 95 => {
-                super::will_read(raw);
-                dec = match m.method {
-                    8 => compress::inflate(raw, u64::MAX),
-                    12 => compress::bunzip(raw, u64::MAX),
-                    14 => compress::zip_lzma(raw, m.usize, m.flags & 2 != 0, u64::MAX),
-                    93 => compress::decompress(compress::Codec::Zstd, raw, u64::MAX),
-                    _ => compress::decompress(compress::Codec::Xz, raw, u64::MAX),
-                };
-                if let Some(what) = dec.limit {
-                    let mut sub = Report::new("zip");
-                    super::limit(&mut sub, 0, what);
-                    r.absorb(sub, Some(&m.label));
-                }
-                if let Some(e) = &dec.error {
-                    let mut f = Finding::new(
-                        FindingType::Malformed,
-                        Severity::Low,
-                        m.pos as u64,
-                        format!(
-                            "the member's compressed data is corrupt after {} bytes ({e}); loaders stop there too",
-                            dec.out.len()
-                        ),
-                    );
-                    f.member = Some(m.label.clone());
-                    r.push(f);
-                }
-                if dec.out.len() as u64 > m.usize && dec.limit.is_none() {
-                    tampers.push(tamper(
-                        m.pos as u64,
-                        format!(
-                            "member {:?} decompresses to {} bytes, more than the {} it declares: loaders stop at the declared size, all of it is analysed",
-                            m.name,
-                            dec.out.len(),
-                            m.usize
-                        ),
-                    ));
-                }
-                Cow::Borrowed(&dec.out[..])
-            }
+            8 | 12 | 14 | 93 | 95 => Cow::Owned(inflate_member(r, &mut lay.tampers, d, m)),
             other => {
                 super::unscannable(
-                    &mut r,
+                    r,
                     m.pos as u64,
                     Some(&m.label),
                     format!(
@@ -828,20 +947,52 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
         file_formats.push(sub.format.clone());
         r.absorb(sub, Some(&m.label));
     }
+    file_formats
+}
 
-    if r.format == "zip" && !file_formats.is_empty() {
-        if file_formats.iter().all(|f| f == "numpy_npy") {
-            r.format = "numpy_npz".into();
-        } else if file_formats.len() == 1
-            && matches!(file_formats[0].as_str(), "raw_pickle" | "joblib")
-        {
-            r.format = "pandas_zip".into();
-        }
+/// A compressed member's bytes, as far as they decompress (limits and corruption reported).
+fn inflate_member(r: &mut Report, tampers: &mut Vec<Finding>, d: &[u8], m: &Member) -> Vec<u8> {
+    let avail = d.len().saturating_sub(m.data);
+    let clen = usize::try_from(m.csize).unwrap_or(usize::MAX);
+    let raw = &d[m.data.min(d.len())..m.data.min(d.len()) + clen.min(avail)];
+    super::will_read(raw);
+    let dec = match m.method {
+        8 => compress::inflate(raw, u64::MAX),
+        12 => compress::bunzip(raw, u64::MAX),
+        14 => compress::zip_lzma(raw, m.usize, m.flags & 2 != 0, u64::MAX),
+        93 => compress::decompress(compress::Codec::Zstd, raw, u64::MAX),
+        _ => compress::decompress(compress::Codec::Xz, raw, u64::MAX),
+    };
+    if let Some(what) = dec.limit {
+        let mut sub = Report::new("zip");
+        super::limit(&mut sub, 0, what);
+        r.absorb(sub, Some(&m.label));
     }
-    let mut all = tampers;
-    all.append(&mut r.findings);
-    r.findings = all;
-    r
+    if let Some(e) = &dec.error {
+        let mut f = Finding::new(
+            FindingType::Malformed,
+            Severity::Low,
+            m.pos as u64,
+            format!(
+                "the member's compressed data is corrupt after {} bytes ({e}); loaders stop there too",
+                dec.out.len()
+            ),
+        );
+        f.member = Some(m.label.clone());
+        r.push(f);
+    }
+    if dec.out.len() as u64 > m.usize && dec.limit.is_none() {
+        tampers.push(tamper(
+            m.pos as u64,
+            format!(
+                "member {:?} decompresses to {} bytes, more than the {} it declares: loaders stop at the declared size, all of it is analysed",
+                m.name,
+                dec.out.len(),
+                m.usize
+            ),
+        ));
+    }
+    dec.out
 }
 
 /// Uncovered ranges of `lo..hi`.

@@ -357,6 +357,35 @@ impl<'a> Machine<'a> {
         id
     }
 
+    /// SETITEMS on an object: as `node_from`, and every key spelled like a dunder is kept
+    /// (past the items a node keeps, scalars are dropped): the object's `__setitem__` may turn
+    /// keys into attributes, and the analysis checks them all.
+    fn method_pairs(&mut self, start: usize) -> NodeId {
+        if self.arena.shape {
+            self.stack.truncate(start);
+            return 0;
+        }
+        let n = self.stack.len() - start;
+        let id = self.arena.new_node(n);
+        let (stack, arena, data) = (&mut self.stack, &mut self.arena, self.data);
+        let mut it = stack.drain(start..);
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            let dunder = matches!(k, Value::Str(s) if {
+                let b = arena.text_bytes(data, s);
+                b.len() > 4 && b.starts_with(b"__") && b.ends_with(b"__")
+            });
+            let node = &mut arena.nodes[id as usize];
+            if dunder && node.items.len() >= crate::value::KEEP_ITEMS * 2 {
+                node.len += 1;
+                node.extra.push(k);
+                node.extra.push(v);
+            } else {
+                node.push_pair(k, v);
+            }
+        }
+        id
+    }
+
     fn tuple_of(&mut self, items: &[Value]) -> Value {
         let id = self.arena.new_node(items.len());
         for v in items {
@@ -1014,7 +1043,11 @@ impl<'a> Machine<'a> {
         match own {
             Some(id) => self.fill_own(id, x, pairs),
             None => {
-                let items = self.node_from(x, pairs);
+                let items = if pairs {
+                    self.method_pairs(x)
+                } else {
+                    self.node_from(x, false)
+                };
                 let args = if pairs {
                     Value::Dict(items)
                 } else {
