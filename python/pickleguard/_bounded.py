@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import select
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from ._analysis import Finding, PickleAnalysis, PickleSecurityError
 
@@ -75,7 +75,7 @@ def read_special(path: str) -> "tuple[bytes, Optional[int]]":
     cap, idle = _stream_limits()
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
-        parts = []
+        parts: List[bytes] = []
         total = 0
         poller = select.poll()
         poller.register(fd, select.POLLIN)

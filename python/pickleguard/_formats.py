@@ -17,7 +17,7 @@ import os
 import pickle
 import zipfile
 import zlib
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from ._accepted import accepted_globals, accepting
 from ._analysis import NotAPickleError
@@ -89,7 +89,7 @@ class _ZlibReader:
         self._d = zlib.decompressobj(wbits)
         self._data = memoryview(data)
         self._pos = 0
-        self._tail = b""
+        self._tail: Union[bytes, memoryview] = b""
 
     def read(self, n: int) -> bytes:
         out = []
