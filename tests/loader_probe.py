@@ -31,8 +31,12 @@ PLAIN_PREFIXES = ("torch._utils.", "torch._tensor.", "torch.serialization.", "nu
                   "builtins.slice", "builtins.complex", "builtins.bytearray", "datetime.",
                   "torch.FloatStorage", "torch.float", "torch.Size", "torch.device",
                   "torch.storage.", "torch._C._nn", "pyarrow.")
+# The probe also runs attack samples: a name that can write, map or remove a file, or parse
+# code, is refused even under an allowed prefix (numpy.memmap with mode w+ creates its file).
 DENY_WORDS = ("load", "system", "exec", "eval", "open", "import", "popen", "spawn", "call",
-              "compile", "getattr", "apply", "run")
+              "compile", "getattr", "apply", "run", "memmap", "save", "write", "tofile", "dump",
+              "touch", "mkdir", "remove", "unlink", "rmtree", "csv", "file", "path",
+              "sympify", "parse", "formula", "template", "partial", "shell", "vectorize")
 
 
 class Refused(BaseException):

@@ -11,6 +11,7 @@ import http.server
 import io
 import json
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -188,3 +189,32 @@ def test_what_is_remote():
         assert remote.is_remote(s), s
     for s in ("model.pt", "/abs/x.pt", "file:///x.pt", "C:/x.pt", "x://y", "dir/a://b"):
         assert not remote.is_remote(s), s
+
+
+def test_remote_files_get_the_same_bounds_and_names_on_every_path(server, tmp_path, pg_bin):
+    """A URL is named by its URL and bounded by --max-size in text, JSON Lines and the
+    batches of pickleguard.distributed; a file over the limit is not fetched at all."""
+    from pickleguard import distributed
+    (server.root / "big.pkl").write_bytes(pickle.dumps(list(range(100_000))))
+    (server.root / "small.pkl").write_bytes(pickle.dumps([1, 2, 3]))
+    env = dict(os.environ, PICKLEGUARD_PYTHON=sys.executable)
+    big, small = f"{server.url}/big.pkl", f"{server.url}/small.pkl"
+    proc = subprocess.run([str(pg_bin), "scan", "--no-config", "--format", "jsonl",
+                           "--max-size", "64K", big, small],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 1, proc.stderr
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    by = {f["path"]: f for f in lines if "path" in f}
+    assert set(by) == {big, small}, proc.stdout
+    assert by[big]["stopped_by"] == "limit:max_size" and not by[big]["is_safe"]
+    assert by[small]["is_safe"] and by[small]["complete"]
+    assert server.sent < 1000, server.sent  # the big file's body was never asked for
+    proc = subprocess.run([str(pg_bin), "scan", "--no-config", "--color", "never",
+                           "--max-size", "64K", big], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert f"{big}: UNSAFE" in proc.stdout, proc.stdout
+    p = distributed.plan(["pickleguard", "scan", "--no-config", "--max-size", "64K", "--",
+                          str(tmp_path)], [big, small])
+    out = distributed.scan_batch(p["targets"], p["policy"], None, p["bounds"])
+    by = {f["path"]: f for f in out["files"]}
+    assert by[big]["stopped_by"] == "limit:max_size" and by[small]["is_safe"], by

@@ -93,3 +93,64 @@ def test_the_schema_accepts_real_reports_and_rejects_inconsistent_ones(tmp_path,
     with pytest.raises(AssertionError):
         validate_report(bad)
     assert doc["summary"]["files"] == 2
+
+
+def _jsonl_files(text):
+    lines = [json.loads(x) for x in text.splitlines() if x.strip()]
+    return {f["path"].rsplit("/", 1)[-1]: f for f in lines if "path" in f}
+
+
+def test_bounds_hold_on_every_scan_path_and_never_reach_the_cache(tmp_path, pg_bin):
+    """--max-size and --timeout give one verdict whatever runs the scan (plain, jsonl, cache,
+    the batches of pickleguard.distributed), and no verdict a bound produced is ever reused
+    by a later run with other bounds (docs/cli.md, "Verdict cache", "Bounds")."""
+    import time
+    from pickleguard import distributed
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "small.pkl").write_bytes(pickle.dumps(list(range(10))))
+    big = tree / "big.pkl"
+    big.write_bytes(pickle.dumps([complex(i, 1) for i in range(100_000)], protocol=4))
+    time.sleep(1.2)  # out of the cache's racy window: verdicts are stored
+    cache = tmp_path / "cache"
+
+    def doc(*extra):
+        proc = run(pg_bin, "--format", "json", *extra, tree)
+        assert proc.returncode in (0, 1), proc.stderr
+        return {f["path"].rsplit("/", 1)[-1]: f for f in validate_report(json.loads(proc.stdout))["files"]}
+
+    def stop(f):
+        return (f["is_safe"], f["complete"], f["stopped_by"])
+
+    limited = (False, False, "limit:max_size")
+    plain = doc("--max-size", "64K")
+    assert stop(plain["big.pkl"]) == limited and plain["small.pkl"]["is_safe"]
+    # The cache: the limited verdict is not stored; a later unbounded run judges the file.
+    assert stop(doc("--max-size", "64K", "--cache", cache)["big.pkl"]) == limited
+    full = doc("--cache", cache)["big.pkl"]
+    assert stop(full) == (True, True, None)
+    # Now a complete verdict is cached; the limit still applies before the cache is asked.
+    assert stop(doc("--max-size", "64K", "--cache", cache)["big.pkl"]) == limited
+    assert doc("--cache", cache)["big.pkl"] == full
+    # JSON Lines, with and without the cache.
+    for extra in ([], ["--cache", str(cache)]):
+        proc = run(pg_bin, "--format", "jsonl", "--max-size", "64K", *extra, tree)
+        assert stop(_jsonl_files(proc.stdout)["big.pkl"]) == limited, proc.stdout
+    # A timeout is never stored as a verdict: a later run gets the file's complete verdict.
+    tcache = tmp_path / "tcache"
+    timed = doc("--timeout", "0.000001", "--cache", tcache)["big.pkl"]
+    assert stop(timed) == (False, False, "limit:timeout")
+    assert stop(doc("--cache", tcache)["big.pkl"]) == (True, True, None)
+    # The batches of a cluster scan (plain Python, no cluster needed) carry the same bounds.
+    for extra in ([], ["--cache", str(cache)]):
+        p = distributed.plan(["pickleguard", "scan", "--no-config", "--max-size", "64K",
+                              *extra, "--", str(tree)])
+        assert p["bounds"] == {"max_size": 64 << 10, "timeout": None}
+        out = distributed.scan_batch(p["targets"], p["policy"], p.get("cache"), p["bounds"])
+        by = {f["path"].rsplit("/", 1)[-1]: f for f in out["files"]}
+        assert stop(by["big.pkl"]) == limited and by["small.pkl"]["is_safe"], by
+    p = distributed.plan(["pickleguard", "scan", "--no-config", "--timeout", "0.000001",
+                          "--", str(tree)])
+    out = distributed.scan_batch(p["targets"], p["policy"], None, p["bounds"])
+    by = {f["path"].rsplit("/", 1)[-1]: f for f in out["files"]}
+    assert stop(by["big.pkl"]) == (False, False, "limit:timeout"), by

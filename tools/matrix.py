@@ -46,6 +46,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from eval import find_bin  # noqa: E402  (the same binary choice as the detection figures)
 CELLS_DIR = ROOT / "tools" / "matrix"
 ENVS = Path(os.environ.get("PICKLEGUARD_MATRIX", Path.home() / ".cache" / "pickleguard" / "matrix"))
 # The distributions whose versions name a cell's column in docs/coverage.md.
@@ -57,17 +59,6 @@ REPORTED = ("numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "torch", "tor
 def run(cmd, **kw) -> subprocess.CompletedProcess:
     print("+", " ".join(str(c) for c in cmd), file=sys.stderr, flush=True)
     return subprocess.run([str(c) for c in cmd], **kw)
-
-
-def find_bin() -> str:
-    env = os.environ.get("PICKLEGUARD_BIN")
-    if env:
-        return env
-    built = [p for p in (ROOT / "target" / prof / "pickleguard" for prof in ("release", "debug")) if p.exists()]
-    if not built:
-        run(["cargo", "build", "-q", "-p", "pickleguard-cli"], cwd=ROOT, check=True)
-        return str(ROOT / "target" / "debug" / "pickleguard")
-    return str(max(built, key=lambda p: p.stat().st_mtime))
 
 
 def ensure_env(cell: str, install: bool) -> Path:

@@ -44,9 +44,11 @@ def scan_bytes(data: Any, *, mode: str = "ml", **options: Any) -> PickleAnalysis
 
 
 def scan_file(path: Union[str, "os.PathLike[str]"], *, mode: str = "ml",
+              cache: Optional[Union[str, "os.PathLike[str]"]] = None,
               **options: Any) -> PickleAnalysis:
-    """Scan a file, memory-mapped, whatever the container. Never loads anything."""
-    return guard_for(mode, **options).scan_file(path)
+    """Scan a file, memory-mapped, whatever the container. Never loads anything.
+    ``cache``: a verdict cache directory (the command line's ``--cache``; docs/python.md)."""
+    return guard_for(mode, **options).scan_file(path, cache=cache)
 
 
 def safe_load(source: Any, *, mode: str = "ml", guard: Optional[PickleGuard] = None,

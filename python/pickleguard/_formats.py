@@ -254,6 +254,13 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
     # A PyTorch zip is loaded by torch.load through the restricted unpickler, which scans the
     # data.pkl it reads: the whole-file scan leaves that one member to it.
     analysis = guard.check_file(data, source, torch_load=kind == "zip", path=path)
+    if analysis.format in ("pandas_zip", "pandas_tar", "tar", "zip"):
+        # An archive of one pickle (pandas' to_pickle with compression 'zip' or 'tar'): the
+        # archive was scanned whole above; its one member is loaded as a file of its own.
+        member = _single_member(opener, kind == "zip")
+        if member is not None:
+            return _load_data(guard, member, kwargs, source, lambda: io.BytesIO(member), None,
+                              depth + 1)
     if kind == "pickle":
         # (An empty source keeps pickle's own EOFError, which readers loop on.)
         if analysis.format == "not_pickle" and memoryview(data).nbytes:
@@ -282,6 +289,23 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
         raise pickle.UnpicklingError(
             f"{source}: a zip archive that is neither a PyTorch checkpoint nor a NumPy .npz")
     raise AssertionError(kind)  # pragma: no cover
+
+
+def _single_member(opener: Callable[[], Any], is_zip: bool) -> Optional[bytes]:
+    """The bytes of the only file in a zip or tar archive, or None when it holds more."""
+    import tarfile
+    import zipfile
+    with opener() as f:
+        if is_zip:
+            with zipfile.ZipFile(f) as z:
+                infos = [i for i in z.infolist() if not i.is_dir()]
+                return z.read(infos[0]) if len(infos) == 1 else None
+        with tarfile.open(fileobj=f) as t:
+            members = [m for m in t.getmembers() if m.isfile()]
+            if len(members) != 1:
+                return None
+            got = t.extractfile(members[0])
+            return got.read() if got is not None else None
 
 
 def _load_joblib(guard: Any, opener: Callable[[], Any], path: Optional[str],

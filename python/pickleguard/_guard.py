@@ -136,7 +136,6 @@ class PickleGuard:
             self._own.block(m, n)
         if fail_on is not None:
             self._own.threshold = fail_on.upper()
-        self._policy = self._own.copy()
         # Policies with the entries of ``allowed()`` blocks added, by those entries.
         self._scoped: Dict[Tuple[Tuple[str, str], ...], Any] = {}
         self.log_file = os.fspath(log_file) if log_file is not None else None
@@ -145,8 +144,7 @@ class PickleGuard:
         self._module: Optional[types.ModuleType] = None
         self._joblib_cls: Optional[type] = None
         with _lock:
-            for entry in _registered:
-                self._policy.allow(*entry)
+            self._rebuild()
             _guards.add(self)
 
     # ------------------------------------------------------------------ policy
@@ -234,11 +232,18 @@ class PickleGuard:
         r = _native.scan_bytes(buf, policy, **kw) if kw else _native.scan_bytes(buf, policy)
         return PickleAnalysis._from_report(r, source)
 
-    def scan_file(self, path: Union[str, "os.PathLike[str]"]) -> PickleAnalysis:
-        """Scan a file (memory-mapped, every container)."""
+    def scan_file(self, path: Union[str, "os.PathLike[str]"], *,
+                  cache: Optional[Union[str, "os.PathLike[str]"]] = None) -> PickleAnalysis:
+        """Scan a file (memory-mapped, every container). ``cache``: a verdict cache directory
+        shared with ``pickleguard scan --cache`` (docs/python.md); an unchanged file judged
+        under this policy before is not read again."""
         p = os.fspath(path)
+        # A FIFO or device is read as a stream: never cached, as `pickleguard scan --cache`.
         if not stat.S_ISREG(os.stat(p).st_mode):
             return self._scan_special(p)
+        if cache is not None:
+            r, _how = _native.scan_file_cached(p, self._active(), os.fspath(cache))
+            return PickleAnalysis._from_report(r, p)
         data = map_path(p)
         advise_for_scan(data)
         try:

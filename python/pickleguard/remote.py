@@ -59,6 +59,11 @@ class Fetched:
     read: int = 0
     files: List[str] = field(default_factory=list)
 
+    def remote_name(self) -> str:
+        """``LOCAL=URL``: how the command line's judge (``--remote-name``, the one place that
+        names remote files) reports the files of ``local`` under ``url``."""
+        return f"{self.local}={self.url}"
+
 
 class _Reader:
     """Ranged reads of one remote file, counted."""
@@ -167,9 +172,17 @@ def _zip_ranges(reader: _Reader) -> Optional[List[Tuple[int, int]]]:
     return ranges
 
 
-def _fetch_file(fs: Any, path: str, local: Path) -> Tuple[int, int]:
-    """Fetch what a scan of ``path`` reads into a sparse file ``local``; (size, bytes read)."""
+def _fetch_file(fs: Any, path: str, local: Path,
+                max_size: Optional[int] = None) -> Tuple[int, int]:
+    """Fetch what a scan of ``path`` reads into a sparse file ``local``; (size, bytes read).
+    A file over ``max_size`` (``--max-size``) is left empty at its size: the scan reports it
+    not scanned from its size alone, so none of it is fetched."""
     size = int(fs.size(path))
+    if max_size is not None and size > max_size:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        with open(local, "wb") as out:
+            out.truncate(size)
+        return size, 0
     reader = _Reader(fs, path, size)
     head = reader.get(0, HEAD)
     ranges: Optional[List[Tuple[int, int]]] = None
@@ -209,9 +222,9 @@ def _filesystem(url: str) -> Tuple[Any, str]:
     return fsspec.core.url_to_fs(url)
 
 
-def fetch(url: str, into: "os.PathLike[str] | str") -> Fetched:
+def fetch(url: str, into: "os.PathLike[str] | str", max_size: Optional[int] = None) -> Fetched:
     """Fetch what a scan of ``url`` (a file, or a folder such as ``hf://org/model``) reads
-    into the folder ``into``."""
+    into the folder ``into``; files over ``max_size`` bytes are not fetched."""
     fs, path = _filesystem(url)
     root = Path(into) / "remote"
     out = Fetched(url, root)
@@ -219,14 +232,14 @@ def fetch(url: str, into: "os.PathLike[str] | str") -> Fetched:
     if fs.info(path).get("type") == "directory":
         for f in sorted(fs.find(path)):
             rel = f[len(path.rstrip("/")):].lstrip("/")
-            size, read = _fetch_file(fs, f, root / rel)
+            size, read = _fetch_file(fs, f, root / rel, max_size)
             out.size += size
             out.read += read
             out.files.append(rel)
     else:
         name = Path(path).name or "file"
         out.local = root / name
-        out.size, out.read = _fetch_file(fs, path, out.local)
+        out.size, out.read = _fetch_file(fs, path, out.local, max_size)
         out.files.append(name)
     return out
 
@@ -254,21 +267,25 @@ def main(argv: List[str]) -> int:
     (``python -m pickleguard.remote scan ARGS``); each is fetched, then the native scan runs
     on the copies with ``--remote-name`` so reports show the URLs."""
     args = list(argv)
+    # What is left is local: the native scan must not hand a URL back here.
+    os.environ["PICKLEGUARD_REMOTE_FETCHED"] = "1"
+    try:
+        max_size, _ = _native.scan_bounds(["pickleguard", *args])
+    except ValueError:  # a usage error: the command line reports it (exit 2)
+        return _native.run_cli(["pickleguard", *args])
     with tempfile.TemporaryDirectory(prefix="pickleguard-remote-") as tmp:
         extra: List[str] = []
         for i, a in enumerate(args):
             if i == 0 or not is_remote(a):
                 continue
             try:
-                got = fetch(a, Path(tmp) / str(i))
+                got = fetch(a, Path(tmp) / str(i), max_size)
             except Exception as e:  # noqa: BLE001 - reported as the CLI reports I/O errors
                 import sys
                 print(f"pickleguard: error: {a}: {e}", file=sys.stderr)
                 return 2
             args[i] = str(got.local)
-            extra += ["--remote-name", f"{got.local}={a}"]
-        # What is left is local: the native scan must not hand a URL back here.
-        os.environ["PICKLEGUARD_REMOTE_FETCHED"] = "1"
+            extra += ["--remote-name", got.remote_name()]
         return _native.run_cli(["pickleguard", *args, *extra])
 
 

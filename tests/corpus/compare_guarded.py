@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -79,17 +80,33 @@ def canon(x, depth=0, seen=None):
                         if not isinstance(x, pd.Index) else repr(list(x)), str(getattr(x, "dtypes", x.dtype)))
         except Exception:  # noqa: BLE001
             pass
+    # Boosters hold native handles (memory addresses): their models are compared by the text
+    # or bytes the library writes for them.
+    for dump in ("model_to_string", "save_raw"):
+        f = getattr(x, dump, None)
+        if callable(f) and mod in ("lightgbm", "xgboost"):
+            try:
+                out = f()
+                return (name, bytes(out) if not isinstance(out, str) else out)
+            except Exception:  # noqa: BLE001 - an unfitted model: by its attributes below
+                break
     state = getattr(x, "__dict__", None)
     if isinstance(state, dict) and state:
-        return (name, canon({k: v for k, v in state.items() if not k.startswith("_pg")}, depth + 1, seen))
+        keep = {k: v for k, v in state.items()
+                if not k.startswith("_pg") and "handle" not in k and type(v).__module__ != "ctypes"}
+        return (name, canon(keep, depth + 1, seen))
     try:
         return (name, repr(x))
     except Exception:  # noqa: BLE001
         return (name,)
 
 
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
+
+
 def differs(a, b) -> bool:
-    return repr(a) != repr(b)
+    """Whether two canonical forms differ, memory addresses in reprs aside."""
+    return _ADDRESS.sub("0x?", repr(a)) != _ADDRESS.sub("0x?", repr(b))
 
 
 def main(argv=None) -> int:

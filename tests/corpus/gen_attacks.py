@@ -1799,7 +1799,11 @@ def _scipy_dist(modname: str, clsname: str, how: int, real_state: bool):
         cls = getattr(mod, clsname)
         state = {}
         if real_state:
-            # The state a real instance pickles (rv_generic.__getstate__), template swapped.
+            # The state a real instance pickles (rv_generic.__getstate__), template swapped. It
+            # holds numpy's global RandomState: seeded, or every run writes other bytes.
+            import numpy as np
+
+            np.random.seed(0)
             inst = next(v for v in vars(mod).values() if type(v) is cls)
             state = dict(inst.__getstate__())
         state["_parse_arg_template"] = _scipy_template(sid, how)

@@ -32,9 +32,11 @@ def _each(c, library: str, objects: dict, raw=True, joblib=False, torch_save=Fal
             continue
         if raw:
             kw = {"protocols": protocols} if protocols else {}
-            c.raw(library, what, obj, deterministic=deterministic, **kw)
+            c.raw(library, what, obj, deterministic=deterministic,
+                  note=None if deterministic else "the library writes run-dependent bytes", **kw)
         if joblib:
-            c.joblib_dump(library, what, obj, compressions=(None, "zlib"))
+            c.joblib_dump(library, what, obj, compressions=(None, "zlib"), deterministic=deterministic,
+                          note=None if deterministic else "the library writes run-dependent bytes")
         if torch_save:
             c.torch_save(library, what, obj, legacy=False)
 

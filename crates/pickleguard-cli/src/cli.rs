@@ -131,6 +131,8 @@ pub enum Format {
     Json,
     /// SARIF 2.1.0, for code scanning dashboards.
     Sarif,
+    /// JSON Lines: one object per file as soon as it is judged, then a summary object.
+    Jsonl,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -279,6 +281,21 @@ pub struct ScanArgs {
     /// Report remote sources under these names (set by the Python side that fetched them)
     #[arg(long = "remote-name", value_name = "LOCAL=URL", hide = true)]
     pub remote_names: Vec<String>,
+    #[command(flatten)]
+    pub hub: HubArgs,
+}
+
+/// Scanning many files again and again, on one machine or a Dask cluster (docs/cli.md).
+#[derive(Args, Debug, Clone, Default)]
+pub struct HubArgs {
+    /// Keep each file's verdict in DIR and reuse it while the file, the policy and the engine
+    /// are unchanged (safe to share between concurrent scans)
+    #[arg(long, value_name = "DIR", help_heading = "Cache and cluster")]
+    pub cache: Option<PathBuf>,
+    /// Scan on the Dask cluster whose scheduler is at ADDRESS (tcp://host:port); needs the
+    /// Python package (`pip install pickleguard-scan`, run through its `pickleguard` command)
+    #[arg(long, value_name = "ADDRESS", help_heading = "Cache and cluster")]
+    pub dask: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -67,7 +67,7 @@ pub fn discover(start: &Path) -> Result<Option<Found>, String> {
 }
 
 /// How much of a config file a command trusted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trust {
     /// Named with `--policy`, or discovered outside every scanned path: applied whole.

@@ -2,14 +2,23 @@
 //! every file a link into `../../blobs/`. Files found there are reported by repository,
 //! revision and file (docs/report-schema.md, `hf`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Component, Path};
 
-/// Where a scanned file sits in a Hugging Face cache.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// What a Hugging Face repository holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HubKind {
+    Model,
+    Dataset,
+    Space,
+}
+
+/// Where a scanned file sits in a Hugging Face cache (read back from a report by a cluster
+/// scan's merge, hence `Deserialize`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HubRef {
-    /// `model`, `dataset` or `space`.
-    pub kind: &'static str,
+    pub kind: HubKind,
     /// `org/name` (or `name`).
     pub repo: String,
     /// The snapshot folder's name: the commit hash the cache resolved.
@@ -18,11 +27,11 @@ pub struct HubRef {
     pub file: String,
 }
 
-fn repo_kind(dir: &str) -> Option<(&'static str, &str)> {
+fn repo_kind(dir: &str) -> Option<(HubKind, &str)> {
     [
-        ("models--", "model"),
-        ("datasets--", "dataset"),
-        ("spaces--", "space"),
+        ("models--", HubKind::Model),
+        ("datasets--", HubKind::Dataset),
+        ("spaces--", HubKind::Space),
     ]
     .iter()
     .find_map(|(prefix, kind)| dir.strip_prefix(prefix).map(|rest| (*kind, rest)))
@@ -86,7 +95,7 @@ mod tests {
         assert_eq!(
             r,
             HubRef {
-                kind: "model",
+                kind: HubKind::Model,
                 repo: "org/name".into(),
                 revision: "abc123".into(),
                 file: "sub/training_args.bin".into(),

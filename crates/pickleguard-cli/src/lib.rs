@@ -6,11 +6,15 @@
 //! analyses them in parallel, [`output`] and [`sarif`] print the results, [`explain`] and
 //! [`learn`] are the other commands, [`term`] handles terminals, colours and broken pipes.
 
+pub mod batch;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod explain;
 pub mod fix;
 pub mod hub;
+pub mod jsonl;
+pub mod judge;
 pub mod learn;
 pub mod output;
 pub mod remote;

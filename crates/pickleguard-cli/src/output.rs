@@ -1,5 +1,6 @@
 //! Text and JSON reports (JSON schema: docs/report-schema.md, version 1).
 
+use crate::cache::CacheStats;
 use crate::scan::{FileResult, Outcome};
 use crate::term::Style;
 use pickleguard::{Mode, Policy, Report};
@@ -10,28 +11,58 @@ use std::fmt::Write;
 pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Serialize)]
-struct FileEntry<'a> {
-    path: &'a str,
+pub(crate) struct FileEntry<'a> {
+    pub path: &'a str,
     #[serde(flatten)]
-    report: &'a Report,
-    error: Option<&'a str>,
+    pub report: &'a Report,
+    pub error: Option<&'a str>,
     /// Repository, revision and file of a file in a Hugging Face cache snapshot.
     #[serde(skip_serializing_if = "Option::is_none")]
-    hf: Option<&'a crate::hub::HubRef>,
+    pub hf: Option<&'a crate::hub::HubRef>,
+}
+
+impl<'a> FileEntry<'a> {
+    pub(crate) fn of(f: &'a FileResult) -> FileEntry<'a> {
+        FileEntry {
+            path: &f.path,
+            report: &f.report,
+            error: f.error.as_deref(),
+            hf: f.hub.as_ref(),
+        }
+    }
 }
 
 #[derive(Serialize)]
-struct Tool {
+pub(crate) struct Tool {
     name: &'static str,
     version: &'static str,
 }
 
+pub(crate) const TOOL: Tool = Tool {
+    name: "pickleguard",
+    version: env!("CARGO_PKG_VERSION"),
+};
+
 #[derive(Serialize)]
-struct Summary {
+pub(crate) struct Summary {
     files: usize,
     #[serde(rename = "unsafe")]
     unsafe_: usize,
     errors: usize,
+    /// Only with a verdict cache (`--cache`).
+    #[serde(flatten)]
+    cache: Option<CacheStats>,
+}
+
+impl Summary {
+    pub(crate) fn of(outcome: &Outcome) -> Summary {
+        Summary {
+            files: outcome.files.len(),
+            unsafe_: outcome.unsafe_count(),
+            errors: outcome.errors(),
+            cache: outcome.cache,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -52,29 +83,13 @@ struct Document<'a> {
 pub fn json(outcome: &Outcome, policy: &Policy) -> String {
     let doc = Document {
         schema_version: SCHEMA_VERSION,
-        tool: Tool {
-            name: "pickleguard",
-            version: env!("CARGO_PKG_VERSION"),
-        },
+        tool: TOOL,
         mode: policy.mode.as_str(),
         fail_on: policy.threshold.as_str(),
         configs: &outcome.configs,
         links: &outcome.links,
-        files: outcome
-            .files
-            .iter()
-            .map(|f| FileEntry {
-                path: &f.path,
-                report: &f.report,
-                error: f.error.as_deref(),
-                hf: f.hub.as_ref(),
-            })
-            .collect(),
-        summary: Summary {
-            files: outcome.files.len(),
-            unsafe_: outcome.unsafe_count(),
-            errors: outcome.errors(),
-        },
+        files: outcome.files.iter().map(FileEntry::of).collect(),
+        summary: Summary::of(outcome),
     };
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| {
         format!("{{\"schema_version\": {SCHEMA_VERSION}, \"error\": \"{e}\"}}")

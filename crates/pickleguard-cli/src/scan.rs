@@ -1,10 +1,12 @@
 //! `pickleguard scan`: read every file (small ones whole, large ones memory-mapped), analyse
 //! it with [`pickleguard::scan_bytes`] in parallel, and print the results in path order.
 
-use crate::cli::{FileLimits, Format, ScanArgs, WalkArgs};
+use crate::cache::{Cache, CacheStats};
+use crate::cli::{Format, ScanArgs, WalkArgs};
+use crate::judge::{Judge, RemoteNames};
 use crate::stream::{self, StreamLimits};
 use crate::walk::{self, Filters, Source, Target};
-use crate::{config, output, sarif, term, EXIT_ERROR, EXIT_NOTHING, EXIT_SAFE, EXIT_UNSAFE};
+use crate::{config, jsonl, output, sarif, term, EXIT_ERROR, EXIT_NOTHING, EXIT_SAFE, EXIT_UNSAFE};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pickleguard::{Mode, Policy, Report};
 use rayon::prelude::*;
@@ -56,6 +58,8 @@ pub struct Outcome {
     pub links: Vec<walk::LinkNote>,
     /// The config files the policy came from (set by the command, for the report).
     pub configs: Vec<config::ConfigUse>,
+    /// What the verdict cache did, when one was used.
+    pub cache: Option<CacheStats>,
 }
 
 impl Outcome {
@@ -101,20 +105,25 @@ pub fn load(source: &Source) -> std::io::Result<Bytes> {
         Source::File(p) => {
             let mut f = std::fs::File::open(p)?;
             let len = f.metadata()?.len();
-            if len >= MMAP_THRESHOLD {
-                // SAFETY: the map is read-only and private to this scan. A file truncated by
-                // another process while it is mapped can raise SIGBUS; that is the accepted
-                // cost of not reading multi-GB model files into memory (DESIGN.md: maps are
-                // for the command line, never the core).
-                let map = unsafe { memmap2::MmapOptions::new().map(&f)? };
-                advise_scan(&map);
-                Ok(Bytes::Mapped(map))
-            } else {
-                let mut buf = Vec::with_capacity(len as usize + 1);
-                f.read_to_end(&mut buf)?;
-                Ok(Bytes::Owned(buf))
-            }
+            load_file(&mut f, len)
         }
+    }
+}
+
+/// Read an open file of `len` bytes: whole when small, memory-mapped when large.
+pub fn load_file(f: &mut std::fs::File, len: u64) -> std::io::Result<Bytes> {
+    if len >= MMAP_THRESHOLD {
+        // SAFETY: the map is read-only and private to this scan. A file truncated by
+        // another process while it is mapped can raise SIGBUS; that is the accepted
+        // cost of not reading multi-GB model files into memory (DESIGN.md: maps are
+        // for the command line, never the core).
+        let map = unsafe { memmap2::MmapOptions::new().map(&*f)? };
+        advise_scan(&map);
+        Ok(Bytes::Mapped(map))
+    } else {
+        let mut buf = Vec::with_capacity(len as usize + 1);
+        f.read_to_end(&mut buf)?;
+        Ok(Bytes::Owned(buf))
     }
 }
 
@@ -230,117 +239,42 @@ impl AsRef<[u8]> for SideBytes {
     }
 }
 
-/// Scan one target.
-pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
-    scan_bounded(t, policy, &FileLimits::default(), None)
+/// Follow the files the pickle at `path` makes its loader open (docs/containers.md, "Side
+/// files"): scanned now, whatever judged the pickle itself (the verdict cache keeps a file's
+/// own report and settles its side files on every use, so a changed side file is never judged
+/// from a stale entry).
+pub fn settle_side_files(report: &mut Report, path: &Path, policy: &Policy) {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    pickleguard::container::side_files::settle(report, policy, |name| {
+        let p = dir.join(name);
+        p.is_file()
+            .then(|| load(&Source::File(p)).ok())
+            .flatten()
+            .map(SideBytes)
+    });
 }
 
-/// Scan one target within `--max-size` and `--timeout`. `shared`: the policy for a timed scan,
-/// which runs on a thread of its own that is left to finish alone when time runs out (the
-/// core is bounded, so it does finish; its result is dropped).
-fn scan_bounded(
-    t: &Target,
-    policy: &Policy,
-    limits: &FileLimits,
-    shared: Option<&Arc<Policy>>,
-) -> FileResult {
+/// Scan one target, unbounded and uncached: what [`Judge::target`] runs when neither a
+/// bound nor the cache decides first.
+pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
     if let Source::Stream(p) = &t.source {
         return scan_stream(t, p.as_deref(), policy);
     }
-    if let Some(max) = limits.max_size {
-        if t.size > max {
-            return over_limit(t, t.size, limit_finding::too_big(t.size, max));
-        }
-    }
-    let bytes = match load(&t.source) {
-        Ok(b) => b,
-        Err(e) => return FileResult::failed(t.display.clone(), e.to_string()),
-    };
-    let len = bytes.len() as u64;
-    if let Some(max) = limits.max_size {
-        if len > max {
-            return over_limit(t, len, limit_finding::too_big(len, max));
-        }
-    }
-    let mut report = match (limits.timeout, shared) {
-        (Some(timeout), Some(policy)) => {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let policy = Arc::clone(policy);
-            let spawned = std::thread::Builder::new()
-                .name("pickleguard-timed".into())
-                .spawn(move || {
-                    let _ = tx.send(pickleguard::scan_bytes(&bytes, &policy));
-                });
-            if let Err(e) = spawned {
-                return FileResult::failed(t.display.clone(), format!("cannot start a scan: {e}"));
+    match load(&t.source) {
+        Ok(bytes) => {
+            let mut report = pickleguard::scan_bytes(&bytes, policy);
+            if let Source::File(path) = &t.source {
+                settle_side_files(&mut report, path, policy);
             }
-            match rx.recv_timeout(timeout) {
-                Ok(r) => r,
-                Err(_) => return over_limit(t, len, limit_finding::timed_out(timeout)),
+            FileResult {
+                path: t.display.clone(),
+                report,
+                error: None,
+                bytes: bytes.len() as u64,
+                hub: crate::hub::locate(std::path::Path::new(&t.display)),
             }
         }
-        _ => pickleguard::scan_bytes(&bytes, policy),
-    };
-    if let Source::File(path) = &t.source {
-        // Files the pickle makes its loader open (docs/containers.md, "Side files").
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        pickleguard::container::side_files::settle(&mut report, policy, |name| {
-            let p = dir.join(name);
-            p.is_file()
-                .then(|| load(&Source::File(p)).ok())
-                .flatten()
-                .map(SideBytes)
-        });
-    }
-    FileResult {
-        path: t.display.clone(),
-        report,
-        error: None,
-        bytes: len,
-        hub: crate::hub::locate(std::path::Path::new(&t.display)),
-    }
-}
-
-/// A file not scanned to the end because of a per-file limit: not safe.
-fn over_limit(t: &Target, len: u64, (what, desc): (&str, String)) -> FileResult {
-    let mut report = Report::new("not_scanned");
-    report.push(pickleguard::Finding::new(
-        pickleguard::FindingType::ResourceLimit,
-        pickleguard::Severity::High,
-        0,
-        desc,
-    ));
-    report.complete = false;
-    report.stopped_by = Some(format!("limit:{what}"));
-    report.finish(pickleguard::Severity::Low);
-    FileResult {
-        path: t.display.clone(),
-        report,
-        error: None,
-        bytes: len,
-        hub: crate::hub::locate(std::path::Path::new(&t.display)),
-    }
-}
-
-/// The wording of the per-file limits, in one place.
-mod limit_finding {
-    use std::time::Duration;
-
-    pub fn too_big(len: u64, max: u64) -> (&'static str, String) {
-        (
-            "max_size",
-            format!("not scanned: {len} bytes is more than --max-size ({max} bytes); nothing in it was checked"),
-        )
-    }
-
-    pub fn timed_out(t: Duration) -> (&'static str, String) {
-        (
-            "timeout",
-            format!(
-                "the scan took longer than --timeout ({}s) and was abandoned; the file was not checked to the end",
-                t.as_secs_f64()
-            ),
-        )
+        Err(e) => FileResult::failed(t.display.clone(), e.to_string()),
     }
 }
 
@@ -362,20 +296,35 @@ fn progress(targets: &[Target], show: bool) -> Option<ProgressBar> {
     Some(pb)
 }
 
-/// Walk the paths and scan every file in parallel on `jobs` threads; results sorted by path.
+/// Walk the paths and scan every file in parallel on `jobs` threads, within the walk's
+/// per-file bounds; results sorted by path.
 pub fn run_scan(
     paths: &[PathBuf],
     walk_args: &WalkArgs,
     policy: &Policy,
     show_progress: bool,
 ) -> Result<Outcome, String> {
+    let judge = Judge::new(Arc::new(policy.clone())).limits(walk_args.limits.clone());
+    run_scan_with(paths, walk_args, &judge, show_progress, None)
+}
+
+/// Where results go as they arrive (`--format jsonl`), from any scanning thread.
+pub type Sink<'a> = &'a (dyn Fn(&FileResult) + Sync);
+
+/// [`run_scan`] with every file judged by `judge` (bounds, cache, names) and, if given, each
+/// result handed to `sink` as it arrives.
+pub fn run_scan_with(
+    paths: &[PathBuf],
+    walk_args: &WalkArgs,
+    judge: &Judge,
+    show_progress: bool,
+    sink: Option<Sink>,
+) -> Result<Outcome, String> {
     let filters = Filters::new(walk_args)?;
     let walked = walk::collect(paths, walk_args, &filters);
     let total_bytes: u64 = walked.targets.iter().map(|t| t.size).sum();
     let pb = progress(&walked.targets, show_progress);
     let done_bytes = AtomicU64::new(0);
-    let limits = &walk_args.limits;
-    let shared = limits.timeout.map(|_| Arc::new(policy.clone()));
     let scan_one = |t: &Target| {
         if let Some(pb) = &pb {
             pb.set_message(format!(
@@ -385,7 +334,10 @@ pub fn run_scan(
                 t.display
             ));
         }
-        let r = scan_bounded(t, policy, limits, shared.as_ref());
+        let r = judge.target(t);
+        if let Some(sink) = sink {
+            sink(&r);
+        }
         if let Some(pb) = &pb {
             done_bytes.fetch_add(t.size, Ordering::Relaxed);
             pb.inc(1);
@@ -404,12 +356,13 @@ pub fn run_scan(
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    files.extend(
-        walked
-            .failures
-            .into_iter()
-            .map(|f| FileResult::failed(f.display, f.error)),
-    );
+    for f in walked.failures {
+        let r = FileResult::failed(f.display, f.error);
+        if let Some(sink) = sink {
+            sink(&r);
+        }
+        files.push(r);
+    }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup_by(|a, b| a.path == b.path);
     Ok(Outcome {
@@ -419,6 +372,7 @@ pub fn run_scan(
         duplicates: walked.duplicates,
         links: walked.links,
         configs: Vec::new(),
+        cache: judge.cache_ref().map(Cache::stats),
     })
 }
 
@@ -435,12 +389,30 @@ pub fn exit_code(outcome: &Outcome, mode: Mode) -> u8 {
     }
 }
 
+/// The judge of `pickleguard scan ARGS`: the walk's bounds, `--cache`, `--remote-name`.
+pub fn judge_for(a: &ScanArgs, policy: Arc<Policy>) -> Result<Judge, String> {
+    let cache = match &a.hub.cache {
+        Some(dir) => Some(Arc::new(Cache::open(dir, &policy)?)),
+        None => None,
+    };
+    Ok(Judge::new(policy)
+        .limits(a.walk.limits.clone())
+        .cache(cache)
+        .names(RemoteNames::parse(&a.remote_names)?))
+}
+
 /// `pickleguard scan`.
 pub fn command(a: &ScanArgs) -> Result<u8, String> {
+    if a.hub.dask.is_some() {
+        return Err(DASK_NEEDS_PYTHON.into());
+    }
     let eff = config::build_for(&a.policy, None, &a.paths)?;
-    let policy = &eff.policy;
-    let mut outcome = run_scan(&a.paths, &a.walk, policy, !a.quiet)?;
-    rename_remote(&mut outcome, &a.remote_names)?;
+    let judge = judge_for(a, Arc::new(eff.policy))?;
+    let policy = judge.policy();
+    if a.format == Format::Jsonl {
+        return jsonl_scan(a, &judge, eff.configs);
+    }
+    let mut outcome = run_scan_with(&a.paths, &a.walk, &judge, !a.quiet, None)?;
     outcome.configs = eff.configs;
     let to_file = a.output.as_ref().is_some_and(|p| p.as_os_str() != "-");
     let text = match a.format {
@@ -452,9 +424,38 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
         }
         Format::Json => output::json(&outcome, policy),
         Format::Sarif => sarif::sarif(&outcome, policy),
+        Format::Jsonl => unreachable!("streamed above"),
     };
     term::write_output(a.output.as_deref(), text.as_bytes())?;
-    if !a.quiet {
+    report_notes(&outcome, a.quiet);
+    Ok(exit_code(&outcome, policy.mode))
+}
+
+/// The message of `--dask` in a build without Python (exit 2).
+pub const DASK_NEEDS_PYTHON: &str = "--dask needs the Python package: install pickleguard-scan \
+with pip (and dask.distributed) and run its `pickleguard` command or \
+`python -m pickleguard scan --dask ADDRESS ...`; this build is the Rust command line alone";
+
+/// `--format jsonl`: lines go out as files are judged.
+fn jsonl_scan(a: &ScanArgs, judge: &Judge, configs: Vec<config::ConfigUse>) -> Result<u8, String> {
+    let out: Box<dyn std::io::Write + Send> = match a.output.as_deref() {
+        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        )),
+        _ => Box::new(std::io::stdout()),
+    };
+    let writer = jsonl::Writer::new(out);
+    let sink = |f: &FileResult| writer.file(f);
+    let mut outcome = run_scan_with(&a.paths, &a.walk, judge, !a.quiet, Some(&sink))?;
+    outcome.configs = configs;
+    writer.finish(&outcome, judge.policy())?;
+    report_notes(&outcome, a.quiet);
+    Ok(exit_code(&outcome, judge.policy().mode))
+}
+
+/// The notes on links not followed and loops skipped (stderr).
+pub fn report_notes(outcome: &Outcome, quiet: bool) {
+    if !quiet {
         if outcome.skipped_links > 0 {
             term::note(&format!(
                 "{} symbolic link(s) not followed (use --follow-symlinks to scan their targets)",
@@ -499,28 +500,4 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
             ));
         }
     }
-    Ok(exit_code(&outcome, policy.mode))
-}
-
-/// Show the files the Python side fetched from remote sources (`pickleguard scan URL`,
-/// docs/cli.md) under their URLs: `LOCAL=URL` maps a local path (or directory) to its source.
-fn rename_remote(outcome: &mut Outcome, names: &[String]) -> Result<(), String> {
-    let mut map = Vec::new();
-    for n in names {
-        let (local, url) = n
-            .split_once('=')
-            .ok_or_else(|| format!("--remote-name expects LOCAL=URL, got {n:?}"))?;
-        map.push((local, url.trim_end_matches('/')));
-    }
-    for f in &mut outcome.files {
-        for (local, url) in &map {
-            if let Some(rest) = f.path.strip_prefix(local) {
-                if rest.is_empty() || rest.starts_with('/') {
-                    f.path = format!("{url}{rest}");
-                    break;
-                }
-            }
-        }
-    }
-    Ok(())
 }

@@ -50,7 +50,7 @@ pub struct Walked {
 }
 
 /// Why a link is mentioned in the report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkWhy {
     /// Its target lies outside the scanned tree: scanned, and said so.
@@ -58,7 +58,7 @@ pub enum LinkWhy {
 }
 
 /// A link the walk met that the report mentions.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LinkNote {
     pub path: String,
     pub target: String,

@@ -195,6 +195,124 @@ fn run_cli(py: Python<'_>, argv: Vec<String>) -> u8 {
         .unwrap_or(2)
 }
 
+/// Plan `pickleguard scan ARGS` for a cluster (pickleguard.distributed): JSON with the files,
+/// the policy snapshot and the output settings. Errors: ValueError with the CLI's message.
+#[pyfunction]
+fn plan_scan(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
+    py.allow_threads(|| {
+        pickleguard_cli::batch::plan(&argv)
+            .and_then(|p| serde_json::to_string(&p).map_err(|e| e.to_string()))
+    })
+    .map_err(PyValueError::new_err)
+}
+
+/// Scan `(display, path)` pairs under a policy snapshot (one thread, GIL released), within
+/// `max_size` (bytes) and `timeout` (seconds), through the verdict cache in `cache` if given,
+/// files under a `remote_names` entry (`LOCAL=URL`) reported under the URL:
+/// JSON `{"files": [...], "cache": {...} | null}`.
+#[pyfunction]
+#[pyo3(signature = (files, policy, cache = None, max_size = None, timeout = None,
+                    remote_names = Vec::new()))]
+fn scan_batch(
+    py: Python<'_>,
+    files: Vec<(String, std::path::PathBuf)>,
+    policy: String,
+    cache: Option<std::path::PathBuf>,
+    max_size: Option<u64>,
+    timeout: Option<f64>,
+    remote_names: Vec<String>,
+) -> PyResult<String> {
+    let bounds = pickleguard_cli::batch::Bounds { max_size, timeout };
+    py.allow_threads(|| {
+        pickleguard_cli::batch::scan_batch(
+            &files,
+            &policy,
+            cache.as_deref(),
+            &bounds,
+            &remote_names,
+        )
+    })
+    .map_err(PyValueError::new_err)
+}
+
+/// `(max_size, timeout)` of `pickleguard scan ARGS` (bytes, seconds; None when not given).
+#[pyfunction]
+fn scan_bounds(argv: Vec<String>) -> PyResult<(Option<u64>, Option<f64>)> {
+    let b = pickleguard_cli::batch::bounds(&argv).map_err(PyValueError::new_err)?;
+    Ok((b.max_size, b.timeout))
+}
+
+/// Print a merged JSON report as `pickleguard scan ARGS` would; returns the exit code.
+#[pyfunction]
+#[pyo3(signature = (argv, report, skipped_links, loops, duplicates = 0))]
+fn finish_scan(
+    py: Python<'_>,
+    argv: Vec<String>,
+    report: String,
+    skipped_links: usize,
+    loops: usize,
+    duplicates: usize,
+) -> PyResult<u8> {
+    py.allow_threads(|| {
+        pickleguard_cli::batch::finish(&argv, &report, skipped_links, loops, duplicates)
+    })
+    .map_err(PyValueError::new_err)
+}
+
+/// A JSON report rendered as "json", "sarif", "text" or "jsonl" by the command line's writers.
+#[pyfunction]
+fn render_report(py: Python<'_>, report: String, format: String) -> PyResult<String> {
+    py.allow_threads(|| pickleguard_cli::batch::convert(&report, &format))
+        .map_err(PyValueError::new_err)
+}
+
+/// Scan a file through the verdict cache in `cache` (docs/python.md): the report dict, and
+/// how it was obtained ("hit": not read, "confirmed": read and hashed, "scanned").
+/// An unreadable file raises OSError, as an uncached scan does.
+#[pyfunction]
+fn scan_file_cached<'py>(
+    py: Python<'py>,
+    path: std::path::PathBuf,
+    policy: &PyPolicy,
+    cache: std::path::PathBuf,
+) -> PyResult<(Bound<'py, PyDict>, &'static str)> {
+    let snap = std::sync::Arc::new(policy.snapshot());
+    let (r, stats) = py
+        .allow_threads(|| {
+            let c = std::sync::Arc::new(pickleguard_cli::cache::Cache::open(&cache, &snap)?);
+            let t = pickleguard_cli::walk::Target {
+                display: path.display().to_string(),
+                source: pickleguard_cli::walk::Source::File(path.clone()),
+                size: 0,
+            };
+            // The command line's judge (no bounds: the Python API has none).
+            let judge = pickleguard_cli::judge::Judge::new(std::sync::Arc::clone(&snap))
+                .cache(Some(std::sync::Arc::clone(&c)));
+            Ok::<_, String>((judge.target(&t), c.stats()))
+        })
+        .map_err(PyValueError::new_err)?;
+    if let Some(e) = r.error {
+        return Err(pyo3::exceptions::PyOSError::new_err(format!(
+            "{}: {e}",
+            path.display()
+        )));
+    }
+    let how = if stats.cache_hits > 0 {
+        "hit"
+    } else if stats.cache_confirmed > 0 {
+        "confirmed"
+    } else {
+        "scanned"
+    };
+    Ok((report::to_dict(py, &r.report, snap.mode.as_str())?, how))
+}
+
+/// The verdict cache's engine id (version, engine sources, test salt): part of every key.
+#[pyfunction]
+fn cache_engine_id() -> String {
+    pickleguard_cli::cache::engine_id()
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // scan_file maps archives page by page; their big pickle members are read ahead.
@@ -217,5 +335,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(storage_members, m)?)?;
     m.add_function(wrap_pyfunction!(advise_for_scan, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
+    m.add_function(wrap_pyfunction!(plan_scan, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_bounds, m)?)?;
+    m.add_function(wrap_pyfunction!(finish_scan, m)?)?;
+    m.add_function(wrap_pyfunction!(render_report, m)?)?;
+    m.add_function(wrap_pyfunction!(cache_engine_id, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_file_cached, m)?)?;
     Ok(())
 }

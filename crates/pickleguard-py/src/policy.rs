@@ -217,6 +217,11 @@ impl PyPolicy {
         }
     }
 
+    /// The exact policy as JSON, for workers of a cluster (`pickleguard.distributed`).
+    fn to_snapshot(&self) -> String {
+        self.snapshot().to_snapshot()
+    }
+
     /// The effective policy as TOML.
     fn to_toml(&self) -> String {
         self.snapshot().to_toml()

@@ -4,7 +4,7 @@
 
 use crate::limits::Limits;
 use crate::report::Severity;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ pub use block::BLOCKED;
 pub use file::{AllowEntry, PolicyFile, RuleEntry, FORMAT_VERSION};
 pub use schema::{ArgPattern, Grammar, MAX_GRAMMAR_LEN};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Strict,
@@ -169,7 +169,7 @@ struct DangerFile {
 }
 
 /// One entry of the dangerous catalogue.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DangerEntry {
     pub module: String,
     pub names: Vec<String>,
@@ -188,7 +188,7 @@ struct AliasFile {
 
 /// What a version 2 entry says about one class or callable beyond its operations: the
 /// schema of what flows in and the review that lets its custom methods run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Behaviour {
     /// Every string handed to this class's operations must match it.
     pub strings: Option<Grammar>,
@@ -200,7 +200,7 @@ pub struct Behaviour {
     pub note: Option<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Rule {
     pub args: Vec<ArgPattern>,
     pub min_args: usize,
@@ -211,8 +211,14 @@ pub struct Rule {
     pub source: Vec<String>,
 }
 
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    engine: String,
+    policy: Policy,
+}
+
 /// Allowed names of one module (or module pattern).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct ModuleAllow {
     names: HashMap<String, u8>,
     /// Uses granted to every (non-dotted, non-dangerous) name by a `*`.
@@ -243,7 +249,10 @@ impl GlobalVerdict {
     }
 }
 
-#[derive(Clone, Debug)]
+/// A policy travels between processes (a cluster's client and its workers) as a snapshot:
+/// the exact structure, so that the receiver judges as the sender would
+/// ([`Policy::to_snapshot`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Policy {
     pub mode: Mode,
     pub threshold: Severity,
@@ -661,6 +670,69 @@ impl Policy {
         self.rules.get(qualname).map(|v| v.as_slice())
     }
 
+    /// Everything a judgement depends on, as one canonical string: equal fingerprints judge
+    /// every input alike, and any difference (mode, threshold, limits, an allowed or blocked
+    /// name, an operation, a rule, a version 2 schema or review, an alias) changes it. Verdict
+    /// caches key on it; unlike `to_toml` it keeps limits, blocks and aliases.
+    pub fn fingerprint(&self) -> String {
+        fn sorted<V>(m: &HashMap<String, V>, show: impl Fn(&V) -> String) -> String {
+            let mut v: Vec<(&String, String)> = m.iter().map(|(k, v)| (k, show(v))).collect();
+            v.sort();
+            format!("{v:?}")
+        }
+        let allow = |a: &ModuleAllow| {
+            let mut names: Vec<(&String, &u8)> = a.names.iter().collect();
+            names.sort();
+            format!("{names:?}/{}/{}", a.wildcard, a.user)
+        };
+        let prefixed = |v: &[(String, ModuleAllow)]| {
+            v.iter()
+                .map(|(k, a)| format!("{k}={}", allow(a)))
+                .collect::<Vec<_>>()
+                .join(";")
+        };
+        format!(
+            "mode={:?}\nthreshold={:?}\nlimits={:?}\ndanger={}\ndanger_prefix={:?}\n\
+             alias_modules={}\nalias_names={}\nallow={}\nallow_prefix={}\nrules={}\n\
+             behaviour={}\n",
+            self.mode,
+            self.threshold,
+            self.limits,
+            sorted(&self.danger_exact, |v| format!("{v:?}")),
+            self.danger_prefix,
+            sorted(&self.alias_modules, |v| v.clone()),
+            sorted(&self.alias_names, |v| v.clone()),
+            sorted(&self.allow_exact, allow),
+            prefixed(&self.allow_prefix),
+            sorted(&self.rules, |v| format!("{v:?}")),
+            sorted(&self.behaviour, |v| format!("{v:?}")),
+        )
+    }
+
+    /// This policy as JSON for another process of the same build ([`Policy::from_snapshot`]).
+    pub fn to_snapshot(&self) -> String {
+        let snap = Snapshot {
+            engine: env!("CARGO_PKG_VERSION").to_string(),
+            policy: self.clone(),
+        };
+        serde_json::to_string(&snap).unwrap_or_default()
+    }
+
+    /// A policy from [`Policy::to_snapshot`]; a snapshot of another version is refused (its
+    /// structure, and so its judgement, may differ).
+    pub fn from_snapshot(text: &str) -> Result<Policy, String> {
+        let snap: Snapshot =
+            serde_json::from_str(text).map_err(|e| format!("invalid policy snapshot: {e}"))?;
+        if snap.engine != env!("CARGO_PKG_VERSION") {
+            return Err(format!(
+                "policy snapshot of pickleguard {} given to pickleguard {}: use one version on every machine",
+                snap.engine,
+                env!("CARGO_PKG_VERSION")
+            ));
+        }
+        Ok(snap.policy)
+    }
+
     /// The effective policy as TOML (`pickleguard policy show`), in format version 2.
     pub fn to_toml(&self) -> String {
         let mut out = format!(
@@ -818,6 +890,81 @@ mod tests {
             assert!(v.danger.is_some(), "{m}.{n} should be dangerous");
             assert_eq!(v.allowed & uses::CALL, 0, "{m}.{n} must not be callable");
         }
+    }
+
+    #[test]
+    fn snapshots_judge_alike() {
+        for mode in [Mode::Strict, Mode::Ml, Mode::Allowlist, Mode::Audit] {
+            let mut p = Policy::new(mode);
+            p.allow("myapp.models", "UserModel");
+            p.allow("numpy", "*");
+            p.threshold = Severity::High;
+            p.limits.max_ops = 1234;
+            let file = PolicyFile::parse(
+                "[[rule]]\ncallable = \"myapp.f\"\nargs = [\"str\", \"int\"]\nmin_args = 1\n",
+            )
+            .unwrap();
+            p.extend(&file).unwrap();
+            let back = Policy::from_snapshot(&p.to_snapshot()).unwrap();
+            assert_eq!(back.fingerprint(), p.fingerprint());
+            assert_ne!(Policy::new(mode).fingerprint(), p.fingerprint());
+        }
+        assert!(Policy::from_snapshot("{}").is_err());
+        let other = Policy::new(Mode::Ml).to_snapshot().replacen(
+            env!("CARGO_PKG_VERSION"),
+            "0.0.0-other",
+            1,
+        );
+        assert!(Policy::from_snapshot(&other).is_err());
+    }
+
+    #[test]
+    fn fingerprint_sees_every_setting() {
+        let base = Policy::new(Mode::Ml).fingerprint();
+        assert_eq!(base, Policy::new(Mode::Ml).fingerprint());
+        let mut p = Policy::new(Mode::Ml);
+        p.threshold = Severity::Critical;
+        assert_ne!(p.fingerprint(), base);
+        let mut p = Policy::new(Mode::Ml);
+        p.limits.max_nesting += 1;
+        assert_ne!(p.fingerprint(), base);
+        let mut p = Policy::new(Mode::Ml);
+        p.allow("a", "b");
+        assert_ne!(p.fingerprint(), base);
+        assert_ne!(Policy::new(Mode::Audit).fingerprint(), base);
+        // Version 2: the operations, the string schema and the review of an entry.
+        let v2 = |entry: &str| {
+            let mut p = Policy::new(Mode::Ml);
+            let text = format!("version = 2\n[[allow]]\nmodule = \"m\"\nname = \"A\"\n{entry}");
+            p.extend(&PolicyFile::parse(&text).unwrap()).unwrap();
+            p.fingerprint()
+        };
+        let entries = [
+            "ops = [\"new\"]\n",
+            "ops = [\"new\", \"build\"]\n",
+            "ops = [\"new\", \"build\"]\nstrings = \"expr\"\n",
+            "ops = [\"new\", \"build\"]\nstrings = \"ident\"\n",
+            "ops = [\"new\", \"build\"]\nstrings = \"ident\"\nreviewed = [\"__setstate__\"]\n",
+        ];
+        let prints: Vec<String> = entries.iter().map(|e| v2(e)).collect();
+        for (i, a) in prints.iter().enumerate() {
+            assert_ne!(a, &base, "{}", entries[i]);
+            for (j, b) in prints.iter().enumerate().skip(i + 1) {
+                assert_ne!(a, b, "{} vs {}", entries[i], entries[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn snapshots_keep_version_2_schemas() {
+        let text = "version = 2\n[[allow]]\nmodule = \"m\"\nname = \"A\"\nops = [\"new\", \"build\"]\nreviewed = [\"__setstate__\"]\nstrings = \"expr\"\n";
+        let mut p = Policy::new(Mode::Allowlist);
+        p.extend(&PolicyFile::parse(text).unwrap()).unwrap();
+        let back = Policy::from_snapshot(&p.to_snapshot()).unwrap();
+        assert_eq!(back.fingerprint(), p.fingerprint());
+        let b = back.judge("m", "A").behaviour.expect("schema kept");
+        assert_eq!(b.strings, Some(Grammar::Expr));
+        assert_eq!(b.reviewed, vec!["__setstate__".to_string()]);
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub(crate) fn judge(
                 FindingType::Malformed,
                 Severity::Low,
                 at as u64,
-                "a FLOAT line the C unpickler rejects but pickle._Unpickler (joblib, pandas) reads with float(): those loaders go on past this point".into(),
+                "a line the C unpickler rejects but pickle._Unpickler (joblib, pandas) reads (a FLOAT by float(), a PUT or GET index past C's range by int()): those loaders go on past this point".into(),
             ),
         );
     }

@@ -91,3 +91,34 @@ fn too_many_readings_is_a_limit_not_a_guess() {
         .iter()
         .any(|f| f.kind == FindingType::ResourceLimit && f.severity >= Severity::High));
 }
+
+#[test]
+fn memo_indices_only_pickle_unpickler_reads() {
+    // C: "Python int too large to convert to C ssize_t" at the PUT; pickle._Unpickler (joblib,
+    // pandas) takes any int, goes on and runs what follows.
+    let mut s = b"\x80\x02Np99999999999999999999999\n0".to_vec();
+    s.extend_from_slice(PAYLOAD);
+    assert!(dangerous(&s));
+    // The huge index is a memo key of its own: GET fetches what PUT stored, and only that.
+    let get = b"\x80\x02S'true'\np99999999999999999999999\n0cposix\nsystem\n(g099999999999999999999999\ntR.";
+    let r = analyze_pickle(get, &Policy::new(Mode::Ml));
+    assert!(
+        r.findings.iter().any(|f| f.kind == FindingType::ReduceCall
+            && f.args
+                .as_ref()
+                .is_some_and(|a| a.iter().any(|x| x.contains("true")))),
+        "{:#?}",
+        r.findings
+    );
+    // A negative index fails in both unpicklers: nothing after it runs.
+    let mut neg = b"\x80\x02Np-99999999999999999999999\n0".to_vec();
+    neg.extend_from_slice(PAYLOAD);
+    let r = analyze_pickle(&neg, &Policy::new(Mode::Ml));
+    assert!(
+        r.findings
+            .iter()
+            .all(|f| f.kind != FindingType::DangerousImport),
+        "{:#?}",
+        r.findings
+    );
+}

@@ -162,6 +162,15 @@ pub(super) const SPECIAL_METHODS: &[&str] = &[
     "__spec__",
 ];
 
+/// Whether a string is the name of one of the [`SPECIAL_METHODS`].
+pub(super) fn names_special_method(m: &Machine<'_>, k: StrId) -> bool {
+    let raw = m.arena.text_bytes(m.data, k);
+    raw.len() > 4
+        && raw.starts_with(b"__")
+        && raw.ends_with(b"__")
+        && SPECIAL_METHODS.contains(&m.arena.text(m.data, k).as_ref())
+}
+
 /// A BUILD state: whether it sets a special attribute, and its keys as findings show them
 /// (made only when a finding needs them).
 pub(super) struct StateSummary {
@@ -183,11 +192,7 @@ pub(super) fn state_summary(m: &Machine<'_>, j: &Judged<'_>, state: Value) -> Rc
     }
     let mut dunder = false;
     for_state_keys(m, state, |k| {
-        let raw = m.arena.text_bytes(m.data, k);
-        dunder = raw.len() > 4
-            && raw.starts_with(b"__")
-            && raw.ends_with(b"__")
-            && SPECIAL_METHODS.contains(&m.arena.text(m.data, k).as_ref());
+        dunder = names_special_method(m, k);
         !dunder
     });
     let r = Rc::new(StateSummary {

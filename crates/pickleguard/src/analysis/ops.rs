@@ -131,16 +131,7 @@ fn sets_special_name(m: &Machine<'_>, args: Value) -> bool {
     node.items
         .chunks(2)
         .chain(node.extra.chunks(2))
-        .any(|kv| match kv[0] {
-            Value::Str(k) => {
-                let raw = m.arena.text_bytes(m.data, k);
-                raw.len() > 4
-                    && raw.starts_with(b"__")
-                    && raw.ends_with(b"__")
-                    && SPECIAL_METHODS.contains(&m.arena.text(m.data, k).as_ref())
-            }
-            _ => false,
-        })
+        .any(|kv| matches!(kv[0], Value::Str(k) if names_special_method(m, k)))
 }
 
 fn fill_opcode(method: Method) -> &'static str {

@@ -237,6 +237,9 @@ pub struct Machine<'a> {
     /// changes a tuple, so every EMPTY_TUPLE shares a node (a stream of `)R` calls made one
     /// node per call).
     empty_tuple: Option<NodeId>,
+    /// Memo indices past what the C unpickler takes (pickle._Unpickler takes any int), by
+    /// their digits: each gets its own key at 2^63 and above, where no other index lands.
+    huge_memo: std::collections::HashMap<Vec<u8>, i64>,
     pub proto: u8,
     pub ops: u64,
     pub result: Option<Value>,
@@ -272,6 +275,7 @@ impl<'a> Machine<'a> {
             divergence: Divergence::default(),
             frame_end: usize::MAX,
             empty_tuple: None,
+            huge_memo: std::collections::HashMap::new(),
             proto: 0,
             ops: 0,
             result: None,
@@ -569,8 +573,8 @@ impl<'a> Machine<'a> {
             Ok(x) => x,
             Err(e) => {
                 // Whatever failed to read inside a frame may read differently from a file
-                // (no frame: a file reader reads the same bytes; `frame_end` is then MAX).
-                self.divergence.file |= self.frame_end != usize::MAX;
+                // (outside one, a file reader reads the same bytes).
+                self.divergence.file |= self.frame_end != usize::MAX && pos < self.frame_end;
                 if e == ReadError::Truncated && self.truncated_tail(pos) && self.arena.shape {
                     return Err(Outcome::NeedsGraph { pos });
                 }
@@ -1111,6 +1115,48 @@ impl<'a> Machine<'a> {
         self.run(at)
     }
 
+    /// A PUT or GET index too large for the C unpickler (`e`), which `int()` reads: under
+    /// [`Unpickler::Python`] a memo key of its own, under C a divergence.
+    #[cold]
+    fn python_memo_index(
+        &mut self,
+        pos: usize,
+        e: ReadError,
+    ) -> Result<(reader::Instr<'a>, usize), ReadError> {
+        let data = self.data;
+        let rest = &data[pos + 1..];
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            return Err(e);
+        };
+        let line = &rest[..nl];
+        let digits: Vec<u8> = line
+            .iter()
+            .copied()
+            .filter(|b| b.is_ascii_digit())
+            .skip_while(|&b| b == b'0')
+            .collect();
+        if line.contains(&b'-') || digits.is_empty() || digits.len() > 4300 {
+            return Err(e);
+        }
+        if self.unpickler == Unpickler::C {
+            self.divergence.python.get_or_insert(pos);
+            return Err(e);
+        }
+        let next = -1 - self.huge_memo.len() as i64;
+        let key = *self.huge_memo.entry(digits).or_insert(next);
+        let op = if data[pos] == Op::PUT as u8 {
+            Op::PUT
+        } else {
+            Op::GET
+        };
+        let ins = reader::Instr {
+            op,
+            pos,
+            arg: Arg::Int(key),
+        };
+        Ok((ins, pos + 2 + nl))
+    }
+
     /// A FLOAT line the C unpickler rejects (`e`) but `float()` reads: read so under
     /// [`Unpickler::Python`], noted as a divergence under C.
     #[cold]
@@ -1120,6 +1166,11 @@ impl<'a> Machine<'a> {
         e: ReadError,
     ) -> Result<(reader::Instr<'a>, usize), ReadError> {
         let data = self.data;
+        if e == ReadError::BadArg("memo index too large")
+            && matches!(data.get(pos), Some(&b) if b == Op::PUT as u8 || b == Op::GET as u8)
+        {
+            return self.python_memo_index(pos, e);
+        }
         if !matches!(e, ReadError::BadArg(_)) || data.get(pos) != Some(&(Op::FLOAT as u8)) {
             return Err(e);
         }

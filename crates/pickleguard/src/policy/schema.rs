@@ -4,7 +4,7 @@
 //! objects the policy made, and globals the policy allows to be stored).
 
 /// A named grammar for strings that reach code which parses or evaluates them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Grammar {
     /// A Python identifier that is not a dunder and not a keyword.
     Ident,
@@ -189,7 +189,7 @@ fn scipy_argparser(t: &str) -> bool {
 }
 
 /// One positional argument pattern of a rule (or a BUILD state key's pattern).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ArgPattern {
     /// Plain data, containers of it, objects the policy made, globals it lets be stored.
     Data,
