@@ -80,9 +80,14 @@ impl Judge {
                 return over_limit(t, len, limit_finding::too_big(len, max));
             }
         }
+        // A remote file's local copy is a temporary file: its identity means nothing later.
+        let cache = match self.names.covers(&t.display) {
+            true => None,
+            false => self.cache.clone(),
+        };
         let r = match self.limits.timeout {
-            Some(timeout) => self.timed(t, timeout),
-            None => self.unbounded(t),
+            Some(timeout) => self.timed(t, cache, timeout),
+            None => unbounded(t, &self.policy, cache.as_deref()),
         };
         // A file that grew past the limit between the walk and the read.
         match over(r.bytes) {
@@ -93,15 +98,11 @@ impl Judge {
         }
     }
 
-    fn unbounded(&self, t: &Target) -> FileResult {
-        unbounded(t, &self.policy, self.cache.as_deref())
-    }
-
     /// The judgement runs on a thread of its own, left to finish alone when time runs out (the
     /// core is bounded, so it does finish; its result is dropped, its cache entry kept).
-    fn timed(&self, t: &Target, timeout: Duration) -> FileResult {
+    fn timed(&self, t: &Target, cache: Option<Arc<Cache>>, timeout: Duration) -> FileResult {
         let (tx, rx) = std::sync::mpsc::channel();
-        let (target, policy, cache) = (t.clone(), Arc::clone(&self.policy), self.cache.clone());
+        let (target, policy) = (t.clone(), Arc::clone(&self.policy));
         let spawned = std::thread::Builder::new()
             .name("pickleguard-timed".into())
             .spawn(move || {
@@ -185,14 +186,21 @@ impl RemoteNames {
         Ok(RemoteNames(map))
     }
 
+    /// The URL `path` is reported under, if it is a remote file's local copy.
+    fn name(&self, path: &str) -> Option<String> {
+        self.0.iter().find_map(|(local, url)| {
+            let rest = path.strip_prefix(local.as_str())?;
+            (rest.is_empty() || rest.starts_with('/')).then(|| format!("{url}{rest}"))
+        })
+    }
+
+    fn covers(&self, path: &str) -> bool {
+        self.name(path).is_some()
+    }
+
     fn apply(&self, f: &mut FileResult) {
-        for (local, url) in &self.0 {
-            if let Some(rest) = f.path.strip_prefix(local.as_str()) {
-                if rest.is_empty() || rest.starts_with('/') {
-                    f.path = format!("{url}{rest}");
-                    return;
-                }
-            }
+        if let Some(n) = self.name(&f.path) {
+            f.path = n;
         }
     }
 }
