@@ -35,9 +35,22 @@ def validate_report(doc: dict) -> dict:
     return doc
 
 
+def validate_jsonl(text) -> dict:
+    """Check `scan --format jsonl` output against the schema: each file line is a report's file
+    entry (plus `"type": "file"`), the last line its summary (`"type": "summary"`). Returns the
+    report these lines make."""
+    lines = [json.loads(x) for x in (text.decode() if isinstance(text, bytes) else text)
+             .splitlines() if x.strip()]
+    assert lines and lines[-1].get("type") == "summary", lines[-1:]
+    assert all(x.get("type") == "file" for x in lines[:-1]), lines
+    doc = {k: v for k, v in lines[-1].items() if k != "type"}
+    doc["files"] = [{k: v for k, v in x.items() if k != "type"} for x in lines[:-1]]
+    return validate_report(doc)
+
+
 def validate_json_output(args, proc) -> None:
-    """Validate the stdout of a `pickleguard scan ... --format json` run (any exit code that
-    produced a report)."""
+    """Validate the stdout of a `pickleguard scan ... --format json` or `jsonl` run (any exit
+    code that produced a report)."""
     args = [str(a) for a in args]
     if not args or args[0] != "scan" or not proc.stdout:
         return
@@ -46,6 +59,8 @@ def validate_json_output(args, proc) -> None:
     out = [a for i, a in enumerate(args[:-1]) if a in ("--output", "-o") and args[i + 1] != "-"]
     if fmt and fmt[-1] == "json" and not out:
         validate_report(json.loads(proc.stdout))
+    elif fmt and fmt[-1] == "jsonl" and not out:
+        validate_jsonl(proc.stdout)
 
 
 def _find_bin() -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import hub_tree
+from conftest import validate_json_output, validate_report
 
 # A file modified within the cache's racy window (1 s) is judged but not stored.
 RACY = 1.2
@@ -24,8 +25,10 @@ RACY = 1.2
 def run(pg_bin, *args, env=None, cwd=None):
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([str(pg_bin), *map(str, args)], capture_output=True, timeout=300,
+    proc = subprocess.run([str(pg_bin), *map(str, args)], capture_output=True, timeout=300,
                           env=e, cwd=cwd)
+    validate_json_output(args, proc)  # every JSON report the suite produces meets the schema
+    return proc
 
 
 def scan_json(pg_bin, *args, env=None, cwd=None):
@@ -375,7 +378,8 @@ def test_dask_cache_and_cli_flag(pg_bin, small_tree, cluster, tmp_path):
     lc, client = cluster
     cache = tmp_path / "cache"
     tree = root / "tree"
-    first = distributed.scan(tree, client, no_config=True, cache=cache, batch_files=10)
+    first = validate_report(distributed.scan(tree, client, no_config=True, cache=cache,
+                                             batch_files=10))
     assert first["summary"]["scanned"] == first["summary"]["files"]
     cli = scan_json(pg_bin, "--cache", cache, tree)
     assert cli["summary"]["cache_hits"] == cli["summary"]["files"], cli["summary"]
@@ -415,6 +419,7 @@ def test_urls_are_scanned_by_workers(small_tree, cluster):
         doc = distributed.scan(urls, client, no_config=True)
     finally:
         srv.shutdown()
+    validate_report(doc)
     by = {f["path"]: f for f in doc["files"]}
     assert not by[urls[0]]["is_safe"] and by[urls[0]]["risk_level"] == "CRITICAL"
     assert by[urls[1]]["is_safe"] and by[urls[1]]["error"] is None

@@ -203,8 +203,8 @@ def test_remote_files_get_the_same_bounds_and_names_on_every_path(server, tmp_pa
                            "--max-size", "64K", big, small],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 1, proc.stderr
-    lines = [json.loads(x) for x in proc.stdout.splitlines()]
-    by = {f["path"]: f for f in lines if "path" in f}
+    from conftest import validate_jsonl
+    by = {f["path"]: f for f in validate_jsonl(proc.stdout)["files"]}
     assert set(by) == {big, small}, proc.stdout
     assert by[big]["stopped_by"] == "limit:max_size" and not by[big]["is_safe"]
     assert by[small]["is_safe"] and by[small]["complete"]

@@ -9,7 +9,7 @@ import subprocess
 
 import jsonschema
 import pytest
-from conftest import REPORT_SCHEMA, validate_report
+from conftest import REPORT_SCHEMA, validate_jsonl, validate_report
 
 
 def run(pg_bin, *args, timeout=300):
@@ -96,8 +96,8 @@ def test_the_schema_accepts_real_reports_and_rejects_inconsistent_ones(tmp_path,
 
 
 def _jsonl_files(text):
-    lines = [json.loads(x) for x in text.splitlines() if x.strip()]
-    return {f["path"].rsplit("/", 1)[-1]: f for f in lines if "path" in f}
+    doc = validate_jsonl(text)
+    return {f["path"].rsplit("/", 1)[-1]: f for f in doc["files"]}
 
 
 def test_bounds_hold_on_every_scan_path_and_never_reach_the_cache(tmp_path, pg_bin):
@@ -147,6 +147,7 @@ def test_bounds_hold_on_every_scan_path_and_never_reach_the_cache(tmp_path, pg_b
                               *extra, "--", str(tree)])
         assert p["bounds"] == {"max_size": 64 << 10, "timeout": None}
         out = distributed.scan_batch(p["targets"], p["policy"], p.get("cache"), p["bounds"])
+        validate_report(distributed.merge(p, [out]))
         by = {f["path"].rsplit("/", 1)[-1]: f for f in out["files"]}
         assert stop(by["big.pkl"]) == limited and by["small.pkl"]["is_safe"], by
     p = distributed.plan(["pickleguard", "scan", "--no-config", "--timeout", "0.000001",
