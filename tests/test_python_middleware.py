@@ -309,6 +309,29 @@ def test_looks_serialized():
     assert looks_serialized(b"N0cposix\nsystem\n(Vx\ntR.")  # no header, still a payload
 
 
+def test_looks_serialized_knows_every_container_the_scan_opens():
+    """The sniff is the scan's own test: a `.lzma` header joblib never writes (pandas'
+    `compression="xz"` reads it), a tar archive, a zlib stream of any window size."""
+    import io
+    import lzma
+    import tarfile
+    import zlib
+
+    data = pickle.dumps({"a": 1})
+    alone = lzma.compress(data, format=lzma.FORMAT_ALONE, filters=[
+        {"id": lzma.FILTER_LZMA1, "lc": 0, "lp": 0, "pb": 0, "dict_size": 1 << 16}])
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("data.pkl")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    z = zlib.compressobj(wbits=9)
+    small_window = z.compress(data) + z.flush()
+    assert zlib.decompress(small_window) == data
+    for body in (alone, buf.getvalue(), small_window):
+        assert looks_serialized(body[:64 * 1024]), body[:16]
+
+
 # ------------------------------------------------------------------ bypasses, real apps
 #
 # The apps below do what a careless service does: parse the request the way its framework

@@ -9,7 +9,8 @@ bodies"):
   ``application/x-python-pickle``, ``application/pickle``, ``application/x-pickle``) is
   scanned whole; any other body, typed or not (``text/plain``, ``application/json``, none),
   is sniffed by content: it is scanned when it starts with a pickle protocol header or a
-  zip / gzip / bz2 / xz / zstd / lz4 / zlib / ``.npy`` / 7z signature, or when its first
+  header the core's scan would open (zip, tar, ``.npy``, gzip, bz2, xz, ``.lzma``, zstd, lz4,
+  zlib, 7z, ...: ``_native.container_kind``, the scan's own test), or when its first
   64 KiB read as a pickle that gets to an import or a call before it breaks (protocol 0 and
   1 streams have no header; a PNG or a JPEG breaks at once and streams through untouched,
   whatever its size);
@@ -54,8 +55,6 @@ PICKLE_CONTENT_TYPES = frozenset({
 })
 _OCTET = "application/octet-stream"
 _OPCODES = frozenset(op.code.encode("latin-1")[0] for op in pickletools.opcodes)
-_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00",
-               b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18", b"\x93NUMPY", b"7z\xbc\xaf\x27\x1c")
 _HEAD = 64 * 1024
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
 _PLAIN = _native.Policy("strict")  # any import or call counts: only the shape matters here
@@ -70,9 +69,9 @@ def looks_serialized(head: bytes) -> bool:
     data, whatever follows."""
     if not head:
         return False
-    if head.startswith(_SIGNATURES) or (head[0] == 0x80 and len(head) > 1 and head[1] <= 5):
+    if _native.container_kind(head) is not None:
         return True
-    if head[0] == 0x78 and len(head) > 1 and (head[0] * 256 + head[1]) % 31 == 0:
+    if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
         return True
     if head[0] not in _OPCODES:
         return False

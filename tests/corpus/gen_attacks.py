@@ -1535,6 +1535,15 @@ def raw_xz(sid):
     return lzma.compress(system_call(sid, 4))
 
 
+@sample("parser_differential", ext=".pkl.xz", container="lzma", loader="pandas.read_pickle", requires=("pandas",),
+        source="a .lzma ('alone') stream with properties and a dictionary size joblib never writes",
+        note="liblzma's format guess (lzma.open, pandas' xz) takes any valid .lzma header; "
+             "a scanner that knows only joblib's 0x5d prefix reads the bytes as no pickle")
+def raw_lzma_alone_props(sid):
+    filters = [{"id": lzma.FILTER_LZMA1, "lc": 0, "lp": 0, "pb": 0, "dict_size": 1 << 16}]
+    return lzma.compress(system_call(sid, 4), format=lzma.FORMAT_ALONE, filters=filters)
+
+
 @sample("parser_differential", ext=".pt", container="polyglot", loader="pickle.loads", requires=("torch",),
         source="pickle+zip polyglot (Trail of Bits 'Exploiting ML models with pickle file attacks', 2024)",
         note="a zip reader (zipfile, which allows a prefix) sees a benign torch archive; pickle.loads runs the prefix")

@@ -178,6 +178,15 @@ fn storage_members(names: Vec<String>) -> Vec<bool> {
     pickleguard::container::storage_members(&refs)
 }
 
+/// The container or codec a scan takes these bytes to be (`"zip"`, `"gzip"`, `"lzma"`, ...,
+/// `"7z"`), or `None` for bytes it reads as a pickle: `pickleguard::container::container_kind`.
+#[pyfunction]
+fn container_kind(data: &Bound<'_, PyAny>) -> PyResult<Option<&'static str>> {
+    Ok(pickleguard::container::container_kind(
+        Bytes::get(data)?.as_slice(),
+    ))
+}
+
 /// Advise a file map that is only scanned as the command line advises its own
 /// (`pickleguard_cli::scan::advise_scan`).
 #[pyfunction]
@@ -333,6 +342,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pickle_extent, m)?)?;
     m.add_function(wrap_pyfunction!(reads_sparsely, m)?)?;
     m.add_function(wrap_pyfunction!(storage_members, m)?)?;
+    m.add_function(wrap_pyfunction!(container_kind, m)?)?;
     m.add_function(wrap_pyfunction!(advise_for_scan, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(plan_scan, m)?)?;

@@ -109,15 +109,55 @@ pub fn sniff(d: &[u8]) -> Option<Codec> {
         Some(Codec::Lz4)
     } else if zfile_header_len(d).is_some() {
         Some(Codec::JoblibZfile)
-    } else if d.len() >= 13 && d[0] == 0x5d && d[1] == 0 {
-        // joblib's prefix for compress='lzma' (the .lzma "alone" format): properties 0x5d,
-        // then the dictionary size. No pickle starts with EMPTY_LIST followed by a 0 byte.
-        Some(Codec::Lzma)
     } else if zlib_start(d) {
         Some(Codec::Zlib)
+    } else if lzma_alone_start(d) {
+        Some(Codec::Lzma)
     } else {
         None
     }
+}
+
+/// The codec to try when `first` (what `sniff` chose) decoded nothing: a header can be both a
+/// zlib header and a `.lzma` header, and the loader that reads it picks by its own rule.
+pub fn second_guess(first: Codec, d: &[u8]) -> Option<Codec> {
+    (first == Codec::Zlib && lzma_alone_start(d)).then_some(Codec::Lzma)
+}
+
+/// A `.lzma` ("alone") header that liblzma accepts when it guesses the format, as
+/// `lzma.open`, `lzma.LZMAFile` and `lzma.decompress` do by default (and so pandas'
+/// `compression="xz"` and joblib): properties with lc + lp <= 4, a dictionary size of 2^n or
+/// 2^n + 2^(n-1) (or 2^32 - 1), an unknown uncompressed size or one under 256 GiB
+/// (liblzma's alone_decoder.c with `picky`). joblib writes properties 0x5d and an 8 MiB
+/// dictionary (and detects its files by the `5d 00` prefix), but any other valid header
+/// decompresses just the same. A pickle whose first bytes also pass is read both ways.
+fn lzma_alone_start(d: &[u8]) -> bool {
+    let Some(h) = d.get(..13) else {
+        return false;
+    };
+    let props = h[0];
+    if props > (4 * 5 + 4) * 9 + 8 {
+        return false;
+    }
+    let lp = props % 45 / 9;
+    let lc = props % 45 % 9;
+    if lc + lp > 4 {
+        return false;
+    }
+    let dict = u32::from_le_bytes([h[1], h[2], h[3], h[4]]);
+    if dict != u32::MAX {
+        let mut x = dict.wrapping_sub(1);
+        x |= x >> 2;
+        x |= x >> 3;
+        x |= x >> 4;
+        x |= x >> 8;
+        x |= x >> 16;
+        if x.wrapping_add(1) != dict {
+            return false;
+        }
+    }
+    let size = u64::from_le_bytes([h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12]]);
+    size == u64::MAX || size < 1 << 38
 }
 
 /// The outcome of decompressing: what came out, and why it stopped.

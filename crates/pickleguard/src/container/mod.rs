@@ -72,6 +72,21 @@ fn reading(data: &[u8]) -> Reading {
     }
 }
 
+/// What a scan takes `data` to be from its first bytes: the container or codec it opens
+/// (`"zip"`, `"npy"`, `"tar"`, `"gzip"`, `"lzma"`, ..., or an archive it cannot open such as
+/// `"7z"`), or `None` for bytes it reads as a pickle. The one place that decides it: the
+/// Python middleware asks this rather than keeping its own list of signatures.
+pub fn container_kind(data: &[u8]) -> Option<&'static str> {
+    match sniff(data) {
+        Kind::Zip => Some("zip"),
+        Kind::Npy => Some("npy"),
+        Kind::Compressed(c) => Some(c.name()),
+        Kind::Tar => Some("tar"),
+        Kind::Unopenable(fmt, _) => Some(fmt),
+        Kind::Raw => None,
+    }
+}
+
 /// Whether a scan of `data` reads only a small part of it (headers and pickles, see
 /// `Reading::Sparse`); anything else is read from start to end. A caller that maps a large
 /// file uses this to tell the kernel whether reading ahead helps: on a cold cache, a sparse
@@ -210,10 +225,11 @@ pub(crate) fn scan_at(data: &[u8], policy: &Policy, depth: u32) -> Report {
     match sniff(data) {
         Kind::Zip => zip::scan(data, policy, depth),
         Kind::Npy => npy::scan(data, policy, depth),
-        Kind::Compressed(c) => match compress::scan(c, data, policy, depth) {
-            Some(r) => r,
-            None => scan_raw(data, policy, depth),
-        },
+        Kind::Compressed(c) => compress::scan(c, data, policy, depth)
+            .or_else(|| {
+                compress::second_guess(c, data).and_then(|c| compress::scan(c, data, policy, depth))
+            })
+            .unwrap_or_else(|| scan_raw(data, policy, depth)),
         Kind::Tar => tar::scan(data, policy, depth),
         Kind::Unopenable(fmt, what) => unopenable(data, policy, depth, fmt, what),
         Kind::Raw => scan_raw(data, policy, depth),
