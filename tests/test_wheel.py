@@ -3,7 +3,11 @@ package, the extension `pickleguard._native` and the native `pickleguard` comman
 into a fresh environment with no Rust toolchain on PATH, and the command is the native binary
 (no Python start-up), the way ruff and uv ship theirs.
 
-One build (release; cargo reuses what `pip install .` built), one fresh venv.
+One build (release), one fresh venv. tools/test.sh builds the wheel once with
+tools/build_wheel.sh, installs it and passes it here as PICKLEGUARD_WHEEL: this module then
+costs ~16 s (a venv and an install; 2026-12-07, load ≈ 5). Run alone without it, the fixture
+builds the wheel first: 12.5 min wall / 4.6 min CPU on 2 busy cores (load ≈ 10) with the
+dependencies already compiled.
 """
 from __future__ import annotations
 
