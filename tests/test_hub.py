@@ -171,34 +171,154 @@ def test_rule_or_engine_change_rejudges_everything(pg_bin, small_tree, tmp_path,
     assert scan_json(pg_bin, "--cache", cache, "tree", cwd=root)["summary"]["cache_hits"] == n
 
 
-def test_damaged_entries_are_misses_and_concurrent_writers_agree(pg_bin, small_tree, tmp_path):
+def segments(cache: Path) -> list:
+    return sorted((cache / "v2").rglob("seg-*.pgc"))
+
+
+def test_concurrent_writers_agree(pg_bin, small_tree, tmp_path):
+    """CLI processes and Python processes write one cache at once, over rounds that leave more
+    segments than the merge threshold, so merges run while others write."""
+    root, kinds, _ = small_tree
+    cache = tmp_path / "cache"
+    plain = scan_json(pg_bin, "tree", cwd=root)
+    files = sorted(kinds["attacks"] + kinds["benign"])
+    py = ("import sys, pickleguard\n"
+          "for p in sys.argv[2:]:\n"
+          "    pickleguard.scan_file(p, cache=sys.argv[1])\n")
+    for _ in range(3):
+        procs = [subprocess.Popen([str(pg_bin), "scan", "--no-config", "-f", "json", "-j", "2",
+                                   "--cache", str(cache), "tree"], cwd=root,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(4)]
+        procs += [subprocess.Popen([sys.executable, "-c", py, str(cache),
+                                    *[f"tree/{f}" for f in files[i::2]]], cwd=root,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                  for i in range(2)]
+        for p in procs[:4]:
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 1, err.decode()
+            assert without_cache_counts(json.loads(out)) == plain
+        for p in procs[4:]:
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err.decode()
+    assert segments(cache) and not list((cache / "v2").rglob(".tmp-*"))
+    doc = scan_json(pg_bin, "--cache", cache, "tree", cwd=root)
+    assert doc["summary"]["cache_hits"] == len(files), doc["summary"]
+    assert without_cache_counts(doc) == plain
+    # 18 writers ran; merges keep the segment count bounded.
+    assert len(segments(cache)) <= 9 + 1, segments(cache)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage", "swap"])
+def test_damaged_segments_are_ignored_then_repaired(pg_bin, small_tree, tmp_path, damage):
     root, _, _ = small_tree
     cache = tmp_path / "cache"
     plain = scan_json(pg_bin, "tree", cwd=root)
-    procs = [subprocess.Popen([str(pg_bin), "scan", "--no-config", "-f", "json", "-j", "1",
-                               "--cache", str(cache), "tree"], cwd=root,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for _ in range(4)]
-    for p in procs:
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 1, err.decode()
-        assert without_cache_counts(json.loads(out)) == plain
-    entries = [p for p in (cache / "v1").rglob("*") if p.is_file()]
-    assert entries and not any(p.name.startswith(".tmp") for p in entries)
-    # Damage every entry: truncated, flipped, emptied; each is a miss, never a verdict.
-    for i, p in enumerate(entries):
-        data = p.read_bytes()
-        if i % 3 == 0:
-            p.write_bytes(data[: len(data) // 2])
-        elif i % 3 == 1:
-            b = bytearray(data)
-            b[-5] ^= 1
-            p.write_bytes(bytes(b))
-        else:
-            p.write_bytes(b"")
+    n = plain["summary"]["files"]
+    scan_json(pg_bin, "--cache", cache, "tree", cwd=root)
+    (seg,) = segments(cache)
+    data = seg.read_bytes()
+    if damage == "truncate":
+        seg.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        b = bytearray(data)
+        b[len(b) // 2] ^= 1
+        seg.write_bytes(bytes(b))
+    elif damage == "empty":
+        seg.write_bytes(b"")
+    elif damage == "garbage":
+        seg.write_bytes(data[:200] + os.urandom(len(data) - 200))
+    else:
+        # A valid segment of other rules, copied over this one: none of it is read.
+        other = tmp_path / "other"
+        scan_json(pg_bin, "--cache", other, "--fail-on", "HIGH", "tree", cwd=root)
+        seg.write_bytes(segments(other)[0].read_bytes())
     doc = scan_json(pg_bin, "--cache", cache, "tree", cwd=root)
-    assert doc["summary"]["scanned"] == doc["summary"]["files"], doc["summary"]
+    s = doc["summary"]
     assert without_cache_counts(doc) == plain
+    assert s["cache_hits"] + s["cache_confirmed"] + s["scanned"] == n
+    if damage in ("empty", "swap", "garbage"):
+        assert s["cache_hits"] == 0 and s["cache_confirmed"] == 0, s
+    else:
+        assert s["scanned"] > 0 and s["cache_hits"] < n, s
+    # What was judged again was stored again: the next scan hits everything.
+    again = scan_json(pg_bin, "--cache", cache, "tree", cwd=root)
+    assert again["summary"]["cache_hits"] == n, again["summary"]
+    assert without_cache_counts(again) == plain
+
+
+def test_cache_size_is_bounded(pg_bin, small_tree, tmp_path):
+    """Under a small bound, merges drop the oldest records: the cache stays near the bound
+    whatever the number of scans, and what is left still verifies."""
+    root, kinds, _ = small_tree
+    cache = tmp_path / "cache"
+    bound = 40_000
+    env = {"PICKLEGUARD_CACHE_MAX_BYTES": str(bound)}
+    plain = scan_json(pg_bin, "tree", cwd=root)
+    for rules in range(12):
+        doc = scan_json(pg_bin, "--cache", cache, "--allow", f"m{rules % 3}:X", "tree",
+                        env=env, cwd=root)
+        assert doc["summary"]["files"] == plain["summary"]["files"]
+    for d in (cache / "v2").iterdir():
+        size = sum(p.stat().st_size for p in d.glob("seg-*.pgc"))
+        # The last scan's own segment comes on top of the merged, bounded one.
+        assert size <= 2 * bound + 200_000, (d, size)
+    doc = scan_json(pg_bin, "--cache", cache, "--allow", "m0:X", "tree", env=env, cwd=root)
+    assert [f["is_safe"] for f in doc["files"]] == [f["is_safe"] for f in plain["files"]]
+
+
+def test_rewrite_with_restored_mtime_is_rejudged_and_cache_verify_hashes(pg_bin, small_tree,
+                                                                       tmp_path):
+    """Same size, new bytes, mtime put back: the ctime still moved, so the identity differs and
+    the file is judged again. --cache-verify never trusts an identity at all."""
+    root, kinds, markers = small_tree
+    tree = fresh_copy(root / "tree", tmp_path / "tree")
+    cache = tmp_path / "cache"
+    scan_json(pg_bin, "--cache", cache, tree)
+    victim = next(tree / b for b in kinds["benign"]
+                  if b.endswith(".pkl") and (tree / b).stat().st_size >= 200)
+    st = victim.stat()
+    victim.write_bytes(same_size_payload(st.st_size, markers))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert victim.stat().st_mtime_ns == st.st_mtime_ns and victim.stat().st_size == st.st_size
+    time.sleep(RACY)
+    doc = scan_json(pg_bin, "--cache", cache, tree)
+    f = next(x for x in doc["files"] if x["path"] == str(victim))
+    assert not f["is_safe"] and f["risk_level"] == "CRITICAL", f
+    assert doc["summary"]["scanned"] == 1, doc["summary"]
+    verify = scan_json(pg_bin, "--cache", cache, "--cache-verify", tree)
+    s = verify["summary"]
+    assert s["cache_hits"] == 0 and s["cache_confirmed"] + s["scanned"] == s["files"], s
+    # Only the large sparse torch zip is not hashed, so it is the one scanned again.
+    big = [b for b in kinds["benign"] if (tree / b).stat().st_size >= 1 << 20]
+    assert s["scanned"] == len(big), s
+    assert without_cache_counts(verify) == without_cache_counts(scan_json(pg_bin, tree))
+
+
+def test_cli_entries_serve_python_scan_file(pg_bin, small_tree, tmp_path):
+    """The command line and scan_file(cache=) compute one rules id for one effective policy
+    (entries given in any order), so a CLI scan's entries are Python's hits."""
+    import pickleguard
+    from pickleguard import _native
+    root, kinds, _ = small_tree
+    tree = root / "tree"
+    cache = tmp_path / "cache"
+    scan_json(pg_bin, "--cache", cache, "--allow", "myapp.models:Thing", "--allow",
+              "otherlib.*:*", "--allow", "thirdlib.*:*", tree)
+    guard = pickleguard.PickleGuard(mode="ml", allowed_modules=["thirdlib.*", "otherlib.*",
+                                                                "myapp.models:Thing"])
+    for rel in kinds["attacks"] + kinds["benign"]:
+        got, how = _native.scan_file_cached(str(tree / rel), guard.policy, str(cache))
+        assert how == "hit", rel
+        ref = guard.scan_file(tree / rel)
+        assert (got["is_safe"], got["risk_level"]) == (ref.is_safe, ref.risk_level), rel
+    # And the public function, default ml policy, after a default CLI scan.
+    scan_json(pg_bin, "--cache", cache, tree)
+    for rel in kinds["attacks"]:
+        _, how = _native.scan_file_cached(str(tree / rel),
+                                          pickleguard.PickleGuard(mode="ml").policy, str(cache))
+        assert how == "hit", rel
+        assert not pickleguard.scan_file(tree / rel, cache=cache).is_safe
 
 
 def test_jsonl_streams_one_line_per_file_then_a_summary(pg_bin, small_tree, tmp_path):
@@ -253,7 +373,8 @@ def test_side_files_are_judged_on_every_cached_scan(pg_bin, tmp_path):
     d.mkdir()
     side = d / "model.pkl_01.npy"
     buf = io.BytesIO()
-    numpy.save(buf, numpy.arange(4.0))
+    # 600 KB: read whole (not mapped), so reading it shows in /proc/self/io below.
+    numpy.save(buf, numpy.arange(75_000.0))
     side.write_bytes(buf.getvalue())
     state = {"filename": side.name, "subclass": numpy.ndarray, "allow_mmap": True}
     model = d / "model.pkl"
@@ -268,6 +389,17 @@ def test_side_files_are_judged_on_every_cached_scan(pg_bin, tmp_path):
         assert without_cache_counts(doc) == without_cache_counts(plain)
     assert doc["summary"]["cache_hits"] == 1, doc["summary"]
     assert pickleguard.scan_file(model, cache=cache).is_safe
+    # The side file is cached with the pickle's entry, by its own identity: an unchanged one
+    # is not read again.
+    def read_bytes():
+        with open("/proc/self/io") as f:
+            return int(next(l for l in f if l.startswith("rchar")).split()[1])
+    before = read_bytes()
+    assert pickleguard.scan_file(model, cache=cache).is_safe
+    assert read_bytes() - before < side.stat().st_size // 4
+    before = read_bytes()
+    assert pickleguard.scan_file(model).is_safe
+    assert read_bytes() - before >= side.stat().st_size
     marker = tmp_path / "pickleguard-marker-side"
     side.write_bytes(b"cposix\nsystem\n(V" + f"touch {marker}".encode() + b"\ntR.")
     doc = scan_json(pg_bin, "--cache", cache, model)
@@ -399,6 +531,29 @@ def test_dask_cache_and_cli_flag(pg_bin, small_tree, cluster, tmp_path):
                  env={"PICKLEGUARD_PYTHON": sys.executable})
     assert handed.returncode == 1, handed.stderr.decode()
     assert json.loads(handed.stdout) == scan_json(pg_bin, tree)
+
+
+def test_dask_workers_and_cli_processes_write_one_cache_at_once(pg_bin, small_tree, cluster,
+                                                                tmp_path):
+    from pickleguard import distributed
+    root, _, _ = small_tree
+    _, client = cluster
+    cache = tmp_path / "cache"
+    tree = root / "tree"
+    plain = scan_json(pg_bin, tree)
+    procs = [subprocess.Popen([str(pg_bin), "scan", "--no-config", "-f", "json", "-j", "1",
+                               "--cache", str(cache), str(tree)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(3)]
+    doc = distributed.scan(tree, client, no_config=True, cache=cache, batch_files=5)
+    assert without_cache_counts(doc) == plain
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 1, err.decode()
+        assert without_cache_counts(json.loads(out)) == plain
+    after = scan_json(pg_bin, "--cache", cache, tree)
+    assert after["summary"]["cache_hits"] == after["summary"]["files"], after["summary"]
+    assert without_cache_counts(after) == plain
 
 
 def test_urls_are_scanned_by_workers(small_tree, cluster):

@@ -69,6 +69,13 @@ impl Cli {
 /// Plan `pickleguard scan ARGS` (argv with the program name first) without scanning.
 pub fn plan(argv: &[String]) -> Result<Plan, String> {
     let a = scan_args(argv)?;
+    if a.hub.cache_verify {
+        return Err(
+            "--cache-verify is not available with a cluster scan yet: scan locally, \
+                    or use --cache alone"
+                .into(),
+        );
+    }
     // A config inside a scanned tree only tightens, as in a local scan.
     let eff = config::build_for(&a.policy, None, &a.paths)?;
     let filters = Filters::new(&a.walk)?;
@@ -172,13 +179,13 @@ pub fn scan_batch(
     remote_names: &[String],
 ) -> Result<String, String> {
     let policy = Arc::new(Policy::from_snapshot(snapshot)?);
-    let cache = cache_dir
-        .map(|d| Cache::open(d, &policy).map(Arc::new))
-        .transpose()?;
+    // A worker process runs many batches: the cache is loaded once, then kept up to date.
+    let cache = cache_dir.map(|d| Cache::shared(d, &policy)).transpose()?;
     let judge = Judge::new(policy)
         .limits(bounds.limits()?)
         .cache(cache)
         .names(RemoteNames::parse(remote_names)?);
+    let mut stats = CacheStats::default();
     let results: Vec<FileResult> = files
         .iter()
         .map(|(display, path)| {
@@ -189,15 +196,16 @@ pub fn scan_batch(
             };
             // `display` is relative to the client's working directory, not this worker's:
             // the client's merge locates files in a Hugging Face cache.
-            FileResult {
-                hub: None,
-                ..judge.target(&t)
+            let (r, how) = judge.target_served(&t);
+            if let Some(how) = how {
+                stats.count(how);
             }
+            FileResult { hub: None, ..r }
         })
         .collect();
     let out = BatchOut {
         files: results.iter().map(FileEntry::of).collect(),
-        cache: judge.cache_ref().map(Cache::stats),
+        cache: judge.cache_ref().map(|_| stats),
     };
     serde_json::to_string(&out).map_err(|e| e.to_string())
 }

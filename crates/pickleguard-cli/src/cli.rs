@@ -292,6 +292,10 @@ pub struct HubArgs {
     /// are unchanged (safe to share between concurrent scans)
     #[arg(long, value_name = "DIR", help_heading = "Cache and cluster")]
     pub cache: Option<PathBuf>,
+    /// With --cache: read and hash every file, reusing verdicts by content only (for trees
+    /// where a file's bytes may change without its size, mtime and ctime changing)
+    #[arg(long, requires = "cache", help_heading = "Cache and cluster")]
+    pub cache_verify: bool,
     /// Scan on the Dask cluster whose scheduler is at ADDRESS (tcp://host:port); needs the
     /// Python package (`pip install pickleguard-scan`, run through its `pickleguard` command)
     #[arg(long, value_name = "ADDRESS", help_heading = "Cache and cluster")]

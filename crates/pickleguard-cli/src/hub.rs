@@ -3,7 +3,9 @@
 //! revision and file (docs/report-schema.md, `hf`).
 
 use serde::{Deserialize, Serialize};
-use std::path::{Component, Path};
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 /// What a Hugging Face repository holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +60,7 @@ pub fn locate(path: &Path) -> Option<HubRef> {
             } else {
                 dir
             };
-            dir.canonicalize().ok()?.join(name)
+            canonical_dir(dir)?.join(name)
         }
         _ => return None,
     };
@@ -80,6 +82,40 @@ pub fn locate(path: &Path) -> Option<HubRef> {
         revision: parts[at + 2].to_string(),
         file: parts[at + 3..].join("/"),
     })
+}
+
+/// `dir` resolved, remembered: a tree's files share few folders, and resolving one costs a
+/// `readlink` per component (five per file of a 100,000-file tree, most of a cached re-scan's
+/// system time). Relative folders are made absolute first against the working directory as
+/// it was at the first call (the command line never changes it; the Python module does not
+/// report `hf`).
+fn canonical_dir(dir: &Path) -> Option<PathBuf> {
+    type Seen = HashMap<PathBuf, Option<PathBuf>>;
+    static SEEN: Mutex<Option<Seen>> = Mutex::new(None);
+    static CWD: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let key = if dir.is_relative() {
+        CWD.get_or_init(|| std::env::current_dir().ok())
+            .as_ref()?
+            .join(dir)
+    } else {
+        dir.to_path_buf()
+    };
+    if let Some(hit) = SEEN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&key))
+    {
+        return hit.clone();
+    }
+    let found = key.canonicalize().ok();
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let m = seen.get_or_insert_with(HashMap::new);
+    if m.len() >= 65_536 {
+        m.clear();
+    }
+    m.insert(key, found.clone());
+    found
 }
 
 #[cfg(test)]

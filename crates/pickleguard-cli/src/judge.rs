@@ -12,7 +12,7 @@
 //! after its timeout, in its abandoned thread, stores its complete verdict: reused later, under
 //! any bounds, it is the verdict that scan would have given with no bound at all.
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Served};
 use crate::cli::FileLimits;
 use crate::scan::{self, FileResult};
 use crate::walk::{Source, Target};
@@ -63,12 +63,18 @@ impl Judge {
 
     /// Judge one file: bounded, through the cache, under its reported name.
     pub fn target(&self, t: &Target) -> FileResult {
-        let mut r = self.bounded(t);
-        self.names.apply(&mut r);
-        r
+        self.target_served(t).0
     }
 
-    fn bounded(&self, t: &Target) -> FileResult {
+    /// [`Judge::target`], and how the cache served the verdict (`None`: the cache had no part
+    /// in it, e.g. a bound decided).
+    pub fn target_served(&self, t: &Target) -> (FileResult, Option<Served>) {
+        let (mut r, how) = self.bounded(t);
+        self.names.apply(&mut r);
+        (r, how)
+    }
+
+    fn bounded(&self, t: &Target) -> (FileResult, Option<Served>) {
         let over = |len: u64| self.limits.max_size.filter(|&max| len > max);
         if let Source::File(p) = &t.source {
             // The walk's size, or (a batch planned elsewhere) the file's own.
@@ -77,7 +83,7 @@ impl Judge {
                 n => n,
             };
             if let Some(max) = over(len) {
-                return over_limit(t, len, limit_finding::too_big(len, max));
+                return (over_limit(t, len, limit_finding::too_big(len, max)), None);
             }
         }
         // A remote file's local copy is a temporary file: its identity means nothing later.
@@ -85,22 +91,28 @@ impl Judge {
             true => None,
             false => self.cache.clone(),
         };
-        let r = match self.limits.timeout {
+        let (r, how) = match self.limits.timeout {
             Some(timeout) => self.timed(t, cache, timeout),
             None => unbounded(t, &self.policy, cache.as_deref()),
         };
         // A file that grew past the limit between the walk and the read.
         match over(r.bytes) {
-            Some(max) if r.error.is_none() => {
-                over_limit(t, r.bytes, limit_finding::too_big(r.bytes, max))
-            }
-            _ => r,
+            Some(max) if r.error.is_none() => (
+                over_limit(t, r.bytes, limit_finding::too_big(r.bytes, max)),
+                None,
+            ),
+            _ => (r, how),
         }
     }
 
     /// The judgement runs on a thread of its own, left to finish alone when time runs out (the
     /// core is bounded, so it does finish; its result is dropped, its cache entry kept).
-    fn timed(&self, t: &Target, cache: Option<Arc<Cache>>, timeout: Duration) -> FileResult {
+    fn timed(
+        &self,
+        t: &Target,
+        cache: Option<Arc<Cache>>,
+        timeout: Duration,
+    ) -> (FileResult, Option<Served>) {
         let (tx, rx) = std::sync::mpsc::channel();
         let (target, policy) = (t.clone(), Arc::clone(&self.policy));
         let spawned = std::thread::Builder::new()
@@ -109,19 +121,26 @@ impl Judge {
                 let _ = tx.send(unbounded(&target, &policy, cache.as_deref()));
             });
         if let Err(e) = spawned {
-            return FileResult::failed(t.display.clone(), format!("cannot start a scan: {e}"));
+            let why = format!("cannot start a scan: {e}");
+            return (FileResult::failed(t.display.clone(), why), None);
         }
         match rx.recv_timeout(timeout) {
             Ok(r) => r,
-            Err(_) => over_limit(t, t.size, limit_finding::timed_out(timeout)),
+            Err(_) => (
+                over_limit(t, t.size, limit_finding::timed_out(timeout)),
+                None,
+            ),
         }
     }
 }
 
-fn unbounded(t: &Target, policy: &Policy, cache: Option<&Cache>) -> FileResult {
+fn unbounded(t: &Target, policy: &Policy, cache: Option<&Cache>) -> (FileResult, Option<Served>) {
     match cache {
-        Some(c) => c.scan_target(t, policy),
-        None => scan::scan_target(t, policy),
+        Some(c) => {
+            let (r, how) = c.scan_target_served(t, policy);
+            (r, Some(how))
+        }
+        None => (scan::scan_target(t, policy), None),
     }
 }
 

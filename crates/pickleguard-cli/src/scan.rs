@@ -392,7 +392,9 @@ pub fn exit_code(outcome: &Outcome, mode: Mode) -> u8 {
 /// The judge of `pickleguard scan ARGS`: the walk's bounds, `--cache`, `--remote-name`.
 pub fn judge_for(a: &ScanArgs, policy: Arc<Policy>) -> Result<Judge, String> {
     let cache = match &a.hub.cache {
-        Some(dir) => Some(Arc::new(Cache::open(dir, &policy)?)),
+        Some(dir) => Some(Arc::new(
+            Cache::open(dir, &policy)?.verifying(a.hub.cache_verify),
+        )),
         None => None,
     };
     Ok(Judge::new(policy)

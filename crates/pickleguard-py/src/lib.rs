@@ -286,18 +286,20 @@ fn scan_file_cached<'py>(
     cache: std::path::PathBuf,
 ) -> PyResult<(Bound<'py, PyDict>, &'static str)> {
     let snap = std::sync::Arc::new(policy.snapshot());
-    let (r, stats) = py
+    let (r, how) = py
         .allow_threads(|| {
-            let c = std::sync::Arc::new(pickleguard_cli::cache::Cache::open(&cache, &snap)?);
+            let c = pickleguard_cli::cache::Cache::shared(&cache, &snap)?;
             let t = pickleguard_cli::walk::Target {
                 display: path.display().to_string(),
                 source: pickleguard_cli::walk::Source::File(path.clone()),
                 size: 0,
             };
-            // The command line's judge (no bounds: the Python API has none).
-            let judge = pickleguard_cli::judge::Judge::new(std::sync::Arc::clone(&snap))
-                .cache(Some(std::sync::Arc::clone(&c)));
-            Ok::<_, String>((judge.target(&t), c.stats()))
+            // The command line's judge (no bounds: the Python API has none); with a cache
+            // and no bound, the cache always serves the verdict.
+            let judge =
+                pickleguard_cli::judge::Judge::new(std::sync::Arc::clone(&snap)).cache(Some(c));
+            let (r, how) = judge.target_served(&t);
+            Ok::<_, String>((r, how.unwrap_or(pickleguard_cli::cache::Served::Scanned)))
         })
         .map_err(PyValueError::new_err)?;
     if let Some(e) = r.error {
@@ -306,14 +308,10 @@ fn scan_file_cached<'py>(
             path.display()
         )));
     }
-    let how = if stats.cache_hits > 0 {
-        "hit"
-    } else if stats.cache_confirmed > 0 {
-        "confirmed"
-    } else {
-        "scanned"
-    };
-    Ok((report::to_dict(py, &r.report, snap.mode.as_str())?, how))
+    Ok((
+        report::to_dict(py, &r.report, snap.mode.as_str())?,
+        how.as_str(),
+    ))
 }
 
 /// The verdict cache's engine id (version, engine sources, test salt): part of every key.

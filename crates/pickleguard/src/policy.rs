@@ -685,11 +685,13 @@ impl Policy {
             names.sort();
             format!("{names:?}/{}/{}", a.wildcard, a.user)
         };
+        // Prefixes are judged together (their grants are joined), so the order they were
+        // added in (`--allow` on the command line, `allowed_modules` in Python) is no part of
+        // the judgement, and none of the fingerprint.
         let prefixed = |v: &[(String, ModuleAllow)]| {
-            v.iter()
-                .map(|(k, a)| format!("{k}={}", allow(a)))
-                .collect::<Vec<_>>()
-                .join(";")
+            let mut v: Vec<String> = v.iter().map(|(k, a)| format!("{k}={}", allow(a))).collect();
+            v.sort();
+            v.join(";")
         };
         format!(
             "mode={:?}\nthreshold={:?}\nlimits={:?}\ndanger={}\ndanger_prefix={:?}\n\
@@ -922,6 +924,13 @@ mod tests {
     fn fingerprint_sees_every_setting() {
         let base = Policy::new(Mode::Ml).fingerprint();
         assert_eq!(base, Policy::new(Mode::Ml).fingerprint());
+        // The same entries in another order: the same policy.
+        let (mut a, mut b) = (Policy::new(Mode::Ml), Policy::new(Mode::Ml));
+        a.allow("myapp.*", "*");
+        a.allow("other.pkg.*", "*");
+        b.allow("other.pkg.*", "*");
+        b.allow("myapp.*", "*");
+        assert_eq!(a.fingerprint(), b.fingerprint());
         let mut p = Policy::new(Mode::Ml);
         p.threshold = Severity::Critical;
         assert_ne!(p.fingerprint(), base);
