@@ -9,7 +9,13 @@ Interleaved round by round, each after ``gc.collect()`` as in python_overhead.py
 * the scan alone: on the file's bytes already in memory, and on a fresh memory map of the file
   (what the joblib integration does), so the difference is the cost of touching the map.
 
-Usage: python benches/joblib_overhead.py [--rounds N]   (results: docs/benchmarks.md, "Python")
+With ``--compress zlib`` (or gzip, bz2, xz, lzma, lz4) the dump is compressed, and the
+breakdown is the guarded path's parts instead: pickleguard's bounded decompression alone, the
+scan of the decompressed stream, and joblib's restricted unpickler on that stream in memory
+(the three together are the guarded load: the stream is decompressed once).
+
+Usage: python benches/joblib_overhead.py [--rounds N] [--compress KIND]
+(results: docs/benchmarks.md, "Python")
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pickleguard.integrations import joblib as pg_joblib
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=60)
+    ap.add_argument("--compress", help="joblib compression (zlib, gzip, bz2, xz, lzma, lz4)")
     args = ap.parse_args()
     import joblib
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -39,7 +46,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="pg-bench-") as tmp:
         path = os.path.join(tmp, "model.joblib")
-        sklearn_model(path, 0)
+        sklearn_model(path, (args.compress, 3) if args.compress else 0)
         size = os.path.getsize(path)
         with open(path, "rb") as f:
             data = f.read()
@@ -66,6 +73,24 @@ def main() -> int:
             "scan, bytes in memory": lambda: guard.analyze(data),
             "scan, fresh map": scan_map,
         }
+        if args.compress:
+            import io
+
+            from pickleguard._formats import _decompress
+            plain = _decompress(guard, data, None, path)
+
+            def unpickle_plain() -> Any:
+                return pg_joblib._unpickle(guard._joblib_unpickler_class(), io.BytesIO(plain),
+                                           True, "")
+
+            variants = {
+                "joblib.load": lambda: native(path),
+                "joblib.load under install()": lambda: joblib.load(path),
+                "safe_load(path)": lambda: pickleguard.safe_load(path),
+                "decompress once (bounded reader)": lambda: _decompress(guard, data, None, path),
+                "scan of the decompressed stream": lambda: guard.analyze(plain),
+                "restricted unpickler on it, no scan": unpickle_plain,
+            }
         pickleguard.install()
         try:
             for fn in variants.values():
@@ -82,7 +107,8 @@ def main() -> int:
 
     base = times["joblib.load"]
     bmed, bmin = statistics.median(base), min(base)
-    print(f"{size / 1e6:.1f} MB joblib forest, {args.rounds} rounds, "
+    print(f"{size / 1e6:.1f} MB joblib forest ({args.compress or 'uncompressed'}), "
+          f"{args.rounds} rounds, "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'variant':<32} {'median ms':>10} {'min ms':>8}  {'added: median / min':>24}")
     for name, ts in times.items():

@@ -129,6 +129,20 @@ class _ZlibReader:
         pass
 
 
+def is_tar(data: Any) -> bool:
+    """A tar archive (pandas' ``.tar`` pickles; a ``.tar.gz`` once decompressed): its first
+    block is a header whose checksum holds, as ``tarfile`` and the core's tar reader check."""
+    import tarfile
+    h = bytes(memoryview(data)[:512])
+    if len(h) < 512 or not any(h):
+        return False
+    try:
+        want = tarfile.nti(h[148:156])  # type: ignore[attr-defined]
+    except (tarfile.InvalidHeaderError, ValueError):  # type: ignore[attr-defined]
+        return False
+    return want in tarfile.calc_chksums(h)  # type: ignore[attr-defined]
+
+
 def _mentions(data: Any, needle: bytes) -> bool:
     find = getattr(data, "find", None)
     if find is None:
@@ -166,8 +180,7 @@ def load_any(guard: Any, source: Any, kwargs: Dict[str, Any]) -> Any:
         try:
             if source.seekable():
                 pos = source.tell()
-                head = source.read(16)
-                source.seek(pos)
+                head = _head(source, pos)
         except (OSError, ValueError, AttributeError):
             pos = None
         if isinstance(head, str):
@@ -176,20 +189,27 @@ def load_any(guard: Any, source: Any, kwargs: Dict[str, Any]) -> Any:
         if pos is None or sniff(head) == "pickle":
             return guard._load_pickle(source, {k: v for k, v in kwargs.items()
                                                if k in _PICKLE_KW})
-        data: Any
+        data: Any = None
         if _real_file(source):
             try:
                 whole = map_fd(source.fileno())
                 data = memoryview(whole)[pos:] if pos else whole
             except (OSError, ValueError):
-                data = source.read()
-        else:
-            data = source.read()
-        start = pos
+                data = None
+        if data is None:
+            # Read once (a decompressing file within the scan's allowance): the loader below
+            # reads these bytes from memory, never the stream again (a GzipFile would
+            # decompress again, from the start on every backward seek torch's zip reader makes).
+            data = read_stream(guard, source, describe(source))
 
-        def opener() -> Any:
-            source.seek(start)
-            return _NoClose(source)
+            def opener() -> Any:
+                return io.BytesIO(data)
+        else:
+            start = pos
+
+            def opener() -> Any:
+                source.seek(start)
+                return _NoClose(source)
 
         name = getattr(source, "name", None)
         return _load_data(guard, data, kwargs, describe(source), opener,
@@ -199,6 +219,61 @@ def load_any(guard: Any, source: Any, kwargs: Dict[str, Any]) -> Any:
 
 
 _PICKLE_KW = ("fix_imports", "encoding", "errors", "buffers")
+
+
+def _head(source: Any, pos: int) -> Any:
+    """The first 16 bytes at ``pos``, left unread: a decompressing file's ``peek`` (its
+    buffer) when it has them, so no backward seek makes it decompress its start again."""
+    peek = getattr(source, "peek", None)
+    if peek is not None and not _real_file(source):
+        try:
+            ahead = peek(16)
+        except (OSError, ValueError, TypeError, AttributeError):
+            ahead = b""
+        if isinstance(ahead, (bytes, bytearray, memoryview)) and len(ahead) >= 16:
+            return bytes(ahead[:16])
+    head = source.read(16)
+    source.seek(pos)
+    return head
+
+
+def _compressed_size(f: Any) -> Optional[int]:
+    """The size of what a decompressing file (gzip, bz2, lzma, lz4) reads from, for the
+    scan's allowance; None when the size cannot be told (the allowance is then its floor,
+    128 MiB by default: more is refused, as the scan refuses what it cannot read to the end)."""
+    import gzip
+    inner: Any = f.fileobj if isinstance(f, gzip.GzipFile) else getattr(f, "_fp", None)
+    if inner is None:
+        return None
+    try:
+        return os.fstat(inner.fileno()).st_size
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
+    buf = getattr(inner, "getbuffer", None)
+    if buf is not None:
+        return memoryview(buf()).nbytes
+    return None
+
+
+def is_decompressing(f: Any) -> bool:
+    """A file object that decompresses what it reads (the standard library's, lz4's)."""
+    import gzip
+    if isinstance(f, (gzip.GzipFile, bz2.BZ2File, lzma.LZMAFile)):
+        return True
+    return type(f).__module__.startswith(("lz4.", "zstandard"))
+
+
+def read_stream(guard: Any, f: Any, source: str) -> Any:
+    """The rest of a (seekable, not memory-mappable) file object, read once. A decompressing
+    one is read within the scan's allowance for its compressed size (a bomb is a
+    ``PickleSecurityError`` before it fills memory); any other is read whole, as before."""
+    if is_decompressing(f):
+        return read_all(guard, f, _compressed_size(f), source)
+    data = f.read()
+    if isinstance(data, str):
+        raise TypeError("a bytes-like object is required, not 'str' (open the file in "
+                        "binary mode)")
+    return data
 
 
 class _NoClose(io.RawIOBase):
@@ -243,7 +318,8 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
         return _load_data(guard, plain, kwargs, source, lambda: io.BytesIO(plain), None,
                           depth + 1)
     if kind == "pickle" and memoryview(data).nbytes >= GATE_MIN_BYTES and not _mentions(
-            data, b"joblib.numpy_pickle") and gate_allowed(guard.Unpickler):
+            data, b"joblib.numpy_pickle") and not is_tar(data) and gate_allowed(
+                guard.Unpickler):
         # A large plain pickle: the whole-file scan runs while the unpickler builds plain
         # data; nothing can run before its verdict (see Gate).
         gate = Gate(guard, lambda: guard.scan(data, source=source), source)

@@ -25,35 +25,44 @@ def unpatch_group(name: str) -> None:
     deactivate(GROUPS[name])
 
 
-def prescan(guard: Any, f: Any, torch_load: bool = False) -> None:
+def prescan(guard: Any, f: Any, torch_load: bool = False) -> Optional[Any]:
     """Scan a whole file (every container) before a library loads it: a path (mapped) or a
-    seekable file object (read from its position, which is restored). A non-seekable stream
-    is left alone (the restricted unpickler still checks what it loads). ``torch_load``: see
-    ``PickleGuard.check_file``."""
+    seekable file object (read from its position). A non-seekable stream is left alone (the
+    restricted unpickler still checks what it loads). ``torch_load``: see
+    ``PickleGuard.check_file``.
+
+    A file object that cannot be mapped (a ``GzipFile``, any other stream) is read once and
+    its bytes are returned: the caller hands the loader exactly these bytes (``io.BytesIO``),
+    so what is loaded is what was scanned and a decompressing file is decompressed once. The
+    file is then left after what was read. Otherwise None, and the file's position is
+    unchanged."""
     if is_pathlike(f):
         p = os.fspath(f)
         guard.check_file(map_path(p), p, torch_load)
-        return
+        return None
     if isinstance(f, io.BytesIO):
         pos = f.tell()
         guard.check_file(memoryview(f.getvalue())[pos:], describe(f), torch_load)
-        return
+        return None
     try:
         if not f.seekable():
-            return
+            return None
         pos = f.tell()
     except (AttributeError, OSError, ValueError):
-        return
-    data: Optional[Any] = None
+        return None
     if _real_file(f):
         try:
             whole = map_fd(f.fileno())
-            data = memoryview(whole)[pos:] if pos else whole
         except (OSError, ValueError):
-            data = None
-    if data is None:
-        data = f.read()
-        f.seek(pos)
-        if isinstance(data, str):
-            return
+            whole = None
+        if whole is not None:
+            guard.check_file(memoryview(whole)[pos:] if pos else whole, describe(f), torch_load)
+            return None
+    from .._formats import read_stream
+    try:
+        data = read_stream(guard, f, describe(f))
+    except TypeError:
+        f.seek(pos)  # a text file: the loader gives its own error
+        return None
     guard.check_file(data, describe(f), torch_load)
+    return data

@@ -79,35 +79,51 @@ def guarded_load(guard: Any, orig: Callable[..., Any], file: Any, mmap_mode: Any
     own = not hasattr(file, "read")
     fid = open(os.fspath(file), "rb") if own else file
     try:
-        prescan(guard, fid)
-        magic = fid.read(len(fmt.MAGIC_PREFIX))
+        start = fid.tell() if not own and fid.seekable() else 0
+        read = prescan(guard, fid)
+        # A stream the pre-scan read (a GzipFile): numpy's steps below read the scanned
+        # bytes from memory instead of decompressing the stream again.
+        src = io.BytesIO(read) if read is not None else fid
+        magic = src.read(len(fmt.MAGIC_PREFIX))
         if not magic:
             raise EOFError("No data left in file")
-        fid.seek(-len(magic), 1)
+        src.seek(-len(magic), 1)
         if magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-            z = npz_file(guard, fid, own, pickle_kwargs, **kw)
+            z = npz_file(guard, src, own, pickle_kwargs, **kw)
             own = False  # the NpzFile owns it now
             return z
         if magic == fmt.MAGIC_PREFIX:
-            if mmap_mode:
+            if mmap_mode and read is None:
                 return orig(file, mmap_mode, allow_pickle, fix_imports, encoding, **kw)
-            pos = fid.tell()
-            data = fid.read()
+            pos = src.tell()
+            data = src.read()
             try:
                 return _load_npy(guard, data, pickle_kwargs)
             finally:
                 # numpy leaves the file after the array; so do we.
-                fid.seek(pos + len(data))
+                if read is None:
+                    fid.seek(pos + len(data))
         from .._analysis import PickleSecurityError
         try:
-            return guard._load_pickle(fid, pickle_kwargs)
+            return guard._load_pickle(src, pickle_kwargs)
         except PickleSecurityError:
             raise
         except Exception as e:
             raise pickle.UnpicklingError(f"Failed to interpret file {file!r} as a pickle") from e
+        finally:
+            if read is not None and not _decompressing(fid):
+                # pickle.load leaves a file after the pickle: a plain stream is put there
+                # (a decompressing one stays after what the pre-scan read: seeking back
+                # would decompress it again).
+                fid.seek(start + src.tell())
     finally:
         if own:
             fid.close()
+
+
+def _decompressing(f: Any) -> bool:
+    from .._formats import is_decompressing
+    return is_decompressing(f)
 
 
 def load(file: Any, *args: Any, mode: str = "ml", guard: Any = None, **kwargs: Any) -> Any:

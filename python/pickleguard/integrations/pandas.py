@@ -39,23 +39,22 @@ def guarded_read_pickle(guard: Any, filepath_or_buffer: Any, compression: Any = 
     with get_handle(filepath_or_buffer, "rb", compression=compression, is_text=False,
                     storage_options=storage_options) as handles:
         h = handles.handle
-        start = h.tell() if h.seekable() else None
+        # The pickle is read from pandas' (decompressing) handle once; both tries below load
+        # those bytes from memory, so the fallback neither decompresses nor reads again.
+        span = next_pickle(h)
         try:
             with warnings.catch_warnings(record=True):
                 warnings.simplefilter("ignore", Warning)
-                return guard._load_pickle(h, {})
+                return guard._load_span(span, describe(h), {})
         except PickleSecurityError:
             raise
         except _EXCS:
-            if start is None:
-                raise
             # pandas' compatibility unpickler reads a standard stream with its own opcode
-            # handlers: scan the pickle, then load it with the class restricted.
-            h.seek(start)
-            analysis = guard._check_span(next_pickle(h), describe(filepath_or_buffer))
-            h.seek(start)
+            # handlers: the same bytes, scanned, loaded with the class restricted.
+            analysis = guard._check_span(span, describe(filepath_or_buffer))
             with accepting(analysis):
-                return _compat_class(guard, pickle_compat.Unpickler)(h).load()
+                return _compat_class(guard, pickle_compat.Unpickler)(
+                    span.reader(as_bytes=True)).load()
 
 
 def _compat_class(guard: Any, base: type) -> type:

@@ -9,6 +9,7 @@ loading after the scan.
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any, Callable, Tuple
 
@@ -89,11 +90,16 @@ def _guarded_load(guard: Any, orig: Callable[..., Any], f: Any, map_location: An
     wo = _weights_only(weights_only, pickle_module)
     # Loaded restricted, the data.pkl torch unpickles is scanned as it is read: the pre-scan
     # leaves it out (scanned once). torch's own weights_only loader gets the whole pre-scan.
-    prescan(guard, f, torch_load=not wo)
+    label = f"{describe(f)}: data.pkl"
+    read = prescan(guard, f, torch_load=not wo)
+    if read is not None:
+        # A stream the pre-scan read into memory (a GzipFile of a checkpoint): torch reads
+        # the scanned bytes, and nothing is decompressed again.
+        f = io.BytesIO(read)
     if wo:
         return orig(f, map_location, pickle_module, weights_only=True, mmap=mmap,
                     **pickle_load_args)
-    pm = guard.pickle_module_for(pickle_module, label=f"{describe(f)}: data.pkl")
+    pm = guard.pickle_module_for(pickle_module, label=label)
     return orig(f, map_location, pm, weights_only=False, mmap=mmap, **pickle_load_args)
 
 
