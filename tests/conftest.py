@@ -5,6 +5,7 @@ first). Set PICKLEGUARD_BIN to test another build.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -14,6 +15,52 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+REPORT_SCHEMA = ROOT / "docs" / "report.schema.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _report_validator():
+    import jsonschema
+
+    schema = json.loads(REPORT_SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate_report(doc: dict) -> dict:
+    """Check a `scan --format json` document against docs/report.schema.json."""
+    errors = sorted(_report_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
+    assert not errors, "report does not match docs/report.schema.json:\n" + "\n".join(
+        f"  at {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors[:10])
+    return doc
+
+
+def validate_jsonl(text) -> dict:
+    """Check `scan --format jsonl` output against the schema: each file line is a report's file
+    entry (plus `"type": "file"`), the last line its summary (`"type": "summary"`). Returns the
+    report these lines make."""
+    lines = [json.loads(x) for x in (text.decode() if isinstance(text, bytes) else text)
+             .splitlines() if x.strip()]
+    assert lines and lines[-1].get("type") == "summary", lines[-1:]
+    assert all(x.get("type") == "file" for x in lines[:-1]), lines
+    doc = {k: v for k, v in lines[-1].items() if k != "type"}
+    doc["files"] = [{k: v for k, v in x.items() if k != "type"} for x in lines[:-1]]
+    return validate_report(doc)
+
+
+def validate_json_output(args, proc) -> None:
+    """Validate the stdout of a `pickleguard scan ... --format json` or `jsonl` run (any exit
+    code that produced a report)."""
+    args = [str(a) for a in args]
+    if not args or args[0] != "scan" or not proc.stdout:
+        return
+    fmt = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--format", "-f")]
+    fmt += [a.split("=", 1)[1] for a in args if a.startswith("--format=")]
+    out = [a for i, a in enumerate(args[:-1]) if a in ("--output", "-o") and args[i + 1] != "-"]
+    if fmt and fmt[-1] == "json" and not out:
+        validate_report(json.loads(proc.stdout))
+    elif fmt and fmt[-1] == "jsonl" and not out:
+        validate_jsonl(proc.stdout)
 
 
 def _find_bin() -> Path:
@@ -41,7 +88,7 @@ def run_scan(pg_bin: Path, path, mode: str = "ml", extra=()) -> dict:
         timeout=120,
     )
     assert proc.returncode in (0, 1), (proc.returncode, proc.stderr.decode(errors="replace"))
-    doc = json.loads(proc.stdout)
+    doc = validate_report(json.loads(proc.stdout))
     assert len(doc["files"]) == 1, doc
     report = doc["files"][0]
     # Exit code and verdict must agree.

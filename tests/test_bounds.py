@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent / "corpus"))
 import gen_bombs  # noqa: E402
 
 import pickleguard  # noqa: E402
+from conftest import validate_json_output  # noqa: E402
 from pickleguard import PickleGuard, PickleSecurityError  # noqa: E402
 
 PAYLOAD = b"\x80\x02cposix\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03."
@@ -33,11 +34,14 @@ LIMIT = 16 << 20
 NOT_PICKLE = {"xz_single_huge_dict", "lzma_alone_declared"}
 
 
-def cli(pg_bin, *args, env=None, timeout=120):
+def cli(pg_bin, *args, env=None, cwd=None, timeout=120):
+    """Run the command; a JSON report it prints must match docs/report.schema.json."""
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([str(pg_bin), *map(str, args)], capture_output=True, timeout=timeout,
-                          env=e)
+    proc = subprocess.run([str(pg_bin), *map(str, args)], capture_output=True, timeout=timeout,
+                          env=e, cwd=cwd)
+    validate_json_output(args, proc)
+    return proc
 
 
 @pytest.fixture(scope="module")
@@ -271,21 +275,18 @@ call = ["system"]
 ])
 def test_config_inside_scanned_tree_cannot_loosen(tmp_path, pg_bin, name, text):
     repo = _repo_with_config(tmp_path, name, text)
-    p = subprocess.run([str(pg_bin), "scan", ".", "--format", "json"], cwd=repo,
-                       capture_output=True, timeout=60)
+    p = cli(pg_bin, "scan", ".", "--format", "json", cwd=repo, timeout=60)
     assert p.returncode == 1, p.stdout
     doc = json.loads(p.stdout)
     [c] = doc["configs"]
     assert c["trust"] == "tighten_only" and c["path"].endswith(name)
     assert any("allow" in i for i in c["ignored"])
-    t = subprocess.run([str(pg_bin), "scan", "."], cwd=repo, capture_output=True, timeout=60)
+    t = cli(pg_bin, "scan", ".", cwd=repo, timeout=60)
     assert b"used only to tighten" in t.stdout
-    s = subprocess.run([str(pg_bin), "scan", ".", "--format", "sarif"], cwd=repo,
-                       capture_output=True, timeout=60)
+    s = cli(pg_bin, "scan", ".", "--format", "sarif", cwd=repo, timeout=60)
     assert json.loads(s.stdout)["runs"][0]["properties"]["configs"][0]["trust"] == "tighten_only"
     # Named on the command line, it is trusted whole.
-    n = subprocess.run([str(pg_bin), "scan", ".", "--policy", name, "--format", "json"],
-                       cwd=repo, capture_output=True, timeout=60)
+    n = cli(pg_bin, "scan", ".", "--policy", name, "--format", "json", cwd=repo, timeout=60)
     assert n.returncode == 0, n.stdout
     assert [c["trust"] for c in json.loads(n.stdout)["configs"]] == ["applied"]
 
@@ -294,16 +295,14 @@ def test_config_inside_scanned_tree_can_tighten(tmp_path, pg_bin):
     repo = _repo_with_config(tmp_path, "pickleguard.toml",
                              'mode = "strict"\nfail_on = "LOW"\n[limits]\nmax_ops = 1000\n')
     (repo / "model.pkl").write_bytes(pickle.dumps({"a": 1}))
-    p = subprocess.run([str(pg_bin), "scan", ".", "--format", "json"], cwd=repo,
-                       capture_output=True, timeout=60)
+    p = cli(pg_bin, "scan", ".", "--format", "json", cwd=repo, timeout=60)
     doc = json.loads(p.stdout)
     assert doc["mode"] == "strict" and doc["fail_on"] == "LOW"
     assert doc["configs"][0]["ignored"] == []
     # A looser mode or threshold in the tree is dropped, and said so.
     (repo / "pickleguard.toml").write_text('mode = "audit"\nfail_on = "CRITICAL"\n')
     (repo / "model.pkl").write_bytes(PAYLOAD)
-    p = subprocess.run([str(pg_bin), "scan", ".", "--format", "json"], cwd=repo,
-                       capture_output=True, timeout=60)
+    p = cli(pg_bin, "scan", ".", "--format", "json", cwd=repo, timeout=60)
     doc = json.loads(p.stdout)
     assert p.returncode == 1 and doc["mode"] == "ml" and doc["fail_on"] == "MEDIUM"
     assert set(doc["configs"][0]["ignored"]) == {"mode audit", "fail_on CRITICAL"}
@@ -313,8 +312,7 @@ def test_config_outside_scanned_path_applies(tmp_path, pg_bin):
     repo = _repo_with_config(tmp_path, "pickleguard.toml", LOOSE)
     (repo / "models").mkdir()
     (repo / "model.pkl").rename(repo / "models" / "model.pkl")
-    p = subprocess.run([str(pg_bin), "scan", "models", "--format", "json"], cwd=repo,
-                       capture_output=True, timeout=60)
+    p = cli(pg_bin, "scan", "models", "--format", "json", cwd=repo, timeout=60)
     assert p.returncode == 0, p.stdout
     assert json.loads(p.stdout)["configs"][0]["trust"] == "applied"
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import validate_json_output
 
 ROOT = Path(__file__).resolve().parent.parent
 SARIF_SCHEMA = ROOT / "crates" / "pickleguard-cli" / "tests" / "sarif-schema-2.1.0.json"
@@ -43,7 +44,7 @@ def attack_exec(marker: Path) -> bytes:
 
 
 def run(pg_bin, *args, cwd=None, stdin=None, timeout=300):
-    return subprocess.run(
+    proc = subprocess.run(
         [str(pg_bin), *map(str, args)],
         cwd=cwd,
         input=stdin,
@@ -51,6 +52,8 @@ def run(pg_bin, *args, cwd=None, stdin=None, timeout=300):
         timeout=timeout,
         env={k: v for k, v in os.environ.items() if k != "NO_COLOR"},
     )
+    validate_json_output(args, proc)
+    return proc
 
 
 def make_tree(root: Path, n: int, marker: Path) -> list[str]:

@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import validate_report
 
 warnings.filterwarnings("ignore")
 
@@ -417,7 +418,7 @@ def test_benign_corpus_containers(pg_bin, benign_corpus):
     proc = subprocess.run([str(pg_bin), "scan", str(benign_corpus), "--format", "json", "--mode", "ml"],
                           capture_output=True, timeout=900)
     assert proc.returncode in (0, 1), proc.stderr
-    reports = {Path(f["path"]).resolve(): f for f in json.loads(proc.stdout)["files"]}
+    reports = {Path(f["path"]).resolve(): f for f in validate_report(json.loads(proc.stdout))["files"]}
     wrong_format, trouble, unsafe, legacy_modules = [], [], [], []
     for e in entries:
         r = reports[(benign_corpus / e["file"]).resolve()]

@@ -49,6 +49,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import validate_report
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
@@ -301,7 +302,7 @@ def scan_reports(pg_bin: Path, tmp_path: Path, blobs: list[bytes]) -> list[dict]
     proc = subprocess.run([str(pg_bin), "scan", "--format", "json", "--jobs", "1", *map(str, paths)],
                           capture_output=True, timeout=300)
     assert proc.returncode in (0, 1), proc.stderr.decode(errors="replace")
-    files = json.loads(proc.stdout)["files"]
+    files = validate_report(json.loads(proc.stdout))["files"]
     by_path = {f["path"]: f for f in files}
     return [by_path[str(p)] for p in paths]
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import validate_report
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -17,7 +19,7 @@ def test_readme_example_folder(pg_bin, tmp_path):
     proc = subprocess.run([str(pg_bin), "scan", str(demo), "--format", "json"],
                           capture_output=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
-    files = {Path(f["path"]).name: f for f in json.loads(proc.stdout)["files"]}
+    files = {Path(f["path"]).name: f for f in validate_report(json.loads(proc.stdout))["files"]}
     assert {"model.pkl", "history.pkl", "config.json", "payload.pkl"} <= set(files)
     unsafe = sorted(n for n, f in files.items() if not f["is_safe"])
     assert unsafe == ["payload.pkl"], unsafe

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import hub_tree
+from conftest import validate_json_output, validate_report
 
 # A file modified within the cache's racy window (1 s) is judged but not stored.
 RACY = 1.2
@@ -24,8 +25,10 @@ RACY = 1.2
 def run(pg_bin, *args, env=None, cwd=None):
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([str(pg_bin), *map(str, args)], capture_output=True, timeout=300,
+    proc = subprocess.run([str(pg_bin), *map(str, args)], capture_output=True, timeout=300,
                           env=e, cwd=cwd)
+    validate_json_output(args, proc)  # every JSON report the suite produces meets the schema
+    return proc
 
 
 def scan_json(pg_bin, *args, env=None, cwd=None):
@@ -422,21 +425,21 @@ def cluster():
                 yield lc, client
 
 
-def kill_once_task(batch, policy, cache=None, *, victim="", flag=""):
+def kill_once_task(batch, policy, cache=None, bounds=None, *, victim="", flag=""):
     """The task, except that the first attempt at the batch holding `victim` kills its own
     worker process mid-batch (the decision is a flag file shared by all workers)."""
     from pickleguard.distributed import scan_batch
     if any(t["display"].endswith(victim) for t in batch) and not os.path.exists(flag):
         open(flag, "w").close()
         os._exit(1)
-    return scan_batch(batch, policy, cache)
+    return scan_batch(batch, policy, cache, bounds)
 
 
-def always_kill_task(batch, policy, cache=None, *, victim=""):
+def always_kill_task(batch, policy, cache=None, bounds=None, *, victim=""):
     from pickleguard.distributed import scan_batch
     if any(t["display"].endswith(victim) for t in batch):
         os._exit(1)
-    return scan_batch(batch, policy, cache)
+    return scan_batch(batch, policy, cache, bounds)
 
 
 def test_dask_report_equals_the_cli_report(pg_bin, small_tree, cluster):
@@ -507,7 +510,8 @@ def test_dask_cache_and_cli_flag(pg_bin, small_tree, cluster, tmp_path):
     lc, client = cluster
     cache = tmp_path / "cache"
     tree = root / "tree"
-    first = distributed.scan(tree, client, no_config=True, cache=cache, batch_files=10)
+    first = validate_report(distributed.scan(tree, client, no_config=True, cache=cache,
+                                             batch_files=10))
     assert first["summary"]["scanned"] == first["summary"]["files"]
     cli = scan_json(pg_bin, "--cache", cache, tree)
     assert cli["summary"]["cache_hits"] == cli["summary"]["files"], cli["summary"]
@@ -521,6 +525,12 @@ def test_dask_cache_and_cli_flag(pg_bin, small_tree, cluster, tmp_path):
     assert json.loads(proc.stdout) == scan_json(pg_bin, tree)
     rust = run(pg_bin, "scan", "--dask", addr, tree)
     assert rust.returncode == 2 and b"needs the Python package" in rust.stderr
+    # The native command (the wheel's `pickleguard`) hands --dask to the Python beside it or
+    # in PICKLEGUARD_PYTHON.
+    handed = run(pg_bin, "scan", "--no-config", "-f", "json", "--dask", addr, tree,
+                 env={"PICKLEGUARD_PYTHON": sys.executable})
+    assert handed.returncode == 1, handed.stderr.decode()
+    assert json.loads(handed.stdout) == scan_json(pg_bin, tree)
 
 
 def test_dask_workers_and_cli_processes_write_one_cache_at_once(pg_bin, small_tree, cluster,
@@ -564,7 +574,9 @@ def test_urls_are_scanned_by_workers(small_tree, cluster):
         doc = distributed.scan(urls, client, no_config=True)
     finally:
         srv.shutdown()
+    validate_report(doc)
     by = {f["path"]: f for f in doc["files"]}
     assert not by[urls[0]]["is_safe"] and by[urls[0]]["risk_level"] == "CRITICAL"
     assert by[urls[1]]["is_safe"] and by[urls[1]]["error"] is None
-    assert not by[urls[2]]["is_safe"] and "404" in by[urls[2]]["error"]
+    # fsspec's HTTP reader raises FileNotFoundError for a 404.
+    assert not by[urls[2]]["is_safe"] and "FileNotFoundError" in by[urls[2]]["error"]

@@ -35,6 +35,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import validate_report
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1 << 20
@@ -97,7 +98,7 @@ def measure(binary: Path, path: Path, *extra: str, timeout: float = 120) -> dict
             pytest.fail(f"scan of {path.name} still running after {timeout} s (hang)")
         m = json.loads(stdout)
         assert m["rc"] in (0, 1), (path.name, m)
-        doc = json.loads(Path(out).read_bytes())
+        doc = validate_report(json.loads(Path(out).read_bytes()))
     finally:
         os.unlink(out)
     report = doc["files"][0]

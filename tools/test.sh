@@ -36,7 +36,17 @@ export PICKLEGUARD_BIN="$PWD/target/debug/pickleguard"
 
 if [ -f pyproject.toml ]; then
     echo "== installing the Python package into $VENV"
-    "$PY" -m pip install -q .
+    # The distribution was called pickleguard before pickleguard-scan: a venv that still has
+    # it would keep two packages writing the same files.
+    "$PY" -m pip uninstall -y -q pickleguard 2>/dev/null || true
+    # One release build per run: the wheel tools/build_wheel.sh makes (the documented
+    # command) is what gets installed here, and tests/test_wheel.py checks that same file
+    # (PICKLEGUARD_WHEEL) instead of building another.
+    rm -f dist/pickleguard_scan-*.whl
+    PYTHON="$PY" tools/build_wheel.sh >/dev/null
+    wheel="$(ls dist/pickleguard_scan-*.whl)"
+    "$PY" -m pip install -q --no-deps --force-reinstall "$wheel"
+    export PICKLEGUARD_WHEEL="$PWD/$wheel"
 fi
 
 echo "== pytest"

@@ -12,21 +12,22 @@ import os
 from typing import Any, Optional, Union
 
 from . import _native
-from ._analysis import Finding, PickleAnalysis, PickleSecurityError
+from ._analysis import Finding, NotAPickleError, PickleAnalysis, PickleSecurityError
 from ._audit import DEFAULT_LOG_FILE
 from ._guard import MODES, PickleGuard, guard_for, register_safe_class, unregister_safe_class
 from ._install import install, installed_guard, is_installed, uninstall
 from ._scope import allowed
 from ._unpickler import RestrictedUnpickler
+from .remote import scan_url
 
 __version__: str = _native.__version__
 
 __all__ = [
     "analyze_pickle", "scan_file", "scan_bytes", "safe_load", "safe_loads", "PickleGuard",
-    "PickleSecurityError", "PickleAnalysis", "Finding", "RestrictedUnpickler",
-    "register_safe_class", "unregister_safe_class", "allowed", "install", "uninstall",
-    "is_installed", "installed_guard",
-    "MODES", "DEFAULT_LOG_FILE", "__version__",
+    "PickleSecurityError", "NotAPickleError", "PickleAnalysis", "Finding",
+    "RestrictedUnpickler", "register_safe_class", "unregister_safe_class", "allowed", "install",
+    "uninstall", "is_installed", "installed_guard",
+    "MODES", "DEFAULT_LOG_FILE", "__version__", "scan_url",
 ]
 
 

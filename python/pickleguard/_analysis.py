@@ -199,3 +199,27 @@ class PickleSecurityError(pickle.UnpicklingError):
 
     def __reduce__(self) -> Any:
         return (type(self), (str(self), self.analysis))
+
+
+class NotAPickleError(pickle.UnpicklingError):
+    """The data is not a pickle: it breaks before anything that could import or call, so
+    loading it fails and nothing ran (a ``config.json`` handed to ``safe_load``).
+    ``analysis`` is the scan that says so (format ``not_pickle``)."""
+
+    def __init__(self, message: str, analysis: PickleAnalysis) -> None:
+        super().__init__(message)
+        self.analysis = analysis
+
+    @classmethod
+    def of(cls, source: str, analysis: PickleAnalysis, data: Any = None) -> "NotAPickleError":
+        why = "it breaks before anything could be imported or called"
+        if data is not None:
+            from . import _native
+            pos, need = _native.pickle_extent(memoryview(data)[:1 << 16])
+            what = "an invalid opcode" if need == -2 else "the data ends"
+            why = f"{what} at byte {pos}, before anything could be imported or called"
+        return cls(f"pickleguard: {source} is not a pickle ({why}); nothing was loaded",
+                   analysis)
+
+    def __reduce__(self) -> Any:
+        return (type(self), (str(self), self.analysis))

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import _native
 from ._accepted import accepted_globals, accepting
+from ._analysis import NotAPickleError
 from ._bounded import read_all
 from ._guard import GATE_MIN_BYTES, Gate, gate_allowed
 from ._io import (MemoryReader, _real_file, describe, is_buffer, is_pathlike, map_fd,
@@ -338,6 +339,9 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
             return _load_data(guard, member, kwargs, source, lambda: io.BytesIO(member), None,
                               depth + 1)
     if kind == "pickle":
+        # (An empty source keeps pickle's own EOFError, which readers loop on.)
+        if analysis.format == "not_pickle" and memoryview(data).nbytes:
+            raise NotAPickleError.of(source, analysis, data)
         if _is_joblib(analysis):
             with accepting(analysis):
                 return _load_joblib(guard, opener, path, kwargs)

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _native
 from ._accepted import Accepted, accepted_globals, accepting, current
-from ._analysis import Finding, PickleAnalysis, PickleSecurityError
+from ._analysis import Finding, NotAPickleError, PickleAnalysis, PickleSecurityError
 from ._audit import DEFAULT_LOG_FILE, log_analysis, logger
 from ._io import Span, advise_for_scan, describe, is_buffer, is_pathlike, map_path, next_pickle
 from ._scope import scoped
@@ -362,9 +362,11 @@ class PickleGuard:
     # ------------------------------------------------------------------ internals
     def _refuse(self, kind: str, what: str, source: str, severity: str = "HIGH",
                 ftype: str = "DISALLOWED", module: Optional[str] = None,
-                name: Optional[str] = None) -> PickleSecurityError:
-        f = Finding(ftype, severity, f"{what}: refused by the restricted unpickler",
-                    module=module, name=name)
+                name: Optional[str] = None, let_through: bool = False) -> PickleSecurityError:
+        """The error for a refused load; ``let_through``: audit mode logs it and goes on."""
+        verdict = ("let through by audit mode (the other modes refuse it)" if let_through
+                   else "refused by the restricted unpickler")
+        f = Finding(ftype, severity, f"{what}: {verdict}", module=module, name=name)
         a = PickleAnalysis(False, severity, [f], mode=self._mode, source=source, stage="load")
         return PickleSecurityError(f"pickleguard refused a {kind} while loading {source}: "
                                    f"{f.description}", a)
@@ -398,8 +400,9 @@ class PickleGuard:
             if not v.refused:
                 return
         ftype, sev, desc = v.finding or ("DISALLOWED", "HIGH", f"imports {module}.{name}")
-        err = self._refuse("global", desc, source, sev, ftype, module, name)
-        if self._mode == "audit":
+        audit = self._mode == "audit"
+        err = self._refuse("global", desc, source, sev, ftype, module, name, let_through=audit)
+        if audit:
             log_analysis(err.analysis, source, self.log_file)
             return
         raise PickleSecurityError(
@@ -562,8 +565,10 @@ class Gate:
             obj = load()
         except PickleSecurityError:
             raise
-        except BaseException:
+        except BaseException as e:
             self.wait()  # a refusal explains more than the loader's own error
+            if isinstance(e, pickle.UnpicklingError) and self._result.format == "not_pickle":
+                raise NotAPickleError.of(self.source, self._result) from e
             raise
         self.wait()
         return obj

@@ -39,7 +39,8 @@ def describe(obj: Any) -> str:
     if isinstance(name, str):
         return name
     if is_buffer(obj):
-        return f"<{type(obj).__name__} of {len(obj)} bytes>"
+        n = memoryview(obj).nbytes
+        return f"<{n} bytes>" if isinstance(obj, bytes) else f"<{type(obj).__name__} of {n} bytes>"
     return f"<{type(obj).__name__}>"
 
 

@@ -18,7 +18,6 @@ import os
 import sys
 import tempfile
 import urllib.parse
-import urllib.request
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from . import _native
@@ -38,9 +37,6 @@ BATCH_FILES = 256
 #: ``distributed.scheduler.allowed-failures`` worker deaths, or an error in the task).
 RESUBMITS = 2
 
-_URL_TIMEOUT = 60.0
-
-
 def _is_url(s: str) -> bool:
     scheme = urllib.parse.urlsplit(s).scheme
     return len(scheme) > 1 and "://" in s
@@ -49,7 +45,8 @@ def _is_url(s: str) -> bool:
 def _argv(paths: Sequence[str], *, mode: Optional[str], allow: Iterable[str],
           policy: Iterable[Union[str, "os.PathLike[str]"]], fail_on: Optional[str],
           no_config: bool, include: Iterable[str], exclude: Iterable[str],
-          follow_symlinks: bool, cache: Optional[str]) -> List[str]:
+          follow_symlinks: bool, cache: Optional[str], max_size: Optional[int] = None,
+          timeout: Optional[float] = None) -> List[str]:
     argv = ["pickleguard", "scan"]
     if mode:
         argv += ["--mode", mode]
@@ -69,6 +66,10 @@ def _argv(paths: Sequence[str], *, mode: Optional[str], allow: Iterable[str],
         argv.append("--follow-symlinks")
     if cache:
         argv += ["--cache", cache]
+    if max_size is not None:
+        argv += ["--max-size", str(max_size)]
+    if timeout is not None:
+        argv += ["--timeout", repr(float(timeout))]
     # `--` keeps a path that starts with a dash a path.
     return argv + ["--", *paths]
 
@@ -101,48 +102,45 @@ def make_batches(targets: List[Dict[str, Any]], batch_bytes: int = BATCH_BYTES,
     return batches
 
 
-def _read_url(url: str) -> bytes:
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
-    if scheme in ("http", "https"):
-        with urllib.request.urlopen(url, timeout=_URL_TIMEOUT) as r:  # noqa: S310 (scheme checked)
-            data: bytes = r.read()
-            return data
-    if scheme == "file":
-        with open(urllib.request.url2pathname(urllib.parse.urlsplit(url).path), "rb") as f:
-            return f.read()
-    try:
-        import fsspec  # type: ignore[import-untyped]
-    except ImportError as e:
-        raise OSError(f"no reader for {scheme}:// URLs (install fsspec)") from e
-    with fsspec.open(url, "rb") as f:
-        out: bytes = f.read()
-        return out
-
-
 def _error_entry(display: str, error: str) -> Dict[str, Any]:
     return {"path": display, "format": "unreadable", "is_safe": False, "risk_level": "SAFE",
             "complete": False, "stopped_by": "io_error", "findings": [], "globals": [],
             "error": error}
 
 
-def scan_batch(batch: List[Dict[str, Any]], policy: str,
-               cache: Optional[str] = None) -> Dict[str, Any]:
+def scan_batch(batch: List[Dict[str, Any]], policy: str, cache: Optional[str] = None,
+               bounds: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Scan one batch (a list of plan targets: ``{"display", "path"}`` or ``{"display",
-    "url"}``) under a policy snapshot (``plan(...)["policy"]``), through the verdict cache
+    "url"}``) under a policy snapshot (``plan(...)["policy"]``), within ``bounds``
+    (``plan(...)["bounds"]``: ``--max-size`` and ``--timeout``), through the verdict cache
     directory ``cache`` if given. Returns ``{"files": [report entries], "cache": counts or
     None}``. Runs in any process with pickleguard installed; a file that cannot be read is an
-    error entry (not safe), never left out."""
+    error entry (not safe), never left out.
+
+    Every file, local or remote, is judged by the command line's judge (same bounds, cache
+    and names); a URL is first fetched as ``pickleguard scan URL`` fetches it
+    (:mod:`pickleguard.remote`: only the bytes a scan reads, nothing over ``--max-size``)."""
+    b = bounds or {}
+    max_size, timeout = b.get("max_size"), b.get("timeout")
     local = [(t["display"], t["path"]) for t in batch if "path" in t]
-    out: Dict[str, Any] = json.loads(_native.scan_batch(local, policy, cache))
-    for t in batch:
-        if "url" not in t:
-            continue
-        try:
-            data = _read_url(t["url"])
-        except Exception as e:  # any failure to fetch is an error entry, not a verdict
-            out["files"].append(_error_entry(t["display"], f"{type(e).__name__}: {e}"))
-            continue
-        out["files"].append(json.loads(_native.scan_bytes_entry(t["display"], data, policy)))
+    out: Dict[str, Any] = json.loads(_native.scan_batch(local, policy, cache, max_size, timeout))
+    urls = [t for t in batch if "url" in t]
+    if not urls:
+        return out
+    from . import remote
+    with tempfile.TemporaryDirectory(prefix="pickleguard-remote-") as tmp:
+        for i, t in enumerate(urls):
+            try:
+                got = remote.fetch(t["url"], os.path.join(tmp, str(i)), max_size)
+            except Exception as e:  # any failure to fetch is an error entry, not a verdict
+                out["files"].append(_error_entry(t["display"], f"{type(e).__name__}: {e}"))
+                continue
+            files = [(str(got.local / f) if got.local.is_dir() else str(got.local),) * 2
+                     for f in got.files]
+            # Remote copies are never cached: their identity is a temporary file's.
+            r = json.loads(_native.scan_batch(files, policy, None, max_size, timeout,
+                                              [got.remote_name()]))
+            out["files"].extend(r["files"])
     return out
 
 
@@ -181,6 +179,7 @@ def _run(client: Any, p: Dict[str, Any], *, batch_bytes: int, batch_files: int,
     from dask.distributed import as_completed
 
     cache = p.get("cache")
+    bounds = p.get("bounds")
     batches = make_batches(p["targets"], batch_bytes, batch_files)
     total_files = len(p["targets"])
     total_bytes = sum(int(t.get("size") or 0) for t in p["targets"])
@@ -189,7 +188,7 @@ def _run(client: Any, p: Dict[str, Any], *, batch_bytes: int, batch_files: int,
     policy = client.scatter(p["policy"], broadcast=True)
     futures = {}
     for i, b in enumerate(batches):
-        f = client.submit(task, b, policy, cache, pure=False)
+        f = client.submit(task, b, policy, cache, bounds, pure=False)
         futures[f] = (i, 0)
     results: List[Dict[str, Any]] = []
     done_files = done_bytes = 0
@@ -201,7 +200,7 @@ def _run(client: Any, p: Dict[str, Any], *, batch_bytes: int, batch_files: int,
             r = f.result()
         except Exception as e:  # KilledWorker, a crash in the task: run it again or report
             if tries < resubmits:
-                g = client.submit(task, batch, policy, cache, pure=False)
+                g = client.submit(task, batch, policy, cache, bounds, pure=False)
                 futures[g] = (i, tries + 1)
                 pending.add(g)
                 continue
@@ -229,6 +228,7 @@ def scan(paths: Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[
          policy: Iterable[Union[str, "os.PathLike[str]"]] = (), fail_on: Optional[str] = None,
          no_config: bool = False, include: Iterable[str] = (), exclude: Iterable[str] = (),
          follow_symlinks: bool = False, cache: Optional[Union[str, "os.PathLike[str]"]] = None,
+         max_size: Optional[int] = None, timeout: Optional[float] = None,
          batch_bytes: int = BATCH_BYTES, batch_files: int = BATCH_FILES,
          progress: Union[bool, Progress, None] = None,
          resubmits: int = RESUBMITS) -> Dict[str, Any]:
@@ -237,7 +237,8 @@ def scan(paths: Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[
 
     ``client``: a ``dask.distributed.Client`` (default: the current one). Options are the
     command line's (``--mode``, ``--allow``, ``--policy``, ``--fail-on``, ``--no-config``,
-    ``--include``, ``--exclude``, ``--follow-symlinks``, ``--cache``); the policy is resolved
+    ``--include``, ``--exclude``, ``--follow-symlinks``, ``--cache``, ``--max-size`` in bytes,
+    ``--timeout`` in seconds); the policy is resolved
     here, on the client, and sent to the workers. ``cache`` must be a directory every worker
     sees (a shared file system). ``progress``: ``True`` for a line on stderr, or a callable
     ``(files_done, files_total, bytes_done, bytes_total)``."""
@@ -253,7 +254,8 @@ def scan(paths: Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[
         argv = _argv(local or [empty], mode=mode, allow=allow, policy=policy, fail_on=fail_on,
                      no_config=no_config, include=include, exclude=exclude,
                      follow_symlinks=follow_symlinks,
-                     cache=os.fspath(cache) if cache is not None else None)
+                     cache=os.fspath(cache) if cache is not None else None,
+                     max_size=max_size, timeout=timeout)
         p = plan(argv, urls)
     return _run(client, p, batch_bytes=batch_bytes, batch_files=batch_files,
                 progress=progress, resubmits=resubmits)

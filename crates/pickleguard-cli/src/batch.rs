@@ -4,8 +4,9 @@
 //! the same writers as a local scan. Everything crossing a process boundary is JSON.
 
 use crate::cache::{Cache, CacheStats};
-use crate::cli::{Cli, Command, Format, ScanArgs};
+use crate::cli::{Cli, Command, FileLimits, Format, ScanArgs};
 use crate::hub::{self, HubRef};
+use crate::judge::{Judge, RemoteNames};
 use crate::output::FileEntry;
 use crate::scan::{self, FileResult, Outcome};
 use crate::walk::{self, Filters, Source, Target};
@@ -13,6 +14,8 @@ use crate::{config, output, sarif, term};
 use pickleguard::{Mode, Policy, Report, Severity};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// One file to scan elsewhere.
 #[derive(Serialize, Deserialize)]
@@ -40,6 +43,8 @@ pub struct Plan {
     pub mode: &'static str,
     pub fail_on: &'static str,
     pub cache: Option<PathBuf>,
+    /// The per-file bounds every worker applies.
+    pub bounds: Bounds,
     pub dask: Option<String>,
     pub jobs: Option<u16>,
     pub format: &'static str,
@@ -110,6 +115,7 @@ pub fn plan(argv: &[String]) -> Result<Plan, String> {
         mode: eff.policy.mode.as_str(),
         fail_on: eff.policy.threshold.as_str(),
         cache: a.hub.cache,
+        bounds: Bounds::of(&a.walk.limits),
         dask: a.hub.dask,
         jobs: a.walk.jobs,
         format: match a.format {
@@ -121,22 +127,64 @@ pub fn plan(argv: &[String]) -> Result<Plan, String> {
     })
 }
 
+/// `--max-size` and `--timeout` as they cross to workers (bytes, seconds).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Bounds {
+    pub max_size: Option<u64>,
+    pub timeout: Option<f64>,
+}
+
+impl Bounds {
+    pub fn of(l: &FileLimits) -> Bounds {
+        Bounds {
+            max_size: l.max_size,
+            timeout: l.timeout.map(|d| d.as_secs_f64()),
+        }
+    }
+
+    pub fn limits(&self) -> Result<FileLimits, String> {
+        let timeout = match self.timeout {
+            Some(s) => {
+                Some(Duration::try_from_secs_f64(s).map_err(|e| format!("timeout {s}: {e}"))?)
+            }
+            None => None,
+        };
+        Ok(FileLimits {
+            max_size: self.max_size,
+            timeout,
+        })
+    }
+}
+
+/// The bounds of `pickleguard scan ARGS` (what a remote scan must know before it fetches).
+pub fn bounds(argv: &[String]) -> Result<Bounds, String> {
+    Ok(Bounds::of(&scan_args(argv)?.walk.limits))
+}
+
 #[derive(Serialize)]
 struct BatchOut<'a> {
     files: Vec<FileEntry<'a>>,
     cache: Option<CacheStats>,
 }
 
-/// Scan `(display, path)` pairs one after another under a policy snapshot, through the cache
-/// in `cache_dir` if given: the entries of the JSON report, and what the cache did.
+/// Scan `(display, path)` pairs one after another under a policy snapshot, within `bounds`,
+/// through the cache in `cache_dir` if given: the entries of the JSON report, and what the
+/// cache did. A URL's files are scanned here too, from the local copies the worker made of
+/// them, under the names `remote_names` (`LOCAL=URL`, as `--remote-name`) gives them.
 pub fn scan_batch(
     files: &[(String, PathBuf)],
     snapshot: &str,
     cache_dir: Option<&Path>,
+    bounds: &Bounds,
+    remote_names: &[String],
 ) -> Result<String, String> {
-    let policy = Policy::from_snapshot(snapshot)?;
+    let policy = Arc::new(Policy::from_snapshot(snapshot)?);
     // A worker process runs many batches: the cache is loaded once, then kept up to date.
     let cache = cache_dir.map(|d| Cache::shared(d, &policy)).transpose()?;
+    let judge = Judge::new(policy)
+        .limits(bounds.limits()?)
+        .cache(cache)
+        .names(RemoteNames::parse(remote_names)?);
     let mut stats = CacheStats::default();
     let results: Vec<FileResult> = files
         .iter()
@@ -146,37 +194,20 @@ pub fn scan_batch(
                 source: Source::File(path.clone()),
                 size: 0,
             };
-            let r = match &cache {
-                Some(c) => {
-                    let (r, how) = c.scan_target_served(&t, &policy);
-                    stats.count(how);
-                    r
-                }
-                None => scan::scan_target(&t, &policy),
-            };
             // `display` is relative to the client's working directory, not this worker's:
             // the client's merge locates files in a Hugging Face cache.
+            let (r, how) = judge.target_served(&t);
+            if let Some(how) = how {
+                stats.count(how);
+            }
             FileResult { hub: None, ..r }
         })
         .collect();
     let out = BatchOut {
         files: results.iter().map(FileEntry::of).collect(),
-        cache: cache.as_ref().map(|_| stats),
+        cache: judge.cache_ref().map(|_| stats),
     };
     serde_json::to_string(&out).map_err(|e| e.to_string())
-}
-
-/// One report entry for bytes read by the caller (a URL): never cached.
-pub fn scan_bytes_entry(display: &str, data: &[u8], snapshot: &str) -> Result<String, String> {
-    let policy = Policy::from_snapshot(snapshot)?;
-    let r = FileResult {
-        path: display.to_string(),
-        report: pickleguard::scan_bytes(data, &policy),
-        error: None,
-        bytes: data.len() as u64,
-        hub: None,
-    };
-    serde_json::to_string(&FileEntry::of(&r)).map_err(|e| e.to_string())
 }
 
 /// A file entry of a JSON report, read back.
@@ -304,7 +335,7 @@ fn render(outcome: &Outcome, policy: &Policy, a: &ScanArgs) -> Result<String, St
             let style = term::Style {
                 on: term::use_color(a.color, to_file),
             };
-            output::text(outcome, policy, style, a.quiet)
+            output::text(outcome, policy, style, a.quiet, a.list_globals)
         }
         Format::Json => output::json(outcome, policy),
         Format::Sarif => sarif::sarif(outcome, policy),

@@ -17,6 +17,8 @@ Examples:
   pickleguard scan models/                      scan a tree (every file, sniffed by content)
   pickleguard scan --format sarif -o pg.sarif . SARIF 2.1.0 for code scanning
   curl -s URL | pickleguard scan -              scan standard input
+  pickleguard scan https://host/model.pt        read only what the scan needs (Python + fsspec)
+  pickleguard scan --list-globals model.pkl     list the globals each file imports
   pickleguard explain suspicious.pkl            show what loading it would do
   pickleguard policy learn trusted/ -o pickleguard.toml
 
@@ -184,6 +186,60 @@ pub struct WalkArgs {
     /// Files scanned in parallel [default: all cores]
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024), help_heading = "Files")]
     pub jobs: Option<u16>,
+    #[command(flatten)]
+    pub limits: FileLimits,
+}
+
+/// Per-file bounds of a scan. A file past one is reported not safe (RESOURCE_LIMIT), never
+/// skipped in silence: what was not read to the end cannot be called safe.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FileLimits {
+    /// Do not read files larger than SIZE (bytes, or with K/M/G/T: `500M`, `2G`); each is
+    /// reported not scanned (RESOURCE_LIMIT, not safe)
+    #[arg(long = "max-size", value_name = "SIZE", value_parser = parse_size, help_heading = "Files")]
+    pub max_size: Option<u64>,
+    /// Give up on a file after SECONDS (decimals allowed); it is reported RESOURCE_LIMIT, not
+    /// safe
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, help_heading = "Files")]
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// `123`, `64K`, `500M`, `2G`, `1T` (powers of 1024; `KB`, `MiB`, ... accepted).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("expected a size like 500M or 2G, got {s:?}"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(format!("unknown size unit in {s:?} (use K, M, G or T)")),
+    };
+    let v = n * (1u64 << shift) as f64;
+    if !v.is_finite() || v < 0.0 || v >= u64::MAX as f64 {
+        return Err(format!("size out of range: {s:?}"));
+    }
+    Ok(v as u64)
+}
+
+fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected seconds, got {s:?}"))?;
+    if v.is_nan() || v <= 0.0 || v > 1e9 {
+        return Err(format!(
+            "the timeout must be a positive number of seconds, got {s:?}"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(v))
 }
 
 #[derive(Args, Debug)]
@@ -219,6 +275,12 @@ pub struct ScanArgs {
         help_heading = "Output"
     )]
     pub color: ColorArg,
+    /// Text output: list each file's globals and how loading uses them (JSON always has them)
+    #[arg(long = "list-globals", help_heading = "Output")]
+    pub list_globals: bool,
+    /// Report remote sources under these names (set by the Python side that fetched them)
+    #[arg(long = "remote-name", value_name = "LOCAL=URL", hide = true)]
+    pub remote_names: Vec<String>,
     #[command(flatten)]
     pub hub: HubArgs,
 }
@@ -235,7 +297,7 @@ pub struct HubArgs {
     #[arg(long, requires = "cache", help_heading = "Cache and cluster")]
     pub cache_verify: bool,
     /// Scan on the Dask cluster whose scheduler is at ADDRESS (tcp://host:port); needs the
-    /// Python package (`pip install pickleguard`, run through its `pickleguard` command)
+    /// Python package (`pip install pickleguard-scan`, run through its `pickleguard` command)
     #[arg(long, value_name = "ADDRESS", help_heading = "Cache and cluster")]
     pub dask: Option<String>,
 }

@@ -829,7 +829,8 @@ impl Streams<'_> {
             out,
             "\n{}",
             self.style.dim(&format!(
-                "This is a {format} container with {} pickle stream{} inside{}: each is explained below.",
+                "This is {} {format} container with {} pickle stream{} inside{}: each is explained below.",
+                article(format),
                 pickles.len(),
                 if pickles.len() == 1 { "" } else { "s" },
                 if others > 0 {
@@ -990,4 +991,12 @@ pub fn command(a: &ExplainArgs) -> Result<u8, String> {
             EXIT_UNSAFE
         },
     )
+}
+
+/// "a" or "an" before a format name ("an unscannable container", "a pytorch_zip container").
+fn article(word: &str) -> &'static str {
+    match word.bytes().next() {
+        Some(b'a' | b'e' | b'i' | b'o' | b'u') => "an",
+        _ => "a",
+    }
 }

@@ -11,10 +11,13 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod explain;
+pub mod fix;
 pub mod hub;
 pub mod jsonl;
+pub mod judge;
 pub mod learn;
 pub mod output;
+pub mod remote;
 pub mod sarif;
 pub mod scan;
 pub mod stream;
@@ -52,6 +55,10 @@ where
     T: Into<OsString> + Clone,
 {
     scan::install_read_hint();
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if let Some(code) = remote::hand_off(&args) {
+        return code;
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

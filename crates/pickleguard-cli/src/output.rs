@@ -139,6 +139,39 @@ fn file_header(f: &FileResult, style: Style, out: &mut String) {
     }
 }
 
+/// `--list-globals`: every global the file imports, with how loading uses it.
+fn globals(r: &Report, style: Style, out: &mut String) {
+    if r.globals.is_empty() {
+        let _ = writeln!(out, "  {}", style.dim("globals: none"));
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {}",
+        style.dim(&format!("globals ({}):", r.globals.len()))
+    );
+    for g in &r.globals {
+        let uses: Vec<&str> = g
+            .uses
+            .iter()
+            .map(|u| match u {
+                pickleguard::Use::New => "new",
+                pickleguard::Use::Call => "call",
+                pickleguard::Use::Value => "value",
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "    {}.{} ({}; {} use{})",
+            g.module,
+            g.name,
+            uses.join(", "),
+            g.count,
+            if g.count == 1 { "" } else { "s" }
+        );
+    }
+}
+
 /// One finding as an indented line.
 pub fn finding_line(f: &pickleguard::Finding, style: Style) -> String {
     let member = f
@@ -156,16 +189,31 @@ pub fn finding_line(f: &pickleguard::Finding, style: Style) -> String {
 }
 
 /// The text report: one line per file, findings indented, a summary line.
-pub fn text(outcome: &Outcome, policy: &Policy, style: Style, quiet: bool) -> String {
+pub fn text(
+    outcome: &Outcome,
+    policy: &Policy,
+    style: Style,
+    quiet: bool,
+    list_globals: bool,
+) -> String {
     let mut out = String::new();
     for f in &outcome.files {
         if quiet && f.error.is_none() && f.report.is_safe {
             continue;
         }
         file_header(f, style, &mut out);
+        if list_globals {
+            globals(&f.report, style, &mut out);
+        }
         for finding in &f.report.findings {
             out.push_str(&finding_line(finding, style));
             out.push('\n');
+            let _ = writeln!(
+                out,
+                "    {} {}",
+                style.dim("fix:"),
+                crate::fix::fix(finding, &f.path)
+            );
         }
     }
     if quiet {

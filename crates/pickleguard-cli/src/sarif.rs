@@ -318,7 +318,8 @@ fn result_json(path: &str, f: &Finding, rule_index: usize, cwd: &Path) -> Value 
 /// Where users learn about the tool (the workspace's `repository`).
 fn information_uri() -> &'static str {
     match env!("CARGO_PKG_REPOSITORY") {
-        "" => "https://pypi.org/project/pickleguard/",
+        // Not `pickleguard` on the package index: that is an unrelated project.
+        "" => "https://pypi.org/project/pickleguard-scan/",
         r => r,
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::cache::{Cache, CacheStats};
 use crate::cli::{Format, ScanArgs, WalkArgs};
+use crate::judge::{Judge, RemoteNames};
 use crate::stream::{self, StreamLimits};
 use crate::walk::{self, Filters, Source, Target};
 use crate::{config, jsonl, output, sarif, term, EXIT_ERROR, EXIT_NOTHING, EXIT_SAFE, EXIT_UNSAFE};
@@ -12,6 +13,7 @@ use rayon::prelude::*;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Files at least this large are memory-mapped instead of read into memory.
@@ -252,7 +254,8 @@ pub fn settle_side_files(report: &mut Report, path: &Path, policy: &Policy) {
     });
 }
 
-/// Scan one target.
+/// Scan one target, unbounded and uncached: what [`Judge::target`] runs when neither a
+/// bound nor the cache decides first.
 pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
     if let Source::Stream(p) = &t.source {
         return scan_stream(t, p.as_deref(), policy);
@@ -293,33 +296,29 @@ fn progress(targets: &[Target], show: bool) -> Option<ProgressBar> {
     Some(pb)
 }
 
-/// Walk the paths and scan every file in parallel on `jobs` threads; results sorted by path.
+/// Walk the paths and scan every file in parallel on `jobs` threads, within the walk's
+/// per-file bounds; results sorted by path.
 pub fn run_scan(
     paths: &[PathBuf],
     walk_args: &WalkArgs,
     policy: &Policy,
     show_progress: bool,
 ) -> Result<Outcome, String> {
-    run_scan_with(paths, walk_args, policy, show_progress, &Extras::default())
+    let judge = Judge::new(Arc::new(policy.clone())).limits(walk_args.limits.clone());
+    run_scan_with(paths, walk_args, &judge, show_progress, None)
 }
 
 /// Where results go as they arrive (`--format jsonl`), from any scanning thread.
 pub type Sink<'a> = &'a (dyn Fn(&FileResult) + Sync);
 
-/// What a scan may add to reading and judging every file.
-#[derive(Default)]
-pub struct Extras<'a> {
-    pub cache: Option<&'a Cache>,
-    pub sink: Option<Sink<'a>>,
-}
-
-/// [`run_scan`] with a verdict cache and/or a sink for results as they arrive.
+/// [`run_scan`] with every file judged by `judge` (bounds, cache, names) and, if given, each
+/// result handed to `sink` as it arrives.
 pub fn run_scan_with(
     paths: &[PathBuf],
     walk_args: &WalkArgs,
-    policy: &Policy,
+    judge: &Judge,
     show_progress: bool,
-    extras: &Extras,
+    sink: Option<Sink>,
 ) -> Result<Outcome, String> {
     let filters = Filters::new(walk_args)?;
     let walked = walk::collect(paths, walk_args, &filters);
@@ -335,11 +334,8 @@ pub fn run_scan_with(
                 t.display
             ));
         }
-        let r = match extras.cache {
-            Some(c) => c.scan_target(t, policy),
-            None => scan_target(t, policy),
-        };
-        if let Some(sink) = extras.sink {
+        let r = judge.target(t);
+        if let Some(sink) = sink {
             sink(&r);
         }
         if let Some(pb) = &pb {
@@ -362,7 +358,7 @@ pub fn run_scan_with(
     }
     for f in walked.failures {
         let r = FileResult::failed(f.display, f.error);
-        if let Some(sink) = extras.sink {
+        if let Some(sink) = sink {
             sink(&r);
         }
         files.push(r);
@@ -376,7 +372,7 @@ pub fn run_scan_with(
         duplicates: walked.duplicates,
         links: walked.links,
         configs: Vec::new(),
-        cache: extras.cache.map(Cache::stats),
+        cache: judge.cache_ref().map(Cache::stats),
     })
 }
 
@@ -393,26 +389,32 @@ pub fn exit_code(outcome: &Outcome, mode: Mode) -> u8 {
     }
 }
 
+/// The judge of `pickleguard scan ARGS`: the walk's bounds, `--cache`, `--remote-name`.
+pub fn judge_for(a: &ScanArgs, policy: Arc<Policy>) -> Result<Judge, String> {
+    let cache = match &a.hub.cache {
+        Some(dir) => Some(Arc::new(
+            Cache::open(dir, &policy)?.verifying(a.hub.cache_verify),
+        )),
+        None => None,
+    };
+    Ok(Judge::new(policy)
+        .limits(a.walk.limits.clone())
+        .cache(cache)
+        .names(RemoteNames::parse(&a.remote_names)?))
+}
+
 /// `pickleguard scan`.
 pub fn command(a: &ScanArgs) -> Result<u8, String> {
     if a.hub.dask.is_some() {
         return Err(DASK_NEEDS_PYTHON.into());
     }
     let eff = config::build_for(&a.policy, None, &a.paths)?;
-    let policy = &eff.policy;
-    let cache = match &a.hub.cache {
-        Some(dir) => Some(Cache::open(dir, policy)?.verifying(a.hub.cache_verify)),
-        None => None,
-    };
+    let judge = judge_for(a, Arc::new(eff.policy))?;
+    let policy = judge.policy();
     if a.format == Format::Jsonl {
-        let code = jsonl_scan(a, policy, cache.as_ref(), eff.configs)?;
-        return Ok(code);
+        return jsonl_scan(a, &judge, eff.configs);
     }
-    let extras = Extras {
-        cache: cache.as_ref(),
-        sink: None,
-    };
-    let mut outcome = run_scan_with(&a.paths, &a.walk, policy, !a.quiet, &extras)?;
+    let mut outcome = run_scan_with(&a.paths, &a.walk, &judge, !a.quiet, None)?;
     outcome.configs = eff.configs;
     let to_file = a.output.as_ref().is_some_and(|p| p.as_os_str() != "-");
     let text = match a.format {
@@ -420,7 +422,7 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
             let style = term::Style {
                 on: term::use_color(a.color, to_file),
             };
-            output::text(&outcome, policy, style, a.quiet)
+            output::text(&outcome, policy, style, a.quiet, a.list_globals)
         }
         Format::Json => output::json(&outcome, policy),
         Format::Sarif => sarif::sarif(&outcome, policy),
@@ -432,17 +434,12 @@ pub fn command(a: &ScanArgs) -> Result<u8, String> {
 }
 
 /// The message of `--dask` in a build without Python (exit 2).
-pub const DASK_NEEDS_PYTHON: &str = "--dask needs the Python package: install pickleguard \
+pub const DASK_NEEDS_PYTHON: &str = "--dask needs the Python package: install pickleguard-scan \
 with pip (and dask.distributed) and run its `pickleguard` command or \
 `python -m pickleguard scan --dask ADDRESS ...`; this build is the Rust command line alone";
 
 /// `--format jsonl`: lines go out as files are judged.
-fn jsonl_scan(
-    a: &ScanArgs,
-    policy: &Policy,
-    cache: Option<&Cache>,
-    configs: Vec<config::ConfigUse>,
-) -> Result<u8, String> {
+fn jsonl_scan(a: &ScanArgs, judge: &Judge, configs: Vec<config::ConfigUse>) -> Result<u8, String> {
     let out: Box<dyn std::io::Write + Send> = match a.output.as_deref() {
         Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
@@ -451,15 +448,11 @@ fn jsonl_scan(
     };
     let writer = jsonl::Writer::new(out);
     let sink = |f: &FileResult| writer.file(f);
-    let extras = Extras {
-        cache,
-        sink: Some(&sink),
-    };
-    let mut outcome = run_scan_with(&a.paths, &a.walk, policy, !a.quiet, &extras)?;
+    let mut outcome = run_scan_with(&a.paths, &a.walk, judge, !a.quiet, Some(&sink))?;
     outcome.configs = configs;
-    writer.finish(&outcome, policy)?;
+    writer.finish(&outcome, judge.policy())?;
     report_notes(&outcome, a.quiet);
-    Ok(exit_code(&outcome, policy.mode))
+    Ok(exit_code(&outcome, judge.policy().mode))
 }
 
 /// The notes on links not followed and loops skipped (stderr).
@@ -469,6 +462,16 @@ pub fn report_notes(outcome: &Outcome, quiet: bool) {
             term::note(&format!(
                 "{} symbolic link(s) not followed (use --follow-symlinks to scan their targets)",
                 outcome.skipped_links
+            ));
+        }
+        let too_big = outcome
+            .files
+            .iter()
+            .filter(|f| f.report.stopped_by.as_deref() == Some("limit:max_size"))
+            .count();
+        if too_big > 0 {
+            term::note(&format!(
+                "{too_big} file(s) larger than --max-size were not scanned (reported not safe)"
             ));
         }
         if outcome.duplicates > 0 {

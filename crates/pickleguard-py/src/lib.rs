@@ -170,6 +170,14 @@ fn reads_sparsely(data: &Bound<'_, PyAny>) -> PyResult<bool> {
     ))
 }
 
+/// Which of a zip's member names are tensor storages of a torch archive (never read by a
+/// scan): a remote reader skips their bytes (pickleguard.remote).
+#[pyfunction]
+fn storage_members(names: Vec<String>) -> Vec<bool> {
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    pickleguard::container::storage_members(&refs)
+}
+
 /// The container or codec a scan takes these bytes to be (`"zip"`, `"gzip"`, `"lzma"`, ...,
 /// `"7z"`), or `None` for bytes it reads as a pickle: `pickleguard::container::container_kind`.
 #[pyfunction]
@@ -207,34 +215,40 @@ fn plan_scan(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
     .map_err(PyValueError::new_err)
 }
 
-/// Scan `(display, path)` pairs under a policy snapshot (one thread, GIL released), through
-/// the verdict cache in `cache` if given: JSON `{"files": [...], "cache": {...} | null}`.
+/// Scan `(display, path)` pairs under a policy snapshot (one thread, GIL released), within
+/// `max_size` (bytes) and `timeout` (seconds), through the verdict cache in `cache` if given,
+/// files under a `remote_names` entry (`LOCAL=URL`) reported under the URL:
+/// JSON `{"files": [...], "cache": {...} | null}`.
 #[pyfunction]
-#[pyo3(signature = (files, policy, cache = None))]
+#[pyo3(signature = (files, policy, cache = None, max_size = None, timeout = None,
+                    remote_names = Vec::new()))]
 fn scan_batch(
     py: Python<'_>,
     files: Vec<(String, std::path::PathBuf)>,
     policy: String,
     cache: Option<std::path::PathBuf>,
+    max_size: Option<u64>,
+    timeout: Option<f64>,
+    remote_names: Vec<String>,
 ) -> PyResult<String> {
-    py.allow_threads(|| pickleguard_cli::batch::scan_batch(&files, &policy, cache.as_deref()))
-        .map_err(PyValueError::new_err)
+    let bounds = pickleguard_cli::batch::Bounds { max_size, timeout };
+    py.allow_threads(|| {
+        pickleguard_cli::batch::scan_batch(
+            &files,
+            &policy,
+            cache.as_deref(),
+            &bounds,
+            &remote_names,
+        )
+    })
+    .map_err(PyValueError::new_err)
 }
 
-/// One report entry (JSON) for bytes the caller read (a URL), under a policy snapshot.
+/// `(max_size, timeout)` of `pickleguard scan ARGS` (bytes, seconds; None when not given).
 #[pyfunction]
-fn scan_bytes_entry(
-    py: Python<'_>,
-    display: String,
-    data: &Bound<'_, PyAny>,
-    policy: String,
-) -> PyResult<String> {
-    let buf = Bytes::get(data)?;
-    let r =
-        buf.with_gil_released(|b| pickleguard_cli::batch::scan_bytes_entry(&display, b, &policy));
-    drop(buf);
-    let _ = py;
-    r.map_err(PyValueError::new_err)
+fn scan_bounds(argv: Vec<String>) -> PyResult<(Option<u64>, Option<f64>)> {
+    let b = pickleguard_cli::batch::bounds(&argv).map_err(PyValueError::new_err)?;
+    Ok((b.max_size, b.timeout))
 }
 
 /// Print a merged JSON report as `pickleguard scan ARGS` would; returns the exit code.
@@ -271,7 +285,7 @@ fn scan_file_cached<'py>(
     policy: &PyPolicy,
     cache: std::path::PathBuf,
 ) -> PyResult<(Bound<'py, PyDict>, &'static str)> {
-    let snap = policy.snapshot();
+    let snap = std::sync::Arc::new(policy.snapshot());
     let (r, how) = py
         .allow_threads(|| {
             let c = pickleguard_cli::cache::Cache::shared(&cache, &snap)?;
@@ -280,7 +294,12 @@ fn scan_file_cached<'py>(
                 source: pickleguard_cli::walk::Source::File(path.clone()),
                 size: 0,
             };
-            Ok::<_, String>(c.scan_target_served(&t, &snap))
+            // The command line's judge (no bounds: the Python API has none); with a cache
+            // and no bound, the cache always serves the verdict.
+            let judge =
+                pickleguard_cli::judge::Judge::new(std::sync::Arc::clone(&snap)).cache(Some(c));
+            let (r, how) = judge.target_served(&t);
+            Ok::<_, String>((r, how.unwrap_or(pickleguard_cli::cache::Served::Scanned)))
         })
         .map_err(PyValueError::new_err)?;
     if let Some(e) = r.error {
@@ -320,12 +339,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analysed_streams, m)?)?;
     m.add_function(wrap_pyfunction!(pickle_extent, m)?)?;
     m.add_function(wrap_pyfunction!(reads_sparsely, m)?)?;
+    m.add_function(wrap_pyfunction!(storage_members, m)?)?;
     m.add_function(wrap_pyfunction!(container_kind, m)?)?;
     m.add_function(wrap_pyfunction!(advise_for_scan, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(plan_scan, m)?)?;
     m.add_function(wrap_pyfunction!(scan_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(scan_bytes_entry, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_bounds, m)?)?;
     m.add_function(wrap_pyfunction!(finish_scan, m)?)?;
     m.add_function(wrap_pyfunction!(render_report, m)?)?;
     m.add_function(wrap_pyfunction!(cache_engine_id, m)?)?;

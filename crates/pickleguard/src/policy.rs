@@ -80,6 +80,21 @@ pub mod uses {
     /// `base.__init__(obj, state)`.
     pub const INIT: u8 = 64;
     pub const ALL: u8 = NEW | CALL | VALUE | BUILD | SETITEM | APPEND | INIT;
+
+    /// Why `qualname` (allowed as `allowed`, in words) may not be used as `want`, and the
+    /// operation the user adds to its `[[allow]]` entry if they trust it. Messages name
+    /// operations only through [`super::Op`], so they follow the policy format.
+    pub fn missing(qualname: &str, allowed: &str, want: u8) -> String {
+        let (module, name) = qualname.rsplit_once('.').unwrap_or(("", qualname));
+        let op = super::Op::ALL
+            .into_iter()
+            .find(|o| o.bit() == want)
+            .map(super::Op::as_str)
+            .unwrap_or("value");
+        format!(
+            "the policy allows {qualname} only as {allowed}; this needs the `{op}` operation ([[allow]] module = \"{module}\", {op} = [\"{name}\"])"
+        )
+    }
 }
 
 /// One operation of [`uses`], by name (as policy files and findings spell it).

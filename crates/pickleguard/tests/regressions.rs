@@ -306,7 +306,8 @@ fn memoised_literal_is_examined_once() {
     assert!(!r.is_safe);
     // The same with exec (CODE_STRING for each distinct literal).
     let mut head = b"\x80\x02cbuiltins\nexec\nq\x00".to_vec();
-    head.extend(bu(&vec![b'A'; MB * 2 / 3]));
+    // Statements, not one bare name (a name alone runs nothing and is no CODE_STRING).
+    head.extend(bu(&b"A;".repeat(MB / 3)));
     head.extend_from_slice(b"q\x01");
     let r = exercise(&fill(&head, b"h\x00h\x01\x85R0", b"N."), "memoised code");
     assert!(has(&r, FindingType::CodeString));

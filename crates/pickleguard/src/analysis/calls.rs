@@ -377,9 +377,8 @@ pub(super) fn judge_global_call(
             )
         } else {
             format!(
-                "calls {text}, but the policy allows {} only as {}",
-                qual(v),
-                describe_uses(v.allowed)
+                "calls {text}, but {}",
+                uses::missing(qual(v), &describe_uses(v.allowed), want)
             )
         };
         out.push(call_finding(

@@ -139,8 +139,10 @@ pub(crate) fn analyze_reading(
             Outcome::Error { pos: epos, err } => {
                 if m.first_effect.is_none() {
                     if index == 0 {
+                        // The loader stops at the break and nothing before it can run: the
+                        // analysis saw all that loading does (complete, nothing stopped it),
+                        // the same for a config.json and a cut pickle (docs/report-schema.md).
                         report.format = "not_pickle".into();
-                        report.stopped_by = Some(format!("not a pickle: {err} at byte {epos}"));
                     } else {
                         report.push(Finding::new(
                             FindingType::TrailingData,

@@ -280,7 +280,27 @@ pub(super) fn latin1(t: &str) -> Vec<u8> {
         .collect()
 }
 
+/// Code that runs nothing: empty, blank, or one name (evaluating a name calls nothing). Such
+/// literals are the other arguments of code runners (`compile`'s mode `"exec"`, an empty
+/// globals name), not code worth a finding; the call itself is judged on its own.
+fn inert_code(t: &str) -> bool {
+    let t = t.trim();
+    let name = |s: &str| {
+        s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !s.as_bytes().first().is_some_and(u8::is_ascii_digit)
+    };
+    // `<string>`, compile's usual file name, is no Python at all (a syntax error).
+    let placeholder = t
+        .strip_prefix('<')
+        .and_then(|r| r.strip_suffix('>'))
+        .is_some_and(name);
+    t.is_empty() || name(t) || placeholder
+}
+
 pub(super) fn code_string(c: &CallNode, name: &str, t: &str, out: &mut Report) {
+    if inert_code(t) {
+        return;
+    }
     let imports = decode::imported_modules(t);
     let mut desc = format!(
         "passes Python code to {name}: {}",

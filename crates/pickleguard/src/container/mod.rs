@@ -21,6 +21,8 @@ mod tar;
 mod torch;
 mod zip;
 
+pub use zip::storage_members;
+
 /// Analyse a whole file's bytes, whatever container it is.
 pub fn scan_bytes(data: &[u8], policy: &Policy) -> Report {
     scan_nested(data, policy, 0)

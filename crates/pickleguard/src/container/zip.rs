@@ -1063,12 +1063,28 @@ fn overlaps(members: &[Member], tampers: &mut Vec<Finding>) {
     }
 }
 
+/// Which of a zip's member names (central directory order) are tensor storages of a torch
+/// archive: bytes torch.load reads as raw numbers, never as a pickle, and that a scan never
+/// reads. A reader fetching a remote archive skips exactly these (docs/cli.md, "Remote
+/// sources").
+pub fn storage_members(names: &[&str]) -> Vec<bool> {
+    let root = root_of(names.iter().copied());
+    names
+        .iter()
+        .map(|n| root.as_deref().is_some_and(|r| is_storage(r, n)))
+        .collect()
+}
+
 /// The archive root of a torch zip (`archive/` for `archive/data.pkl`), if this is one: a
 /// `data.pkl` with a `version` or `byteorder` record beside it.
 fn torch_root(members: &[Member]) -> Option<String> {
-    let names: std::collections::HashSet<&str> = members.iter().map(|m| m.name.as_str()).collect();
-    for m in members {
-        let Some(root) = m.name.strip_suffix("data.pkl") else {
+    root_of(members.iter().map(|m| m.name.as_str()))
+}
+
+fn root_of<'a>(members: impl Iterator<Item = &'a str> + Clone) -> Option<String> {
+    let names: std::collections::HashSet<&str> = members.clone().collect();
+    for name in members {
+        let Some(root) = name.strip_suffix("data.pkl") else {
             continue;
         };
         if !(root.is_empty() || root.ends_with('/')) {
