@@ -431,6 +431,90 @@ def test_runtime_wall_refuses_a_global_the_scan_did_not_see(monkeypatch):
         pickleguard.uninstall()
 
 
+def test_runtime_stricter_name_only_loader_is_in_the_scan(tmp_path, scan):
+    """An unpickler no scan of its stream precedes judges globals by name alone and refuses
+    `getattr(<str>, 'split')`, which the scan accepts by its arguments: the scan says so with
+    an informational RUNTIME_STRICTER finding (severity SAFE, verdict unchanged). A pickle
+    whose globals the name alone allows gets no such finding and loads either way."""
+    import datetime
+    import io
+
+    import pickleguard
+
+    class OwnDispatch(pickle._Unpickler):  # a dispatch table of its own: no scan first
+        dispatch = dict(pickle._Unpickler.dispatch)
+
+    for value, noted in (("a b".split, True), (datetime.timedelta(days=2), False)):
+        data = pickle.dumps(value, protocol=2)
+        path = tmp_path / ("noted.pkl" if noted else "plain.pkl")
+        path.write_bytes(data)
+        for report in (scan(path, "ml"), pickleguard.scan_file(path).to_dict(),
+                       pickleguard.analyze_pickle(data).to_dict()):
+            assert report["is_safe"] and report["risk_level"] == "SAFE", report
+            notes = [f for f in report["findings"] if f["type"] == "RUNTIME_STRICTER"]
+            assert [(f["module"], f["name"], f["severity"]) for f in notes] == (
+                [("__builtin__", "getattr", "SAFE")] if noted else []), report
+        loaded = pickleguard.safe_loads(data)
+        assert (loaded() if noted else loaded) == (value() if noted else value)
+        pickleguard.install()
+        try:
+            if noted:
+                with pytest.raises(pickleguard.PickleSecurityError, match="getattr"):
+                    OwnDispatch(io.BytesIO(data)).load()
+            else:
+                assert OwnDispatch(io.BytesIO(data)).load() == value
+            assert (pickle.loads(data)() if noted else pickle.loads(data)) == (
+                value() if noted else value)
+        finally:
+            pickleguard.uninstall()
+
+
+NPY_HEADERS = {
+    # header -> whether numpy.load reads it
+    "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }": True,
+    "{'descr': '|O', 'fortran_order': Fals, 'shape': (1,), }": False,
+    "{'descr': '|O', 'fortran_order': False, }": False,
+    "{'descr': '|O', 'fortran_order': False, 'shape': (1,), 'extra': 1}": False,
+    "{'descr': '|O', 'fortran_order': 0, 'shape': (1,), }": False,
+    "{'descr': '|O', 'fortran_order': False, 'shape': [1], }": False,
+    "{'descr': __import__('os'), 'fortran_order': False, 'shape': (1,), }": False,
+}
+
+
+@pytest.mark.parametrize("header", sorted(NPY_HEADERS))
+def test_runtime_stricter_npy_header_is_in_the_scan(tmp_path, scan, header):
+    """safe_load refuses a .npy whose header numpy cannot read (nothing after it is loaded);
+    the scan, which calls such a file harmless, says so with a LOW MALFORMED finding, so a CI
+    user is told before safe_load refuses it. Headers numpy reads get no such finding."""
+    import struct
+
+    import numpy as np
+    import pickleguard
+
+    h = header + " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    data = (b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode("latin1")
+            + pickle.dumps([None], protocol=2))
+    path = tmp_path / "a.npy"
+    path.write_bytes(data)
+    readable = NPY_HEADERS[header]
+    try:
+        np.load(path, allow_pickle=False, mmap_mode=None, max_header_size=10**6)
+        numpy_reads = True
+    except ValueError as e:
+        numpy_reads = "allow_pickle" in str(e)   # the header was read; the data is objects
+    assert numpy_reads is readable
+    for report in (scan(path, "ml"), pickleguard.scan_file(path).to_dict()):
+        assert report["is_safe"], report
+        malformed = [f for f in report["findings"] if f["type"] == "MALFORMED"]
+        assert bool(malformed) is (not readable), report
+        assert all(f["severity"] == "LOW" for f in malformed), report
+    if readable:
+        assert list(pickleguard.safe_load(path)) == [None]  # numpy returns the pickled object
+    else:
+        with pytest.raises(pickleguard.PickleSecurityError, match="npy header"):
+            pickleguard.safe_load(path)
+
+
 def datetime_value():
     import datetime
 

@@ -37,12 +37,11 @@ FACTS = ROOT / "tools" / "class_facts.json"
 CURATED = ROOT / "policies" / "ml.toml"
 DST = ROOT / "policies" / "ml_corpus.toml"
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# One definition of "default behaviour", shared with tools/review_behaviour.py.
+from behaviour_defaults import custom_methods, is_default_owner, qualname  # noqa: E402
+
 METHODS = ("__new__", "__init__", "__setstate__", "__setitem__", "append", "extend")
-# Methods of these types are the default behaviour the format describes.
-DEFAULT_OWNERS = {"builtins.object", "builtins.dict", "builtins.list", "builtins.set",
-                  "builtins.tuple", "builtins.int", "builtins.float", "builtins.str",
-                  "builtins.bytes", "builtins.type", "builtins.BaseException",
-                  "builtins.Exception"}
 
 # Custom methods read and found to store, copy or validate their input without evaluating,
 # importing, opening or unpickling anything (defining class + method -> what it does).
@@ -219,7 +218,72 @@ REVIEWS: dict[str, str] = {
     "sklearn.linear_model._sgd_fast.Classification.__setstate__": "Cython loss object: stores its numeric parameters",
     "torch.amp.grad_scaler.GradScaler.__setstate__": "__dict__.update",
     "transformers.utils.generic.ModelOutput.__setitem__": "OrderedDict insertion, then the key set as an attribute (keys naming special methods are refused by the SETITEMS check)",
+    # Constructors that `call` runs (REDUCE of the class with positional arguments).
+    "dateutil.tz.tz.tzoffset.__init__": "stores the name and datetime.timedelta(seconds=offset) (offset a number or a timedelta: .total_seconds()); the _TzOffsetFactory metaclass caches instances per (name, offset) in a weak dict plus 8 strong references",
+    "datetime.tzinfo.__new__": "C allocation of the tzinfo base",
+    "pandas.Interval.__new__": "Cython tp_new: allocation",
+    "pandas.Interval.__init__": "Cython: checks closed is one of left/right/both/neither and that both ends are comparable (time zones agree), stores left, right and closed",
+    "pandas.Period.__new__": "Cython: from (value, freq, ordinal): the frequency string is parsed by to_offset's regular expression into an offset, a date string by pandas' own parser or dateutil's (no evaluation); pickles pass (None, freq, ordinal)",
+    "pandas.PeriodDtype.__new__": "an offset, or a frequency string parsed by to_offset's regular expression; caches the dtype code per offset (bounded by the offsets a file makes)",
+    "pandas.StringDtype.__init__": "storage must be 'python' or 'pyarrow' (ImportError if pyarrow is missing: no import is attempted), na_value must be NA or NaN; stores both",
+    "pandas._libs.internals.BlockManager.__new__": "Cython __cinit__(blocks=None, axes=None, verify_integrity=True): stores the blocks and axes given (objects an accepted call made)",
+    "pandas.core.internals.managers.BlockManager.__init__": "checks each block's ndim against the axes and verifies the shapes (_verify_integrity); stores nothing else",
+    "pandas._libs.sparse.IntIndex.__new__": "Cython tp_new: allocation",
+    "pandas._libs.sparse.IntIndex.__init__": "Cython: stores length and np.ascontiguousarray(indices, int32), checks the indices are sorted, unique and within length",
+    "sympy.polys.matrices.domainmatrix.DomainMatrix.__new__": "rows must be a list of lists (DDM) or a dict of dicts (SDM) whose dimensions equal shape (no allocation from shape alone); elements are stored as given, not sympified; the domain object is only asked which kind it is; strings: expr grammar",
+    "time.struct_time.__new__": "C structseq: a sequence of 9 to 11 values and an optional dict of the extra fields",
+    "transformers.modeling_outputs.BaseModelOutput.__init__": "dataclass __init__ (stores the fields), then ModelOutput.__post_init__: when only the first field is set and it is not a tensor, an iterable of (name, value) pairs would be set as attributes by name, so the rule in policies/ml.toml lets the first field be only a tensor or None",
+    "transformers.modeling_outputs.SequenceClassifierOutput.__init__": "as BaseModelOutput: dataclass __init__ then ModelOutput.__post_init__ (first field only a tensor or None, by rule)",
 }
+
+# Custom constructors shared by a family of classes: base class -> method -> note. A family
+# note covers a class when the method is defined by the base or by a class between it and
+# the base in the MRO (tools/gen_profile.py review_of).
+FAMILY_REVIEWS: dict[str, dict[str, str]] = {
+    # EnumType installs Enum.__new__ as every enum class's __new__ (the class's own member
+    # constructor is kept as _new_member_ and runs only while the class body is built);
+    # tests/test_behaviour_review.py checks that identity for every enum the profiles grant.
+    "enum.Enum": {
+        "__new__": "Enum.__new__ (what NEWOBJ and EnumType.__call__(cls, value) run): returns the "
+                   "member whose value equals the argument (_value2member_map_, then a scan of "
+                   "the members), else cls._missing_(value) (the libraries' overrides compare names "
+                   "case-insensitively or raise; Flag builds a pseudo-member from the bits of an "
+                   "int, bounded by its size), else ValueError; no member or class is created, "
+                   "nothing imported, opened or evaluated. A second positional argument would be "
+                   "the functional API (a new enum class), which raises TypeError for an enum that "
+                   "has members, as every enum the profile grants `call` does",
+        "__init__": "Enum.__init__ is `pass`, and EnumType.__call__ does not run it on a lookup",
+    },
+    # pandas' date offsets: cdef classes under BaseOffset (pandas/_libs/tslibs/offsets.pyx).
+    "pandas._libs.tslibs.offsets.BaseOffset": {
+        "__new__": "Cython tp_new: allocates the cdef object with its typed fields zeroed (no "
+                   "__cinit__ taking arguments)",
+        "__init__": "Cython: BaseOffset/Tick/Day take n (int(n), must equal n) and normalize "
+                    "(Tick and Day refuse True) and set an empty _cache; the subclasses add typed "
+                    "fields they range-check: weekday/week/startingMonth/month/day_of_month/"
+                    "qtr_with_extra_week ints, variation in {'nearest','last'}, Easter's method "
+                    "int, BusinessMixin's offset (a cdef timedelta field: TypeError otherwise), "
+                    "BusinessHour start/end parsed by time.strptime('%H:%M') or datetime.time; "
+                    "the Custom* classes build np.busdaycalendar(weekmask, holidays) from the "
+                    "weekmask string and the holiday dates (each converted with np.datetime64, "
+                    "or .replace(tzinfo=None) on an object that has a tzinfo), and would call "
+                    "calendar.holidays() on a calendar object: the rules in policies/ml.toml "
+                    "require calendar None (pandas pickles it as None). DateOffset "
+                    "(RelativeDeltaOffset) takes n and normalize positionally; its keywords, set "
+                    "as attributes, must be relativedelta field names or _determine_offset raises "
+                    "before any is set, and REDUCE passes no keywords. Nothing is imported, "
+                    "opened or evaluated",
+    },
+    # scikit-learn's Cython loss objects (sklearn/_loss/_loss.pyx.tp, linear_model/_sgd_fast).
+    "sklearn._loss._loss.CyLossFunction": {
+        "__new__": "Cython tp_new: allocates the object (C double fields)",
+        "__init__": "Cython: stores its parameter (power, delta, quantile, threshold) in a C double "
+                    "field (TypeError for anything but a number); the others take no arguments",
+    },
+}
+# scikit-learn before 1.6 names the SGD losses' base LossFunction: the same Cython classes.
+FAMILY_REVIEWS["sklearn.linear_model._sgd_fast.LossFunction"] = FAMILY_REVIEWS[
+    "sklearn._loss._loss.CyLossFunction"]
 
 # Classes whose operations hand strings to parsers: the schema that keeps that safe,
 # by a class in their MRO.
@@ -242,8 +306,7 @@ def _resolve(module: str, name: str):
     return obj
 
 
-def _qual(cls) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
+_qual = qualname
 
 
 def _lib_version(module: str) -> str:
@@ -257,11 +320,7 @@ def _lib_version(module: str) -> str:
 
 def _facts_of(obj) -> dict:
     if isinstance(obj, type):
-        custom = {}
-        for meth in METHODS:
-            owner = next((c for c in obj.__mro__ if meth in c.__dict__), None)
-            if owner is not None and _qual(owner) not in DEFAULT_OWNERS:
-                custom[meth] = f"{_qual(owner)}.{meth}"
+        custom = {m: f"{qualname(owner)}.{m}" for m, owner in custom_methods(obj, METHODS).items()}
         return {"kind": "class", "custom": custom, "mro": [_qual(c) for c in obj.__mro__],
                 "dict": issubclass(obj, dict), "list": issubclass(obj, list)}
     if callable(obj):
@@ -343,25 +402,49 @@ def _curated() -> set[str]:
     return out
 
 
+#: The methods each operation on a class runs (docs/policy-format.md, "Operations"). `call`
+#: runs the class: `__new__` and then `__init__`.
+OP_NEEDS = {"new": ("__new__",), "call": ("__new__", "__init__"), "build": ("__setstate__",),
+            "setitem": ("__setitem__",), "append": ("append", "extend"), "value": ()}
+
+
+def review_of(method: str, mro: list[str]) -> str | None:
+    """The review note for the custom method `method` (`Owner.name`) of a class with this
+    MRO: its own entry in REVIEWS, else the note of a family (FAMILY_REVIEWS) whose base is
+    the owner or comes after it in the MRO (the owner is the base or one of its subclasses,
+    and the family note covers what the family's subclasses define)."""
+    if method in REVIEWS:
+        return REVIEWS[method]
+    owner, _, name = method.rpartition(".")
+    if owner not in mro:
+        return None
+    for base, notes in FAMILY_REVIEWS.items():
+        if name in notes and base in mro and mro.index(base) >= mro.index(owner):
+            return notes[name]
+    return None
+
+
 def _class_ops(want: list[str], f: dict, unreviewed: dict) -> tuple[list[str], list[str], dict]:
     """Operations for a class: those wanted whose methods are default or reviewed."""
-    custom = f.get("custom", {})
-    needs = {"new": ["__new__"], "build": ["__setstate__"], "setitem": ["__setitem__"],
-             "append": ["append", "extend"], "call": [], "value": []}
+    custom = {m: q for m, q in f.get("custom", {}).items()
+              if not is_default_owner(q.rpartition(".")[0])}
+    mro = f.get("mro", [])
     ops, reviewed = [], []
     for op in want:
-        missing = [custom[m] for m in needs[op] if m in custom and custom[m] not in REVIEWS]
+        needed = [custom[m] for m in OP_NEEDS[op] if m in custom]
+        missing = [m for m in needed if review_of(m, mro) is None]
         if missing:
             for m in missing:
                 unreviewed[m].add(op)
             continue
         ops.append(op)
-        reviewed += [custom[m] for m in needs[op] if m in custom]
+        reviewed += [m for m in needed if m not in reviewed]
     extra: dict = {}
-    for base in f.get("mro", []):
+    for base in mro:
         if base in STRING_SINKS:
-            extra = STRING_SINKS[base]
+            extra = dict(STRING_SINKS[base])
             break
+    extra["review_notes"] = {m: review_of(m, mro) for m in reviewed}
     return ops, reviewed, extra
 
 
@@ -473,7 +556,8 @@ def render() -> str:
         out.append(f"ops = [{', '.join(json.dumps(o) for o in ops)}]")
         if reviewed:
             out.append(f"reviewed = [{', '.join(json.dumps(r.rsplit('.', 1)[1]) for r in reviewed)}]")
-            note = extra.get("note") or "; ".join(f"{r}: {REVIEWS[r]}" for r in reviewed)
+            notes = extra.get("review_notes") or REVIEWS
+            note = extra.get("note") or "; ".join(f"{r}: {notes[r]}" for r in reviewed)
             out.append("note = " + json.dumps(note))
         if "strings" in extra:
             out.append(f"strings = {json.dumps(extra['strings'])}")

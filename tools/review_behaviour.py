@@ -73,8 +73,10 @@ OPS = tuple(OP_METHODS)
 #: reconstructor (which runs `base.__init__`), BUILD and SETITEMS/APPENDS on the result.
 V1_NEW_OPS = ("new", "init", "build", "setitem", "append")
 
-#: Where the default behaviour lives: a method defined by one of these is not custom.
-DEFAULT_OWNERS = {object, dict, list, type}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# One definition of "default behaviour", shared with tools/gen_profile.py.
+from behaviour_defaults import custom_methods as _custom_methods  # noqa: E402
+from behaviour_defaults import is_default_owner, qualname as _class_qualname  # noqa: E402
 
 #: The libraries the review imports (missing ones are listed in the report and skipped).
 LIBRARIES = ("numpy", "scipy", "pandas", "sklearn", "torch", "torchvision", "statsmodels",
@@ -329,11 +331,9 @@ class Follower:
             targets: list[Any] = []
             if isinstance(obj, type):
                 for m in ("__init__", "__new__"):
-                    v = inspect.getattr_static(obj, m, None)
-                    if v is not None and not any(m in k.__dict__ for k in DEFAULT_OWNERS):
-                        targets.append(v)
-                    elif v is not None and _owner(obj, m) not in DEFAULT_OWNERS:
-                        targets.append(v)
+                    owner = _owner(obj, m)
+                    if owner is not None and not is_default_owner(_class_qualname(owner)):
+                        targets.append(owner.__dict__[m])
                 sub_cls = obj
             else:
                 targets.append(obj)
@@ -513,17 +513,9 @@ def _super_attr(cls: type | None, owner: type | None, name: str) -> Any:
 # ---------------------------------------------------------------------------------- classes
 
 def custom_methods(cls: type) -> dict:
-    """name -> defining class, for the METHODS defined below object/dict/list."""
-    out = {}
-    for m in METHODS:
-        owner = _owner(cls, m)
-        if owner is None or owner in DEFAULT_OWNERS:
-            continue
-        if owner.__module__ == "builtins" and m in ("__reduce__", "__reduce_ex__", "__new__",
-                                                    "__init__"):
-            continue  # int/tuple/set/...: the builtin type's own behaviour
-        out[m] = owner
-    return out
+    """name -> defining class, for the METHODS whose behaviour is not the default one
+    (tools/behaviour_defaults.py)."""
+    return _custom_methods(cls, METHODS)
 
 
 def review_class(cls: type, follower: Follower) -> dict:

@@ -140,6 +140,16 @@ pub const RULES: &[Rule] = &[
         help: "Use a more permissive mode, or allow the global explicitly, if the file is trusted.",
         default: Severity::Medium,
     },
+    Rule {
+        id: "RUNTIME_STRICTER",
+        name: "RuntimeStricter",
+        short: "Safe here, refused by a name-only load check",
+        full: "The scan accepts this global by how it is used (its arguments), but an unpickler that pickleguard does not scan first judges each global by its name alone and refuses it: loading the file that way fails.",
+        help: "Load the file with safe_load, or through the patched torch.load / joblib.load / pandas.read_pickle / pickle.load, which scan the stream first.",
+        // Informational: its results carry level "none" (severity SAFE); "note" as the rule's
+        // default is the mildest level a rule configuration here uses.
+        default: Severity::Low,
+    },
 ];
 
 /// The SARIF level of a severity.

@@ -79,39 +79,11 @@ impl PyPolicy {
     }
 }
 
-/// The import finding the static scan makes for a global (same wording as the core's).
+/// The import finding the static scan makes for a bare global (the core's
+/// `Policy::judge_name_only`: one decision for the scan's note and `find_class`).
 fn import_finding(p: &Policy, module: &str, name: &str) -> Verdict {
-    let v = p.judge(module, name);
-    let (finding, sev) = if let Some(d) = &v.danger {
-        (
-            Some((
-                "DANGEROUS_IMPORT".to_string(),
-                d.severity.as_str().to_string(),
-                format!(
-                    "imports {module}.{name}: {} ({})",
-                    d.description, d.category
-                ),
-            )),
-            Some(d.severity),
-        )
-    } else if v.allowed == 0 {
-        let why = match p.mode {
-            Mode::Strict => "strict mode allows no imports".to_string(),
-            m => format!("not in the {} policy", m.as_str()),
-        };
-        (
-            Some((
-                "UNKNOWN_IMPORT".to_string(),
-                Severity::Medium.as_str().to_string(),
-                format!("imports {module}.{name}: {why}"),
-            )),
-            Some(Severity::Medium),
-        )
-    } else {
-        (None, None)
-    };
-    // Refused exactly when the static scan's import finding would make the report unsafe.
-    let refused = sev.is_some_and(|s| s >= p.threshold);
+    let j = p.judge_name_only(module, name);
+    let v = &j.verdict;
     Verdict {
         module: v.module.clone(),
         name: v.name.clone(),
@@ -119,8 +91,14 @@ fn import_finding(p: &Policy, module: &str, name: &str) -> Verdict {
         danger: v.danger.as_ref().map(|d| d.severity.as_str().to_string()),
         category: v.danger.as_ref().map(|d| d.category.clone()),
         description: v.danger.as_ref().map(|d| d.description.clone()),
-        finding,
-        refused,
+        finding: j.finding.as_ref().map(|(kind, sev, desc)| {
+            (
+                kind.as_str().to_string(),
+                sev.as_str().to_string(),
+                desc.clone(),
+            )
+        }),
+        refused: j.refused,
     }
 }
 

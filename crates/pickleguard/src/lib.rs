@@ -29,5 +29,7 @@ pub use report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
 
 /// Analyse raw pickle bytes (one or several pickles) with a policy.
 pub fn analyze_pickle(data: &[u8], policy: &Policy) -> Report {
-    analyze_stream(data, policy, &Context::default())
+    let mut r = analyze_stream(data, policy, &Context::default());
+    analysis::note_name_only_refusals(&mut r, policy);
+    r
 }

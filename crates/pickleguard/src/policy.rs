@@ -3,7 +3,7 @@
 //! `analysis` with the rules found here.
 
 use crate::limits::Limits;
-use crate::report::Severity;
+use crate::report::{FindingType, Severity};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -224,6 +224,16 @@ struct ModuleAllow {
     /// Uses granted to every (non-dotted, non-dangerous) name by a `*`.
     wildcard: u8,
     user: bool,
+}
+
+/// [`Policy::judge_name_only`]'s answer.
+#[derive(Clone, Debug)]
+pub struct NameJudgement {
+    pub verdict: GlobalVerdict,
+    /// The import finding for the bare name, if any: type, severity, description.
+    pub finding: Option<(FindingType, Severity, String)>,
+    /// The finding reaches the threshold: a name-only `find_class` refuses the import.
+    pub refused: bool,
 }
 
 /// The judgement of one global by name.
@@ -663,6 +673,45 @@ impl Policy {
             qual,
             has_rules,
             behaviour,
+        }
+    }
+
+    /// What `find_class(module, name)` alone decides, with no use or argument to look at:
+    /// the import finding the scan would make for the bare name, and whether it reaches the
+    /// threshold. The restricted unpickler falls back to this where no scan of its stream
+    /// precedes the load (docs/security.md, "One decision"); the scan notes the globals it
+    /// accepts that this refuses ([`crate::analysis::note_name_only_refusals`]).
+    pub fn judge_name_only(&self, module: &str, name: &str) -> NameJudgement {
+        let verdict = self.judge(module, name);
+        let finding = if let Some(d) = &verdict.danger {
+            Some((
+                FindingType::DangerousImport,
+                d.severity,
+                format!(
+                    "imports {module}.{name}: {} ({})",
+                    d.description, d.category
+                ),
+            ))
+        } else if verdict.allowed == 0 {
+            let why = match self.mode {
+                Mode::Strict => "strict mode allows no imports".to_string(),
+                m => format!("not in the {} policy", m.as_str()),
+            };
+            Some((
+                FindingType::UnknownImport,
+                Severity::Medium,
+                format!("imports {module}.{name}: {why}"),
+            ))
+        } else {
+            None
+        };
+        let refused = finding
+            .as_ref()
+            .is_some_and(|(_, sev, _)| *sev >= self.threshold);
+        NameJudgement {
+            verdict,
+            finding,
+            refused,
         }
     }
 

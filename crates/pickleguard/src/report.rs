@@ -56,6 +56,9 @@ pub enum FindingType {
     ResourceLimit,
     StructuralTamper,
     Disallowed,
+    /// Informational (severity SAFE): a global the scan accepted by its use or arguments that
+    /// a name-only `find_class` refuses (an unpickler no scan of its stream precedes).
+    RuntimeStricter,
 }
 
 impl FindingType {
@@ -76,6 +79,7 @@ impl FindingType {
             FindingType::ResourceLimit => "RESOURCE_LIMIT",
             FindingType::StructuralTamper => "STRUCTURAL_TAMPER",
             FindingType::Disallowed => "DISALLOWED",
+            FindingType::RuntimeStricter => "RUNTIME_STRICTER",
         }
     }
 }

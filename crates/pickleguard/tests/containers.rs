@@ -1855,3 +1855,36 @@ fn joblib_legacy_side_files_are_findings() {
         .unwrap_or_else(|| panic!("{}", show(&r)));
     assert_eq!(f.severity, Severity::Low);
 }
+
+#[test]
+fn npy_headers_numpy_refuses_are_reported() {
+    // numpy.load (and safe_load) refuse these headers: the scan says so with a LOW MALFORMED
+    // finding (nothing can run through numpy) and still analyses the data.
+    let plain = b"\x80\x02]q\x00.";
+    for h in [
+        "{'descr': '|O', 'fortran_order': Fals, 'shape': (1,), }",
+        "{'descr': '|O', 'fortran_order': False, }",
+        "{'descr': '|O', 'fortran_order': False, 'shape': (1,), 'extra': 1}",
+        "{'descr': '|O', 'fortran_order': 0, 'shape': (1,), }",
+        "{'descr': '|O', 'fortran_order': False, 'shape': [1], }",
+        "['descr', '|O']",
+    ] {
+        let r = scan(&npy_header_bytes(h, plain));
+        let malformed: Vec<_> = r
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingType::Malformed)
+            .collect();
+        assert!(
+            malformed.len() == 1 && malformed[0].severity == Severity::Low,
+            "{h}: {}",
+            show(&r)
+        );
+        assert!(r.is_safe, "{h}: {}", show(&r));
+        let r = scan(&npy_header_bytes(h, EVIL));
+        assert!(!r.is_safe, "{h}: {}", show(&r));
+    }
+    let ok = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }";
+    let r = scan(&npy_header_bytes(ok, plain));
+    assert!(r.is_safe && r.findings.is_empty(), "{}", show(&r));
+}

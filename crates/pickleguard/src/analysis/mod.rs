@@ -65,6 +65,42 @@ impl Default for Context {
     }
 }
 
+/// Note, on a report that passed, each global it accepted that a name-only `find_class`
+/// refuses ([`Policy::judge_name_only`]): an unpickler that no scan of its stream precedes
+/// falls back to that check (docs/security.md, "One decision") and would refuse the file
+/// the scan calls safe. Informational (severity SAFE): the verdict stays the scan's.
+pub fn note_name_only_refusals(report: &mut Report, policy: &Policy) {
+    // A TorchScript archive is read by torch's C++ unpickler, never by a Python find_class.
+    if !report.is_safe || report.format == "torchscript" {
+        return;
+    }
+    let notes: Vec<Finding> = report
+        .globals
+        .iter()
+        .filter(|g| policy.judge_name_only(&g.module, &g.name).refused)
+        .map(|g| {
+            let mut f = Finding::new(
+                FindingType::RuntimeStricter,
+                Severity::Safe,
+                0,
+                format!(
+                    "{}.{} is accepted by how it is used here, but refused by a name-only \
+                     find_class: an unpickler that pickleguard does not scan first (a direct \
+                     joblib NumpyUnpickler, pandas or dill Unpickler, a pickle._Unpickler \
+                     subclass with its own dispatch) refuses this file",
+                    g.module, g.name
+                ),
+            );
+            f.module = Some(g.module.clone());
+            f.name = Some(g.name.clone());
+            f
+        })
+        .collect();
+    for f in notes {
+        report.push(f);
+    }
+}
+
 /// Turns the plain-data fast path off (for the tests that prove it changes nothing).
 #[doc(hidden)]
 pub static DISABLE_FAST_PATH: std::sync::atomic::AtomicBool =

@@ -388,3 +388,47 @@ fn dill_names_only_plain_builtin_types() {
         assert!(!scan(&p).is_safe, "_load_type({name:?}) must not be safe");
     }
 }
+
+/// A global the scan accepts by its arguments but a name-only `find_class` refuses is noted
+/// (RUNTIME_STRICTER, severity SAFE: the verdict does not change); one the name alone allows
+/// is not, and an unsafe report gets no notes.
+#[test]
+fn name_only_refusals_are_noted_on_safe_reports() {
+    use crate::report::{FindingType, Severity};
+    let policy = Policy::new(Mode::Ml);
+    let notes = |r: &Report| {
+        r.findings
+            .iter()
+            .filter(|f| f.kind == FindingType::RuntimeStricter)
+            .map(|f| {
+                (
+                    f.module.clone().unwrap_or_default(),
+                    f.name.clone().unwrap_or_default(),
+                    f.severity,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let split = b"\x80\x02c__builtin__\ngetattr\nq\x00X\x03\x00\x00\x00a bq\x01X\x05\x00\x00\x00splitq\x02\x86q\x03Rq\x04.";
+    let r = crate::analyze_pickle(split, &policy);
+    assert!(r.is_safe && r.risk_level == Severity::Safe, "{r:?}");
+    assert_eq!(
+        notes(&r),
+        vec![("__builtin__".into(), "getattr".into(), Severity::Safe)]
+    );
+    assert!(policy.judge_name_only("__builtin__", "getattr").refused);
+    let r = crate::scan_bytes(split, &policy);
+    assert_eq!(notes(&r).len(), 1, "{r:?}");
+    let td = b"\x80\x02cdatetime\ntimedelta\nq\x00K\x02K\x00K\x00\x87q\x01Rq\x02.";
+    let r = crate::analyze_pickle(td, &policy);
+    assert!(r.is_safe && r.findings.is_empty(), "{r:?}");
+    // getattr on something the policy does not grant: unsafe, and no note on top.
+    let bad = P::new()
+        .g("builtins", "getattr")
+        .g("os", "path")
+        .s("join")
+        .op(b"\x86R.")
+        .0;
+    let r = crate::analyze_pickle(&bad, &policy);
+    assert!(!r.is_safe && notes(&r).is_empty(), "{r:?}");
+}

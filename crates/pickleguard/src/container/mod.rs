@@ -25,7 +25,9 @@ pub use zip::storage_members;
 
 /// Analyse a whole file's bytes, whatever container it is.
 pub fn scan_bytes(data: &[u8], policy: &Policy) -> Report {
-    scan_nested(data, policy, 0)
+    let mut r = scan_nested(data, policy, 0);
+    crate::analysis::note_name_only_refusals(&mut r, policy);
+    r
 }
 
 thread_local! {

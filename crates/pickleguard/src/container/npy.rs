@@ -21,6 +21,18 @@ pub(crate) struct Header {
     pub repeated: Option<String>,
     /// Some reading of a repeated `descr` holds objects.
     pub any_objects: bool,
+    /// Why numpy refuses the header (then `numpy.load` and `safe_load` load nothing).
+    pub refused: Option<Refusal>,
+}
+
+/// A header numpy refuses, or may refuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Not a literal this reader parses: numpy refuses it unless `ast.literal_eval` reads a
+    /// spelling this reader does not (escapes, implicit concatenation).
+    Unparsed,
+    /// A dict numpy's `_read_array_header` refuses, and why.
+    Numpy(&'static str),
 }
 
 pub(crate) fn header(d: &[u8]) -> Option<Header> {
@@ -49,8 +61,10 @@ pub(crate) fn header(d: &[u8]) -> Option<Header> {
             objects: None,
             repeated: None,
             any_objects: true,
+            refused: Some(Refusal::Unparsed),
         });
     };
+    let refused = numpy_refuses(&h);
     let objects = h.get("descr").map(|d| has_object(d, 0));
     let readings: Vec<&Lit> = h.get_all("descr");
     let any_objects = objects != Some(false) || readings.iter().any(|d| has_object(d, 0));
@@ -79,7 +93,40 @@ pub(crate) fn header(d: &[u8]) -> Option<Header> {
         objects,
         repeated,
         any_objects,
+        refused,
     })
+}
+
+/// Why numpy's `_read_array_header` refuses a header dict that parsed, if it does: exactly
+/// the keys `descr`, `fortran_order` and `shape`, a bool and a tuple of numbers. (A `descr`
+/// numpy cannot turn into a dtype is not checked here; it counts as objects above.)
+fn numpy_refuses(h: &Lit) -> Option<Refusal> {
+    numpy_refusal(h).map(Refusal::Numpy)
+}
+
+fn numpy_refusal(h: &Lit) -> Option<&'static str> {
+    let Lit::Dict(items) = h else {
+        return Some("the header is not a dict");
+    };
+    let mut keys: Vec<&str> = items
+        .iter()
+        .map(|(k, _)| match k {
+            Lit::Str(s) => s.as_str(),
+            _ => "",
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys != ["descr", "fortran_order", "shape"] {
+        return Some("the header dict's keys are not descr, fortran_order and shape");
+    }
+    if !matches!(h.get("fortran_order"), Some(Lit::Bool(_))) {
+        return Some("fortran_order is not a bool");
+    }
+    match h.get("shape") {
+        Some(Lit::Tuple(t)) if t.iter().all(|x| matches!(x, Lit::Num)) => None,
+        _ => Some("shape is not a tuple of integers"),
+    }
 }
 
 /// A dtype description, shortly, for a finding.
@@ -158,6 +205,22 @@ pub fn scan(d: &[u8], policy: &Policy, depth: u32) -> Report {
                 "the .npy header dict repeats a key ({what}): numpy keeps the last value, readers that take the first see another array; the data is analysed if any reading holds objects"
             ),
         ));
+    }
+    if let Some(refusal) = h.refused {
+        // numpy.load raises before reading any data, and safe_load refuses the file: said
+        // here so that the scan and the load tell one story. LOW: nothing can run through
+        // numpy; the data is still analysed below, for readers that skip the header check.
+        let desc = match refusal {
+            Refusal::Numpy(why) => format!(
+                "numpy.load refuses this .npy header ({why}): it loads nothing, and safe_load \
+                 refuses the file; the data after the header is analysed for other readers"
+            ),
+            Refusal::Unparsed => "this .npy header is not a literal pickleguard parses: \
+                 numpy.load and safe_load refuse it unless ast.literal_eval reads it; the data \
+                 after it is analysed as an object array"
+                .to_string(),
+        };
+        r.push(Finding::new(FindingType::Malformed, Severity::Low, 8, desc));
     }
     if !h.any_objects {
         return r;
