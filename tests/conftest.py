@@ -118,3 +118,15 @@ EVAL = _load_eval()
 def benign(tmp_path_factory) -> Path:
     """The benign corpus (tests/corpus/gen_benign.py), generated once per session."""
     return EVAL.generate("benign", tmp_path_factory.mktemp("benign") / "corpus")
+
+
+@pytest.fixture
+def installed():
+    """pickleguard.install() for the test, uninstalled after it."""
+    import pickleguard
+
+    g = pickleguard.install()
+    try:
+        yield g
+    finally:
+        pickleguard.uninstall()

@@ -66,15 +66,6 @@ def _once(fn, plain_len):
     return out
 
 
-@pytest.fixture
-def installed():
-    g = pickleguard.install()
-    try:
-        yield g
-    finally:
-        pickleguard.uninstall()
-
-
 def _obj():
     rng = np.random.default_rng(0)
     return {"a": rng.normal(size=(300, 200)), "b": list(range(5000)), "c": "x" * 1000}

@@ -24,15 +24,6 @@ pd = pytest.importorskip("pandas")
 joblib = pytest.importorskip("joblib")
 
 
-@pytest.fixture
-def installed():
-    g = pickleguard.install()
-    try:
-        yield g
-    finally:
-        pickleguard.uninstall()
-
-
 def _net():
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
