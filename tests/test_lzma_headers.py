@@ -100,3 +100,17 @@ def test_safe_load_and_install_read_what_pandas_reads(tmp_path, lc, lp, pb):
         assert pd.read_pickle(path) == obj
     finally:
         pickleguard.uninstall()
+
+
+def test_zeros_are_no_lzma_stream(tmp_path):
+    """Zeros pass liblzma's header test (an empty stream, again and again): the scan and
+    safe_load still call a zero-filled file no pickle, and nothing is loaded."""
+    import pickleguard
+
+    path = tmp_path / "zeros.pkl"
+    path.write_bytes(bytes(5 << 20))
+    assert _native.container_kind(path.read_bytes()[:64]) == "lzma"
+    report = pickleguard.scan_file(str(path))
+    assert report.is_safe and report.format == "not_pickle", report.format
+    with pytest.raises(pickleguard.NotAPickleError):
+        pickleguard.safe_load(str(path))

@@ -315,9 +315,20 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
         # Decompressed once, here; the plain bytes are scanned (and loaded) below.
         if depth >= 2:
             raise pickle.UnpicklingError(f"{source}: compressed more than twice")
-        plain = _decompress(guard, data, kwargs.pop("max_decompressed_size", None), source)
-        return _load_data(guard, plain, kwargs, source, lambda: io.BytesIO(plain), None,
-                          depth + 1)
+        limit = kwargs.pop("max_decompressed_size", None)
+        try:
+            plain = _decompress(guard, data, limit, source)
+        except (EOFError, lzma.LZMAError):
+            if _codec(head) != "lzma":
+                raise
+            plain = b""
+        if plain or _codec(head) != "lzma":
+            return _load_data(guard, plain, kwargs, source, lambda: io.BytesIO(plain), None,
+                              depth + 1)
+        # Nothing came out of what only looked like a `.lzma` header (zeros do; `.lzma` has no
+        # magic bytes): the bytes are judged and read as they are, as the core's scan reads
+        # them.
+        kind = "pickle"
     if kind == "pickle" and memoryview(data).nbytes >= GATE_MIN_BYTES and not _mentions(
             data, b"joblib.numpy_pickle") and not is_tar(data) and gate_allowed(
                 guard.Unpickler):

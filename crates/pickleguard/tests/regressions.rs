@@ -732,3 +732,22 @@ fn findings_bomb_is_bounded_and_not_safe() {
     let r = analyze_pickle(&raw, ml());
     assert!(!r.is_safe && r.findings.len() <= pickleguard::report::MAX_FINDINGS + 64);
 }
+
+/// Zeros pass liblzma's `.lzma` header test (properties 0, dictionary 0, size 0): a zero-filled
+/// file, or a compressed one that inflates to zeros, is a run of empty streams that gives
+/// nothing. It stays no pickle and costs one pass over the bytes, not a decoder per 18 bytes;
+/// a pickle stream behind a run of empty `.lzma` streams is still read (`LZMAFile` reads on).
+#[test]
+fn zeros_are_no_lzma_stream_and_cost_one_pass() {
+    let zeros = vec![0u8; 64 << 20];
+    let t = CpuClock::now();
+    let r = scan_bytes(&zeros, ml());
+    assert!(t.elapsed() < budget(), "took {:?}", t.elapsed());
+    assert!(r.format == "not_pickle" && r.is_safe, "{}", show(&r));
+
+    let bomb = gzip_bomb(1 << 30, b"", 0);
+    let t = CpuClock::now();
+    let r = scan_bytes(&bomb, ml());
+    assert!(t.elapsed() < budget(), "took {:?}", t.elapsed());
+    assert!(r.format.starts_with("gzip") && r.is_safe, "{}", show(&r));
+}

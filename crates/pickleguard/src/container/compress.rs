@@ -302,6 +302,14 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
         Codec::Lzma => {
             let mut first = true;
             loop {
+                if rest.iter().all(|&b| b == 0) {
+                    // Zeros are a run of empty `.lzma` streams (properties 0, dictionary 0,
+                    // size 0) and a tail too short for another: liblzma gives nothing and
+                    // LZMAFile ignores the tail. Walked one stream at a time, a zero-filled
+                    // file cost a decoder per 18 bytes.
+                    d.consumed = data.len();
+                    break;
+                }
                 let before = d.out.len();
                 let mut dec = lzma_rust2::LzmaStream::new_mem_limit(u32::MAX, None);
                 let r = drive(rest, &mut Sink { d: &mut d, cap }, |i, o| {
@@ -505,7 +513,14 @@ const PREFIX: u64 = 64 << 10;
 fn prefix_cannot_run(prefix: &[u8], policy: &Policy) -> bool {
     use crate::machine::{Machine, MachineError, Outcome};
     use crate::reader::ReadError;
-    if !matches!(super::sniff(prefix), super::Kind::Raw) || super::torch::is_legacy(prefix) {
+    match super::sniff(prefix) {
+        super::Kind::Raw => {}
+        // A compressed header with nothing behind it (zeros read as empty `.lzma` streams)
+        // holds no container: the bytes are judged as they are.
+        super::Kind::Compressed(c) if decompress(c, prefix, PREFIX).out.is_empty() => {}
+        _ => return false,
+    }
+    if super::torch::is_legacy(prefix) {
         return false;
     }
     let mut m = Machine::new(prefix, policy.limits.clone());
@@ -527,7 +542,9 @@ pub fn scan(codec: Codec, data: &[u8], policy: &Policy, depth: u32) -> Option<Re
     } else {
         decompress(codec, data, u64::MAX)
     };
-    if d.out.is_empty() && d.error.is_some() && d.limit.is_none() {
+    // Nothing decompressed: the magic bytes lied, or (`.lzma` has no magic) the bytes only
+    // looked like a header, as zeros do.
+    if d.out.is_empty() && d.limit.is_none() && (d.error.is_some() || codec == Codec::Lzma) {
         return None;
     }
     let c = codec.name();
