@@ -295,30 +295,52 @@ def test_rewrite_with_restored_mtime_is_rejudged_and_cache_verify_hashes(pg_bin,
     assert without_cache_counts(verify) == without_cache_counts(scan_json(pg_bin, tree))
 
 
+_SERVE_CHECK = """
+import json, sys
+from pathlib import Path
+import pickleguard
+from pickleguard import _native
+tree, cache, attacks, benign, phase = Path(sys.argv[1]), sys.argv[2], *json.loads(sys.argv[3])
+bad = []
+if phase == "allow":
+    guard = pickleguard.PickleGuard(mode="ml", allowed_modules=["thirdlib.*", "otherlib.*",
+                                                                "myapp.models:Thing"])
+    for rel in attacks + benign:
+        got, how = _native.scan_file_cached(str(tree / rel), guard.policy, cache)
+        ref = guard.scan_file(tree / rel)
+        if how != "hit" or (got["is_safe"], got["risk_level"]) != (ref.is_safe, ref.risk_level):
+            bad.append((rel, how))
+else:
+    for rel in attacks:
+        _, how = _native.scan_file_cached(str(tree / rel),
+                                          pickleguard.PickleGuard(mode="ml").policy, cache)
+        if how != "hit" or pickleguard.scan_file(tree / rel, cache=cache).is_safe:
+            bad.append((rel, how))
+print(json.dumps(bad))
+"""
+
+
 def test_cli_entries_serve_python_scan_file(pg_bin, small_tree, tmp_path):
     """The command line and scan_file(cache=) compute one rules id for one effective policy
-    (entries given in any order), so a CLI scan's entries are Python's hits."""
-    import pickleguard
-    from pickleguard import _native
+    (entries given in any order), so a CLI scan's entries are Python's hits. The Python side
+    runs in a fresh process: classes other tests registered would change its policy."""
     root, kinds, _ = small_tree
     tree = root / "tree"
     cache = tmp_path / "cache"
+
+    def python_side(phase):
+        args = json.dumps([kinds["attacks"], kinds["benign"], phase])
+        out = subprocess.run([sys.executable, "-c", _SERVE_CHECK, str(tree), str(cache), args],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout)
+
     scan_json(pg_bin, "--cache", cache, "--allow", "myapp.models:Thing", "--allow",
               "otherlib.*:*", "--allow", "thirdlib.*:*", tree)
-    guard = pickleguard.PickleGuard(mode="ml", allowed_modules=["thirdlib.*", "otherlib.*",
-                                                                "myapp.models:Thing"])
-    for rel in kinds["attacks"] + kinds["benign"]:
-        got, how = _native.scan_file_cached(str(tree / rel), guard.policy, str(cache))
-        assert how == "hit", rel
-        ref = guard.scan_file(tree / rel)
-        assert (got["is_safe"], got["risk_level"]) == (ref.is_safe, ref.risk_level), rel
+    assert python_side("allow") == []
     # And the public function, default ml policy, after a default CLI scan.
     scan_json(pg_bin, "--cache", cache, tree)
-    for rel in kinds["attacks"]:
-        _, how = _native.scan_file_cached(str(tree / rel),
-                                          pickleguard.PickleGuard(mode="ml").policy, str(cache))
-        assert how == "hit", rel
-        assert not pickleguard.scan_file(tree / rel, cache=cache).is_safe
+    assert python_side("default") == []
 
 
 def test_jsonl_streams_one_line_per_file_then_a_summary(pg_bin, small_tree, tmp_path):
