@@ -32,12 +32,12 @@ _TORCH_LEGACY = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
 _DECOMPRESSED_HERE = frozenset({"gzip", "bz2", "xz", "lzma", "zlib", "zstd", "lz4"})
 
 
-def _codec(head: bytes) -> Optional[str]:
+def _codec(head: bytes, kind: Optional[str] = None) -> Optional[str]:
     """The codec the core's scan takes ``head`` for (``_native.container_kind``), among those
     a load decompresses here. A zlib header must also start with 0x78 (joblib's, and every
     default window): the core reads the rarer zlib headers both ways, but a protocol 0
     pickle such as ``(S'...`` is also a valid zlib header, and ``x`` is no pickle opcode."""
-    kind = _native.container_kind(head)
+    kind = kind or _native.container_kind(head)
     if kind == "zlib" and head[:1] != b"\x78":
         return None
     return kind if kind in _DECOMPRESSED_HERE else None
@@ -51,7 +51,7 @@ def sniff(head: bytes) -> str:
     kind = _native.container_kind(head)
     if kind in ("zip", "npy"):
         return kind
-    return "compressed" if _codec(head) else "pickle"
+    return "compressed" if _codec(head, kind) else "pickle"
 
 
 def _decompress(guard: Any, data: Any, limit: Optional[int], source: str) -> bytes:
