@@ -392,6 +392,47 @@ pub(super) fn judge_global_call(
         examine_literals(m, policy, ctx, j, c, None, out);
         return false;
     }
+    // Keyword arguments (NEWOBJ_EX) flow into the constructor like positional ones: they must
+    // fit its `data` schema, and argument rules describe positional arguments only.
+    let kwargs = m
+        .kwargs_of(id)
+        .filter(|kw| !matches!(kw, Value::Dict(n) if m.arena.nodes[*n as usize].len == 0));
+    if let Some(kw) = kwargs {
+        let why = if v.has_rules {
+            Some(format!(
+                "keyword arguments, which the policy's rule for {} does not describe",
+                qual(v)
+            ))
+        } else {
+            data_misfit(m, j, Schema::of(v), kw, 0)
+                .map(|why| format!("keyword arguments holding {why}"))
+        };
+        if let Some(why) = why {
+            let text = call_text(m, name, c);
+            out.push(call_finding(
+                m,
+                kind,
+                Severity::High,
+                c,
+                name.to_string(),
+                format!("calls {text} with {why}"),
+            ));
+            examine_literals(m, policy, ctx, j, c, None, out);
+            return false;
+        }
+    }
+    if let Some(why) = alloc::unbounded(m, j, qual(v), c, kwargs) {
+        let text = call_text(m, name, c);
+        out.push(call_finding(
+            m,
+            kind,
+            Severity::High,
+            c,
+            name.to_string(),
+            format!("calls {text}: {why}"),
+        ));
+        return false;
+    }
     // Allowed by name: argument rules, if any, must accept the arguments; else they must fit
     // the callee's `data` schema.
     let Some(rules) = v.has_rules.then(|| policy.rules_for(qual(v))).flatten() else {

@@ -1,6 +1,7 @@
 //! Runs the machine over every pickle of a stream and judges what it recorded against the
 //! policy: imports, calls and their arguments, BUILDs, nested and encoded payloads.
 
+mod alloc;
 mod build;
 mod calls;
 mod judged;
