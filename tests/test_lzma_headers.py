@@ -114,3 +114,32 @@ def test_zeros_are_no_lzma_stream(tmp_path):
     assert report.is_safe and report.format == "not_pickle", report.format
     with pytest.raises(pickleguard.NotAPickleError):
         pickleguard.safe_load(str(path))
+
+
+def _cuts(stream: bytes):
+    """Every cut of a stream after its header, down to a few bytes of data."""
+    return range(14, len(stream))
+
+
+@pytest.mark.parametrize("fmt", [lzma.FORMAT_XZ, lzma.FORMAT_ALONE])
+def test_a_cut_stream_is_never_safe_when_liblzma_yields_a_payload(fmt):
+    """liblzma hands out what it decodes before a cut, and a streaming loader (pandas'
+    read_pickle, LZMAFile) unpickles it; the core's decoder holds back a margin of input. At
+    every cut where Python's lzma yields a whole payload pickle, the scan is not safe; at every
+    cut at all, a cut stream is not safe."""
+    one = _payload()
+    for copies in (1, 3, 12):
+        stream = lzma.compress(one * copies, format=fmt)
+        for cut in _cuts(stream):
+            part = stream[:cut]
+            dec = lzma.LZMADecompressor(lzma.FORMAT_AUTO)
+            try:
+                got = dec.decompress(part)
+            except lzma.LZMAError:
+                got = b""
+            a = scan_bytes(part)
+            assert not a.is_safe, (fmt, copies, cut, len(got), a.findings)
+            if got.startswith(one):
+                kinds = {f.type for f in a.findings}
+                assert "DANGEROUS_IMPORT" in kinds or "REDUCE_CALL" in kinds or any(
+                    "cut off" in f.description for f in a.findings), (fmt, copies, cut, a.findings)

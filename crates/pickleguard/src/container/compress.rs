@@ -166,6 +166,9 @@ pub struct Decoded {
     pub out: Vec<u8>,
     /// A decoding error after `out` (corrupt or truncated input).
     pub error: Option<String>,
+    /// An xz / `.lzma` stream ended before its end: this decoder keeps back a margin of
+    /// input liblzma decodes, so Python's `lzma` may hand a loader more than `out`.
+    pub cut: bool,
     /// The budget ran out (the limit's name).
     pub limit: Option<&'static str>,
     /// More output than the caller's cap (a zip member's declared size).
@@ -281,8 +284,8 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
             // reads them. The decoder's window grows with its output, never to the declared
             // dictionary size, and every byte out passes the sink's budget first.
             let mut dec = lzma_rust2::XzStream::new(false);
-            let Ok(used) = drive(rest, &mut Sink { d: &mut d, cap }, |i, o| {
-                dec.process(i, o, lzma_rust2::Action::Finish)
+            let Ok(used) = drive(rest, &mut Sink { d: &mut d, cap }, |i, o, a| {
+                dec.process(i, o, a)
             }) else {
                 break;
             };
@@ -312,13 +315,14 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
                 }
                 let before = d.out.len();
                 let mut dec = lzma_rust2::LzmaStream::new_mem_limit(u32::MAX, None);
-                let r = drive(rest, &mut Sink { d: &mut d, cap }, |i, o| {
-                    dec.process(i, o, lzma_rust2::Action::Finish)
+                let r = drive(rest, &mut Sink { d: &mut d, cap }, |i, o, a| {
+                    dec.process(i, o, a)
                 });
                 let Ok(used) = r else {
                     if !d.stopped() && !first && d.out.len() == before {
                         // Python's LZMAFile ignores trailing data that is no stream.
                         d.error = None;
+                        d.cut = false;
                         d.trailing = rest.len();
                     }
                     break;
@@ -465,23 +469,34 @@ pub fn zip_lzma(data: &[u8], size: u64, eos: bool, cap: u64) -> Decoded {
             return d;
         }
     };
-    let _ = drive(&data[9..], &mut Sink { d: &mut d, cap }, |i, o| {
-        dec.process(i, o, lzma_rust2::Action::Finish)
+    let _ = drive(&data[9..], &mut Sink { d: &mut d, cap }, |i, o, a| {
+        dec.process(i, o, a)
     });
     d
 }
 
 /// Run a sans-I/O decoder over `input` (all of it at hand) into the sink until its stream
 /// ends: `Ok(input bytes it took)`, or `Err(())` with the error or limit recorded.
+///
+/// A decoder told the input is complete fails a cut stream with everything it decoded in that
+/// call unreported, while liblzma (Python's `lzma`) hands out all it decoded before the cut, and
+/// a streaming loader unpickles that. So the decoder runs without being told until it stalls
+/// (it keeps a margin of input back), and then finishes one output byte per call, so that an
+/// error loses nothing it decoded.
 fn drive(
     input: &[u8],
     sink: &mut Sink<'_>,
-    mut step: impl FnMut(&[u8], &mut [u8]) -> io::Result<lzma_rust2::StreamResult>,
+    mut step: impl FnMut(&[u8], &mut [u8], lzma_rust2::Action) -> io::Result<lzma_rust2::StreamResult>,
 ) -> Result<usize, ()> {
     let mut buf = vec![0u8; 1 << 16];
     let mut pos = 0;
+    let mut action = lzma_rust2::Action::Run;
     loop {
-        match step(&input[pos..], &mut buf) {
+        let out = match action {
+            lzma_rust2::Action::Run => &mut buf[..],
+            lzma_rust2::Action::Finish => &mut buf[..1],
+        };
+        match step(&input[pos..], out, action) {
             Ok(r) => {
                 pos += r.bytes_consumed;
                 if r.bytes_produced > 0 && sink.write(&buf[..r.bytes_produced]).is_err() {
@@ -491,13 +506,19 @@ fn drive(
                     return Ok(pos);
                 }
                 if r.bytes_consumed == 0 && r.bytes_produced == 0 {
+                    if action == lzma_rust2::Action::Run {
+                        action = lzma_rust2::Action::Finish;
+                        continue;
+                    }
                     sink.d.error = Some("truncated stream".into());
+                    sink.d.cut = true;
                     return Err(());
                 }
             }
             Err(e) => {
                 if !sink.d.stopped() {
                     sink.d.error = Some(e.to_string());
+                    sink.d.cut = e.kind() == io::ErrorKind::UnexpectedEof;
                 }
                 return Err(());
             }
@@ -544,7 +565,12 @@ pub fn scan(codec: Codec, data: &[u8], policy: &Policy, depth: u32) -> Option<Re
     };
     // Nothing decompressed: the magic bytes lied, or (`.lzma` has no magic) the bytes only
     // looked like a header, as zeros do.
-    if d.out.is_empty() && d.limit.is_none() && (d.error.is_some() || codec == Codec::Lzma) {
+    // (An xz header is checked by its magic and CRC: a cut xz stream is still xz.)
+    if d.out.is_empty()
+        && d.limit.is_none()
+        && !d.cut
+        && (d.error.is_some() || codec == Codec::Lzma)
+    {
         return None;
     }
     let c = codec.name();
@@ -563,14 +589,27 @@ pub fn scan(codec: Codec, data: &[u8], policy: &Policy, depth: u32) -> Option<Re
         super::limit(&mut r, d.consumed as u64, what);
     }
     if let Some(e) = &d.error {
-        r.push(Finding::new(
-            FindingType::Malformed,
-            Severity::Low,
-            d.consumed as u64,
+        let text = if d.cut {
+            format!(
+                "the {c} stream is cut off after {} decompressed bytes ({e}): Python's lzma hands a streaming loader what it decodes before the cut, which may be a few bytes more than this scan reads, so the file is not judged safe",
+                d.out.len()
+            )
+        } else {
             format!(
                 "the {c} data is corrupt or truncated after {} decompressed bytes ({e}); loaders stop there too",
                 d.out.len()
-            ),
+            )
+        };
+        let sev = if d.cut {
+            Severity::Medium
+        } else {
+            Severity::Low
+        };
+        r.push(Finding::new(
+            FindingType::Malformed,
+            sev,
+            d.consumed as u64,
+            text,
         ));
     }
     if d.trailing > 0 {
