@@ -11,7 +11,7 @@ use crate::output::finding_line;
 use crate::scan::{load, FileResult};
 use crate::term::{self, Style};
 use crate::walk::{Source, STDIN};
-use crate::{config, sarif, EXIT_SAFE, EXIT_UNSAFE};
+use crate::{config, sarif, ExitStatus};
 use pickleguard::analysis::{joblib_array_data, JoblibData};
 use pickleguard::machine::{CallKind, Machine, MachineError, Outcome};
 use pickleguard::opcodes::Op;
@@ -959,7 +959,7 @@ pub fn explain_bytes(
 }
 
 /// `pickleguard explain`.
-pub fn command(a: &ExplainArgs) -> Result<u8, String> {
+pub fn command(a: &ExplainArgs) -> Result<ExitStatus, String> {
     let eff = config::build(&a.policy, None)?;
     let (source, name) = if a.path.as_os_str() == "-" {
         (Source::Stream(None), STDIN.to_string())
@@ -984,13 +984,9 @@ pub fn command(a: &ExplainArgs) -> Result<u8, String> {
     };
     let (text, report) = explain_bytes(&name, &data, &eff.policy, !a.no_disassembly, style);
     term::write_stdout(text.as_bytes())?;
-    Ok(
-        if report.is_safe || eff.policy.mode == pickleguard::Mode::Audit {
-            EXIT_SAFE
-        } else {
-            EXIT_UNSAFE
-        },
-    )
+    Ok(ExitStatus::safe_if(
+        report.is_safe || eff.policy.mode == pickleguard::Mode::Audit,
+    ))
 }
 
 /// "a" or "an" before a format name ("an unscannable container", "a pytorch_zip container").

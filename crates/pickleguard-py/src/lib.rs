@@ -264,6 +264,7 @@ fn finish_scan(
 ) -> PyResult<u8> {
     py.allow_threads(|| {
         pickleguard_cli::batch::finish(&argv, &report, skipped_links, loops, duplicates)
+            .map(|s| s.code())
     })
     .map_err(PyValueError::new_err)
 }
