@@ -44,7 +44,6 @@ from urllib.parse import unquote_to_bytes
 
 from . import _native
 from ._analysis import PickleAnalysis
-from ._formats import scan_deep
 from ._guard import PickleGuard, guard_for
 
 __all__ = ["PickleGuardMiddleware", "PickleGuardASGIMiddleware", "PICKLE_CONTENT_TYPES"]
@@ -256,7 +255,7 @@ class _Inspector:
         """The first unsafe analysis (and the part it came from), or None."""
         g = self.guard
         if kind in ("pickle", "mixed") or looks_serialized(body[:_HEAD]):
-            a = scan_deep(g, body, source)
+            a = g.scan(body, source=source)
             if self._refuse(a, source):
                 return a, None
         views: List[Iterable[Tuple[str, Optional[str], bytes]]] = []
@@ -267,7 +266,7 @@ class _Inspector:
                          for name, value in form_values(body, self.max_parts))
         for name, ptype, content in itertools.chain(*views):
             if (ptype in self.content_types) or looks_serialized(content[:_HEAD]):
-                a = scan_deep(g, content, f"{source} part {name!r}")
+                a = g.scan(content, source=f"{source} part {name!r}")
                 if self._refuse(a, a.source or source):
                     return a, name
         return None
