@@ -431,3 +431,15 @@ def test_concurrent_use_from_threads():
         t.join()
     assert not errors
     assert g.is_allowed("thread_mod_1", "X")
+
+
+def test_finding_types_come_from_the_core_and_match_the_schema():
+    from conftest import REPORT_SCHEMA
+    from pickleguard import _analysis, _native
+    enum = json.loads(REPORT_SCHEMA.read_text())["$defs"]["finding"]["properties"]["type"]["enum"]
+    assert list(_analysis.FINDING_TYPES) == enum
+    assert _analysis.FINDING_TYPES is _native.FINDING_TYPES
+    # No fallback: a type the core does not know is refused where a finding is made.
+    with pytest.raises(ValueError, match="unknown finding type 'RUNTIME_STRICT'"):
+        Finding("RUNTIME_STRICT", "SAFE", "a typo")
+    assert Finding("RUNTIME_STRICTER", "SAFE", "known").type == "RUNTIME_STRICTER"

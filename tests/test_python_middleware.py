@@ -667,3 +667,23 @@ def test_wsgi_load_mixed_bodies(werkzeug_server, in_tmp):
 
 def test_asgi_load_mixed_bodies(starlette_server, in_tmp):
     _load_test(starlette_server)
+
+
+@pytest.mark.parametrize("codec", ["bz2", "xz", "lzma"])
+def test_a_cut_compressed_body_is_refused(codec):
+    """A compressed body cut short is no container the scan can open: it is refused, never
+    passed on as 'not a pickle' (an application opening it by its magic may still unpickle
+    what decompresses). The whole body is refused for the payload itself."""
+    import bz2
+    import lzma
+    from pickleguard import PickleGuard
+    from pickleguard.middleware import judged
+    data = b"".join(system_payload(f"cut-{codec}-{i}", protocol=2) for i in range(50))
+    whole = {"bz2": bz2.compress, "xz": lzma.compress,
+             "lzma": lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE)}[codec](data)
+    g = PickleGuard("ml")
+    a = judged(g, whole, "body")
+    assert not a.is_safe and "DANGEROUS_IMPORT" in {f.type for f in a.findings}
+    for cut in (len(whole) // 2, len(whole) - 3):
+        a = judged(g, whole[:cut], "body")
+        assert not a.is_safe, (cut, a)

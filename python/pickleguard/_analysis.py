@@ -7,7 +7,12 @@ import json
 import pickle
 from typing import Any, Dict, Iterable, List, Optional
 
-__all__ = ["Finding", "PickleAnalysis", "PickleSecurityError", "SEVERITIES"]
+from . import _native
+
+__all__ = ["FINDING_TYPES", "Finding", "PickleAnalysis", "PickleSecurityError", "SEVERITIES"]
+
+#: Every finding type a report can carry (docs/report-schema.md), as the core lists them.
+FINDING_TYPES = _native.FINDING_TYPES
 
 #: Severities, lowest first.
 SEVERITIES = ("SAFE", "LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -59,6 +64,8 @@ class Finding:
                  module: Optional[str] = None, name: Optional[str] = None,
                  callable: Optional[str] = None, args: Optional[List[Any]] = None,
                  member: Optional[str] = None, raw_args: Optional[List[str]] = None) -> None:
+        if type not in FINDING_TYPES:
+            raise ValueError(f"unknown finding type {type!r} (known: {', '.join(FINDING_TYPES)})")
         self.type = type
         self.severity = severity
         self.description = description
@@ -214,7 +221,6 @@ class NotAPickleError(pickle.UnpicklingError):
     def of(cls, source: str, analysis: PickleAnalysis, data: Any = None) -> "NotAPickleError":
         why = "it breaks before anything could be imported or called"
         if data is not None:
-            from . import _native
             pos, need = _native.pickle_extent(memoryview(data)[:1 << 16])
             what = "an invalid opcode" if need == -2 else "the data ends"
             why = f"{what} at byte {pos}, before anything could be imported or called"

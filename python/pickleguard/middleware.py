@@ -43,8 +43,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tupl
 from urllib.parse import unquote_to_bytes
 
 from . import _native
-from ._analysis import PickleAnalysis
-from ._formats import scan_deep
+from ._analysis import Finding, PickleAnalysis
+from ._formats import sniff
 from ._guard import PickleGuard, guard_for
 
 __all__ = ["PickleGuardMiddleware", "PickleGuardASGIMiddleware", "PICKLE_CONTENT_TYPES"]
@@ -58,6 +58,22 @@ _OPCODES = frozenset(op.code.encode("latin-1")[0] for op in pickletools.opcodes)
 _HEAD = 64 * 1024
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
 _PLAIN = _native.Policy("strict")  # any import or call counts: only the shape matters here
+
+
+def judged(guard: PickleGuard, data: Any, source: str) -> PickleAnalysis:
+    """A body's verdict: the core's container scan, as for a file. A body that starts like
+    a zip, ``.npy`` or compressed stream but that the scan reads as no container (a truncated
+    or damaged bz2/xz/lzma stream, a zip without its directory) is refused: an application
+    that opens it by its magic bytes may still unpickle what it manages to decompress."""
+    a = guard.scan(data, source=source)
+    kind = sniff(bytes(memoryview(data)[:16]))
+    if kind in ("zip", "npy", "compressed") and a.is_safe and a.format in (
+            "raw_pickle", "not_pickle", "joblib"):
+        f = Finding("UNSCANNABLE", "HIGH",
+                    f"{kind} container could not be opened: the scan reads it as {a.format}")
+        return PickleAnalysis(False, "HIGH", [f], format="unscannable", complete=False,
+                              stopped_by="unscannable", mode=guard.mode, source=source)
+    return a
 
 
 def looks_serialized(head: bytes) -> bool:
@@ -256,7 +272,7 @@ class _Inspector:
         """The first unsafe analysis (and the part it came from), or None."""
         g = self.guard
         if kind in ("pickle", "mixed") or looks_serialized(body[:_HEAD]):
-            a = scan_deep(g, body, source)
+            a = judged(g, body, source)
             if self._refuse(a, source):
                 return a, None
         views: List[Iterable[Tuple[str, Optional[str], bytes]]] = []
@@ -267,7 +283,7 @@ class _Inspector:
                          for name, value in form_values(body, self.max_parts))
         for name, ptype, content in itertools.chain(*views):
             if (ptype in self.content_types) or looks_serialized(content[:_HEAD]):
-                a = scan_deep(g, content, f"{source} part {name!r}")
+                a = judged(g, content, f"{source} part {name!r}")
                 if self._refuse(a, a.source or source):
                     return a, name
         return None

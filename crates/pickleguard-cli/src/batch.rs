@@ -10,7 +10,7 @@ use crate::judge::{Judge, RemoteNames};
 use crate::output::FileEntry;
 use crate::scan::{self, FileResult, Outcome};
 use crate::walk::{self, Filters, Source, Target};
-use crate::{config, output, sarif, term};
+use crate::{config, output, sarif, term, ExitStatus};
 use pickleguard::{Mode, Policy, Report, Severity};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -316,7 +316,7 @@ pub fn finish(
     skipped_links: usize,
     loops: usize,
     duplicates: usize,
-) -> Result<u8, String> {
+) -> Result<ExitStatus, String> {
     let a = scan_args(argv)?;
     let (mut outcome, policy) = outcome_of(doc_json)?;
     outcome.skipped_links = skipped_links;

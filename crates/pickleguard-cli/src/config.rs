@@ -15,23 +15,7 @@ pub struct Found {
 
 /// Parse a `pyproject.toml` and take its `[tool.pickleguard]` table, if any.
 pub fn from_pyproject(text: &str, path: &Path) -> Result<Option<PolicyFile>, String> {
-    let doc: toml::Table = text
-        .parse()
-        .map_err(|e| format!("{}: invalid TOML: {e}", path.display()))?;
-    let Some(section) = doc
-        .get("tool")
-        .and_then(|t| t.as_table())
-        .and_then(|t| t.get("pickleguard"))
-    else {
-        return Ok(None);
-    };
-    let file: PolicyFile = section
-        .clone()
-        .try_into()
-        .map_err(|e| format!("{}: invalid [tool.pickleguard]: {e}", path.display()))?;
-    file.check_version()
-        .map_err(|e| format!("{}: [tool.pickleguard]: {e}", path.display()))?;
-    Ok(Some(file))
+    PolicyFile::from_pyproject(text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Read a policy file (`pickleguard.toml` format, or a `pyproject.toml`).

@@ -11,7 +11,7 @@ use crate::output::finding_line;
 use crate::scan::{load, FileResult};
 use crate::term::{self, Style};
 use crate::walk::{Source, STDIN};
-use crate::{config, sarif, EXIT_SAFE, EXIT_UNSAFE};
+use crate::{config, sarif, ExitStatus};
 use pickleguard::analysis::{joblib_array_data, JoblibData};
 use pickleguard::machine::{CallKind, Machine, MachineError, Outcome};
 use pickleguard::opcodes::Op;
@@ -91,51 +91,18 @@ fn shorten(s: &str, width: usize) -> String {
     t
 }
 
-/// A Python `str` literal.
-pub fn py_str(s: &str, width: usize) -> String {
-    let mut out = String::from("'");
-    for (i, c) in s.chars().enumerate() {
-        if i >= width {
-            out.push_str("...");
-            break;
-        }
-        match c {
-            '\'' => out.push_str("\\'"),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
+/// A Python `str` literal of at most `width` characters, written as findings write it.
+fn py_str(s: &str, width: usize) -> String {
+    let mut out = String::new();
+    render::py_str(s, &mut out, width);
     out
 }
 
-/// A Python `bytes` literal.
-pub fn py_bytes(b: &[u8], width: usize) -> String {
-    let mut out = String::from("b'");
-    for (i, &c) in b.iter().enumerate() {
-        if i >= width {
-            out.push_str("...");
-            break;
-        }
-        match c {
-            b'\'' => out.push_str("\\'"),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x20..=0x7e => out.push(c as char),
-            _ => {
-                let _ = write!(out, "\\x{c:02x}");
-            }
-        }
-    }
-    out.push('\'');
+/// A Python `bytes` literal of at most `width` bytes, written as findings write it, with the
+/// whole length when it is cut.
+fn py_bytes(b: &[u8], width: usize) -> String {
+    let mut out = String::new();
+    render::py_bytes(b, &mut out, width);
     if b.len() > width {
         let _ = write!(out, " ({} bytes)", b.len());
     }
@@ -201,7 +168,7 @@ impl render::Style for Renderer<'_, '_> {
     }
 
     fn text(&self, m: &Machine<'_>, id: StrId, out: &mut String) {
-        out.push_str(&py_str(&m.arena.text(m.data, id), LITERAL_WIDTH))
+        render::str_literal(m, id, out, LITERAL_WIDTH)
     }
 
     fn blob(&self, b: &[u8], out: &mut String) {
@@ -959,7 +926,7 @@ pub fn explain_bytes(
 }
 
 /// `pickleguard explain`.
-pub fn command(a: &ExplainArgs) -> Result<u8, String> {
+pub fn command(a: &ExplainArgs) -> Result<ExitStatus, String> {
     let eff = config::build(&a.policy, None)?;
     let (source, name) = if a.path.as_os_str() == "-" {
         (Source::Stream(None), STDIN.to_string())
@@ -984,13 +951,9 @@ pub fn command(a: &ExplainArgs) -> Result<u8, String> {
     };
     let (text, report) = explain_bytes(&name, &data, &eff.policy, !a.no_disassembly, style);
     term::write_stdout(text.as_bytes())?;
-    Ok(
-        if report.is_safe || eff.policy.mode == pickleguard::Mode::Audit {
-            EXIT_SAFE
-        } else {
-            EXIT_UNSAFE
-        },
-    )
+    Ok(ExitStatus::safe_if(
+        report.is_safe || eff.policy.mode == pickleguard::Mode::Audit,
+    ))
 }
 
 /// "a" or "an" before a format name ("an unscannable container", "a pytorch_zip container").

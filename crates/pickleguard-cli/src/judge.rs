@@ -135,6 +135,10 @@ impl Judge {
 }
 
 fn unbounded(t: &Target, policy: &Policy, cache: Option<&Cache>) -> (FileResult, Option<Served>) {
+    crate::contain::judged(&t.display, || judged(t, policy, cache), |r| (r, None))
+}
+
+fn judged(t: &Target, policy: &Policy, cache: Option<&Cache>) -> (FileResult, Option<Served>) {
     match cache {
         Some(c) => {
             let (r, how) = c.scan_target_served(t, policy);

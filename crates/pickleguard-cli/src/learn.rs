@@ -2,14 +2,14 @@
 
 use crate::cli::{LearnArgs, ShowArgs};
 use crate::scan::run_scan;
-use crate::{config, term, EXIT_ERROR, EXIT_SAFE, EXIT_UNSAFE};
+use crate::{config, term, ExitStatus};
 use pickleguard::report::Use;
 use pickleguard::{Policy, Severity};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// `pickleguard policy show [MODE]`.
-pub fn show(a: &ShowArgs) -> Result<u8, String> {
+pub fn show(a: &ShowArgs) -> Result<ExitStatus, String> {
     let eff = config::build(&a.policy, a.mode_arg.map(|m| m.mode()))?;
     let mut out = String::new();
     out.push_str("# The effective pickleguard policy, from:\n");
@@ -22,7 +22,7 @@ pub fn show(a: &ShowArgs) -> Result<u8, String> {
     );
     out.push_str(&eff.policy.to_toml());
     term::write_stdout(out.as_bytes())?;
-    Ok(EXIT_SAFE)
+    Ok(ExitStatus::Safe)
 }
 
 /// Uses of the names of one module, for the learned file.
@@ -115,7 +115,7 @@ pub fn learned_toml(
 }
 
 /// `pickleguard policy learn DIR...`.
-pub fn command(a: &LearnArgs) -> Result<u8, String> {
+pub fn command(a: &LearnArgs) -> Result<ExitStatus, String> {
     let eff = config::build(&a.policy, None)?;
     let policy = &eff.policy;
     let outcome = run_scan(&a.paths, &a.walk, policy, !a.quiet)?;
@@ -174,7 +174,7 @@ pub fn command(a: &LearnArgs) -> Result<u8, String> {
     }
     if !errors.is_empty() {
         term::error("nothing learned: some files could not be read");
-        return Ok(EXIT_ERROR);
+        return Ok(ExitStatus::Error);
     }
     if !refused.is_empty() {
         for r in &refused {
@@ -183,7 +183,7 @@ pub fn command(a: &LearnArgs) -> Result<u8, String> {
         term::error(
             "refusing to learn from files with CRITICAL findings: remove them from the trusted set or find out what they do (pickleguard explain FILE)",
         );
-        return Ok(EXIT_UNSAFE);
+        return Ok(ExitStatus::Unsafe);
     }
     let paths: Vec<String> = a.paths.iter().map(|p| p.display().to_string()).collect();
     let text = learned_toml(&globals, learned_from, policy, &paths);
@@ -200,5 +200,5 @@ pub fn command(a: &LearnArgs) -> Result<u8, String> {
         }
         _ => term::write_stdout(text.as_bytes())?,
     }
-    Ok(EXIT_SAFE)
+    Ok(ExitStatus::Safe)
 }

@@ -10,6 +10,8 @@ pub mod batch;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod contain;
+pub mod exit;
 pub mod explain;
 pub mod fix;
 pub mod hub;
@@ -30,14 +32,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-/// Exit code: every file safe (or audit mode).
-pub const EXIT_SAFE: u8 = 0;
-/// Exit code: at least one file is not safe.
-pub const EXIT_UNSAFE: u8 = 1;
-/// Exit code: a usage error or an I/O error.
-pub const EXIT_ERROR: u8 = 2;
-/// Exit code: nothing was scanned (no file under the paths, or none could be read).
-pub const EXIT_NOTHING: u8 = 3;
+pub use exit::ExitStatus;
 
 /// Run the command line with these arguments (the first is the program name).
 pub fn run<I, T>(args: I) -> ExitCode
@@ -65,9 +60,9 @@ where
             // --help and --version end here too, on stdout with exit 0.
             let _ = e.print();
             return if e.use_stderr() {
-                EXIT_ERROR
+                ExitStatus::Error.code()
             } else {
-                EXIT_SAFE
+                ExitStatus::Safe.code()
             };
         }
     };
@@ -81,30 +76,26 @@ where
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "pickleguard", &mut buf);
-            term::write_stdout(&buf).map(|_| EXIT_SAFE)
+            term::write_stdout(&buf).map(|_| ExitStatus::Safe)
         }
         Command::Disasm { path } => disasm(&path),
     };
     match result {
-        Ok(code) => code,
+        Ok(status) => status.code(),
         Err(e) => {
             term::error(&e);
-            EXIT_ERROR
+            ExitStatus::Error.code()
         }
     }
 }
 
-fn disasm(path: &std::path::Path) -> Result<u8, String> {
+fn disasm(path: &std::path::Path) -> Result<ExitStatus, String> {
     let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let d = pickleguard::disasm::disassemble(&data);
     let mut text = serde_json::to_string(&d).map_err(|e| e.to_string())?;
     text.push('\n');
     term::write_stdout(text.as_bytes())?;
-    Ok(if d.error.is_some() {
-        EXIT_UNSAFE
-    } else {
-        EXIT_SAFE
-    })
+    Ok(ExitStatus::safe_if(d.error.is_none()))
 }
 
 /// Write to a writer, treating a closed pipe as the reader having seen enough.

@@ -61,13 +61,13 @@ pub fn hand_off(args: &[OsString]) -> Option<u8> {
         Ok(s) => s
             .code()
             .and_then(|c| u8::try_from(c).ok())
-            .unwrap_or(crate::EXIT_ERROR),
+            .unwrap_or(crate::ExitStatus::Error.code()),
         Err(e) => {
             crate::term::error(&format!(
                 "this scan is run by the pickleguard Python package, and {} could not be started ({e}); set PICKLEGUARD_PYTHON to a Python that has it (pip install 'pickleguard-scan[remote]')",
                 python.display()
             ));
-            crate::EXIT_ERROR
+            crate::ExitStatus::Error.code()
         }
     })
 }

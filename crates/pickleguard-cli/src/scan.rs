@@ -6,7 +6,7 @@ use crate::cli::{Format, ScanArgs, WalkArgs};
 use crate::judge::{Judge, RemoteNames};
 use crate::stream::{self, StreamLimits};
 use crate::walk::{self, Filters, Source, Target};
-use crate::{config, jsonl, output, sarif, term, EXIT_ERROR, EXIT_NOTHING, EXIT_SAFE, EXIT_UNSAFE};
+use crate::{config, jsonl, output, sarif, term, ExitStatus};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pickleguard::{Mode, Policy, Report};
 use rayon::prelude::*;
@@ -377,15 +377,15 @@ pub fn run_scan_with(
 }
 
 /// The exit code for a finished scan.
-pub fn exit_code(outcome: &Outcome, mode: Mode) -> u8 {
+pub fn exit_code(outcome: &Outcome, mode: Mode) -> ExitStatus {
     if outcome.files.iter().all(|f| f.error.is_some()) {
-        EXIT_NOTHING
+        ExitStatus::Nothing
     } else if outcome.errors() > 0 {
-        EXIT_ERROR
+        ExitStatus::Error
     } else if outcome.unsafe_count() > 0 && mode != Mode::Audit {
-        EXIT_UNSAFE
+        ExitStatus::Unsafe
     } else {
-        EXIT_SAFE
+        ExitStatus::Safe
     }
 }
 
@@ -404,7 +404,7 @@ pub fn judge_for(a: &ScanArgs, policy: Arc<Policy>) -> Result<Judge, String> {
 }
 
 /// `pickleguard scan`.
-pub fn command(a: &ScanArgs) -> Result<u8, String> {
+pub fn command(a: &ScanArgs) -> Result<ExitStatus, String> {
     if a.hub.dask.is_some() {
         return Err(DASK_NEEDS_PYTHON.into());
     }
@@ -439,7 +439,11 @@ with pip (and dask.distributed) and run its `pickleguard` command or \
 `python -m pickleguard scan --dask ADDRESS ...`; this build is the Rust command line alone";
 
 /// `--format jsonl`: lines go out as files are judged.
-fn jsonl_scan(a: &ScanArgs, judge: &Judge, configs: Vec<config::ConfigUse>) -> Result<u8, String> {
+fn jsonl_scan(
+    a: &ScanArgs,
+    judge: &Judge,
+    configs: Vec<config::ConfigUse>,
+) -> Result<ExitStatus, String> {
     let out: Box<dyn std::io::Write + Send> = match a.output.as_deref() {
         Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,

@@ -1161,3 +1161,37 @@ fn run_is_callable_in_process() {
     }
     assert_eq!(pickleguard_cli::run_code(["pickleguard", "scan"]), 2);
 }
+
+#[test]
+fn explain_writes_literals_as_findings_do() {
+    // posix.system(b'a\tb\rc\x7f') and a str with a tab and a DEL, protocol 3.
+    let mut p = b"\x80\x03cposix\nsystem\nC\x07a\tb\rc\x7f!".to_vec();
+    p.extend_from_slice(b"\x8c\x04x\ty\x7f\x86R.");
+    let dir = TempDir::new().unwrap();
+    write(dir.path(), "lit.pkl", &p);
+    let scan = pg()
+        .current_dir(dir.path())
+        .args(["scan", "lit.pkl", "--format", "json", "--no-config"])
+        .output()
+        .unwrap();
+    let doc = json(&scan.stdout);
+    let args: Vec<String> = doc["files"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["type"] == "REDUCE_CALL")
+        .map(|f| serde_json::from_value(f["args"].clone()).unwrap())
+        .unwrap();
+    assert_eq!(args, ["b'a\\x09b\\x0dc\\x7f!'", "'x\\ty\x7f'"]);
+    let out = pg()
+        .current_dir(dir.path())
+        .args(["explain", "lit.pkl", "--no-config", "--color", "never"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    // The listing's argument column, the rendered call and the finding: one way each.
+    for a in &args {
+        assert!(text.matches(a.as_str()).count() >= 2, "{a} in:\n{text}");
+    }
+    assert!(!text.contains("b'a\\tb"), "{text}");
+}

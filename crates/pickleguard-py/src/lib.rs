@@ -264,6 +264,7 @@ fn finish_scan(
 ) -> PyResult<u8> {
     py.allow_threads(|| {
         pickleguard_cli::batch::finish(&argv, &report, skipped_links, loops, duplicates)
+            .map(|s| s.code())
     })
     .map_err(PyValueError::new_err)
 }
@@ -325,6 +326,15 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // scan_file maps archives page by page; their big pickle members are read ahead.
     pickleguard_cli::scan::install_read_hint();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The finding types, as the core lists them: the Python package has no list of its own.
+    let types: Vec<&str> = pickleguard::FindingType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    m.add(
+        "FINDING_TYPES",
+        pyo3::types::PyTuple::new_bound(m.py(), types),
+    )?;
     m.add("NEW", policy::NEW)?;
     m.add("CALL", policy::CALL)?;
     m.add("VALUE", policy::VALUE)?;

@@ -152,24 +152,11 @@ impl PyPolicy {
     #[pyo3(signature = (text, pyproject = false))]
     fn extend_toml(&self, py: Python<'_>, text: &str, pyproject: bool) -> PyResult<()> {
         let file = if pyproject {
-            let doc: toml::Table = text
-                .parse()
-                .map_err(|e| PyValueError::new_err(format!("invalid TOML: {e}")))?;
-            let Some(section) = doc
-                .get("tool")
-                .and_then(|t| t.as_table())
-                .and_then(|t| t.get("pickleguard"))
-            else {
-                return Err(PyValueError::new_err(
-                    "pyproject.toml has no [tool.pickleguard] table",
-                ));
-            };
-            let file = section
-                .clone()
-                .try_into::<PolicyFile>()
-                .map_err(|e| PyValueError::new_err(format!("invalid [tool.pickleguard]: {e}")))?;
-            file.check_version().map_err(PyValueError::new_err)?;
-            file
+            PolicyFile::from_pyproject(text)
+                .map_err(PyValueError::new_err)?
+                .ok_or_else(|| {
+                    PyValueError::new_err("pyproject.toml has no [tool.pickleguard] table")
+                })?
         } else {
             PolicyFile::parse(text).map_err(PyValueError::new_err)?
         };

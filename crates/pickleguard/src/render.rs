@@ -52,7 +52,9 @@ pub fn render_callable(m: &Machine<'_>, v: Value) -> String {
     render(m, v)
 }
 
-fn py_str(s: &str, out: &mut String, budget: usize) {
+/// A Python `str` literal of at most `budget` characters (then `...`): the one way a string
+/// literal is written, in findings and in `explain`.
+pub fn py_str(s: &str, out: &mut String, budget: usize) {
     out.push('\'');
     for (i, c) in s.chars().enumerate() {
         if i >= budget {
@@ -74,7 +76,9 @@ fn py_str(s: &str, out: &mut String, budget: usize) {
     out.push('\'');
 }
 
-fn py_bytes(b: &[u8], out: &mut String, budget: usize) {
+/// A Python `bytes` literal of at most `budget` bytes (then `...`): the one way a bytes
+/// literal is written, in findings and in `explain`.
+pub fn py_bytes(b: &[u8], out: &mut String, budget: usize) {
     out.push_str("b'");
     for (i, &c) in b.iter().enumerate() {
         if i >= budget {
@@ -92,6 +96,12 @@ fn py_bytes(b: &[u8], out: &mut String, budget: usize) {
         }
     }
     out.push('\'');
+}
+
+/// The string `id` as a literal of at most `budget` characters ([`py_str`]), decoding only
+/// what is written.
+pub fn str_literal(m: &Machine<'_>, id: StrId, out: &mut String, budget: usize) {
+    py_str(&str_prefix(m, id, budget), out, budget)
 }
 
 /// At least `chars + 1` characters of a string (all of a shorter one), without decoding the
@@ -225,7 +235,7 @@ impl Style for Finding {
     }
 
     fn text(&self, m: &Machine<'_>, id: StrId, out: &mut String) {
-        py_str(&str_prefix(m, id, ARG_WIDTH), out, ARG_WIDTH)
+        str_literal(m, id, out, ARG_WIDTH)
     }
 
     fn blob(&self, b: &[u8], out: &mut String) {

@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+mod finding_type;
+pub use finding_type::FindingType;
+
 /// How bad a finding is; a report's risk level is its worst finding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -35,52 +38,6 @@ impl Severity {
             "CRITICAL" => Severity::Critical,
             _ => return None,
         })
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum FindingType {
-    DangerousImport,
-    UnknownImport,
-    ReduceCall,
-    DynamicCall,
-    AttributeInjection,
-    ExtensionCode,
-    NestedPickle,
-    CodeString,
-    Obfuscation,
-    Malformed,
-    TrailingData,
-    Unscannable,
-    ResourceLimit,
-    StructuralTamper,
-    Disallowed,
-    /// Informational (severity SAFE): a global the scan accepted by its use or arguments that
-    /// a name-only `find_class` refuses (an unpickler no scan of its stream precedes).
-    RuntimeStricter,
-}
-
-impl FindingType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingType::DangerousImport => "DANGEROUS_IMPORT",
-            FindingType::UnknownImport => "UNKNOWN_IMPORT",
-            FindingType::ReduceCall => "REDUCE_CALL",
-            FindingType::DynamicCall => "DYNAMIC_CALL",
-            FindingType::AttributeInjection => "ATTRIBUTE_INJECTION",
-            FindingType::ExtensionCode => "EXTENSION_CODE",
-            FindingType::NestedPickle => "NESTED_PICKLE",
-            FindingType::CodeString => "CODE_STRING",
-            FindingType::Obfuscation => "OBFUSCATION",
-            FindingType::Malformed => "MALFORMED",
-            FindingType::TrailingData => "TRAILING_DATA",
-            FindingType::Unscannable => "UNSCANNABLE",
-            FindingType::ResourceLimit => "RESOURCE_LIMIT",
-            FindingType::StructuralTamper => "STRUCTURAL_TAMPER",
-            FindingType::Disallowed => "DISALLOWED",
-            FindingType::RuntimeStricter => "RUNTIME_STRICTER",
-        }
     }
 }
 

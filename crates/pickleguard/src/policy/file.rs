@@ -109,6 +109,27 @@ impl PolicyFile {
         Ok(f)
     }
 
+    /// The `[tool.pickleguard]` table of a `pyproject.toml`'s text as a policy file, `None`
+    /// when it has none. The command line's config discovery and `--policy pyproject.toml`
+    /// and the Python package's `policy_file=` all read it here.
+    pub fn from_pyproject(text: &str) -> Result<Option<PolicyFile>, String> {
+        let doc: toml::Table = text.parse().map_err(|e| format!("invalid TOML: {e}"))?;
+        let Some(section) = doc
+            .get("tool")
+            .and_then(|t| t.as_table())
+            .and_then(|t| t.get("pickleguard"))
+        else {
+            return Ok(None);
+        };
+        let file: PolicyFile = section
+            .clone()
+            .try_into()
+            .map_err(|e| format!("invalid [tool.pickleguard]: {e}"))?;
+        file.check_version()
+            .map_err(|e| format!("[tool.pickleguard]: {e}"))?;
+        Ok(Some(file))
+    }
+
     pub fn format_version(&self) -> i64 {
         self.version.unwrap_or(1)
     }
