@@ -295,6 +295,99 @@ def test_rewrite_with_restored_mtime_is_rejudged_and_cache_verify_hashes(pg_bin,
     assert without_cache_counts(verify) == without_cache_counts(scan_json(pg_bin, tree))
 
 
+def test_a_file_replaced_with_same_size_and_mtime_is_rejudged(pg_bin, small_tree, tmp_path):
+    """The identity a cached re-scan trusts is the one the walk saw, and for a link its
+    target's: a file swapped for another of the same size and mtime (a new inode, by rename),
+    a link's target swapped the same way, and a link re-pointed at such a file are judged
+    again, never served the old verdict."""
+    root, kinds, markers = small_tree
+    tree = fresh_copy(root / "tree", tmp_path / "tree")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    benign = [tree / b for b in kinds["benign"]
+              if b.endswith(".pkl") and (tree / b).stat().st_size >= 200][:3]
+    # Two links in the tree to benign files outside it.
+    for i, b in enumerate(benign[1:]):
+        (outside / f"t{i}.pkl").write_bytes(b.read_bytes())
+        os.utime(outside / f"t{i}.pkl", ns=(b.stat().st_atime_ns, b.stat().st_mtime_ns))
+        (tree / f"link{i}.pkl").symlink_to(outside / f"t{i}.pkl")
+    time.sleep(RACY)
+    cache = tmp_path / "cache"
+    first = scan_json(pg_bin, "--cache", cache, tree)
+    s = first["summary"]
+    # The links' targets are copies of files in the tree: the same bytes, confirmed by hash.
+    assert (s["scanned"], s["cache_confirmed"]) == (s["files"] - 2, 2), s
+    assert scan_json(pg_bin, "--cache", cache, tree)["summary"]["scanned"] == 0
+
+    def swap(path: Path) -> None:
+        st = path.stat()
+        new = path.with_name(path.name + ".new")
+        new.write_bytes(same_size_payload(st.st_size, markers))
+        os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.rename(new, path)
+        assert path.stat().st_ino != st.st_ino
+        assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+    swap(benign[0])
+    swap(outside / "t0.pkl")
+    st = (outside / "t1.pkl").stat()
+    (outside / "t2.pkl").write_bytes(same_size_payload(st.st_size, markers))
+    os.utime(outside / "t2.pkl", ns=(st.st_atime_ns, st.st_mtime_ns))
+    (tree / "link1.pkl").unlink()
+    (tree / "link1.pkl").symlink_to(outside / "t2.pkl")
+    time.sleep(RACY)
+    doc = scan_json(pg_bin, "--cache", cache, tree)
+    changed = [str(benign[0]), str(tree / "link0.pkl"), str(tree / "link1.pkl")]
+    for path in changed:
+        f = next(x for x in doc["files"] if x["path"] == path)
+        assert not f["is_safe"] and f["risk_level"] == "CRITICAL", f
+    s = doc["summary"]
+    assert s["cache_hits"] == s["files"] - 3 and s["scanned"] >= 1, s
+    assert without_cache_counts(doc) == scan_json(pg_bin, tree)
+    assert not any(markers.iterdir())
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "sarif"])
+def test_cached_output_is_byte_identical(pg_bin, small_tree, tmp_path, fmt):
+    """The whole report a cached re-scan writes is the uncached scan's, byte for byte, but for
+    the cache's counts in the summary (JSON Lines: in file order, which follows the threads)."""
+    root, _, _ = small_tree
+    cache = tmp_path / "cache"
+
+    def out(*extra):
+        p = run(pg_bin, "scan", "--no-config", "-f", fmt, "--jobs", "1", *extra, "tree",
+                cwd=root)
+        assert p.returncode in (0, 1), p.stderr.decode()
+        return p.stdout
+
+    plain = out()
+    filled = out("--cache", cache)
+    cached = out("--cache", cache)
+    if fmt == "sarif":
+        assert filled == plain and cached == plain
+        return
+
+    def split(text: bytes) -> tuple[bytes, dict, dict]:
+        """(everything before the summary, the summary without the cache's counts)."""
+        if fmt == "jsonl":
+            *files, last = text.splitlines(keepends=True)
+            head, summary = b"".join(sorted(files)), json.loads(last)
+        else:
+            at = text.index(b'  "summary": {')
+            head, summary = text[:at], json.loads(text)
+        counts = {k: summary["summary"].pop(k, None)
+                  for k in ("cache_hits", "cache_confirmed", "scanned")}
+        return head, summary, counts
+
+    p_head, p_sum, _ = split(plain)
+    for text in (filled, cached):
+        head, summary, _ = split(text)
+        assert head == p_head
+        assert summary == p_sum
+    counts = split(cached)[2]
+    assert counts["cache_hits"] == p_sum["summary"]["files"] and counts["scanned"] == 0, counts
+
+
 _SERVE_CHECK = """
 import json, sys
 from pathlib import Path

@@ -193,6 +193,7 @@ pub fn scan_batch(
                 display: display.clone(),
                 source: Source::File(path.clone()),
                 size: 0,
+                identity: None,
             };
             // `display` is relative to the client's working directory, not this worker's:
             // the client's merge locates files in a Hugging Face cache.

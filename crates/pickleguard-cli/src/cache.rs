@@ -93,8 +93,10 @@ impl CacheStats {
 }
 
 /// A local file's identity; any change to its bytes through the file system changes it.
+/// The walk takes it from the `stat` it makes anyway ([`Target::identity`]), so that a cached
+/// re-scan costs one metadata call per file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Identity {
+pub struct Identity {
     dev: u64,
     ino: u64,
     size: u64,
@@ -104,7 +106,7 @@ struct Identity {
 
 impl Identity {
     #[cfg(unix)]
-    fn of(m: &std::fs::Metadata) -> Option<Identity> {
+    pub fn of(m: &std::fs::Metadata) -> Option<Identity> {
         use std::os::unix::fs::MetadataExt;
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
         Some(Identity {
@@ -118,7 +120,7 @@ impl Identity {
 
     /// Without inode and ctime there is no identity to trust: always hash.
     #[cfg(not(unix))]
-    fn of(_: &std::fs::Metadata) -> Option<Identity> {
+    pub fn of(_: &std::fs::Metadata) -> Option<Identity> {
         None
     }
 
@@ -258,7 +260,7 @@ impl Cache {
     /// [`Cache::scan_target`], and how the verdict was obtained.
     pub fn scan_target_served(&self, t: &Target, policy: &Policy) -> (FileResult, Served) {
         let (r, how) = match &t.source {
-            Source::File(p) => self.scan_file(p, &t.display, policy),
+            Source::File(p) => self.scan_file(p, &t.display, t.identity, policy),
             Source::Stream(_) => (scan::scan_target(t, policy), Served::Scanned),
         };
         let counter = match how {
@@ -270,9 +272,16 @@ impl Cache {
         (r, how)
     }
 
-    fn scan_file(&self, path: &Path, display: &str, policy: &Policy) -> (FileResult, Served) {
+    /// `seen`: the identity the walk saw the file with, if it did.
+    fn scan_file(
+        &self,
+        path: &Path,
+        display: &str,
+        seen: Option<Identity>,
+        policy: &Policy,
+    ) -> (FileResult, Served) {
         if !self.verify {
-            if let Some(r) = self.by_identity(path, display, policy) {
+            if let Some(r) = self.by_identity(path, display, seen, policy) {
                 return (r, Served::Hit);
             }
         }
@@ -305,9 +314,20 @@ impl Cache {
         )
     }
 
-    /// The verdict stored for the file's identity, without opening it.
-    fn by_identity(&self, path: &Path, display: &str, policy: &Policy) -> Option<FileResult> {
-        let identity = Identity::of(&std::fs::metadata(path).ok()?)?;
+    /// The verdict stored for the file's identity, without opening it. The identity the walk
+    /// saw is as good as a fresh `stat`: either names bytes the file held during this scan,
+    /// and a change after the look is a change after the scan, cached or not.
+    fn by_identity(
+        &self,
+        path: &Path,
+        display: &str,
+        seen: Option<Identity>,
+        policy: &Policy,
+    ) -> Option<FileResult> {
+        let identity = match seen {
+            Some(i) => i,
+            None => Identity::of(&std::fs::metadata(path).ok()?)?,
+        };
         let rec: ByIdentity = self.get(&identity_key(&identity))?;
         let own = match (&rec.content, rec.report) {
             (Some(c), _) => self.get::<Report>(&content_key(c, rec.bytes))?,

@@ -294,6 +294,7 @@ fn scan_file_cached<'py>(
                 display: path.display().to_string(),
                 source: pickleguard_cli::walk::Source::File(path.clone()),
                 size: 0,
+                identity: None,
             };
             // The command line's judge (no bounds: the Python API has none); with a cache
             // and no bound, the cache always serves the verdict.
