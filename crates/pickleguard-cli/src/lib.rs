@@ -49,6 +49,42 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    run_ending(args, Ending::Free)
+}
+
+/// The binary's entry: like [`run`], for a process that exits as soon as it returns.
+pub fn run_process<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    ExitCode::from(run_ending(args, Ending::ProcessExit))
+}
+
+/// What a command does with its state when it is done. A process that exits right after
+/// leaves it to the kernel: freeing a policy whose tables were built (thousands of entries)
+/// costs more CPU than scanning a small file. A library caller (Python) gets it freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    Free,
+    ProcessExit,
+}
+
+impl Ending {
+    /// Drop `state`, or leave it to the process's exit.
+    pub fn release<S>(self, state: S) {
+        match self {
+            Ending::Free => drop(state),
+            Ending::ProcessExit => std::mem::forget(state),
+        }
+    }
+}
+
+fn run_ending<I, T>(args: I, ending: Ending) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     scan::install_read_hint();
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     if let Some(code) = remote::hand_off(&args) {
@@ -67,7 +103,7 @@ where
         }
     };
     let result = match cli.command {
-        Command::Scan(a) => scan::command(&a),
+        Command::Scan(a) => scan::command(&a, ending),
         Command::Explain(a) => explain::command(&a),
         Command::Policy { command } => match command {
             PolicyCommand::Show(a) => learn::show(&a),

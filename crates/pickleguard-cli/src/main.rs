@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    pickleguard_cli::run(std::env::args_os())
+    pickleguard_cli::run_process(std::env::args_os())
 }

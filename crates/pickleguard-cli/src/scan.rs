@@ -404,18 +404,32 @@ pub fn judge_for(a: &ScanArgs, policy: Arc<Policy>) -> Result<Judge, String> {
 }
 
 /// `pickleguard scan`.
-pub fn command(a: &ScanArgs) -> Result<ExitStatus, String> {
+pub fn command(a: &ScanArgs, ending: crate::Ending) -> Result<ExitStatus, String> {
     if a.hub.dask.is_some() {
         return Err(DASK_NEEDS_PYTHON.into());
     }
     let eff = config::build_for(&a.policy, None, &a.paths)?;
-    let judge = judge_for(a, Arc::new(eff.policy))?;
+    let policy = Arc::new(eff.policy);
+    let judge = judge_for(a, Arc::clone(&policy))?;
+    let code = scan_with_judge(a, &judge, eff.configs);
+    // The cache and the rest close as usual; only the policy's tables may be left to the
+    // process's exit.
+    drop(judge);
+    ending.release(policy);
+    code
+}
+
+fn scan_with_judge(
+    a: &ScanArgs,
+    judge: &Judge,
+    configs: Vec<config::ConfigUse>,
+) -> Result<ExitStatus, String> {
     let policy = judge.policy();
     if a.format == Format::Jsonl {
-        return jsonl_scan(a, &judge, eff.configs);
+        return jsonl_scan(a, judge, configs);
     }
-    let mut outcome = run_scan_with(&a.paths, &a.walk, &judge, !a.quiet, None)?;
-    outcome.configs = eff.configs;
+    let mut outcome = run_scan_with(&a.paths, &a.walk, judge, !a.quiet, None)?;
+    outcome.configs = configs;
     let to_file = a.output.as_ref().is_some_and(|p| p.as_os_str() != "-");
     let text = match a.format {
         Format::Text => {

@@ -8,18 +8,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-// policies/*.toml, converted to JSON by build.rs (parsed ~10x faster at start-up).
-const DANGEROUS_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/dangerous.json"));
-const ALIASES_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/aliases.json"));
-const ML_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/ml.json"));
-const ML_CORPUS_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/ml_corpus.json"));
-
 mod block;
 mod file;
 mod schema;
+mod tables;
 pub use block::BLOCKED;
 pub use file::{AllowEntry, PolicyFile, RuleEntry, FORMAT_VERSION};
 pub use schema::{ArgPattern, Grammar, MAX_GRAMMAR_LEN};
+use tables::LazyTables;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -267,15 +263,9 @@ pub struct Policy {
     pub mode: Mode,
     pub threshold: Severity,
     pub limits: Limits,
-    danger_exact: HashMap<String, Vec<DangerEntry>>,
-    danger_prefix: Vec<(String, DangerEntry)>,
-    alias_modules: HashMap<String, String>,
-    alias_names: HashMap<String, String>,
-    allow_exact: HashMap<String, ModuleAllow>,
-    allow_prefix: Vec<(String, ModuleAllow)>,
-    rules: HashMap<String, Vec<Rule>>,
-    /// Version 2 entries' schemas and reviews, by qualified name.
-    behaviour: HashMap<String, Arc<Behaviour>>,
+    /// The catalogue, aliases, profile and the user's additions, built on first use.
+    #[serde(flatten)]
+    tables: LazyTables,
 }
 
 /// Version 1 lists as operations: a v1 entry trusted the whole class, so what it makes also
@@ -316,45 +306,18 @@ fn parse_uses(e: &AllowEntry, version: i64, m: &mut ModuleAllow) {
 impl Policy {
     /// The built-in policy for a mode (the `ml` profile for `ml` and `audit`).
     pub fn new(mode: Mode) -> Policy {
-        let danger: DangerFile =
-            serde_json::from_str(DANGEROUS_JSON).expect("policies/dangerous.toml is valid");
-        let aliases: AliasFile =
-            serde_json::from_str(ALIASES_JSON).expect("policies/aliases.toml is valid");
-        let mut p = Policy {
+        Policy {
             mode,
             threshold: Severity::Medium,
             limits: Limits::default(),
-            danger_exact: HashMap::new(),
-            danger_prefix: Vec::new(),
-            alias_modules: aliases.modules,
-            alias_names: aliases.names,
-            allow_exact: HashMap::new(),
-            allow_prefix: Vec::new(),
-            rules: HashMap::new(),
-            behaviour: HashMap::new(),
-        };
-        for e in danger.entry {
-            if let Some(prefix) = e.module.strip_suffix(".*") {
-                p.danger_prefix.push((prefix.to_string(), e));
-            } else {
-                p.danger_exact.entry(e.module.clone()).or_default().push(e);
-            }
+            tables: LazyTables::builtin(matches!(mode, Mode::Ml | Mode::Audit)),
         }
-        if matches!(mode, Mode::Ml | Mode::Audit) {
-            for (name, json) in [("ml.toml", ML_JSON), ("ml_corpus.toml", ML_CORPUS_JSON)] {
-                let f: PolicyFile =
-                    serde_json::from_str(json).unwrap_or_else(|e| panic!("policies/{name}: {e}"));
-                p.add_file(&f, false)
-                    .unwrap_or_else(|e| panic!("policies/{name}: {e}"));
-            }
-        }
-        p
     }
 
     /// Extend with a user's policy file: its entries are explicit choices and win over the
     /// catalogue; its mode and threshold replace the current ones when set.
     pub fn extend(&mut self, file: &PolicyFile) -> Result<(), String> {
-        self.add_file(file, true)?;
+        self.tables.get_mut().add_file(file, true)?;
         if let Some(f) = &file.fail_on {
             self.threshold = Severity::parse(f).ok_or_else(|| format!("invalid fail_on {f:?}"))?;
         }
@@ -405,124 +368,28 @@ impl Policy {
         Ok(dropped)
     }
 
-    fn add_file(&mut self, file: &PolicyFile, user: bool) -> Result<(), String> {
-        file.check_version()?;
-        file.check_entries()?;
-        let version = file.format_version();
-        for e in &file.allow {
-            let module = self.norm_module(&e.module).to_string();
-            if version >= 2 {
-                self.add_behaviour(&module, e)?;
-            }
-            let slot = if let Some(prefix) = module.strip_suffix(".*") {
-                let prefix = prefix.to_string();
-                if let Some(i) = self.allow_prefix.iter().position(|(p, _)| *p == prefix) {
-                    &mut self.allow_prefix[i].1
-                } else {
-                    self.allow_prefix.push((prefix, ModuleAllow::default()));
-                    &mut self.allow_prefix.last_mut().expect("just pushed").1
-                }
-            } else {
-                self.allow_exact.entry(module).or_default()
-            };
-            slot.user |= user;
-            parse_uses(e, version, slot);
-        }
-        for r in &file.rule {
-            let mut args = r
-                .args
-                .iter()
-                .map(|a| ArgPattern::parse(a, version))
-                .collect::<Result<Vec<_>, _>>()?;
-            let norm = |q: &str| self.norm_qual(q);
-            for a in args.iter_mut() {
-                a.normalise(&norm);
-            }
-            let key = self.norm_qual(&r.callable);
-            if !key.contains('.') {
-                return Err(format!("rule callable {:?} needs module.name", r.callable));
-            }
-            let min_args = r
-                .min_args
-                .unwrap_or(args.len() - usize::from(args.last() == Some(&ArgPattern::Rest)));
-            self.rules.entry(key).or_default().push(Rule {
-                min_args,
-                args,
-                nested: r.nested,
-                calls: r.calls,
-                source: r.args.clone(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Record a version 2 entry's schema and review for each name it covers.
-    fn add_behaviour(&mut self, module: &str, e: &AllowEntry) -> Result<(), String> {
-        let plain = e.strings.is_none()
-            && e.state.is_empty()
-            && !e.members
-            && e.reviewed.is_empty()
-            && e.note.is_none();
-        if plain {
-            return Ok(());
-        }
-        let mut state = Vec::new();
-        for (k, p) in &e.state {
-            state.push((k.clone(), ArgPattern::parse(p, 2)?));
-        }
-        let b = Arc::new(Behaviour {
-            strings: e.strings.as_deref().and_then(Grammar::parse),
-            state,
-            members: e.members,
-            reviewed: e.reviewed.clone(),
-            note: e.note.clone(),
-        });
-        for n in e.entry_names() {
-            if n != "*" {
-                self.behaviour.insert(format!("{module}.{n}"), b.clone());
-            }
-        }
-        Ok(())
-    }
-
-    /// `module.name` with the module's alias resolved.
-    fn norm_qual(&self, q: &str) -> String {
-        match q.rsplit_once('.') {
-            Some((m, n)) => format!("{}.{n}", self.norm_module(m)),
-            None => q.to_string(),
-        }
-    }
-
     /// Allow `module:name` for every operation (the command line's `--allow`,
     /// `register_safe_class`; `*` wildcards): the user vouches for what the class does.
     pub fn allow(&mut self, module: &str, name: &str) {
-        let module = self.norm_module(module).to_string();
-        let slot = if let Some(prefix) = module.strip_suffix(".*") {
-            let prefix = prefix.to_string();
-            if let Some(i) = self.allow_prefix.iter().position(|(p, _)| *p == prefix) {
-                &mut self.allow_prefix[i].1
-            } else {
-                self.allow_prefix.push((prefix, ModuleAllow::default()));
-                &mut self.allow_prefix.last_mut().expect("just pushed").1
-            }
-        } else {
-            self.allow_exact.entry(module).or_default()
-        };
+        let t = self.tables.get_mut();
+        let module = t.norm_module(module).to_string();
+        let slot = t.slot(module);
         slot.user = true;
         grant(slot, name, uses::ALL);
     }
 
     pub fn norm_module<'s>(&'s self, m: &'s str) -> &'s str {
-        self.alias_modules.get(m).map(|s| s.as_str()).unwrap_or(m)
+        self.tables.get().norm_module(m)
     }
 
     fn normalise(&self, module: &str, name: &str) -> (String, String) {
-        let m = self.norm_module(module);
+        let t = self.tables.get();
+        let m = t.norm_module(module);
         let key = format!("{m}.{name}");
-        if let Some(to) = self
+        if let Some(to) = t
             .alias_names
             .get(&key)
-            .or_else(|| self.alias_names.get(&format!("{module}.{name}")))
+            .or_else(|| t.alias_names.get(&format!("{module}.{name}")))
         {
             if let Some((a, b)) = to.rsplit_once('.') {
                 return (a.to_string(), b.to_string());
@@ -534,12 +401,14 @@ impl Policy {
     fn danger_in(&self, module: &str, name: &str) -> Option<&DangerEntry> {
         let first = name.split('.').next().unwrap_or(name);
         let hit = |e: &&DangerEntry| e.names.iter().any(|n| n == "*" || n == name || n == first);
-        if let Some(list) = self.danger_exact.get(module) {
+        if let Some(list) = self.tables.get().danger_exact.get(module) {
             if let Some(e) = list.iter().find(hit) {
                 return Some(e);
             }
         }
-        self.danger_prefix
+        self.tables
+            .get()
+            .danger_prefix
             .iter()
             .filter(|(p, _)| {
                 module == p
@@ -588,10 +457,10 @@ impl Policy {
                 bits |= m.wildcard;
             }
         };
-        if let Some(m) = self.allow_exact.get(module) {
+        if let Some(m) = self.tables.get().allow_exact.get(module) {
             consider(m);
         }
-        for (p, m) in &self.allow_prefix {
+        for (p, m) in &self.tables.get().allow_prefix {
             if module == p
                 || (module.starts_with(p.as_str()) && module.as_bytes().get(p.len()) == Some(&b'.'))
             {
@@ -655,16 +524,16 @@ impl Policy {
         };
         // A dangerous name the profile lists is allowed only through its argument rules.
         let qual = format!("{m}.{n}");
-        let has_rules = self.rules.contains_key(&qual);
+        let has_rules = self.tables.get().rules.contains_key(&qual);
         if allowed == 0 && danger.is_some() && has_rules && self.mode != Mode::Strict {
-            if let Some(ma) = self.allow_exact.get(&m) {
+            if let Some(ma) = self.tables.get().allow_exact.get(&m) {
                 allowed = ma.names.get(&n).copied().unwrap_or(0);
             }
         }
         if danger.is_some() && self.is_blocked(&m, &n) {
             allowed = 0;
         }
-        let behaviour = self.behaviour.get(&qual).cloned();
+        let behaviour = self.tables.get().behaviour.get(&qual).cloned();
         GlobalVerdict {
             module: m,
             name: n,
@@ -716,7 +585,7 @@ impl Policy {
     }
 
     pub fn rules_for(&self, qualname: &str) -> Option<&[Rule]> {
-        self.rules.get(qualname).map(|v| v.as_slice())
+        self.tables.get().rules.get(qualname).map(|v| v.as_slice())
     }
 
     /// Everything a judgement depends on, as one canonical string: equal fingerprints judge
@@ -742,6 +611,7 @@ impl Policy {
             v.sort();
             v.join(";")
         };
+        let t = self.tables.get();
         format!(
             "mode={:?}\nthreshold={:?}\nlimits={:?}\ndanger={}\ndanger_prefix={:?}\n\
              alias_modules={}\nalias_names={}\nallow={}\nallow_prefix={}\nrules={}\n\
@@ -749,14 +619,14 @@ impl Policy {
             self.mode,
             self.threshold,
             self.limits,
-            sorted(&self.danger_exact, |v| format!("{v:?}")),
-            self.danger_prefix,
-            sorted(&self.alias_modules, |v| v.clone()),
-            sorted(&self.alias_names, |v| v.clone()),
-            sorted(&self.allow_exact, allow),
-            prefixed(&self.allow_prefix),
-            sorted(&self.rules, |v| format!("{v:?}")),
-            sorted(&self.behaviour, |v| format!("{v:?}")),
+            sorted(&t.danger_exact, |v| format!("{v:?}")),
+            t.danger_prefix,
+            sorted(&t.alias_modules, |v| v.clone()),
+            sorted(&t.alias_names, |v| v.clone()),
+            sorted(&t.allow_exact, allow),
+            prefixed(&t.allow_prefix),
+            sorted(&t.rules, |v| format!("{v:?}")),
+            sorted(&t.behaviour, |v| format!("{v:?}")),
         )
     }
 
@@ -791,11 +661,12 @@ impl Policy {
             self.mode.as_str(),
             self.threshold.as_str()
         );
-        let mut mods: Vec<(String, &ModuleAllow)> = self
+        let t = self.tables.get();
+        let mut mods: Vec<(String, &ModuleAllow)> = t
             .allow_exact
             .iter()
             .map(|(k, v)| (k.clone(), v))
-            .chain(self.allow_prefix.iter().map(|(k, v)| (format!("{k}.*"), v)))
+            .chain(t.allow_prefix.iter().map(|(k, v)| (format!("{k}.*"), v)))
             .collect();
         mods.sort_by(|a, b| a.0.cmp(&b.0));
         let ops_of = |bits: u8| -> String {
@@ -811,7 +682,7 @@ impl Policy {
             let mut groups: std::collections::BTreeMap<u8, Vec<&String>> = Default::default();
             let mut own: Vec<(&String, u8)> = Vec::new();
             for (n, bits) in &a.names {
-                if self.behaviour.contains_key(&format!("{m}.{n}")) {
+                if t.behaviour.contains_key(&format!("{m}.{n}")) {
                     own.push((n, *bits));
                 } else {
                     groups.entry(*bits).or_default().push(n);
@@ -837,7 +708,7 @@ impl Policy {
             }
             own.sort();
             for (n, bits) in own {
-                let b = &self.behaviour[&format!("{m}.{n}")];
+                let b = &t.behaviour[&format!("{m}.{n}")];
                 out.push_str(&format!(
                     "\n[[allow]]\nmodule = {m:?}\nname = {n:?}\nops = [{}]\n",
                     ops_of(bits)
@@ -867,7 +738,7 @@ impl Policy {
         }
         // Rules travel with the names they restrict: without them an exact entry in a user
         // file would let a dangerous name through with any arguments.
-        let mut rules: Vec<(&String, &Vec<Rule>)> = self.rules.iter().collect();
+        let mut rules: Vec<(&String, &Vec<Rule>)> = t.rules.iter().collect();
         rules.sort_by(|a, b| a.0.cmp(b.0));
         for (callable, list) in rules {
             for r in list {
@@ -1014,6 +885,85 @@ mod tests {
     }
 
     #[test]
+    fn fingerprint_sees_every_built_in_entry() {
+        // The verdict cache keys on the fingerprint: an edit of any shipped table (a rule, a
+        // grant, a catalogue entry, an alias, a review) must give another key. Edited here
+        // through a snapshot, which carries the tables the files built.
+        let p = Policy::new(Mode::Ml);
+        let base = p.fingerprint();
+        let snap: serde_json::Value = serde_json::from_str(&p.to_snapshot()).unwrap();
+        fn first(v: &mut serde_json::Value) -> &mut serde_json::Value {
+            match v {
+                serde_json::Value::Object(m) => m.values_mut().next().expect("a table entry"),
+                serde_json::Value::Array(a) => a.first_mut().expect("a table entry"),
+                other => panic!("not a table: {other}"),
+            }
+        }
+        fn append(v: &mut serde_json::Value) {
+            let s = v.as_str().expect("a string").to_string();
+            *v = serde_json::Value::String(s + "~");
+        }
+        type Edit = fn(&mut serde_json::Value);
+        let edits: [(&str, Edit); 8] = [
+            ("danger_exact", |t| append(&mut first(t)[0]["description"])),
+            ("danger_prefix", |t| append(&mut t[0][1]["description"])),
+            ("alias_modules", |t| append(first(t))),
+            ("alias_names", |t| append(first(t))),
+            ("allow_exact", |t| {
+                let n = first(&mut first(t)["names"]);
+                *n = serde_json::json!(n.as_u64().unwrap() ^ uses::INIT as u64);
+            }),
+            ("allow_exact", |t| {
+                first(t)["user"] = serde_json::json!(true)
+            }),
+            ("rules", |t| {
+                let m = &mut first(t)[0]["min_args"];
+                *m = serde_json::json!(m.as_u64().unwrap() + 1);
+            }),
+            ("behaviour", |t| {
+                first(t)["note"] = serde_json::json!("another review")
+            }),
+        ];
+        for (table, edit) in edits {
+            let mut v = snap.clone();
+            edit(&mut v["policy"][table]);
+            let edited = Policy::from_snapshot(&v.to_string()).unwrap();
+            assert_ne!(edited.fingerprint(), base, "an edit of {table}");
+        }
+        // Rules and blocks a user adds too.
+        let mut p = Policy::new(Mode::Ml);
+        let rule = "[[rule]]\ncallable = \"myapp.f\"\nargs = [\"str\"]\n";
+        p.extend(&PolicyFile::parse(rule).unwrap()).unwrap();
+        assert_ne!(p.fingerprint(), base);
+        let mut p = Policy::new(Mode::Ml);
+        p.block("collections", "OrderedDict");
+        assert_ne!(p.fingerprint(), base);
+    }
+
+    #[test]
+    fn tables_are_built_on_first_use_and_extended_alike() {
+        // A policy that judges nothing never parses the shipped files (a pickle of plain
+        // data, docs/benchmarks.md); the first judgement builds them.
+        let p = Policy::new(Mode::Ml);
+        assert!(!p.tables.is_built());
+        let plain = crate::analyze_pickle(b"\x80\x04]\x94(K\x01K\x02e.", &p);
+        assert!(plain.is_safe);
+        assert!(!p.tables.is_built());
+        assert_ne!(p.judge("collections", "OrderedDict").allowed, 0);
+        assert!(p.tables.is_built());
+        // A user file extends an unbuilt policy as it extends a built one.
+        let file = PolicyFile::parse("[[allow]]\nmodule = \"myapp\"\nnew = [\"Model\"]\n").unwrap();
+        let (mut lazy, mut built) = (Policy::new(Mode::Ml), Policy::new(Mode::Ml));
+        built.judge("os", "system");
+        lazy.extend(&file).unwrap();
+        built.extend(&file).unwrap();
+        assert_eq!(lazy.fingerprint(), built.fingerprint());
+        assert_ne!(lazy.judge("myapp", "Model").allowed, 0);
+        assert_ne!(lazy.judge("collections", "OrderedDict").allowed, 0);
+        assert!(lazy.judge("os", "system").danger.is_some());
+    }
+
+    #[test]
     fn snapshots_keep_version_2_schemas() {
         let text = "version = 2\n[[allow]]\nmodule = \"m\"\nname = \"A\"\nops = [\"new\", \"build\"]\nreviewed = [\"__setstate__\"]\nstrings = \"expr\"\n";
         let mut p = Policy::new(Mode::Allowlist);
@@ -1028,11 +978,12 @@ mod tests {
     #[test]
     fn shipped_profiles_grant_behaviour_only_to_exact_names() {
         let p = Policy::new(Mode::Ml);
-        for (module, allow) in p
+        let t = p.tables.get();
+        for (module, allow) in t
             .allow_exact
             .iter()
             .map(|(m, a)| (m.clone(), a))
-            .chain(p.allow_prefix.iter().map(|(m, a)| (format!("{m}.*"), a)))
+            .chain(t.allow_prefix.iter().map(|(m, a)| (format!("{m}.*"), a)))
         {
             assert_eq!(
                 allow.wildcard & !uses::VALUE,

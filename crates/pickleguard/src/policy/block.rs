@@ -21,9 +21,17 @@ impl Policy {
             description: "blocked".to_string(),
         };
         if let Some(prefix) = module.strip_suffix(".*") {
-            self.danger_prefix.push((prefix.to_string(), entry));
+            self.tables
+                .get_mut()
+                .danger_prefix
+                .push((prefix.to_string(), entry));
         } else {
-            self.danger_exact.entry(module).or_default().push(entry);
+            self.tables
+                .get_mut()
+                .danger_exact
+                .entry(module)
+                .or_default()
+                .push(entry);
         }
     }
 
@@ -33,12 +41,12 @@ impl Policy {
         let hit = |e: &DangerEntry| {
             e.category == BLOCKED && e.names.iter().any(|n| n == "*" || n == name || n == first)
         };
-        if let Some(list) = self.danger_exact.get(module) {
+        if let Some(list) = self.tables.get().danger_exact.get(module) {
             if list.iter().any(hit) {
                 return true;
             }
         }
-        self.danger_prefix.iter().any(|(p, e)| {
+        self.tables.get().danger_prefix.iter().any(|(p, e)| {
             (module == p
                 || (module.starts_with(p.as_str())
                     && module.as_bytes().get(p.len()) == Some(&b'.')))
