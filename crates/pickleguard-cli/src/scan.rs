@@ -345,13 +345,19 @@ pub fn run_scan_with(
         r
     };
     let jobs = walk_args.jobs.map(usize::from).unwrap_or(0);
-    let mut files: Vec<FileResult> = match rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .thread_name(|i| format!("pickleguard-scan-{i}"))
-        .build()
-    {
-        Ok(pool) => pool.install(|| walked.targets.par_iter().map(scan_one).collect()),
-        Err(_) => walked.targets.iter().map(scan_one).collect(),
+    // One file (a hook, a CI step on one artifact) is scanned on this thread: a pool would
+    // only add its threads' start to the wait.
+    let mut files: Vec<FileResult> = if walked.targets.len() <= 1 {
+        walked.targets.iter().map(scan_one).collect()
+    } else {
+        match rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .thread_name(|i| format!("pickleguard-scan-{i}"))
+            .build()
+        {
+            Ok(pool) => pool.install(|| walked.targets.par_iter().map(scan_one).collect()),
+            Err(_) => walked.targets.iter().map(scan_one).collect(),
+        }
     };
     if let Some(pb) = pb {
         pb.finish_and_clear();
