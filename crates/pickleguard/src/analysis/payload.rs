@@ -80,7 +80,7 @@ pub(super) fn examine_literals(
         }
         obfuscated(policy, ctx, c, &name, &lit.bytes, 0, out);
     }
-    if crate::container::budget::decode_limit_unreported() {
+    if ctx.scan.budget.decode_limit_unreported() {
         limit_finding(out, c.pos as usize, "decoded-arguments budget");
     }
 }
@@ -103,14 +103,14 @@ pub(super) fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) ->
     match v {
         Value::Str(s) => {
             let t = m.arena.text(m.data, s);
-            if !charge(t.len()) {
+            if !charge(j.budget, t.len()) {
                 return None;
             }
             return Some(lit(t.into_owned().into_bytes(), true));
         }
         Value::Bytes(b) | Value::ByteArray(b) => {
             let b = m.arena.blob(m.data, b);
-            if !charge(b.len()) {
+            if !charge(j.budget, b.len()) {
                 return None;
             }
             return Some(lit(b.to_vec(), false));
@@ -142,7 +142,7 @@ pub(super) fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) ->
         .policy
         .limits
         .max_decoded
-        .min(crate::container::budget::decoded_left() as usize);
+        .min(j.budget.decoded_left() as usize);
     // `sep.join([...])` through getattr(sep, 'join').
     if let Value::Call(g) = call.callable {
         let gc = &m.calls[g as usize];
@@ -161,7 +161,7 @@ pub(super) fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) ->
                 }
                 let sep = m.arena.text(m.data, *sep).into_owned().into_bytes();
                 let total = parts.iter().map(|p| p.len() + sep.len()).sum::<usize>();
-                if !charge(total) {
+                if !charge(j.budget, total) {
                     return None;
                 }
                 return Some(Literal {
@@ -205,7 +205,7 @@ pub(super) fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) ->
             } else {
                 "codecs"
             };
-            if !out.as_ref().map(|b| charge(b.len())).unwrap_or(true) {
+            if !out.as_ref().map(|b| charge(j.budget, b.len())).unwrap_or(true) {
                 return None;
             }
             if step.is_empty() {
@@ -254,7 +254,7 @@ pub(super) fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) ->
     };
     let inner = arg(0)?;
     let out = out?;
-    if !charge(out.len()) {
+    if !charge(j.budget, out.len()) {
         return None;
     }
     Some(Literal {
@@ -328,7 +328,7 @@ pub(super) fn nested_payload(
         return;
     }
     let label = format!("nested in {name} at byte {}", c.pos);
-    let inner = crate::container::within(&label, || (ctx.nested)(blob, policy, ctx.depth + 1));
+    let inner = ctx.scan.within(&label, || ctx.scan.nested(blob, ctx.depth + 1));
     let mut f = Finding::new(
         FindingType::NestedPickle,
         inner.risk_level.max(Severity::High),
@@ -360,9 +360,9 @@ pub(super) fn obfuscated(
     let max = policy
         .limits
         .max_decoded
-        .min(crate::container::budget::decoded_left() as usize);
+        .min(ctx.scan.budget.decoded_left() as usize);
     for d in decode::unwrap_once(raw, max) {
-        if !charge(d.bytes.len()) {
+        if !charge(&ctx.scan.budget, d.bytes.len()) {
             return;
         }
         let text = std::str::from_utf8(&d.bytes).ok();
@@ -384,7 +384,7 @@ pub(super) fn obfuscated(
             }
             let label = format!("{}-decoded argument of {name} at byte {}", d.how, c.pos);
             let inner =
-                crate::container::within(&label, || (ctx.nested)(&d.bytes, policy, ctx.depth + 1));
+                ctx.scan.within(&label, || ctx.scan.nested(&d.bytes, ctx.depth + 1));
             let mut f = Finding::new(
                 FindingType::Obfuscation,
                 inner.risk_level.max(Severity::High),
