@@ -89,7 +89,7 @@ fn import_finding(p: &Policy, module: &str, name: &str) -> Verdict {
         name: v.name.clone(),
         allowed: v.allowed,
         danger: v.danger.as_ref().map(|d| d.severity.as_str().to_string()),
-        category: v.danger.as_ref().map(|d| d.category.clone()),
+        category: v.danger.as_ref().map(|d| d.category.to_string()),
         description: v.danger.as_ref().map(|d| d.description.clone()),
         finding: j.finding.as_ref().map(|(kind, sev, desc)| {
             (

@@ -17,9 +17,9 @@ pub mod opcodes;
 pub mod policy;
 pub mod reader;
 mod readings;
-mod scan;
 pub mod render;
 pub mod report;
+mod scan;
 pub mod value;
 
 pub use context::budget;

@@ -15,9 +15,10 @@ const ML_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/ml.json"));
 const ML_CORPUS_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/ml_corpus.json"));
 
 mod block;
+mod category;
 mod file;
 mod schema;
-pub use block::BLOCKED;
+pub use category::Category;
 pub use file::{AllowEntry, PolicyFile, RuleEntry, FORMAT_VERSION};
 pub use schema::{ArgPattern, Grammar, MAX_GRAMMAR_LEN};
 
@@ -168,12 +169,20 @@ struct DangerFile {
     entry: Vec<DangerEntry>,
 }
 
+/// The entries of a catalogue (`policies/dangerous.toml`, compiled to JSON); an entry whose
+/// category is not a [`Category`] is an error.
+fn parse_catalogue(json: &str) -> Result<Vec<DangerEntry>, String> {
+    serde_json::from_str::<DangerFile>(json)
+        .map(|f| f.entry)
+        .map_err(|e| e.to_string())
+}
+
 /// One entry of the dangerous catalogue.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DangerEntry {
     pub module: String,
     pub names: Vec<String>,
-    pub category: String,
+    pub category: Category,
     pub severity: Severity,
     pub description: String,
 }
@@ -316,8 +325,8 @@ fn parse_uses(e: &AllowEntry, version: i64, m: &mut ModuleAllow) {
 impl Policy {
     /// The built-in policy for a mode (the `ml` profile for `ml` and `audit`).
     pub fn new(mode: Mode) -> Policy {
-        let danger: DangerFile =
-            serde_json::from_str(DANGEROUS_JSON).expect("policies/dangerous.toml is valid");
+        let danger = parse_catalogue(DANGEROUS_JSON)
+            .unwrap_or_else(|e| panic!("policies/dangerous.toml: {e}"));
         let aliases: AliasFile =
             serde_json::from_str(ALIASES_JSON).expect("policies/aliases.toml is valid");
         let mut p = Policy {
@@ -333,7 +342,7 @@ impl Policy {
             rules: HashMap::new(),
             behaviour: HashMap::new(),
         };
-        for e in danger.entry {
+        for e in danger {
             if let Some(prefix) = e.module.strip_suffix(".*") {
                 p.danger_prefix.push((prefix.to_string(), e));
             } else {

@@ -81,7 +81,8 @@ impl<'a> Scan<'a> {
     /// are sniffed like any file.
     pub fn pickle(&self, data: &[u8]) -> Report {
         let cx = self.context(data, false);
-        let mut r = crate::analysis::analyze_stream(data, self.policy, &crate::analysis::Context::new(&cx));
+        let mut r =
+            crate::analysis::analyze_stream(data, self.policy, &crate::analysis::Context::new(&cx));
         crate::analysis::note_name_only_refusals(&mut r, self.policy);
         r
     }

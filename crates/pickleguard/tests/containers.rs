@@ -1492,7 +1492,9 @@ fn read_hint_names_the_members_a_sparse_scan_reads_whole() {
         let lo = d.as_ptr() as usize;
         let hinted = hinted.into_inner();
         assert!(
-            hinted.iter().all(|&(p, n)| p >= lo && p + n <= lo + d.len()),
+            hinted
+                .iter()
+                .all(|&(p, n)| p >= lo && p + n <= lo + d.len()),
             "only slices of the input are hinted"
         );
         let mut got: Vec<&[u8]> = hinted

@@ -365,7 +365,7 @@ pub(super) fn judge_global_call(
                 name.to_string(),
                 format!("calls {text}: {}", d.description),
             ));
-            examine_literals(m, policy, ctx, j, c, Some(&d.category), out);
+            examine_literals(m, policy, ctx, j, c, Some(d.category), out);
             return false;
         }
     }
@@ -735,7 +735,9 @@ pub(super) fn nested_file(
         return false;
     }
     let label = format!("{name} at byte {}", c.pos);
-    let inner = ctx.scan.within(&label, || ctx.scan.nested(&bytes, ctx.depth + 1));
+    let inner = ctx
+        .scan
+        .within(&label, || ctx.scan.nested(&bytes, ctx.depth + 1));
     let ok = inner.is_safe && inner.complete;
     let sev = inner.risk_level.max(Severity::High);
     if !ok {

@@ -30,7 +30,7 @@ use side_files::*;
 use crate::context::ScanContext;
 use crate::decode;
 use crate::machine::{CallKind, CallNode, Machine, Outcome, Unpickler};
-use crate::policy::{uses, ArgPattern, GlobalVerdict, Mode, Policy, Rule};
+use crate::policy::{uses, ArgPattern, Category, GlobalVerdict, Mode, Policy, Rule};
 use crate::render::{self, global_name, render_args};
 use crate::report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
 use crate::value::{CallId, IdMap, IdSet, StrId, Value};

@@ -12,7 +12,7 @@ pub(super) fn examine_literals(
     ctx: &Context,
     j: &Judged<'_>,
     c: &CallNode,
-    category: Option<&str>,
+    category: Option<Category>,
     out: &mut Report,
 ) {
     let Some(node) = m.args_of(c.args) else {
@@ -21,8 +21,8 @@ pub(super) fn examine_literals(
     let name = render::render(m, c.callable);
     let cat = match category {
         None => 0u8,
-        Some("deserialization") => 1,
-        Some("code execution") | Some("debugger/profiler runner") => 2,
+        Some(Category::Deserialization) => 1,
+        Some(Category::CodeExecution | Category::DebuggerRunner) => 2,
         Some(_) => 3,
     };
     for a in node.items.iter().copied() {
@@ -54,7 +54,7 @@ pub(super) fn examine_literals(
             out.push(f);
         }
         match category {
-            Some("deserialization") => {
+            Some(Category::Deserialization) => {
                 // Protocol 0-2 pickles of bytes come through as latin-1 text.
                 let blob = if lit.text {
                     latin1(&String::from_utf8_lossy(&lit.bytes))
@@ -72,7 +72,7 @@ pub(super) fn examine_literals(
                 );
                 continue;
             }
-            Some("code execution") | Some("debugger/profiler runner") => {
+            Some(Category::CodeExecution | Category::DebuggerRunner) => {
                 code_string(c, &name, &String::from_utf8_lossy(&lit.bytes), out);
                 continue;
             }
@@ -205,7 +205,11 @@ pub(super) fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) ->
             } else {
                 "codecs"
             };
-            if !out.as_ref().map(|b| charge(j.budget, b.len())).unwrap_or(true) {
+            if !out
+                .as_ref()
+                .map(|b| charge(j.budget, b.len()))
+                .unwrap_or(true)
+            {
                 return None;
             }
             if step.is_empty() {
@@ -328,7 +332,9 @@ pub(super) fn nested_payload(
         return;
     }
     let label = format!("nested in {name} at byte {}", c.pos);
-    let inner = ctx.scan.within(&label, || ctx.scan.nested(blob, ctx.depth + 1));
+    let inner = ctx
+        .scan
+        .within(&label, || ctx.scan.nested(blob, ctx.depth + 1));
     let mut f = Finding::new(
         FindingType::NestedPickle,
         inner.risk_level.max(Severity::High),
@@ -383,8 +389,9 @@ pub(super) fn obfuscated(
                 return;
             }
             let label = format!("{}-decoded argument of {name} at byte {}", d.how, c.pos);
-            let inner =
-                ctx.scan.within(&label, || ctx.scan.nested(&d.bytes, ctx.depth + 1));
+            let inner = ctx
+                .scan
+                .within(&label, || ctx.scan.nested(&d.bytes, ctx.depth + 1));
             let mut f = Finding::new(
                 FindingType::Obfuscation,
                 inner.risk_level.max(Severity::High),

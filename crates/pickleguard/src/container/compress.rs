@@ -249,7 +249,14 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
     match codec {
         Codec::Gzip => loop {
             let mut dec = flate2::bufread::GzDecoder::new(rest);
-            let ok = pump(&mut dec, &mut Sink { d: &mut d, cap, budget });
+            let ok = pump(
+                &mut dec,
+                &mut Sink {
+                    d: &mut d,
+                    cap,
+                    budget,
+                },
+            );
             if ok.is_err() {
                 break;
             }
@@ -268,7 +275,16 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
         },
         Codec::Bz2 => loop {
             let mut dec = bzip2::bufread::BzDecoder::new(rest);
-            if pump(&mut dec, &mut Sink { d: &mut d, cap, budget }).is_err() {
+            if pump(
+                &mut dec,
+                &mut Sink {
+                    d: &mut d,
+                    cap,
+                    budget,
+                },
+            )
+            .is_err()
+            {
                 break;
             }
             rest = dec.into_inner();
@@ -341,7 +357,16 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
         }
         Codec::Zlib => loop {
             let mut dec = flate2::bufread::ZlibDecoder::new(rest);
-            if pump(&mut dec, &mut Sink { d: &mut d, cap, budget }).is_err() {
+            if pump(
+                &mut dec,
+                &mut Sink {
+                    d: &mut d,
+                    cap,
+                    budget,
+                },
+            )
+            .is_err()
+            {
                 break;
             }
             rest = dec.into_inner();
@@ -357,7 +382,16 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
         Codec::JoblibZfile => {
             let skip = zfile_header_len(data).unwrap_or(data.len()).min(data.len());
             let mut dec = flate2::bufread::ZlibDecoder::new(&data[skip..]);
-            if pump(&mut dec, &mut Sink { d: &mut d, cap, budget }).is_ok() {
+            if pump(
+                &mut dec,
+                &mut Sink {
+                    d: &mut d,
+                    cap,
+                    budget,
+                },
+            )
+            .is_ok()
+            {
                 d.consumed = data.len() - dec.into_inner().len();
             }
         }
@@ -382,7 +416,14 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
                 }
                 let mut src: &[u8] = rest;
                 let r = match ruzstd::decoding::StreamingDecoder::new(&mut src) {
-                    Ok(mut dec) => pump(&mut dec, &mut Sink { d: &mut d, cap, budget }),
+                    Ok(mut dec) => pump(
+                        &mut dec,
+                        &mut Sink {
+                            d: &mut d,
+                            cap,
+                            budget,
+                        },
+                    ),
                     Err(e) => {
                         d.error = Some(e.to_string());
                         Err(())
@@ -414,7 +455,16 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
             } else if rest.starts_with(LZ4_MAGIC) {
                 let mut src: &[u8] = rest;
                 let mut dec = lz4_flex::frame::FrameDecoder::new(&mut src);
-                if pump(&mut dec, &mut Sink { d: &mut d, cap, budget }).is_err() {
+                if pump(
+                    &mut dec,
+                    &mut Sink {
+                        d: &mut d,
+                        cap,
+                        budget,
+                    },
+                )
+                .is_err()
+                {
                     break;
                 }
                 drop(dec);
@@ -440,7 +490,16 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
 pub fn inflate(budget: &Budget, data: &[u8], cap: u64) -> Decoded {
     let mut d = Decoded::default();
     let mut dec = flate2::bufread::DeflateDecoder::new(data);
-    if pump(&mut dec, &mut Sink { d: &mut d, cap, budget }).is_ok() {
+    if pump(
+        &mut dec,
+        &mut Sink {
+            d: &mut d,
+            cap,
+            budget,
+        },
+    )
+    .is_ok()
+    {
         d.consumed = dec.total_in() as usize;
     }
     d
@@ -450,7 +509,14 @@ pub fn inflate(budget: &Budget, data: &[u8], cap: u64) -> Decoded {
 pub fn bunzip(budget: &Budget, data: &[u8], cap: u64) -> Decoded {
     let mut d = Decoded::default();
     let mut dec = bzip2::bufread::BzDecoder::new(data);
-    let _ = pump(&mut dec, &mut Sink { d: &mut d, cap, budget });
+    let _ = pump(
+        &mut dec,
+        &mut Sink {
+            d: &mut d,
+            cap,
+            budget,
+        },
+    );
     d
 }
 

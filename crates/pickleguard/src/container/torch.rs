@@ -12,9 +12,9 @@
 //! dimensions).
 
 use super::{analyze, Report};
+use crate::context::ScanContext;
 use crate::machine::{CallKind, Machine, Outcome};
 use crate::opcodes::Op;
-use crate::context::ScanContext;
 use crate::reader::{self, Arg};
 use crate::report::{Finding, FindingType, Severity};
 use crate::value::Value;
@@ -211,7 +211,9 @@ impl<'a> Walker<'a> {
         };
         let slice = &self.d[pos..end.unwrap_or(self.d.len())];
         let label = format!("pickle at byte {pos}");
-        let sub = self.cx.within(&label, || analyze(self.cx, slice, self.depth));
+        let sub = self
+            .cx
+            .within(&label, || analyze(self.cx, slice, self.depth));
         self.r.absorb(sub, Some(&label));
         end
     }

@@ -1,7 +1,7 @@
 //! How many bytes one scan may produce by decompressing (and by re-reading overlapping archive
 //! members): `min(max_decompressed, max(RATIO_FLOOR, max_ratio × input size))`, shared by every
 //! nested container of the scan; and how many the analysis may produce by decoding call
-//! arguments. A [`Budget`] is part of every scan's context (`super::ScanContext`), so no
+//! arguments. A `Budget` is part of every scan's context (`super::ScanContext`), so no
 //! decompression or decoding runs without one.
 
 use std::cell::Cell;
@@ -150,6 +150,9 @@ mod tests {
         assert!(b.decode_limit_unreported());
         assert!(!b.decode_limit_unreported());
         assert!(!b.take_decoded(1));
-        assert!(!b.decode_limit_unreported(), "only the first refusal asks for a finding");
+        assert!(
+            !b.decode_limit_unreported(),
+            "only the first refusal asks for a finding"
+        );
     }
 }

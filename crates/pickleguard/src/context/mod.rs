@@ -155,3 +155,54 @@ impl<'a> ScanContext<'a> {
         bytes.len() >= READ_HINT_MIN && self.read_hint.is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::{Mode, Policy};
+    use crate::report::FindingType;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// Every scan has a budget, and files nested in the input draw on the one the scan
+    /// opened: running out is a finding. (A stream shorter than the 64 KB head that
+    /// `compress::scan` decompresses first is decompressed twice, and both count.)
+    #[test]
+    fn every_scan_decompresses_within_its_budget() {
+        let mut p = Policy::new(Mode::Ml);
+        p.limits.max_decompressed = 64 << 10;
+        let inner = gzip(&vec![b'N'; 20 << 10]);
+        let mut outer = inner.clone();
+        outer.extend(vec![0u8; 24 << 10]);
+        for (data, limited) in [
+            (inner, false),
+            (gzip(&vec![0u8; 24 << 10]), false),
+            (gzip(&vec![b'N'; 100 << 10]), true),
+            // The two above, one inside the other: each fits alone, together they do not.
+            (gzip(&outer), true),
+        ] {
+            let r = crate::Scan::new(&p).file(&data);
+            let hit = r.findings.iter().any(|f| {
+                f.kind == FindingType::ResourceLimit && f.description.contains("decompressed size")
+            });
+            assert_eq!(hit, limited, "{:?}", r.findings);
+            assert_eq!(r.complete, !limited);
+        }
+    }
+
+    /// The budget belongs to one scan: scans one after the other each get a full one.
+    #[test]
+    fn each_scan_has_a_budget_of_its_own() {
+        let mut p = Policy::new(Mode::Ml);
+        p.limits.max_decompressed = 64 << 10;
+        let data = gzip(&vec![b'N'; 20 << 10]);
+        let scan = crate::Scan::new(&p);
+        for _ in 0..3 {
+            assert!(scan.file(&data).complete);
+        }
+    }
+}
