@@ -163,18 +163,11 @@ impl Op {
     }
 }
 
+/// The catalogue as loaded: an entry whose category is not a [`Category`] fails to load.
 #[derive(Clone, Debug, Deserialize)]
 struct DangerFile {
     #[serde(default)]
     entry: Vec<DangerEntry>,
-}
-
-/// The entries of a catalogue (`policies/dangerous.toml`, compiled to JSON); an entry whose
-/// category is not a [`Category`] is an error.
-fn parse_catalogue(json: &str) -> Result<Vec<DangerEntry>, String> {
-    serde_json::from_str::<DangerFile>(json)
-        .map(|f| f.entry)
-        .map_err(|e| e.to_string())
 }
 
 /// One entry of the dangerous catalogue.
@@ -325,8 +318,8 @@ fn parse_uses(e: &AllowEntry, version: i64, m: &mut ModuleAllow) {
 impl Policy {
     /// The built-in policy for a mode (the `ml` profile for `ml` and `audit`).
     pub fn new(mode: Mode) -> Policy {
-        let danger = parse_catalogue(DANGEROUS_JSON)
-            .unwrap_or_else(|e| panic!("policies/dangerous.toml: {e}"));
+        let danger: DangerFile =
+            serde_json::from_str(DANGEROUS_JSON).expect("policies/dangerous.toml is valid");
         let aliases: AliasFile =
             serde_json::from_str(ALIASES_JSON).expect("policies/aliases.toml is valid");
         let mut p = Policy {
@@ -342,7 +335,7 @@ impl Policy {
             rules: HashMap::new(),
             behaviour: HashMap::new(),
         };
-        for e in danger {
+        for e in danger.entry {
             if let Some(prefix) = e.module.strip_suffix(".*") {
                 p.danger_prefix.push((prefix.to_string(), e));
             } else {
