@@ -193,6 +193,12 @@ struct Sink<'a> {
     budget: &'a Budget,
 }
 
+impl<'a> Sink<'a> {
+    fn new(d: &'a mut Decoded, cap: u64, budget: &'a Budget) -> Self {
+        Sink { d, cap, budget }
+    }
+}
+
 impl Write for Sink<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let room = self.cap.saturating_sub(self.d.out.len() as u64);
@@ -249,14 +255,7 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
     match codec {
         Codec::Gzip => loop {
             let mut dec = flate2::bufread::GzDecoder::new(rest);
-            let ok = pump(
-                &mut dec,
-                &mut Sink {
-                    d: &mut d,
-                    cap,
-                    budget,
-                },
-            );
+            let ok = pump(&mut dec, &mut Sink::new(&mut d, cap, budget));
             if ok.is_err() {
                 break;
             }
@@ -275,16 +274,7 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
         },
         Codec::Bz2 => loop {
             let mut dec = bzip2::bufread::BzDecoder::new(rest);
-            if pump(
-                &mut dec,
-                &mut Sink {
-                    d: &mut d,
-                    cap,
-                    budget,
-                },
-            )
-            .is_err()
-            {
+            if pump(&mut dec, &mut Sink::new(&mut d, cap, budget)).is_err() {
                 break;
             }
             rest = dec.into_inner();
@@ -302,7 +292,7 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
             // reads them. The decoder's window grows with its output, never to the declared
             // dictionary size, and every byte out passes the sink's budget first.
             let mut dec = lzma_rust2::XzStream::new(false);
-            let Ok(used) = drive(rest, &mut Sink { d: &mut d, cap, budget }, |i, o, a| {
+            let Ok(used) = drive(rest, &mut Sink::new(&mut d, cap, budget), |i, o, a| {
                 dec.process(i, o, a)
             }) else {
                 break;
@@ -333,7 +323,7 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
                 }
                 let before = d.out.len();
                 let mut dec = lzma_rust2::LzmaStream::new_mem_limit(u32::MAX, None);
-                let r = drive(rest, &mut Sink { d: &mut d, cap, budget }, |i, o, a| {
+                let r = drive(rest, &mut Sink::new(&mut d, cap, budget), |i, o, a| {
                     dec.process(i, o, a)
                 });
                 let Ok(used) = r else {
@@ -357,16 +347,7 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
         }
         Codec::Zlib => loop {
             let mut dec = flate2::bufread::ZlibDecoder::new(rest);
-            if pump(
-                &mut dec,
-                &mut Sink {
-                    d: &mut d,
-                    cap,
-                    budget,
-                },
-            )
-            .is_err()
-            {
+            if pump(&mut dec, &mut Sink::new(&mut d, cap, budget)).is_err() {
                 break;
             }
             rest = dec.into_inner();
@@ -382,16 +363,7 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
         Codec::JoblibZfile => {
             let skip = zfile_header_len(data).unwrap_or(data.len()).min(data.len());
             let mut dec = flate2::bufread::ZlibDecoder::new(&data[skip..]);
-            if pump(
-                &mut dec,
-                &mut Sink {
-                    d: &mut d,
-                    cap,
-                    budget,
-                },
-            )
-            .is_ok()
-            {
+            if pump(&mut dec, &mut Sink::new(&mut d, cap, budget)).is_ok() {
                 d.consumed = data.len() - dec.into_inner().len();
             }
         }
@@ -416,14 +388,7 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
                 }
                 let mut src: &[u8] = rest;
                 let r = match ruzstd::decoding::StreamingDecoder::new(&mut src) {
-                    Ok(mut dec) => pump(
-                        &mut dec,
-                        &mut Sink {
-                            d: &mut d,
-                            cap,
-                            budget,
-                        },
-                    ),
+                    Ok(mut dec) => pump(&mut dec, &mut Sink::new(&mut d, cap, budget)),
                     Err(e) => {
                         d.error = Some(e.to_string());
                         Err(())
@@ -455,16 +420,7 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
             } else if rest.starts_with(LZ4_MAGIC) {
                 let mut src: &[u8] = rest;
                 let mut dec = lz4_flex::frame::FrameDecoder::new(&mut src);
-                if pump(
-                    &mut dec,
-                    &mut Sink {
-                        d: &mut d,
-                        cap,
-                        budget,
-                    },
-                )
-                .is_err()
-                {
+                if pump(&mut dec, &mut Sink::new(&mut d, cap, budget)).is_err() {
                     break;
                 }
                 drop(dec);
@@ -490,16 +446,7 @@ pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decod
 pub fn inflate(budget: &Budget, data: &[u8], cap: u64) -> Decoded {
     let mut d = Decoded::default();
     let mut dec = flate2::bufread::DeflateDecoder::new(data);
-    if pump(
-        &mut dec,
-        &mut Sink {
-            d: &mut d,
-            cap,
-            budget,
-        },
-    )
-    .is_ok()
-    {
+    if pump(&mut dec, &mut Sink::new(&mut d, cap, budget)).is_ok() {
         d.consumed = dec.total_in() as usize;
     }
     d
@@ -509,14 +456,7 @@ pub fn inflate(budget: &Budget, data: &[u8], cap: u64) -> Decoded {
 pub fn bunzip(budget: &Budget, data: &[u8], cap: u64) -> Decoded {
     let mut d = Decoded::default();
     let mut dec = bzip2::bufread::BzDecoder::new(data);
-    let _ = pump(
-        &mut dec,
-        &mut Sink {
-            d: &mut d,
-            cap,
-            budget,
-        },
-    );
+    let _ = pump(&mut dec, &mut Sink::new(&mut d, cap, budget));
     d
 }
 
@@ -537,9 +477,11 @@ pub fn zip_lzma(budget: &Budget, data: &[u8], size: u64, eos: bool, cap: u64) ->
             return d;
         }
     };
-    let _ = drive(&data[9..], &mut Sink { d: &mut d, cap, budget }, |i, o, a| {
-        dec.process(i, o, a)
-    });
+    let _ = drive(
+        &data[9..],
+        &mut Sink::new(&mut d, cap, budget),
+        |i, o, a| dec.process(i, o, a),
+    );
     d
 }
 
