@@ -373,7 +373,7 @@ impl Cache {
         } else {
             Served::Scanned
         };
-        let own = stored.unwrap_or_else(|| pickleguard::scan_bytes(&bytes, policy));
+        let own = stored.unwrap_or_else(|| crate::scan::judge_bytes(&bytes, policy));
         drop(bytes);
         let after = Identity::of(&file.metadata()?);
         if after != identity || file.metadata()?.len() != len {

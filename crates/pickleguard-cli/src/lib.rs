@@ -85,7 +85,6 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    scan::install_read_hint();
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     if let Some(code) = remote::hand_off(&args) {
         return code;

@@ -146,19 +146,23 @@ pub fn advise_scan(bytes: &[u8]) {
     let _ = bytes;
 }
 
-/// Read ahead what a scan of a sparse container will read whole (a big pickle member of a
-/// zip or tar: `pickleguard::container::set_read_hint`), while the rest of that map stays page
-/// by page. Without it, a torch file holding a 38 MB pickled dataset scanned 1.5-2.3x slower on
-/// a cold cache than with read-ahead everywhere.
-pub fn install_read_hint() {
-    pickleguard::container::set_read_hint(read_ahead);
+/// [`pickleguard::scan_bytes`], reading ahead what a scan of a sparse container will read
+/// whole (a big pickle member of a zip or tar: [`pickleguard::Scan::read_hint`]), while the
+/// rest of a map stays page by page. Without it, a torch file holding a 38 MB pickled dataset
+/// scanned 1.5-2.3x slower on a cold cache than with read-ahead everywhere. Every scan of a
+/// file's bytes by the command line (and by Python's `scan_file`) goes through here.
+pub fn judge_bytes(bytes: &[u8], policy: &Policy) -> Report {
+    pickleguard::Scan::new(policy)
+        .read_hint(&read_ahead)
+        .file(bytes)
 }
 
 /// A multiple of every page size.
 #[cfg(unix)]
 const READ_AHEAD_STEP: usize = 1 << 20;
 
-fn read_ahead(bytes: &[u8]) {
+/// The read hint of [`judge_bytes`]: advise the kernel to read `bytes` (a slice of a map) ahead.
+pub fn read_ahead(bytes: &[u8]) {
     #[cfg(unix)]
     {
         let end = bytes.as_ptr() as usize + bytes.len();
@@ -203,7 +207,7 @@ fn scan_stream(t: &Target, path: Option<&std::path::Path>, policy: &Policy) -> F
     let limits = StreamLimits::from_env();
     match stream::read_stream(path, limits) {
         Ok(s) => {
-            let mut report = pickleguard::scan_bytes(&s.data, policy);
+            let mut report = judge_bytes(&s.data, policy);
             if s.truncated {
                 report.push(pickleguard::Finding::new(
                     pickleguard::FindingType::ResourceLimit,
@@ -262,7 +266,7 @@ pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
     }
     match load(&t.source) {
         Ok(bytes) => {
-            let mut report = pickleguard::scan_bytes(&bytes, policy);
+            let mut report = judge_bytes(&bytes, policy);
             if let Source::File(path) = &t.source {
                 settle_side_files(&mut report, path, policy);
             }

@@ -107,10 +107,12 @@ fn scan_bytes<'py>(
     let snap = policy.snapshot();
     let buf = Bytes::get(data)?;
     let r = buf.with_gil_released(|b| {
+        // scan_file maps archives page by page; their big pickle members are read ahead.
+        let scan = pickleguard::Scan::new(&snap).read_hint(&pickleguard_cli::scan::read_ahead);
         let mut r = if torch_load {
-            pickleguard::scan_bytes_before_torch_load(b, &snap)
+            scan.before_torch_load().file(b)
         } else {
-            pickleguard::scan_bytes(b, &snap)
+            scan.file(b)
         };
         follow_side_files(&mut r, &snap, side_dir.as_deref());
         r
@@ -324,8 +326,6 @@ fn cache_engine_id() -> String {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // scan_file maps archives page by page; their big pickle members are read ahead.
-    pickleguard_cli::scan::install_read_hint();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // The finding types, as the core lists them: the Python package has no list of its own.
     let types: Vec<&str> = pickleguard::FindingType::ALL

@@ -89,7 +89,7 @@ fn import_finding(p: &Policy, module: &str, name: &str) -> Verdict {
         name: v.name.clone(),
         allowed: v.allowed,
         danger: v.danger.as_ref().map(|d| d.severity.as_str().to_string()),
-        category: v.danger.as_ref().map(|d| d.category.clone()),
+        category: v.danger.as_ref().map(|d| d.category.to_string()),
         description: v.danger.as_ref().map(|d| d.description.clone()),
         finding: j.finding.as_ref().map(|(kind, sev, desc)| {
             (
@@ -134,7 +134,7 @@ impl PyPolicy {
     /// How many bytes loading `input_len` compressed bytes may decompress to, and the
     /// limit's name (the scan's own bound, docs/containers.md).
     fn decompression_allowance(&self, input_len: u64) -> (u64, &'static str) {
-        pickleguard::container::budget::allowance(input_len, &self.snapshot().limits)
+        pickleguard::budget::allowance(input_len, &self.snapshot().limits)
     }
 
     /// Allow `module:name` for every use (`*` wildcards; `pkg.*` covers submodules).

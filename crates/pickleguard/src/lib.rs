@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod bigint;
 pub mod container;
+mod context;
 pub mod decode;
 pub mod disasm;
 pub mod file_reading;
@@ -18,18 +19,35 @@ pub mod reader;
 mod readings;
 pub mod render;
 pub mod report;
+mod scan;
 pub mod value;
 
-pub use analysis::{analyze_stream, Context};
-pub use container::streams::{scan_with_streams, PickleStream, StreamData};
-pub use container::{scan_bytes, scan_bytes_before_torch_load};
+pub use context::budget;
+pub use context::streams::{PickleStream, StreamData};
+pub use context::ReadHint;
 pub use limits::Limits;
 pub use policy::{Mode, Policy, PolicyFile};
 pub use report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
+pub use scan::Scan;
 
-/// Analyse raw pickle bytes (one or several pickles) with a policy.
+/// Analyse raw pickle bytes (one or several pickles) with a policy: [`Scan::pickle`].
 pub fn analyze_pickle(data: &[u8], policy: &Policy) -> Report {
-    let mut r = analyze_stream(data, policy, &Context::default());
-    analysis::note_name_only_refusals(&mut r, policy);
-    r
+    Scan::new(policy).pickle(data)
+}
+
+/// Analyse a whole file's bytes, whatever container it is: [`Scan::file`].
+pub fn scan_bytes(data: &[u8], policy: &Policy) -> Report {
+    Scan::new(policy).file(data)
+}
+
+/// [`scan_bytes`] for a file `torch.load` is about to load through a restricted unpickler:
+/// [`Scan::before_torch_load`].
+pub fn scan_bytes_before_torch_load(data: &[u8], policy: &Policy) -> Report {
+    Scan::new(policy).before_torch_load().file(data)
+}
+
+/// Scan a file as [`scan_bytes`] does, and list every pickle stream it analysed:
+/// [`Scan::file_with_streams`].
+pub fn scan_with_streams(data: &[u8], policy: &Policy) -> (Report, Vec<PickleStream>) {
+    Scan::new(policy).file_with_streams(data)
 }

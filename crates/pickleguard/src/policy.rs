@@ -9,10 +9,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 mod block;
+mod category;
 mod file;
 mod schema;
 mod tables;
-pub use block::BLOCKED;
+pub use category::Category;
 pub use file::{AllowEntry, PolicyFile, RuleEntry, FORMAT_VERSION};
 pub use schema::{ArgPattern, Grammar, MAX_GRAMMAR_LEN};
 use tables::LazyTables;
@@ -158,6 +159,7 @@ impl Op {
     }
 }
 
+/// The catalogue as loaded: an entry whose category is not a [`Category`] fails to load.
 #[derive(Clone, Debug, Deserialize)]
 struct DangerFile {
     #[serde(default)]
@@ -169,7 +171,7 @@ struct DangerFile {
 pub struct DangerEntry {
     pub module: String,
     pub names: Vec<String>,
-    pub category: String,
+    pub category: Category,
     pub severity: Severity,
     pub description: String,
 }

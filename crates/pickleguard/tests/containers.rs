@@ -1436,13 +1436,6 @@ fn reads_sparsely_only_where_the_scan_skips_most_bytes() {
     }
 }
 
-/// Ranges (address, length) handed to the read hint, by every test of this process.
-static HINTED: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
-
-fn record_hint(b: &[u8]) {
-    HINTED.lock().unwrap().push((b.as_ptr() as usize, b.len()));
-}
-
 /// `B` + length + `n` pseudo-random bytes + STOP: a protocol-4 pickle that does not compress.
 fn big_pickle(n: usize) -> Vec<u8> {
     let mut d = b"\x80\x04B".to_vec();
@@ -1460,7 +1453,6 @@ fn big_pickle(n: usize) -> Vec<u8> {
 
 #[test]
 fn read_hint_names_the_members_a_sparse_scan_reads_whole() {
-    pickleguard::container::set_read_hint(record_hint);
     let big = big_pickle(300 << 10);
     let objects = npy_bytes("'|O'", &big);
     let mut deflated = e("model/extra.pkl", &big);
@@ -1485,15 +1477,28 @@ fn read_hint_names_the_members_a_sparse_scan_reads_whole() {
     // What each archive's scan must read ahead: the bytes of these members as stored.
     let compressed = deflate(&big);
     let expected: [Vec<&[u8]>; 3] = [vec![&big[..], &objects[..]], vec![], vec![&big[..]]];
+    let policy = ml();
     for (i, d) in zips.iter().enumerate() {
-        let r = scan(d);
+        // Ranges (address, length) handed to this scan's read hint.
+        let hinted = std::cell::RefCell::new(Vec::new());
+        let hint = |b: &[u8]| hinted.borrow_mut().push((b.as_ptr() as usize, b.len()));
+        let r = pickleguard::Scan::new(&policy).read_hint(&hint).file(d);
         assert!(r.complete, "{}", show(&r));
-        let (lo, hi) = (d.as_ptr() as usize, d.as_ptr() as usize + d.len());
-        let mut got: Vec<&[u8]> = HINTED
-            .lock()
-            .unwrap()
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            serde_json::to_string(&scan(d)).unwrap(),
+            "a hint changes no verdict"
+        );
+        let lo = d.as_ptr() as usize;
+        let hinted = hinted.into_inner();
+        assert!(
+            hinted
+                .iter()
+                .all(|&(p, n)| p >= lo && p + n <= lo + d.len()),
+            "only slices of the input are hinted"
+        );
+        let mut got: Vec<&[u8]> = hinted
             .iter()
-            .filter(|&&(p, _)| p >= lo && p < hi)
             .map(|&(p, n)| &d[p - lo..p - lo + n])
             .collect();
         got.sort();

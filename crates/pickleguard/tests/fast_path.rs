@@ -1,9 +1,7 @@
 //! The plain-data fast path (shape-only runs) changes no verdict, finding or field: every
 //! report is compared with the full run's, on real files and on thousands of mutations.
 
-use pickleguard::analysis::DISABLE_FAST_PATH;
-use pickleguard::{scan_bytes, Mode, Policy};
-use std::sync::atomic::Ordering;
+use pickleguard::{scan_bytes, Mode, Policy, Scan};
 
 mod common;
 use common::Lcg;
@@ -60,11 +58,8 @@ fn fast_path_reports_equal_full_reports() {
     assert!(cases.len() > 1000);
     for p in &policies {
         for (i, c) in cases.iter().enumerate() {
-            DISABLE_FAST_PATH.store(false, Ordering::SeqCst);
             let fast = serde_json::to_string(&scan_bytes(c, p)).unwrap();
-            DISABLE_FAST_PATH.store(true, Ordering::SeqCst);
-            let full = serde_json::to_string(&scan_bytes(c, p)).unwrap();
-            DISABLE_FAST_PATH.store(false, Ordering::SeqCst);
+            let full = serde_json::to_string(&Scan::new(p).without_fast_path().file(c)).unwrap();
             assert_eq!(fast, full, "case {i}: {:?}", &c[..c.len().min(64)]);
         }
     }

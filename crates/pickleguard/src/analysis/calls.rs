@@ -13,7 +13,7 @@ pub(super) fn judge_member(
     member: Option<&str>,
 ) {
     match member {
-        Some(label) => crate::container::within(label, || judge(m, policy, ctx, out)),
+        Some(label) => ctx.scan.within(label, || judge(m, policy, ctx, out)),
         None => judge(m, policy, ctx, out),
     }
     side_files(m, out);
@@ -51,6 +51,7 @@ pub(super) fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut R
             .take(m.globals.len())
             .collect(),
         policy,
+        budget: &ctx.scan.budget,
         steps: Cell::new(4096 + 64 * (m.calls.len() + m.arena.nodes.len()) as u64),
         examined: RefCell::new(IdSet::default()),
         builds,
@@ -364,7 +365,7 @@ pub(super) fn judge_global_call(
                 name.to_string(),
                 format!("calls {text}: {}", d.description),
             ));
-            examine_literals(m, policy, ctx, j, c, Some(&d.category), out);
+            examine_literals(m, policy, ctx, j, c, Some(d.category), out);
             return false;
         }
     }
@@ -734,7 +735,9 @@ pub(super) fn nested_file(
         return false;
     }
     let label = format!("{name} at byte {}", c.pos);
-    let inner = crate::container::within(&label, || (ctx.nested)(&bytes, policy, ctx.depth + 1));
+    let inner = ctx
+        .scan
+        .within(&label, || ctx.scan.nested(&bytes, ctx.depth + 1));
     let ok = inner.is_safe && inner.complete;
     let sev = inner.risk_level.max(Severity::High);
     if !ok {

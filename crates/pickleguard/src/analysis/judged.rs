@@ -28,6 +28,8 @@ pub(super) struct Judged<'p> {
     /// Each global's name as the stream spells it (`posix.system`), made when first shown.
     pub(super) names: Vec<OnceCell<String>>,
     pub(super) policy: &'p Policy,
+    /// The scan's argument-decoding budget.
+    pub(super) budget: &'p crate::context::budget::Budget,
     /// Visits left for the structure walks (`dangerous_value`, `is_plain`) of this pickle:
     /// memoised values make a DAG whose paths grow exponentially with its depth, so the walks
     /// get a budget proportional to the pickle's graph.
@@ -64,8 +66,8 @@ impl Judged<'_> {
 }
 
 /// Take `n` bytes (plus a per-step cost) from the scan's argument-decoding budget.
-pub(super) fn charge(n: usize) -> bool {
-    crate::container::budget::take_decoded(n as u64 + 64)
+pub(super) fn charge(budget: &crate::context::budget::Budget, n: usize) -> bool {
+    budget.take_decoded(n as u64 + 64)
 }
 
 /// A global a value stands for: the global itself, or `getattr(<global>, '<literal>')`

@@ -27,9 +27,10 @@ use schema::*;
 #[allow(unused_imports)]
 use side_files::*;
 
+use crate::context::ScanContext;
 use crate::decode;
 use crate::machine::{CallKind, CallNode, Machine, Outcome, Unpickler};
-use crate::policy::{uses, ArgPattern, GlobalVerdict, Mode, Policy, Rule};
+use crate::policy::{uses, ArgPattern, Category, GlobalVerdict, Mode, Policy, Rule};
 use crate::render::{self, global_name, render_args};
 use crate::report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
 use crate::value::{CallId, IdMap, IdSet, StrId, Value};
@@ -37,31 +38,28 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// Analyses a serialized file found inside another (torch's `_load_from_bytes`, nested
-/// `pickle.loads`, decoded payloads). The container layer installs one that sniffs formats.
-pub type NestedScanner = fn(&[u8], &Policy, u32) -> Report;
-
-/// What a stream analysis needs besides the policy.
+/// What a stream analysis needs besides the policy: where the stream sits in the scan.
 #[derive(Clone, Copy)]
-pub struct Context {
-    pub depth: u32,
+pub(crate) struct Context<'s> {
+    pub(crate) depth: u32,
     /// Skip joblib's array bytes after a NumpyArrayWrapper BUILD, as joblib does.
-    pub joblib: bool,
+    pub(crate) joblib: bool,
     /// A record of a TorchScript archive, which `torch.jit.load` (and `torch.load`, which hands
     /// such archives to it) reads with its C++ unpickler: see [`Policy::torchscript_verdict`].
-    pub torchscript: bool,
-    pub nested: NestedScanner,
+    pub(crate) torchscript: bool,
+    /// The scan: its budget, recorder and scanner for nested files (whole files, e.g. a torch
+    /// zip for `_load_from_bytes`, maybe compressed: sniffed like any file).
+    pub(crate) scan: &'s ScanContext<'s>,
 }
 
-impl Default for Context {
-    fn default() -> Self {
+impl<'s> Context<'s> {
+    /// The context of a stream that is the scan's input.
+    pub(crate) fn new(scan: &'s ScanContext<'s>) -> Context<'s> {
         Context {
             depth: 0,
             joblib: true,
             torchscript: false,
-            // Nested files are whole files (a torch zip for `_load_from_bytes`, maybe
-            // compressed): sniffed like any file, never read as raw pickles only.
-            nested: crate::container::scan_nested,
+            scan,
         }
     }
 }
@@ -102,15 +100,10 @@ pub fn note_name_only_refusals(report: &mut Report, policy: &Policy) {
     }
 }
 
-/// Turns the plain-data fast path off (for the tests that prove it changes nothing).
-#[doc(hidden)]
-pub static DISABLE_FAST_PATH: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
 /// Analyse a raw pickle stream (one or several pickles back to back), as every loader reads
 /// it: as bytes, from a file object, by the C and the pure-Python unpickler
 /// ([`crate::readings`]).
-pub fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
+pub(crate) fn analyze_stream(data: &[u8], policy: &Policy, ctx: &Context) -> Report {
     analyze_reading(data, policy, ctx, Unpickler::C, true)
 }
 
@@ -123,9 +116,6 @@ pub(crate) fn analyze_reading(
     unpickler: Unpickler,
     files: bool,
 ) -> Report {
-    // Decompression and argument-decoding budgets are per scan: open one here unless a
-    // container scan (or an outer stream) already has.
-    let _scope = crate::container::budget::Scope::enter(data.len() as u64, &policy.limits);
     let mut report = Report::new("raw_pickle");
     let mut m = Machine::new(data, policy.limits.clone());
     m.joblib = ctx.joblib;
@@ -143,7 +133,7 @@ pub(crate) fn analyze_reading(
         // Most pickles of plain data never import or call: check their shape without building
         // values, and build the graph only for those that need it.
         let ops_before = m.ops;
-        m.set_shape_only(!DISABLE_FAST_PATH.load(std::sync::atomic::Ordering::Relaxed));
+        m.set_shape_only(ctx.scan.fast_path);
         let mut outcome = m.run(start);
         if let Outcome::NeedsGraph { .. } = outcome {
             m.reset();

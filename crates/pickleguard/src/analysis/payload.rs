@@ -12,7 +12,7 @@ pub(super) fn examine_literals(
     ctx: &Context,
     j: &Judged<'_>,
     c: &CallNode,
-    category: Option<&str>,
+    category: Option<Category>,
     out: &mut Report,
 ) {
     let Some(node) = m.args_of(c.args) else {
@@ -21,8 +21,8 @@ pub(super) fn examine_literals(
     let name = render::render(m, c.callable);
     let cat = match category {
         None => 0u8,
-        Some("deserialization") => 1,
-        Some("code execution") | Some("debugger/profiler runner") => 2,
+        Some(Category::Deserialization) => 1,
+        Some(Category::CodeExecution | Category::DebuggerRunner) => 2,
         Some(_) => 3,
     };
     for a in node.items.iter().copied() {
@@ -54,7 +54,7 @@ pub(super) fn examine_literals(
             out.push(f);
         }
         match category {
-            Some("deserialization") => {
+            Some(Category::Deserialization) => {
                 // Protocol 0-2 pickles of bytes come through as latin-1 text.
                 let blob = if lit.text {
                     latin1(&String::from_utf8_lossy(&lit.bytes))
@@ -72,7 +72,7 @@ pub(super) fn examine_literals(
                 );
                 continue;
             }
-            Some("code execution") | Some("debugger/profiler runner") => {
+            Some(Category::CodeExecution | Category::DebuggerRunner) => {
                 code_string(c, &name, &String::from_utf8_lossy(&lit.bytes), out);
                 continue;
             }
@@ -80,7 +80,7 @@ pub(super) fn examine_literals(
         }
         obfuscated(policy, ctx, c, &name, &lit.bytes, 0, out);
     }
-    if crate::container::budget::decode_limit_unreported() {
+    if ctx.scan.budget.decode_limit_unreported() {
         limit_finding(out, c.pos as usize, "decoded-arguments budget");
     }
 }
@@ -103,14 +103,14 @@ pub(super) fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) ->
     match v {
         Value::Str(s) => {
             let t = m.arena.text(m.data, s);
-            if !charge(t.len()) {
+            if !charge(j.budget, t.len()) {
                 return None;
             }
             return Some(lit(t.into_owned().into_bytes(), true));
         }
         Value::Bytes(b) | Value::ByteArray(b) => {
             let b = m.arena.blob(m.data, b);
-            if !charge(b.len()) {
+            if !charge(j.budget, b.len()) {
                 return None;
             }
             return Some(lit(b.to_vec(), false));
@@ -142,7 +142,7 @@ pub(super) fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) ->
         .policy
         .limits
         .max_decoded
-        .min(crate::container::budget::decoded_left() as usize);
+        .min(j.budget.decoded_left() as usize);
     // `sep.join([...])` through getattr(sep, 'join').
     if let Value::Call(g) = call.callable {
         let gc = &m.calls[g as usize];
@@ -161,7 +161,7 @@ pub(super) fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) ->
                 }
                 let sep = m.arena.text(m.data, *sep).into_owned().into_bytes();
                 let total = parts.iter().map(|p| p.len() + sep.len()).sum::<usize>();
-                if !charge(total) {
+                if !charge(j.budget, total) {
                     return None;
                 }
                 return Some(Literal {
@@ -205,7 +205,11 @@ pub(super) fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) ->
             } else {
                 "codecs"
             };
-            if !out.as_ref().map(|b| charge(b.len())).unwrap_or(true) {
+            if !out
+                .as_ref()
+                .map(|b| charge(j.budget, b.len()))
+                .unwrap_or(true)
+            {
                 return None;
             }
             if step.is_empty() {
@@ -254,7 +258,7 @@ pub(super) fn evaluate(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) ->
     };
     let inner = arg(0)?;
     let out = out?;
-    if !charge(out.len()) {
+    if !charge(j.budget, out.len()) {
         return None;
     }
     Some(Literal {
@@ -328,7 +332,9 @@ pub(super) fn nested_payload(
         return;
     }
     let label = format!("nested in {name} at byte {}", c.pos);
-    let inner = crate::container::within(&label, || (ctx.nested)(blob, policy, ctx.depth + 1));
+    let inner = ctx
+        .scan
+        .within(&label, || ctx.scan.nested(blob, ctx.depth + 1));
     let mut f = Finding::new(
         FindingType::NestedPickle,
         inner.risk_level.max(Severity::High),
@@ -360,9 +366,9 @@ pub(super) fn obfuscated(
     let max = policy
         .limits
         .max_decoded
-        .min(crate::container::budget::decoded_left() as usize);
+        .min(ctx.scan.budget.decoded_left() as usize);
     for d in decode::unwrap_once(raw, max) {
-        if !charge(d.bytes.len()) {
+        if !charge(&ctx.scan.budget, d.bytes.len()) {
             return;
         }
         let text = std::str::from_utf8(&d.bytes).ok();
@@ -383,8 +389,9 @@ pub(super) fn obfuscated(
                 return;
             }
             let label = format!("{}-decoded argument of {name} at byte {}", d.how, c.pos);
-            let inner =
-                crate::container::within(&label, || (ctx.nested)(&d.bytes, policy, ctx.depth + 1));
+            let inner = ctx
+                .scan
+                .within(&label, || ctx.scan.nested(&d.bytes, ctx.depth + 1));
             let mut f = Finding::new(
                 FindingType::Obfuscation,
                 inner.risk_level.max(Severity::High),

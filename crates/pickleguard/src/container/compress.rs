@@ -3,8 +3,9 @@
 //! by the scan's budget; concatenated streams are followed the way Python's readers follow them
 //! (gzip skips zero padding between members, bz2/lzma/xz start a new stream while one parses).
 
-use super::{budget, scan_at, Report};
-use crate::policy::Policy;
+use super::{scan_at, Report};
+use crate::context::budget::Budget;
+use crate::context::ScanContext;
 use crate::report::{Finding, FindingType, Severity};
 use std::io::{self, Read, Write};
 
@@ -189,13 +190,20 @@ impl Decoded {
 struct Sink<'a> {
     d: &'a mut Decoded,
     cap: u64,
+    budget: &'a Budget,
+}
+
+impl<'a> Sink<'a> {
+    fn new(d: &'a mut Decoded, cap: u64, budget: &'a Budget) -> Self {
+        Sink { d, cap, budget }
+    }
 }
 
 impl Write for Sink<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let room = self.cap.saturating_sub(self.d.out.len() as u64);
         let keep = (buf.len() as u64).min(room) as usize;
-        if let Err(what) = budget::take(keep as u64) {
+        if let Err(what) = self.budget.take(keep as u64) {
             self.d.limit = Some(what);
             return Err(io::Error::other("pickleguard: decompression limit"));
         }
@@ -241,13 +249,13 @@ fn pump<R: Read>(r: &mut R, sink: &mut Sink<'_>) -> Result<(), ()> {
 }
 
 /// Decompress a whole file's stream(s); output capped at `cap` bytes (and by the budget).
-pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
+pub fn decompress(budget: &Budget, codec: Codec, data: &[u8], cap: u64) -> Decoded {
     let mut d = Decoded::default();
     let mut rest: &[u8] = data;
     match codec {
         Codec::Gzip => loop {
             let mut dec = flate2::bufread::GzDecoder::new(rest);
-            let ok = pump(&mut dec, &mut Sink { d: &mut d, cap });
+            let ok = pump(&mut dec, &mut Sink::new(&mut d, cap, budget));
             if ok.is_err() {
                 break;
             }
@@ -266,7 +274,7 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
         },
         Codec::Bz2 => loop {
             let mut dec = bzip2::bufread::BzDecoder::new(rest);
-            if pump(&mut dec, &mut Sink { d: &mut d, cap }).is_err() {
+            if pump(&mut dec, &mut Sink::new(&mut d, cap, budget)).is_err() {
                 break;
             }
             rest = dec.into_inner();
@@ -284,7 +292,7 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
             // reads them. The decoder's window grows with its output, never to the declared
             // dictionary size, and every byte out passes the sink's budget first.
             let mut dec = lzma_rust2::XzStream::new(false);
-            let Ok(used) = drive(rest, &mut Sink { d: &mut d, cap }, |i, o, a| {
+            let Ok(used) = drive(rest, &mut Sink::new(&mut d, cap, budget), |i, o, a| {
                 dec.process(i, o, a)
             }) else {
                 break;
@@ -315,7 +323,7 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
                 }
                 let before = d.out.len();
                 let mut dec = lzma_rust2::LzmaStream::new_mem_limit(u32::MAX, None);
-                let r = drive(rest, &mut Sink { d: &mut d, cap }, |i, o, a| {
+                let r = drive(rest, &mut Sink::new(&mut d, cap, budget), |i, o, a| {
                     dec.process(i, o, a)
                 });
                 let Ok(used) = r else {
@@ -339,7 +347,7 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
         }
         Codec::Zlib => loop {
             let mut dec = flate2::bufread::ZlibDecoder::new(rest);
-            if pump(&mut dec, &mut Sink { d: &mut d, cap }).is_err() {
+            if pump(&mut dec, &mut Sink::new(&mut d, cap, budget)).is_err() {
                 break;
             }
             rest = dec.into_inner();
@@ -355,7 +363,7 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
         Codec::JoblibZfile => {
             let skip = zfile_header_len(data).unwrap_or(data.len()).min(data.len());
             let mut dec = flate2::bufread::ZlibDecoder::new(&data[skip..]);
-            if pump(&mut dec, &mut Sink { d: &mut d, cap }).is_ok() {
+            if pump(&mut dec, &mut Sink::new(&mut d, cap, budget)).is_ok() {
                 d.consumed = data.len() - dec.into_inner().len();
             }
         }
@@ -374,13 +382,13 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
                 // terabytes would abort the process. A window larger than what this scan may
                 // still decompress cannot be filled within the budget anyway.
                 let window = zstd_window(rest).unwrap_or(0);
-                if let Err(what) = budget::fits(window) {
+                if let Err(what) = budget.fits(window) {
                     d.limit = Some(what);
                     break;
                 }
                 let mut src: &[u8] = rest;
                 let r = match ruzstd::decoding::StreamingDecoder::new(&mut src) {
-                    Ok(mut dec) => pump(&mut dec, &mut Sink { d: &mut d, cap }),
+                    Ok(mut dec) => pump(&mut dec, &mut Sink::new(&mut d, cap, budget)),
                     Err(e) => {
                         d.error = Some(e.to_string());
                         Err(())
@@ -412,7 +420,7 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
             } else if rest.starts_with(LZ4_MAGIC) {
                 let mut src: &[u8] = rest;
                 let mut dec = lz4_flex::frame::FrameDecoder::new(&mut src);
-                if pump(&mut dec, &mut Sink { d: &mut d, cap }).is_err() {
+                if pump(&mut dec, &mut Sink::new(&mut d, cap, budget)).is_err() {
                     break;
                 }
                 drop(dec);
@@ -435,26 +443,26 @@ pub fn decompress(codec: Codec, data: &[u8], cap: u64) -> Decoded {
 }
 
 /// Decompress a raw deflate stream (a zip member); `consumed` tells where it ended.
-pub fn inflate(data: &[u8], cap: u64) -> Decoded {
+pub fn inflate(budget: &Budget, data: &[u8], cap: u64) -> Decoded {
     let mut d = Decoded::default();
     let mut dec = flate2::bufread::DeflateDecoder::new(data);
-    if pump(&mut dec, &mut Sink { d: &mut d, cap }).is_ok() {
+    if pump(&mut dec, &mut Sink::new(&mut d, cap, budget)).is_ok() {
         d.consumed = dec.total_in() as usize;
     }
     d
 }
 
 /// A bzip2 zip member (method 12).
-pub fn bunzip(data: &[u8], cap: u64) -> Decoded {
+pub fn bunzip(budget: &Budget, data: &[u8], cap: u64) -> Decoded {
     let mut d = Decoded::default();
     let mut dec = bzip2::bufread::BzDecoder::new(data);
-    let _ = pump(&mut dec, &mut Sink { d: &mut d, cap });
+    let _ = pump(&mut dec, &mut Sink::new(&mut d, cap, budget));
     d
 }
 
 /// An LZMA zip member (method 14): version (2 bytes), properties size (2), properties, data.
 /// `eos`: general purpose flag bit 1, an end marker terminates the data.
-pub fn zip_lzma(data: &[u8], size: u64, eos: bool, cap: u64) -> Decoded {
+pub fn zip_lzma(budget: &Budget, data: &[u8], size: u64, eos: bool, cap: u64) -> Decoded {
     let mut d = Decoded::default();
     let Some(&[props, a, b, c, e]) = data.get(4..9) else {
         d.error = Some("truncated LZMA header".into());
@@ -469,9 +477,11 @@ pub fn zip_lzma(data: &[u8], size: u64, eos: bool, cap: u64) -> Decoded {
             return d;
         }
     };
-    let _ = drive(&data[9..], &mut Sink { d: &mut d, cap }, |i, o, a| {
-        dec.process(i, o, a)
-    });
+    let _ = drive(
+        &data[9..],
+        &mut Sink::new(&mut d, cap, budget),
+        |i, o, a| dec.process(i, o, a),
+    );
     d
 }
 
@@ -531,37 +541,37 @@ const PREFIX: u64 = 64 << 10;
 
 /// Whether the start of a decompressed stream shows that nothing in it can run: it is no
 /// container, and its first pickle breaks (not for want of bytes) before any import or call.
-fn prefix_cannot_run(prefix: &[u8], policy: &Policy) -> bool {
+fn prefix_cannot_run(cx: &ScanContext<'_>, prefix: &[u8]) -> bool {
     use crate::machine::{Machine, MachineError, Outcome};
     use crate::reader::ReadError;
     match super::sniff(prefix) {
         super::Kind::Raw => {}
         // A compressed header with nothing behind it (zeros read as empty `.lzma` streams)
         // holds no container: the bytes are judged as they are.
-        super::Kind::Compressed(c) if decompress(c, prefix, PREFIX).out.is_empty() => {}
+        super::Kind::Compressed(c) if decompress(&cx.budget, c, prefix, PREFIX).out.is_empty() => {}
         _ => return false,
     }
     if super::torch::is_legacy(prefix) {
         return false;
     }
-    let mut m = Machine::new(prefix, policy.limits.clone());
+    let mut m = Machine::new(prefix, cx.policy.limits.clone());
     let broke = matches!(m.run(0), Outcome::Error { err, .. } if err != MachineError::Read(ReadError::Truncated));
     broke && m.first_effect.is_none()
 }
 
 /// Scan a compressed file: the decompressed bytes are sniffed and scanned again. `None` when
 /// the magic bytes lied and nothing decompresses (then the caller reads the bytes as they are).
-pub fn scan(codec: Codec, data: &[u8], policy: &Policy, depth: u32) -> Option<Report> {
+pub fn scan(cx: &ScanContext<'_>, codec: Codec, data: &[u8], depth: u32) -> Option<Report> {
     // A bomb of zeros (or of anything that is no pickle) shows it in its first bytes: joblib's
     // pickle.load stops there, so the rest is not decompressed (10 GB of zeros took minutes
     // and 10 GB of memory).
-    let head = decompress(codec, data, PREFIX);
-    let d = if head.over_cap && prefix_cannot_run(&head.out, policy) {
+    let head = decompress(&cx.budget, codec, data, PREFIX);
+    let d = if head.over_cap && prefix_cannot_run(cx, &head.out) {
         let mut d = head;
         d.over_cap = false;
         d
     } else {
-        decompress(codec, data, u64::MAX)
+        decompress(&cx.budget, codec, data, u64::MAX)
     };
     // Nothing decompressed: the magic bytes lied, or (`.lzma` has no magic) the bytes only
     // looked like a header, as zeros do.
@@ -575,7 +585,7 @@ pub fn scan(codec: Codec, data: &[u8], policy: &Policy, depth: u32) -> Option<Re
     }
     let c = codec.name();
     let label = format!("decompressed {c}");
-    let inner = super::within(&label, || scan_at(&d.out, policy, depth + 1));
+    let inner = cx.within(&label, || scan_at(cx, &d.out, depth + 1));
     let format = match (codec, inner.format.as_str()) {
         (Codec::JoblibZfile, "not_pickle") => "zfile".to_string(),
         (Codec::JoblibZfile, _) => "joblib_compat".to_string(),
@@ -624,6 +634,6 @@ pub fn scan(codec: Codec, data: &[u8], policy: &Policy, depth: u32) -> Option<Re
         ));
     }
     r.absorb(inner, Some(&label));
-    super::raw_view(data, policy, depth, &mut r);
+    super::raw_view(cx, data, depth, &mut r);
     Some(r)
 }

@@ -8,46 +8,19 @@
 //! headers, a pickle in front of a zip) the disagreement is a `STRUCTURAL_TAMPER` finding.
 
 use crate::analysis::{analyze_stream, Context};
+use crate::context::ScanContext;
 use crate::policy::Policy;
 use crate::report::{Finding, FindingType, Report, Severity};
 
-pub mod budget;
 mod compress;
 mod npy;
 mod pylit;
 pub mod side_files;
-pub mod streams;
 mod tar;
 mod torch;
 mod zip;
 
 pub use zip::storage_members;
-
-/// Analyse a whole file's bytes, whatever container it is.
-pub fn scan_bytes(data: &[u8], policy: &Policy) -> Report {
-    let mut r = scan_nested(data, policy, 0);
-    crate::analysis::note_name_only_refusals(&mut r, policy);
-    r
-}
-
-thread_local! {
-    static DEFER_TORCH_PICKLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// [`scan_bytes`] for a file `torch.load` is about to load through a restricted unpickler that
-/// scans the pickle it reads (pickleguard's Python integration): the `data.pkl` of a PyTorch
-/// zip is left to that scan, so it is analysed once, from the exact bytes torch unpickles.
-/// Everything else (other members, both views of the archive, tamper checks) is analysed here.
-pub fn scan_bytes_before_torch_load(data: &[u8], policy: &Policy) -> Report {
-    let saved = DEFER_TORCH_PICKLE.with(|d| d.replace(true));
-    let r = scan_bytes(data, policy);
-    DEFER_TORCH_PICKLE.with(|d| d.set(saved));
-    r
-}
-
-pub(crate) fn defers_torch_pickle() -> bool {
-    DEFER_TORCH_PICKLE.with(|d| d.get())
-}
 
 /// How a scan reads a file's bytes.
 #[derive(PartialEq)]
@@ -97,88 +70,38 @@ pub fn reads_sparsely(data: &[u8]) -> bool {
     reading(data) == Reading::Sparse
 }
 
-/// Told which ranges of its input a scan of a sparse container (see [`reads_sparsely`]) is
-/// about to read from start to end: a pickle member of a zip or tar, a compressed member's
-/// bytes. The command line, which reads such files page by page, advises its memory map to read
-/// these ahead (docs/cli.md, "Reading files"). A hint only: no scan depends on it.
-static READ_HINT: std::sync::OnceLock<fn(&[u8])> = std::sync::OnceLock::new();
-
-/// Below this size a member is read page by page like the rest of its archive.
-const READ_HINT_MIN: usize = 256 << 10;
-
-/// Set the process's read hint (the first call wins).
-pub fn set_read_hint(hint: fn(&[u8])) {
-    let _ = READ_HINT.set(hint);
-}
-
-/// `bytes` (a slice of the scanned input) are read whole next.
-pub(crate) fn will_read(bytes: &[u8]) {
-    if bytes.len() >= READ_HINT_MIN {
-        if let Some(hint) = READ_HINT.get() {
-            hint(bytes)
-        }
-    }
-}
-
 /// A stored member is read whole (see `Reading::Whole`) next: hint it; a numeric `.npy`, a
 /// nested archive or bytes that are no pickle are read at their head only.
-pub(crate) fn will_read_member(content: &[u8]) {
-    if content.len() >= READ_HINT_MIN
-        && READ_HINT.get().is_some()
-        && reading(content) == Reading::Whole
-    {
-        will_read(content);
+pub(crate) fn will_read_member(cx: &ScanContext<'_>, content: &[u8]) {
+    if cx.hints(content) && reading(content) == Reading::Whole {
+        cx.will_read(content);
     }
 }
 
 /// Analyse a file found inside another one (an archive member, the bytes handed to
 /// `torch.storage._load_from_bytes` or `pickle.loads`) at nesting `depth`. This is the
-/// [`crate::analysis::NestedScanner`] the container layer installs.
-pub fn scan_nested(data: &[u8], policy: &Policy, depth: u32) -> Report {
-    let _scope = budget::Scope::enter(data.len() as u64, &policy.limits);
-    let mut r = scan_at(data, policy, depth);
-    r.finish(policy.threshold);
+/// `crate::context::NestedScanner` of every scan (`crate::Scan`).
+pub(crate) fn scan_nested(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
+    let mut r = scan_at(cx, data, depth);
+    r.finish(cx.policy.threshold);
     r
 }
 
-/// Run `f` for the member `label` of the file being scanned (see [`streams`]).
-pub(crate) fn within<T>(label: &str, f: impl FnOnce() -> T) -> T {
-    streams::enter(label);
-    let out = f();
-    streams::leave();
-    out
-}
-
 /// The stream-analysis context for pickles found at `depth`.
-pub(crate) fn stream_ctx(depth: u32) -> Context {
+pub(crate) fn stream_ctx<'s>(cx: &'s ScanContext<'s>, depth: u32) -> Context<'s> {
     Context {
         depth,
         joblib: true,
-        torchscript: TORCHSCRIPT_DEPTH.with(|d| d.get()) == Some(depth),
-        nested: scan_nested,
+        torchscript: cx.in_torchscript(depth),
+        scan: cx,
     }
 }
 
-thread_local! {
-    /// The depth of the records of the TorchScript archive being scanned, if any.
-    static TORCHSCRIPT_DEPTH: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
-}
-
-/// Run `f` on a record of a TorchScript archive whose records sit at `depth`: its pickles are
-/// judged as torch.jit's C++ unpickler reads them (a record's own nested files are not).
-pub(crate) fn torchscript_record<T>(depth: u32, f: impl FnOnce() -> T) -> T {
-    let saved = TORCHSCRIPT_DEPTH.with(|d| d.replace(Some(depth)));
-    let out = f();
-    TORCHSCRIPT_DEPTH.with(|d| d.set(saved));
-    out
-}
-
-/// Analyse raw pickle bytes (all pickles of the stream) with the container scanner installed
-/// for nested files.
-pub(crate) fn analyze(data: &[u8], policy: &Policy, depth: u32) -> Report {
-    let at = streams::begin(data);
-    let r = analyze_stream(data, policy, &stream_ctx(depth));
-    streams::end(at, &r.format);
+/// Analyse raw pickle bytes (all pickles of the stream), recording the stream.
+pub(crate) fn analyze(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
+    let at = cx.begin_stream(data);
+    let r = analyze_stream(data, cx.policy, &stream_ctx(cx, depth));
+    cx.end_stream(at, &r.format);
     r
 }
 
@@ -218,27 +141,28 @@ fn sniff(data: &[u8]) -> Kind {
 }
 
 /// Scan without the final verdict (callers fold the result into their own report).
-pub(crate) fn scan_at(data: &[u8], policy: &Policy, depth: u32) -> Report {
+pub(crate) fn scan_at(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
+    let policy = cx.policy;
     if depth > policy.limits.max_nesting {
         let mut r = Report::new("unscannable");
         limit(&mut r, 0, "nesting depth");
         return r;
     }
     match sniff(data) {
-        Kind::Zip => zip::scan(data, policy, depth),
-        Kind::Npy => npy::scan(data, policy, depth),
-        Kind::Compressed(c) => compress::scan(c, data, policy, depth)
+        Kind::Zip => zip::scan(cx, data, depth),
+        Kind::Npy => npy::scan(cx, data, depth),
+        Kind::Compressed(c) => compress::scan(cx, c, data, depth)
             .or_else(|| {
-                compress::second_guess(c, data).and_then(|c| compress::scan(c, data, policy, depth))
+                compress::second_guess(c, data).and_then(|c| compress::scan(cx, c, data, depth))
             })
-            .unwrap_or_else(|| scan_raw(data, policy, depth)),
-        Kind::Tar => tar::scan(data, policy, depth),
-        Kind::Unopenable(fmt, what) => unopenable(data, policy, depth, fmt, what),
-        Kind::Raw => scan_raw(data, policy, depth),
+            .unwrap_or_else(|| scan_raw(cx, data, depth)),
+        Kind::Tar => tar::scan(cx, data, depth),
+        Kind::Unopenable(fmt, what) => unopenable(cx, data, depth, fmt, what),
+        Kind::Raw => scan_raw(cx, data, depth),
     }
 }
 
-fn unopenable(data: &[u8], policy: &Policy, depth: u32, fmt: &str, what: &str) -> Report {
+fn unopenable(cx: &ScanContext<'_>, data: &[u8], depth: u32, fmt: &str, what: &str) -> Report {
     let mut r = Report::new("unscannable");
     let mut f = Finding::new(
         FindingType::Unscannable,
@@ -250,31 +174,32 @@ fn unopenable(data: &[u8], policy: &Policy, depth: u32, fmt: &str, what: &str) -
     r.push(f);
     r.complete = false;
     r.stopped_by = Some(format!("unscannable: {fmt}"));
-    raw_view(data, policy, depth, &mut r);
+    raw_view(cx, data, depth, &mut r);
     r
 }
 
 /// A file that is no container: one or more pickles, a legacy torch file, a pickle with a zip
 /// behind it, or something that is not a pickle at all.
-fn scan_raw(data: &[u8], policy: &Policy, depth: u32) -> Report {
+fn scan_raw(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
     if torch::is_legacy(data) {
-        return torch::scan_legacy(data, policy, depth);
+        return torch::scan_legacy(cx, data, depth);
     }
-    let mark = streams::mark();
-    let mut r = analyze(data, policy, depth);
+    let policy = cx.policy;
+    let mark = cx.streams_mark();
+    let mut r = analyze(cx, data, depth);
     if let Some(z) = zip::locate(data) {
         if z.start > 0 {
             let pickle_end = pickles_end(data, policy);
             if z.start >= pickle_end {
                 // A pickle with a zip behind it: pickle.load and torch.load run the pickle,
                 // zipfile-based loaders read the zip. Both views are analysed.
-                streams::truncate(mark);
-                return zip::scan_polyglot(data, policy, depth, r, z.start);
+                cx.forget_streams(mark);
+                return zip::scan_polyglot(cx, data, depth, r, z.start);
             }
             // A zip embedded in the pickle's own bytes (a bytes literal): Python's zipfile
             // still opens the file as that zip, so its members are analysed too.
             let label = format!("embedded zip at byte {}", z.start);
-            let inner = within(&label, || zip::scan(data, policy, depth));
+            let inner = cx.within(&label, || zip::scan(cx, data, depth));
             r.absorb(inner, Some(&label));
         }
     }
@@ -328,9 +253,9 @@ fn known_format(data: &[u8]) -> Option<&'static str> {
 
 /// Analyse a container's bytes as a pickle too (`pickle.load` on the file itself): reported only
 /// when that view would import or call something the policy flags.
-pub(crate) fn raw_view(data: &[u8], policy: &Policy, depth: u32, into: &mut Report) {
-    let mark = streams::mark();
-    let r = within("raw pickle view", || analyze(data, policy, depth));
+pub(crate) fn raw_view(cx: &ScanContext<'_>, data: &[u8], depth: u32, into: &mut Report) {
+    let mark = cx.streams_mark();
+    let r = cx.within("raw pickle view", || analyze(cx, data, depth));
     let effects = r.findings.iter().any(|f| {
         !matches!(
             f.kind,
@@ -338,7 +263,7 @@ pub(crate) fn raw_view(data: &[u8], policy: &Policy, depth: u32, into: &mut Repo
         )
     });
     if !effects {
-        streams::truncate(mark);
+        cx.forget_streams(mark);
         return;
     }
     into.push(tamper(

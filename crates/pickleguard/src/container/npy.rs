@@ -4,7 +4,7 @@
 
 use super::pylit::{self, Lit};
 use super::{analyze, Report};
-use crate::policy::Policy;
+use crate::context::ScanContext;
 use crate::report::{Finding, FindingType, Severity};
 
 pub const MAGIC: &[u8] = b"\x93NUMPY";
@@ -187,7 +187,7 @@ fn plain_typestr(s: &str) -> bool {
         )
 }
 
-pub fn scan(d: &[u8], policy: &Policy, depth: u32) -> Report {
+pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
     let mut r = Report::new("numpy_npy");
     let Some(h) = header(d) else {
         r.push(Finding::new(
@@ -231,7 +231,7 @@ pub fn scan(d: &[u8], policy: &Policy, depth: u32) -> Report {
     } else {
         format!("object array at byte {end}")
     };
-    let sub = super::within(&label, || analyze(&d[end..], policy, depth + 1));
+    let sub = cx.within(&label, || analyze(cx, &d[end..], depth + 1));
     r.absorb(sub, Some(&label));
     r
 }

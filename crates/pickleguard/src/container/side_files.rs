@@ -58,7 +58,7 @@ pub fn settle<B: AsRef<[u8]>>(
         f.description
             .push_str(" (followed: its findings are listed under \"side file\")");
         if unpickled && !subs.iter().any(|(n, _)| n == &name) {
-            subs.push((name, super::scan_bytes(bytes.as_ref(), policy)));
+            subs.push((name, crate::scan_bytes(bytes.as_ref(), policy)));
         }
     }
     for (name, sub) in subs {

@@ -4,7 +4,7 @@
 //! appears twice resolves to the last copy in `tarfile`; every copy is analysed.
 
 use super::{scan_at, tamper, torch, Report};
-use crate::policy::Policy;
+use crate::context::ScanContext;
 use crate::report::{Finding, FindingType, Severity};
 use std::collections::HashMap;
 
@@ -177,7 +177,8 @@ fn pax_records(body: &[u8]) -> HashMap<String, String> {
     out
 }
 
-pub fn scan(d: &[u8], policy: &Policy, depth: u32) -> Report {
+pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
+    let policy = cx.policy;
     let max = policy.limits.max_members.min(usize::MAX as u64) as usize;
     let (list, end, limited) = entries(d, max);
     let mut r = Report::new("tar");
@@ -214,12 +215,12 @@ pub fn scan(d: &[u8], policy: &Policy, depth: u32) -> Report {
         let avail = d.len().saturating_sub(e.data);
         let len = usize::try_from(e.size).unwrap_or(usize::MAX).min(avail);
         let content = &d[e.data.min(d.len())..e.data.min(d.len()) + len];
-        let sub = super::within(&label, || match (is_torch, e.name.as_str()) {
-            (true, "storages") => torch::scan_tar_storages(content, policy, depth + 1),
-            (true, "tensors") => torch::scan_tar_tensors(content, policy, depth + 1),
+        let sub = cx.within(&label, || match (is_torch, e.name.as_str()) {
+            (true, "storages") => torch::scan_tar_storages(cx, content, depth + 1),
+            (true, "tensors") => torch::scan_tar_tensors(cx, content, depth + 1),
             _ => {
-                super::will_read_member(content);
-                scan_at(content, policy, depth + 1)
+                super::will_read_member(cx, content);
+                scan_at(cx, content, depth + 1)
             }
         });
         formats.push(sub.format.clone());
@@ -244,6 +245,6 @@ pub fn scan(d: &[u8], policy: &Policy, depth: u32) -> Report {
             ));
         }
     }
-    super::raw_view(d, policy, depth, &mut r);
+    super::raw_view(cx, d, depth, &mut r);
     r
 }

@@ -12,9 +12,9 @@
 //! dimensions).
 
 use super::{analyze, Report};
+use crate::context::ScanContext;
 use crate::machine::{CallKind, Machine, Outcome};
 use crate::opcodes::Op;
-use crate::policy::Policy;
 use crate::reader::{self, Arg};
 use crate::report::{Finding, FindingType, Severity};
 use crate::value::Value;
@@ -106,7 +106,8 @@ fn strings(d: &[u8], start: usize, end: usize) -> Vec<String> {
     out
 }
 
-pub fn scan_legacy(d: &[u8], policy: &Policy, depth: u32) -> Report {
+pub fn scan_legacy(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
+    let policy = cx.policy;
     let mut m = Machine::new(d, policy.limits.clone());
     let mut ends: Vec<usize> = Vec::new();
     let mut sizes: HashMap<String, u64> = HashMap::new();
@@ -136,7 +137,7 @@ pub fn scan_legacy(d: &[u8], policy: &Policy, depth: u32) -> Report {
     }
     // torch.load unpickles exactly these five; with fewer, it stops where the stream breaks.
     let upto = if ends.len() == 5 { ends[4] } else { d.len() };
-    let mut r = analyze(&d[..upto], policy, depth);
+    let mut r = analyze(cx, &d[..upto], depth);
     r.format = "pytorch_legacy".into();
     if ends.len() == 5 {
         // Walk the storages: count, then count × element size bytes, in key order.
@@ -179,19 +180,19 @@ fn u64_at(d: &[u8], p: u64) -> Option<u64> {
 /// Runs the pickles of a tar member one at a time, analysing each.
 struct Walker<'a> {
     d: &'a [u8],
-    policy: &'a Policy,
+    cx: &'a ScanContext<'a>,
     depth: u32,
     m: Machine<'a>,
     r: Report,
 }
 
 impl<'a> Walker<'a> {
-    fn new(d: &'a [u8], policy: &'a Policy, depth: u32) -> Self {
+    fn new(cx: &'a ScanContext<'a>, d: &'a [u8], depth: u32) -> Self {
         Walker {
             d,
-            policy,
+            cx,
             depth,
-            m: Machine::new(d, policy.limits.clone()),
+            m: Machine::new(d, cx.policy.limits.clone()),
             r: Report::new("pytorch_tar"),
         }
     }
@@ -210,7 +211,9 @@ impl<'a> Walker<'a> {
         };
         let slice = &self.d[pos..end.unwrap_or(self.d.len())];
         let label = format!("pickle at byte {pos}");
-        let sub = super::within(&label, || analyze(slice, self.policy, self.depth));
+        let sub = self
+            .cx
+            .within(&label, || analyze(self.cx, slice, self.depth));
         self.r.absorb(sub, Some(&label));
         end
     }
@@ -224,8 +227,8 @@ impl<'a> Walker<'a> {
 }
 
 /// The `storages` member of a legacy torch tar.
-pub fn scan_tar_storages(d: &[u8], policy: &Policy, depth: u32) -> Report {
-    let mut w = Walker::new(d, policy, depth);
+pub fn scan_tar_storages<'a>(cx: &'a ScanContext<'a>, d: &'a [u8], depth: u32) -> Report {
+    let mut w = Walker::new(cx, d, depth);
     let Some(mut p) = w.pickle(0) else {
         return w.r;
     };
@@ -258,8 +261,8 @@ pub fn scan_tar_storages(d: &[u8], policy: &Policy, depth: u32) -> Report {
 }
 
 /// The `tensors` member of a legacy torch tar.
-pub fn scan_tar_tensors(d: &[u8], policy: &Policy, depth: u32) -> Report {
-    let mut w = Walker::new(d, policy, depth);
+pub fn scan_tar_tensors<'a>(cx: &'a ScanContext<'a>, d: &'a [u8], depth: u32) -> Report {
+    let mut w = Walker::new(cx, d, depth);
     let Some(mut p) = w.pickle(0) else {
         return w.r;
     };

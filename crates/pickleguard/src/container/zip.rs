@@ -5,8 +5,9 @@
 //! descriptor use the central sizes. Every disagreement between the two views is a
 //! `STRUCTURAL_TAMPER` finding, and every member either view reaches is analysed.
 
-use super::{budget, compress, scan_at, tamper, Report};
-use crate::policy::Policy;
+use super::{compress, scan_at, tamper, Report};
+use crate::context::budget::Budget;
+use crate::context::ScanContext;
 use crate::report::{Finding, FindingType, Severity};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -392,7 +393,7 @@ fn descriptor_len(d: &[u8], p: usize, zip64: bool) -> usize {
 
 /// Where a member's data ends when the local header defers its sizes and no central entry
 /// tells: a descriptor whose compressed size matches, or the end of the deflate stream.
-fn find_deferred_end(d: &[u8], l: &Local) -> Option<u64> {
+fn find_deferred_end(budget: &Budget, d: &[u8], l: &Local) -> Option<u64> {
     let mut from = l.data;
     while let Some(off) = memfind(&d[from.min(d.len())..], DESCRIPTOR_SIG) {
         let q = from + off;
@@ -407,7 +408,7 @@ fn find_deferred_end(d: &[u8], l: &Local) -> Option<u64> {
         from = q + 1;
     }
     if l.method == 8 {
-        let dec = compress::inflate(&d[l.data.min(d.len())..], u64::MAX);
+        let dec = compress::inflate(budget, &d[l.data.min(d.len())..], u64::MAX);
         if dec.error.is_none() && dec.limit.is_none() {
             return Some(dec.consumed as u64);
         }
@@ -462,26 +463,26 @@ struct Member {
     local_view: bool,
 }
 
-pub fn scan(d: &[u8], policy: &Policy, depth: u32) -> Report {
+pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
     let mode = if starts_like_zip(d) {
         Mode::Plain
     } else {
         Mode::Embedded
     };
-    scan_mode(d, policy, depth, mode, 0)
+    scan_mode(cx, d, depth, mode, 0)
 }
 
 /// A pickle (bytes `0..start`) with a zip archive behind it.
 pub fn scan_polyglot(
+    cx: &ScanContext<'_>,
     d: &[u8],
-    policy: &Policy,
     depth: u32,
     _whole: Report,
     start: usize,
 ) -> Report {
-    let mut r = scan_mode(d, policy, depth, Mode::Polyglot, start);
-    let prefix = super::within("pickle before the zip", || {
-        super::analyze(&d[..start.min(d.len())], policy, depth)
+    let mut r = scan_mode(cx, d, depth, Mode::Polyglot, start);
+    let prefix = cx.within("pickle before the zip", || {
+        super::analyze(cx, &d[..start.min(d.len())], depth)
     });
     let mut f = tamper(
         0,
@@ -496,12 +497,13 @@ pub fn scan_polyglot(
     r
 }
 
-fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) -> Report {
+fn scan_mode(cx: &ScanContext<'_>, d: &[u8], depth: u32, mode: Mode, start: usize) -> Report {
     let mut r = Report::new("zip");
     let dirs = read_directories(d);
-    let max_members = policy.limits.max_members.min(usize::MAX as u64) as usize;
+    let max_members = cx.policy.limits.max_members.min(usize::MAX as u64) as usize;
     let mut lay = Layout {
         d,
+        budget: &cx.budget,
         mode,
         max_members,
         tampers: Vec::new(),
@@ -549,7 +551,7 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
         let script = lay.members.iter().any(|m| m.name == constants);
         r.format = if script { "torchscript" } else { "pytorch_zip" }.into();
     }
-    let file_formats = analyse_members(&mut r, &mut lay, torch_root.as_deref(), policy, depth);
+    let file_formats = analyse_members(cx, &mut r, &mut lay, torch_root.as_deref(), depth);
     if r.format == "zip" && !file_formats.is_empty() {
         if file_formats.iter().all(|f| f == "numpy_npy") {
             r.format = "numpy_npz".into();
@@ -567,6 +569,7 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
 
 /// The members both views of an archive reach, and the disagreements found on the way.
 struct Layout<'a> {
+    budget: &'a Budget,
     d: &'a [u8],
     mode: Mode,
     max_members: usize,
@@ -748,7 +751,7 @@ impl Layout<'_> {
             let central = self.by_offset.get(&p).map(|&i| &self.members[i]);
             let csize = match central {
                 Some(m) => m.csize,
-                None if l.deferred() => match find_deferred_end(d, &l) {
+                None if l.deferred() => match find_deferred_end(self.budget, d, &l) {
                     Some(n) => n,
                     None => {
                         self.tampers.push(tamper(
@@ -850,17 +853,17 @@ impl Layout<'_> {
 /// Analyse every member that is not a tensor storage; returns the format of each member
 /// analysed (for naming the archive).
 fn analyse_members(
+    cx: &ScanContext<'_>,
     r: &mut Report,
     lay: &mut Layout,
     torch_root: Option<&str>,
-    policy: &Policy,
     depth: u32,
 ) -> Vec<String> {
     let d = lay.d;
     // The one data.pkl torch.load's restricted unpickler is about to scan itself (see
-    // `super::defer_torch_pickle`); never TorchScript's, which torch.jit loads in C++.
+    // `crate::Scan::before_torch_load`); never TorchScript's, which torch.jit loads in C++.
     let deferred = match torch_root {
-        Some(root) if depth == 0 && r.format == "pytorch_zip" && super::defers_torch_pickle() => {
+        Some(root) if depth == 0 && r.format == "pytorch_zip" && cx.defer_torch_pickle => {
             let name = format!("{root}data.pkl");
             (lay.members.iter().filter(|m| m.name == name).count() == 1).then_some(name)
         }
@@ -914,16 +917,16 @@ fn analyse_members(
                 stored_total = stored_total.saturating_add(n as u64);
                 if stored_total > d.len() as u64 {
                     let extra = (stored_total - d.len() as u64).min(n as u64);
-                    if let Err(what) = budget::take(extra) {
+                    if let Err(what) = cx.budget.take(extra) {
                         super::limit(r, m.pos as u64, what);
                         break;
                     }
                 }
                 let stored = &d[m.data.min(d.len())..m.data.min(d.len()) + n];
-                super::will_read_member(stored);
+                super::will_read_member(cx, stored);
                 Cow::Borrowed(stored)
             }
-            8 | 12 | 14 | 93 | 95 => Cow::Owned(inflate_member(r, &mut lay.tampers, d, m)),
+            8 | 12 | 14 | 93 | 95 => Cow::Owned(inflate_member(cx, r, &mut lay.tampers, d, m)),
             other => {
                 super::unscannable(
                     r,
@@ -937,11 +940,11 @@ fn analyse_members(
                 continue;
             }
         };
-        let sub = super::within(&m.label, || {
+        let sub = cx.within(&m.label, || {
             if r.format == "torchscript" {
-                super::torchscript_record(depth + 1, || scan_at(&content, policy, depth + 1))
+                cx.torchscript_record(depth + 1, || scan_at(cx, &content, depth + 1))
             } else {
-                scan_at(&content, policy, depth + 1)
+                scan_at(cx, &content, depth + 1)
             }
         });
         file_formats.push(sub.format.clone());
@@ -951,17 +954,24 @@ fn analyse_members(
 }
 
 /// A compressed member's bytes, as far as they decompress (limits and corruption reported).
-fn inflate_member(r: &mut Report, tampers: &mut Vec<Finding>, d: &[u8], m: &Member) -> Vec<u8> {
+fn inflate_member(
+    cx: &ScanContext<'_>,
+    r: &mut Report,
+    tampers: &mut Vec<Finding>,
+    d: &[u8],
+    m: &Member,
+) -> Vec<u8> {
     let avail = d.len().saturating_sub(m.data);
     let clen = usize::try_from(m.csize).unwrap_or(usize::MAX);
     let raw = &d[m.data.min(d.len())..m.data.min(d.len()) + clen.min(avail)];
-    super::will_read(raw);
+    cx.will_read(raw);
+    let b = &cx.budget;
     let dec = match m.method {
-        8 => compress::inflate(raw, u64::MAX),
-        12 => compress::bunzip(raw, u64::MAX),
-        14 => compress::zip_lzma(raw, m.usize, m.flags & 2 != 0, u64::MAX),
-        93 => compress::decompress(compress::Codec::Zstd, raw, u64::MAX),
-        _ => compress::decompress(compress::Codec::Xz, raw, u64::MAX),
+        8 => compress::inflate(b, raw, u64::MAX),
+        12 => compress::bunzip(b, raw, u64::MAX),
+        14 => compress::zip_lzma(b, raw, m.usize, m.flags & 2 != 0, u64::MAX),
+        93 => compress::decompress(b, compress::Codec::Zstd, raw, u64::MAX),
+        _ => compress::decompress(b, compress::Codec::Xz, raw, u64::MAX),
     };
     if let Some(what) = dec.limit {
         let mut sub = Report::new("zip");

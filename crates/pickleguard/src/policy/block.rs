@@ -2,11 +2,8 @@
 //! catalogue entry, so the scan reports it as a dangerous import, and no allow entry (profile,
 //! policy file or user) lets it through.
 
-use super::{DangerEntry, Policy};
+use super::{Category, DangerEntry, Policy};
 use crate::report::Severity;
-
-/// The catalogue category of user blocks.
-pub const BLOCKED: &str = "blocked by the user's policy";
 
 impl Policy {
     /// Block `module:name`. `name` may be `*` (every name of the module); a module ending in
@@ -16,7 +13,7 @@ impl Policy {
         let entry = DangerEntry {
             module: module.clone(),
             names: vec![name.to_string()],
-            category: BLOCKED.to_string(),
+            category: Category::Blocked,
             severity: Severity::High,
             description: "blocked".to_string(),
         };
@@ -39,7 +36,8 @@ impl Policy {
     pub(super) fn is_blocked(&self, module: &str, name: &str) -> bool {
         let first = name.split('.').next().unwrap_or(name);
         let hit = |e: &DangerEntry| {
-            e.category == BLOCKED && e.names.iter().any(|n| n == "*" || n == name || n == first)
+            e.category == Category::Blocked
+                && e.names.iter().any(|n| n == "*" || n == name || n == first)
         };
         if let Some(list) = self.tables.get().danger_exact.get(module) {
             if list.iter().any(hit) {

@@ -1,0 +1,208 @@
+//! The state one scan runs in, passed explicitly to every layer that needs it: the policy,
+//! the decompression and decoding [`budget`], the stream recorder ([`streams`], for
+//! `explain`), whether a PyTorch zip's `data.pkl` is left to the load, the depth of the
+//! TorchScript archive being read, the caller's read hint, and the scanner for files nested
+//! in others. No scan depends on thread-local or process-wide state.
+//!
+//! The context knows neither the analysis nor the containers: the container layer is handed
+//! in as [`NestedScanner`] by whoever opens the scan (`crate::scan`), so the analysis reaches
+//! nested files through the context without importing the container layer.
+
+pub mod budget;
+pub mod streams;
+
+use std::cell::{Cell, RefCell};
+
+use crate::policy::Policy;
+use crate::report::Report;
+use budget::Budget;
+use streams::Recorder;
+
+/// Analyses a serialized file found inside another (an archive member, the bytes handed to
+/// torch's `_load_from_bytes` or to a nested `pickle.loads`, decoded payloads) at a depth.
+pub(crate) type NestedScanner = fn(&ScanContext<'_>, &[u8], u32) -> Report;
+
+/// A function told which bytes of the input a scan is about to read whole (see
+/// `crate::Scan::read_hint`).
+pub type ReadHint<'a> = &'a dyn Fn(&[u8]);
+
+/// Below this size a member is read page by page like the rest of its archive.
+const READ_HINT_MIN: usize = 256 << 10;
+
+/// One scan's context. Made by `crate::Scan` for one input; shared (`&`) by the whole scan,
+/// nested containers and payloads included.
+pub(crate) struct ScanContext<'a> {
+    pub(crate) policy: &'a Policy,
+    /// Always there: a scan without a budget cannot be made.
+    pub(crate) budget: Budget,
+    recorder: Option<RefCell<Recorder>>,
+    /// Leave a top-level PyTorch zip's `data.pkl` to the restricted unpickler about to read it.
+    pub(crate) defer_torch_pickle: bool,
+    /// Run pickles shape-only first (`Machine::set_shape_only`); off only in the tests that
+    /// prove it changes nothing.
+    pub(crate) fast_path: bool,
+    /// The depth of the records of the TorchScript archive being scanned, if any.
+    torchscript_depth: Cell<Option<u32>>,
+    read_hint: Option<ReadHint<'a>>,
+    nested: NestedScanner,
+}
+
+/// How a [`ScanContext`] is set up besides its policy and input.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Options<'a> {
+    pub(crate) defer_torch_pickle: bool,
+    pub(crate) no_fast_path: bool,
+    pub(crate) read_hint: Option<ReadHint<'a>>,
+    pub(crate) record_streams: bool,
+}
+
+impl<'a> ScanContext<'a> {
+    /// The context for scanning `input` (the budget is sized by its length).
+    pub(crate) fn new(
+        policy: &'a Policy,
+        input: &[u8],
+        opts: Options<'a>,
+        nested: NestedScanner,
+    ) -> ScanContext<'a> {
+        ScanContext {
+            policy,
+            budget: Budget::new(input.len() as u64, &policy.limits),
+            recorder: opts
+                .record_streams
+                .then(|| RefCell::new(Recorder::new(input))),
+            defer_torch_pickle: opts.defer_torch_pickle,
+            fast_path: !opts.no_fast_path,
+            torchscript_depth: Cell::new(None),
+            read_hint: opts.read_hint,
+            nested,
+        }
+    }
+
+    /// Analyse a file nested in the one being scanned, at `depth`.
+    pub(crate) fn nested(&self, data: &[u8], depth: u32) -> Report {
+        (self.nested)(self, data, depth)
+    }
+
+    /// The recorded streams (empty unless recording was asked for).
+    pub(crate) fn into_streams(self) -> Vec<streams::PickleStream> {
+        self.recorder
+            .map(|r| r.into_inner().streams)
+            .unwrap_or_default()
+    }
+
+    /// Run `f` for the member `label` of the file being scanned (the recorded member path).
+    pub(crate) fn within<T>(&self, label: &str, f: impl FnOnce() -> T) -> T {
+        if let Some(r) = &self.recorder {
+            r.borrow_mut().path.push(label.to_string());
+        }
+        let out = f();
+        if let Some(r) = &self.recorder {
+            r.borrow_mut().path.pop();
+        }
+        out
+    }
+
+    /// A stream's analysis begins; its index (if recording) for [`Self::end_stream`].
+    pub(crate) fn begin_stream(&self, data: &[u8]) -> Option<usize> {
+        self.recorder.as_ref().map(|r| r.borrow_mut().begin(data))
+    }
+
+    pub(crate) fn end_stream(&self, at: Option<usize>, format: &str) {
+        if let (Some(i), Some(r)) = (at, &self.recorder) {
+            r.borrow_mut().end(i, format);
+        }
+    }
+
+    /// How many streams are recorded so far (for [`Self::forget_streams`]).
+    pub(crate) fn streams_mark(&self) -> usize {
+        self.recorder
+            .as_ref()
+            .map_or(0, |r| r.borrow().streams.len())
+    }
+
+    /// Forget the streams recorded since `mark`: an analysis whose report was dropped.
+    pub(crate) fn forget_streams(&self, mark: usize) {
+        if let Some(r) = &self.recorder {
+            r.borrow_mut().streams.truncate(mark);
+        }
+    }
+
+    /// Run `f` on a record of a TorchScript archive whose records sit at `depth`: its pickles
+    /// are judged as torch.jit's C++ unpickler reads them (a record's own nested files are not).
+    pub(crate) fn torchscript_record<T>(&self, depth: u32, f: impl FnOnce() -> T) -> T {
+        let saved = self.torchscript_depth.replace(Some(depth));
+        let out = f();
+        self.torchscript_depth.set(saved);
+        out
+    }
+
+    /// Whether pickles found at `depth` are records of the TorchScript archive being scanned.
+    pub(crate) fn in_torchscript(&self, depth: u32) -> bool {
+        self.torchscript_depth.get() == Some(depth)
+    }
+
+    /// `bytes` (a slice of the scanned input) are read whole next.
+    pub(crate) fn will_read(&self, bytes: &[u8]) {
+        if bytes.len() >= READ_HINT_MIN {
+            if let Some(hint) = self.read_hint {
+                hint(bytes)
+            }
+        }
+    }
+
+    /// Whether a read hint is installed and `bytes` are large enough to be hinted.
+    pub(crate) fn hints(&self, bytes: &[u8]) -> bool {
+        bytes.len() >= READ_HINT_MIN && self.read_hint.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::{Mode, Policy};
+    use crate::report::FindingType;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// Every scan has a budget, and files nested in the input draw on the one the scan
+    /// opened: running out is a finding. (A stream shorter than the 64 KB head that
+    /// `compress::scan` decompresses first is decompressed twice, and both count.)
+    #[test]
+    fn every_scan_decompresses_within_its_budget() {
+        let mut p = Policy::new(Mode::Ml);
+        p.limits.max_decompressed = 64 << 10;
+        let inner = gzip(&vec![b'N'; 20 << 10]);
+        let mut outer = inner.clone();
+        outer.extend(vec![0u8; 24 << 10]);
+        for (data, limited) in [
+            (inner, false),
+            (gzip(&vec![0u8; 24 << 10]), false),
+            (gzip(&vec![b'N'; 100 << 10]), true),
+            // The two above, one inside the other: each fits alone, together they do not.
+            (gzip(&outer), true),
+        ] {
+            let r = crate::Scan::new(&p).file(&data);
+            let hit = r.findings.iter().any(|f| {
+                f.kind == FindingType::ResourceLimit && f.description.contains("decompressed size")
+            });
+            assert_eq!(hit, limited, "{:?}", r.findings);
+            assert_eq!(r.complete, !limited);
+        }
+    }
+
+    /// The budget belongs to one scan: scans one after the other each get a full one.
+    #[test]
+    fn each_scan_has_a_budget_of_its_own() {
+        let mut p = Policy::new(Mode::Ml);
+        p.limits.max_decompressed = 64 << 10;
+        let data = gzip(&vec![b'N'; 20 << 10]);
+        let scan = crate::Scan::new(&p);
+        for _ in 0..3 {
+            assert!(scan.file(&data).complete);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Where a scan starts: [`Scan`] holds what a caller chooses about one (the policy, the read
+//! hint, whether a PyTorch zip's pickle is left to the load) and opens its context
+//! (`crate::context::ScanContext`) for each input. The free functions of the crate root
+//! ([`crate::scan_bytes`], [`crate::analyze_pickle`], ...) are its common cases.
+
+use crate::context::streams::PickleStream;
+use crate::context::{Options, ReadHint, ScanContext};
+use crate::policy::Policy;
+use crate::report::Report;
+
+/// How to scan: a policy and the caller's choices. Cheap to copy; each of [`Scan::file`],
+/// [`Scan::pickle`], [`Scan::file_with_streams`] runs one scan with a budget of its own.
+#[derive(Clone, Copy)]
+pub struct Scan<'a> {
+    policy: &'a Policy,
+    opts: Options<'a>,
+}
+
+impl<'a> Scan<'a> {
+    /// A scan under `policy`, with nothing else chosen.
+    pub fn new(policy: &'a Policy) -> Scan<'a> {
+        Scan {
+            policy,
+            opts: Options::default(),
+        }
+    }
+
+    /// Tell `hint` which ranges of the input a scan of a sparse container (see
+    /// [`crate::container::reads_sparsely`]) is about to read from start to end: a pickle
+    /// member of a zip or tar of 256 KB or more, a compressed member's bytes. The command
+    /// line, which maps such files page by page, reads these ahead (docs/cli.md, "Reading
+    /// files"). A hint only: no verdict depends on it.
+    pub fn read_hint(mut self, hint: ReadHint<'a>) -> Scan<'a> {
+        self.opts.read_hint = Some(hint);
+        self
+    }
+
+    /// For a file `torch.load` is about to load through a restricted unpickler that scans the
+    /// pickle it reads (pickleguard's Python integration): the `data.pkl` of a PyTorch zip is
+    /// left to that scan, so it is analysed once, from the exact bytes torch unpickles.
+    /// Everything else (other members, both views of the archive, tamper checks) is analysed.
+    pub fn before_torch_load(mut self) -> Scan<'a> {
+        self.opts.defer_torch_pickle = true;
+        self
+    }
+
+    /// Run every pickle in full, without the shape-only first run (for the tests that prove
+    /// the fast path changes nothing).
+    #[doc(hidden)]
+    pub fn without_fast_path(mut self) -> Scan<'a> {
+        self.opts.no_fast_path = true;
+        self
+    }
+
+    fn context(&self, data: &[u8], record_streams: bool) -> ScanContext<'a> {
+        let opts = Options {
+            record_streams,
+            ..self.opts
+        };
+        ScanContext::new(self.policy, data, opts, crate::container::scan_nested)
+    }
+
+    /// Analyse a whole file's bytes, whatever container it is.
+    pub fn file(&self, data: &[u8]) -> Report {
+        let cx = self.context(data, false);
+        let mut r = crate::container::scan_nested(&cx, data, 0);
+        crate::analysis::note_name_only_refusals(&mut r, self.policy);
+        r
+    }
+
+    /// [`Scan::file`], listing every pickle stream it analysed, in the order their analyses
+    /// began (a container's members before the pickles nested in them): what `explain` shows.
+    pub fn file_with_streams(&self, data: &[u8]) -> (Report, Vec<PickleStream>) {
+        let cx = self.context(data, true);
+        let mut r = crate::container::scan_nested(&cx, data, 0);
+        crate::analysis::note_name_only_refusals(&mut r, self.policy);
+        (r, cx.into_streams())
+    }
+
+    /// Analyse raw pickle bytes (one or several pickles back to back); files nested in them
+    /// are sniffed like any file.
+    pub fn pickle(&self, data: &[u8]) -> Report {
+        let cx = self.context(data, false);
+        let mut r =
+            crate::analysis::analyze_stream(data, self.policy, &crate::analysis::Context::new(&cx));
+        crate::analysis::note_name_only_refusals(&mut r, self.policy);
+        r
+    }
+}
