@@ -22,7 +22,9 @@ pub mod value;
 
 pub use analysis::{analyze_stream, Context};
 pub use container::streams::{scan_with_streams, PickleStream, StreamData};
-pub use container::{scan_bytes, scan_bytes_before_torch_load};
+pub use container::{
+    decompressed_bytes, scan_bytes, scan_bytes_before_load, scan_bytes_before_torch_load, LoadScans,
+};
 pub use limits::Limits;
 pub use policy::{Mode, Policy, PolicyFile};
 pub use report::{Finding, FindingType, GlobalUse, Report, Severity, Use};

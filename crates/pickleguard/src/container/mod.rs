@@ -21,6 +21,7 @@ mod tar;
 mod torch;
 mod zip;
 
+pub use compress::decompressed_bytes;
 pub use zip::storage_members;
 
 /// Analyse a whole file's bytes, whatever container it is.
@@ -30,23 +31,49 @@ pub fn scan_bytes(data: &[u8], policy: &Policy) -> Report {
     r
 }
 
-thread_local! {
-    static DEFER_TORCH_PICKLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// Which pickles of a file the load that follows a scan reads through pickleguard's restricted
+/// unpickler and scans itself, from the bytes it really consumes (pickleguard's Python
+/// integration). The scan before such a load leaves those pickles to that scan, so each is
+/// analysed once and each compressed byte is decompressed once; every structural check of the
+/// file (both views of an archive, end records, overlaps, names, `.npy` headers) stays here.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct LoadScans {
+    /// `torch.load`: the one `data.pkl` of a PyTorch zip.
+    pub torch_data_pkl: bool,
+    /// `numpy.load` of an `.npz` (every member an `.npy`): the object arrays of its deflated
+    /// members, which the guarded `NpzFile` scans as `zipfile` inflates them.
+    pub npz_members: bool,
+    /// `safe_load` of an archive of one file (pandas' `to_pickle(compression='zip')`): that
+    /// deflated member, which `safe_load` scans whole as `zipfile` inflates it.
+    pub single_member: bool,
 }
 
-/// [`scan_bytes`] for a file `torch.load` is about to load through a restricted unpickler that
-/// scans the pickle it reads (pickleguard's Python integration): the `data.pkl` of a PyTorch
-/// zip is left to that scan, so it is analysed once, from the exact bytes torch unpickles.
-/// Everything else (other members, both views of the archive, tamper checks) is analysed here.
-pub fn scan_bytes_before_torch_load(data: &[u8], policy: &Policy) -> Report {
-    let saved = DEFER_TORCH_PICKLE.with(|d| d.replace(true));
+thread_local! {
+    static LOAD_SCANS: std::cell::Cell<LoadScans> = const {
+        std::cell::Cell::new(LoadScans { torch_data_pkl: false, npz_members: false, single_member: false })
+    };
+}
+
+/// [`scan_bytes`] for a file about to be loaded through a restricted unpickler that scans the
+/// pickles `scans` names itself.
+pub fn scan_bytes_before_load(data: &[u8], policy: &Policy, scans: LoadScans) -> Report {
+    let saved = LOAD_SCANS.with(|d| d.replace(scans));
     let r = scan_bytes(data, policy);
-    DEFER_TORCH_PICKLE.with(|d| d.set(saved));
+    LOAD_SCANS.with(|d| d.set(saved));
     r
 }
 
-pub(crate) fn defers_torch_pickle() -> bool {
-    DEFER_TORCH_PICKLE.with(|d| d.get())
+/// [`scan_bytes_before_load`] for `torch.load`: a PyTorch zip's `data.pkl` is left to it.
+pub fn scan_bytes_before_torch_load(data: &[u8], policy: &Policy) -> Report {
+    let scans = LoadScans {
+        torch_data_pkl: true,
+        ..LoadScans::default()
+    };
+    scan_bytes_before_load(data, policy, scans)
+}
+
+pub(crate) fn load_scans() -> LoadScans {
+    LOAD_SCANS.with(|d| d.get())
 }
 
 /// How a scan reads a file's bytes.

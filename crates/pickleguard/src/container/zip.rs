@@ -11,6 +11,8 @@ use crate::report::{Finding, FindingType, Severity};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+mod defer;
+
 const LOCAL_SIG: &[u8] = b"PK\x03\x04";
 const CENTRAL_SIG: &[u8] = b"PK\x01\x02";
 const EOCD_SIG: &[u8] = b"PK\x05\x06";
@@ -449,6 +451,7 @@ enum Mode {
 }
 
 /// A member to analyse.
+
 struct Member {
     label: String,
     name: String,
@@ -549,7 +552,18 @@ fn scan_mode(d: &[u8], policy: &Policy, depth: u32, mode: Mode, start: usize) ->
         let script = lay.members.iter().any(|m| m.name == constants);
         r.format = if script { "torchscript" } else { "pytorch_zip" }.into();
     }
-    let file_formats = analyse_members(&mut r, &mut lay, torch_root.as_deref(), policy, depth);
+    let loaded_later = match torch_root {
+        None => defer::plan(d, &lay.members, depth),
+        Some(_) => HashMap::new(),
+    };
+    let file_formats = analyse_members(
+        &mut r,
+        &mut lay,
+        torch_root.as_deref(),
+        &loaded_later,
+        policy,
+        depth,
+    );
     if r.format == "zip" && !file_formats.is_empty() {
         if file_formats.iter().all(|f| f == "numpy_npy") {
             r.format = "numpy_npz".into();
@@ -853,14 +867,17 @@ fn analyse_members(
     r: &mut Report,
     lay: &mut Layout,
     torch_root: Option<&str>,
+    loaded_later: &HashMap<usize, Report>,
     policy: &Policy,
     depth: u32,
 ) -> Vec<String> {
     let d = lay.d;
     // The one data.pkl torch.load's restricted unpickler is about to scan itself (see
-    // `super::defer_torch_pickle`); never TorchScript's, which torch.jit loads in C++.
+    // `super::LoadScans`); never TorchScript's, which torch.jit loads in C++.
     let deferred = match torch_root {
-        Some(root) if depth == 0 && r.format == "pytorch_zip" && super::defers_torch_pickle() => {
+        Some(root)
+            if depth == 0 && r.format == "pytorch_zip" && super::load_scans().torch_data_pkl =>
+        {
             let name = format!("{root}data.pkl");
             (lay.members.iter().filter(|m| m.name == name).count() == 1).then_some(name)
         }
@@ -869,8 +886,13 @@ fn analyse_members(
     let mut file_formats: Vec<String> = Vec::new();
     let mut analysed: HashMap<(usize, u64, u16), ()> = HashMap::new();
     let mut stored_total: u64 = 0;
-    for m in &lay.members {
+    for (i, m) in lay.members.iter().enumerate() {
         if m.name.ends_with('/') && m.usize == 0 && m.csize == 0 {
+            continue;
+        }
+        if let Some(stands_for) = loaded_later.get(&i) {
+            file_formats.push(stands_for.format.clone());
+            r.absorb(stands_for.clone(), Some(&m.label));
             continue;
         }
         if torch_root.is_some_and(|root| is_storage(root, &m.name)) {
