@@ -451,7 +451,6 @@ enum Mode {
 }
 
 /// A member to analyse.
-
 struct Member {
     label: String,
     name: String,
