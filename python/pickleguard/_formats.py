@@ -149,7 +149,16 @@ def _mentions(data: Any, needle: bytes) -> bool:
     if find is None:
         data = bytes(data)
         find = data.find
+    # A joblib dump names its array wrapper at its first array, nearly always in its first
+    # kilobytes: looked for there first, so the search does not touch every page of a map
+    # (2-3 ms of page faults on an 11 MB forest) when it is found.
+    n = len(data)
+    if n > _MENTION_HEAD and find(needle, 0, _MENTION_HEAD) >= 0:
+        return True
     return find(needle) >= 0
+
+
+_MENTION_HEAD = 1 << 16
 
 
 def _is_joblib(analysis: Any) -> bool:

@@ -142,6 +142,7 @@ class PickleGuard:
         self._cls: Optional[type] = None
         self._pycls: Optional[type] = None
         self._module: Optional[types.ModuleType] = None
+        self._labelled: Dict[str, types.ModuleType] = {}
         self._joblib_cls: Optional[type] = None
         with _lock:
             self._rebuild()
@@ -346,8 +347,16 @@ class PickleGuard:
                 or (isinstance(base_cls, type) and issubclass(base_cls, RestrictedUnpickler))):
             if label is None:
                 return self.pickle_module
-            cls = restricted_class(self.Unpickler, _pg_default_label=label)
-            return self._make_pickle_module(cls)
+            # One module per label (a checkpoint loaded again reuses it): making a class and
+            # a module cost more than the guard's other Python work on a torch.load.
+            m = self._labelled.get(label)
+            if m is None:
+                cls = restricted_class(self.Unpickler, _pg_default_label=label)
+                m = self._make_pickle_module(cls)
+                if len(self._labelled) >= 64:
+                    self._labelled.clear()
+                self._labelled[label] = m
+            return m
         cls = restricted_class(base.Unpickler, _pg_guard=self, _pg_default_label=label)
         return self._make_pickle_module(cls, name=getattr(base, "__name__", "pickle"))
 
