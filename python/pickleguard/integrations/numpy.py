@@ -55,12 +55,14 @@ def _npz_class() -> type:
                 f.seek(0)
                 if magic != fmt.MAGIC_PREFIX:
                     return f.read()
-                _shape, _fortran, dtype = _read_npy_header(f)
+                _shape, _fortran, dtype = _read_npy_header(f)  # type: ignore[arg-type]
                 f.seek(0)
                 if not dtype.hasobject:
-                    return fmt.read_array(f, allow_pickle=False,
-                                          pickle_kwargs=self.pickle_kwargs,
-                                          max_header_size=self.max_header_size)
+                    # numpy's NpzFile keeps its max_header_size (default 10000) since 1.24.
+                    limit = getattr(self, "max_header_size", 10000)
+                    kw: Any = self.pickle_kwargs
+                    return fmt.read_array(f, allow_pickle=False, pickle_kwargs=kw,
+                                          max_header_size=limit)
                 blob = f.read()
             # The archive's pre-load scan checked this member's header (npz_load) and left
             # its pickle to this load: scanned from exactly what zipfile inflated.
