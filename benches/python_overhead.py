@@ -8,8 +8,9 @@ Side by side, in one run, on the same files (made here, in a temp dir):
 * uncompressed model files: a PyTorch checkpoint (a whole ``nn.Module``, ~76 MB,
   ``weights_only=False``) and a joblib dump of a fitted scikit-learn forest (10.9 MB);
 * each compressed kind: the forest with joblib's zlib, gzip, xz and lz4 (when installed);
-  a DataFrame pickled by pandas with gzip, bz2 and zstd (when installed); a gzip'ed torch
-  checkpoint read through a ``gzip.GzipFile``.
+  a DataFrame pickled by pandas with gzip, bz2, zip and zstd (when installed); a gzip'ed
+  torch checkpoint read through a ``gzip.GzipFile``; an ``.npz`` of object arrays written
+  by ``numpy.savez_compressed`` (deflated members).
 
 Each file is loaded by its native loader, by the same loader under ``install()`` and by
 ``safe_load``. Each variant runs ``--rounds`` times interleaved with the others (so drifting
@@ -19,6 +20,7 @@ overheads against the native loader, and whether the target of issue 16 is met o
 <= 5 % for compressed files and the dense pickle, <= max(2 % of the load, 1 ms) for
 uncompressed model files.
 Usage: python benches/python_overhead.py [--rounds N] [--json FILE] [--only SUBSTRING]
+       [--exact LABEL]...
 """
 
 from __future__ import annotations
@@ -85,6 +87,16 @@ def pandas_frame(path: str) -> None:
     df.to_pickle(path)
 
 
+def object_npz(path: str) -> None:
+    """``numpy.savez_compressed`` of a numeric array and two object arrays (~8 MB inflated)."""
+    import numpy as np
+    rng = np.random.default_rng(2)
+    np.savez_compressed(path, x=rng.normal(size=500_000),
+                        records=np.array([{"id": i, "tag": f"t{i % 97}", "v": i * 0.5}
+                                          for i in range(60_000)], dtype=object),
+                        names=np.array([f"name-{i}" for i in range(60_000)], dtype=object))
+
+
 def gzip_file(src: str, dst: str) -> None:
     import gzip
     with open(src, "rb") as f, gzip.open(dst, "wb", compresslevel=6) as g:
@@ -128,6 +140,8 @@ def run(tmp: str) -> int:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--json", help="write the raw numbers here")
     ap.add_argument("--only", help="run the groups whose label contains this")
+    ap.add_argument("--exact", action="append", default=[],
+                    help="run the group with exactly this label (repeatable)")
     args = ap.parse_args()
 
     results: List[Tuple[Any, ...]] = []
@@ -207,7 +221,7 @@ def run(tmp: str) -> int:
     try:
         import pandas as pd
         native_read = pd.read_pickle
-        exts = ["gz", "bz2"]
+        exts = ["gz", "bz2", "zip"]
         try:
             import zstandard  # noqa: F401
             exts.append("zst")
@@ -223,8 +237,24 @@ def run(tmp: str) -> int:
             }))
     except ImportError:
         print("pandas not installed: skipped", file=sys.stderr)
+    import numpy as np
+    npz = os.path.join(tmp, "objects.npz")
+    object_npz(npz)
+    native_np_load = np.load
+
+    def load_npz(load: Callable[..., Any]) -> Any:
+        with load(npz, allow_pickle=True) as z:
+            return {k: z[k] for k in z.files}
+
+    groups.append(("NumPy .npz with object arrays, savez_compressed", "compressed", npz, {
+        "numpy.load(allow_pickle=True)": lambda: load_npz(native_np_load),
+        "numpy.load under install()": lambda: load_npz(lambda *a, **k: np.load(*a, **k)),
+        "safe_load(path)": lambda: pickleguard.safe_load(npz),
+    }))
     if args.only:
         groups = [g for g in groups if args.only in g[0]]
+    if args.exact:
+        groups = [g for g in groups if g[0] in args.exact]
 
     # The scan alone, for scale.
     for label, kind, path, variants in groups:

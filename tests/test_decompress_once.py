@@ -202,6 +202,136 @@ def test_gzip_bomb_through_a_file_object_is_bounded(in_tmp, installed):
         safe_load(f)
 
 
+# ------------------------------------------------------------------ deflated zip members
+# A deflated member that a guarded load reads through zipfile (pandas' .pkl.zip, an .npz's
+# object arrays) is inflated by zipfile alone: the pre-load scan reads only the first bytes it
+# needs (the member's kind, an .npy header) and leaves the pickle to the load-time scan of what
+# zipfile yields.
+
+KIND_HEAD = 32  # bytes the core inflates to tell a pickle member from a nested container
+
+
+def _zip_counts(fn):
+    """(result, bytes inflated in Python, bytes the core's decoders produced)."""
+    with counting() as c:
+        out = fn()
+    core = c.out.pop("core", 0)
+    return out, sum(c.out.values()), core
+
+
+def _member_sizes(path):
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        return [i.file_size for i in z.infolist()]
+
+
+def _npy_header_ends(path):
+    """Where the array data starts in each member (its magic and header end there)."""
+    import struct
+    import zipfile
+    ends = []
+    with zipfile.ZipFile(path) as z:
+        for i in z.infolist():
+            head = z.read(i)[:12]
+            ends.append(10 + struct.unpack_from("<H", head, 8)[0] if head[6] == 1
+                        else 12 + struct.unpack_from("<I", head, 8)[0])
+    return ends
+
+
+def test_pandas_zip_member_inflated_once(in_tmp):
+    df = _frame()
+    df.to_pickle("df.pkl.zip")
+    [n] = _member_sizes("df.pkl.zip")
+    assert n > 400_000
+    out, py, core = _zip_counts(lambda: safe_load("df.pkl.zip"))
+    pd.testing.assert_frame_equal(out, df)
+    assert py == n, (py, n)  # zipfile, for the load
+    # The core's scan of the archive inflated only the member's first bytes (not a second
+    # copy of it): 12 to see it is no .npy, KIND_HEAD to see it is a pickle.
+    assert core <= 12 + KIND_HEAD, core
+    with open("df.pkl.zip", "rb") as f:
+        out, py, core = _zip_counts(lambda: safe_load(f))
+    pd.testing.assert_frame_equal(out, df)
+    assert (py, core <= 12 + KIND_HEAD) == (n, True)
+    pickleguard.install()
+    try:
+        out, py, core = _zip_counts(lambda: pd.read_pickle("df.pkl.zip"))
+    finally:
+        pickleguard.uninstall()
+    pd.testing.assert_frame_equal(out, df)
+    assert (py, core) == (n, 0)
+
+
+def _object_npz(path, compressed=True):
+    objs = np.array([{"k": i, "v": [i, str(i)]} for i in range(20000)], dtype=object)
+    arrays = {"num": np.arange(200_000), "objs": objs,
+              "mixed": np.array(["s" * 50, 1, 2.5, None] * 2000, dtype=object)}
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+    return arrays
+
+
+def _same_arrays(got, want):
+    assert set(got) == set(want)
+    for k in want:
+        if want[k].dtype == object:
+            assert list(got[k]) == list(want[k])
+        else:
+            np.testing.assert_array_equal(got[k], want[k])
+
+
+def _np_load_all(path):
+    with np.load(path, allow_pickle=True) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_npz_object_arrays_inflated_once(in_tmp):
+    want = _object_npz("a.npz")
+    n = sum(_member_sizes("a.npz"))
+    headers = sum(_npy_header_ends("a.npz"))
+    # numpy's own load inflates each member once: the figure a guarded load must match.
+    got, native, core = _zip_counts(lambda: _np_load_all("a.npz"))
+    _same_arrays(got, want)
+    assert (native, core) == (n, 0)
+    got, py, core = _zip_counts(lambda: safe_load("a.npz"))
+    _same_arrays(got, want)
+    # The core read each member's magic and header (their ambiguity checks stay in the
+    # pre-load scan) and nothing more; zipfile inflated every member once.
+    assert (py, core) == (n, headers)
+    pickleguard.install()
+    try:
+        got, py, core = _zip_counts(lambda: _np_load_all("a.npz"))
+    finally:
+        pickleguard.uninstall()
+    _same_arrays(got, want)
+    assert (py, core) == (n, headers)
+
+
+def test_stored_npz_and_zip_members_unchanged(in_tmp):
+    # Stored members cost no inflation: the pre-load scan still analyses them whole.
+    want = _object_npz("s.npz", compressed=False)
+    got, py, core = _zip_counts(lambda: safe_load("s.npz"))
+    _same_arrays(got, want)
+    assert (py, core) == (0, 0)
+
+
+def test_zip_bomb_member_refused_by_its_declared_size(in_tmp):
+    # 1 GiB of zeros deflated to ~1 MB, as pandas writes a .pkl.zip: the pre-load scan refuses
+    # it from the size the member declares (zipfile inflates exactly that much) without
+    # inflating it, and pickleguard scan refuses it by inflating.
+    import zipfile
+    with zipfile.ZipFile("bomb.pkl.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open("bomb.pkl", "w", force_zip64=True) as w:
+            w.write(b"\x80\x04\x8e" + (1 << 30).to_bytes(8, "little"))  # BINBYTES8 of 1 GiB
+            chunk = b"\0" * (1 << 20)
+            for _ in range(1024):
+                w.write(chunk)
+    with counting() as c, pytest.raises(PickleSecurityError) as e:
+        safe_load("bomb.pkl.zip")
+    assert any(f.type == "RESOURCE_LIMIT" for f in e.value.analysis.findings)
+    assert c.total() <= 12 + KIND_HEAD, c.out
+    assert pickleguard.scan_file("bomb.pkl.zip").is_safe is False
+
+
 # ------------------------------------------------------------------ payloads, every kind
 
 def _payload_files(name):
@@ -227,6 +357,12 @@ def _payload_files(name):
             with gzip.open(p) as f:
                 return torch.load(f, weights_only=False)
         out.append((p, tl))
+    # Deflated zip members the guarded load inflates and scans itself.
+    pd.to_pickle(evil, "e.pkl.zip")
+    out.append(("e.pkl.zip", lambda: pd.read_pickle("e.pkl.zip")))
+    np.savez_compressed("e.npz", num=np.arange(1000),
+                        objs=np.array([{"i": 1}, SystemPayload(name)], dtype=object))
+    out.append(("e.npz", lambda: _np_load_all("e.npz")))
     for opener, ext in ((gzip.open, "gz"), (bz2.open, "bz2"), (lzma.open, "xz")):
         p = f"e.pkl.{ext}"
         with opener(p, "wb") as f:
@@ -245,8 +381,11 @@ def test_payload_in_each_compressed_kind_refused_before_it_runs(in_tmp, scan):
     for label, installed_load in files:
         path = label.split(" ")[0]
         assert scan(path)["is_safe"] is False, label
+        assert pickleguard.scan_file(path).is_safe is False, label
         with pytest.raises(PickleSecurityError):
             safe_load(path)
+        with open(path, "rb") as f, pytest.raises(PickleSecurityError):
+            safe_load(f)
         pickleguard.install()
         try:
             with warnings.catch_warnings():
@@ -256,3 +395,50 @@ def test_payload_in_each_compressed_kind_refused_before_it_runs(in_tmp, scan):
         finally:
             pickleguard.uninstall()
         assert_no_marker(name)
+
+
+def _npy_with_header(npy: bytes, header: str) -> bytes:
+    import struct
+    h = header + " " * ((-(10 + len(header) + 1)) % 64) + "\n"
+    hlen = struct.unpack_from("<H", npy, 8)[0]
+    return npy[:8] + struct.pack("<H", len(h)) + h.encode("latin1") + npy[10 + hlen:]
+
+
+@pytest.mark.parametrize("numpy_reads", ["objects", "numbers"])
+def test_deflated_npz_member_with_a_repeated_header_key_refused_everywhere(in_tmp, scan,
+                                                                            numpy_reads):
+    # The .npy header ambiguity (numpy keeps the last 'descr', other readers the first) stays
+    # a finding of the pre-load scan when the member's pickle is left to the load.
+    import zipfile
+    name = f"npz-header-{numpy_reads}"
+    buf = io.BytesIO()
+    np.save(buf, np.array([1, SystemPayload(name)], dtype=object), allow_pickle=True)
+    descrs = ["'descr': '<f8'", "'descr': '|O'"]
+    if numpy_reads == "numbers":
+        descrs.reverse()
+    header = "{" + descrs[0] + ", 'fortran_order': False, 'shape': (2,), " + descrs[1] + ", }"
+    evil = _npy_with_header(buf.getvalue(), header)
+    with zipfile.ZipFile("h.npz", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("num.npy", _npy_bytes(np.arange(100)))
+        z.writestr("arr.npy", evil)
+    report = scan("h.npz")
+    assert report["is_safe"] is False
+    assert any(f["type"] == "STRUCTURAL_TAMPER" for f in report["findings"])
+    assert pickleguard.scan_file("h.npz").is_safe is False
+    with pytest.raises(PickleSecurityError):
+        safe_load("h.npz")
+    pickleguard.install()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(PickleSecurityError):
+                _np_load_all("h.npz")
+    finally:
+        pickleguard.uninstall()
+    assert_no_marker(name)
+
+
+def _npy_bytes(arr) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()

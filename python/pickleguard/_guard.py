@@ -142,6 +142,7 @@ class PickleGuard:
         self._cls: Optional[type] = None
         self._pycls: Optional[type] = None
         self._module: Optional[types.ModuleType] = None
+        self._labelled: Dict[str, types.ModuleType] = {}
         self._joblib_cls: Optional[type] = None
         with _lock:
             self._rebuild()
@@ -219,11 +220,16 @@ class PickleGuard:
         return self._scan(data, source)
 
     def _scan(self, data: Any, source: Optional[str], torch_load: bool = False,
-              path: Optional[str] = None) -> PickleAnalysis:
+              path: Optional[str] = None, npz_load: bool = False,
+              member_load: bool = False) -> PickleAnalysis:
         buf = _bytes_like(data)
         kw: Dict[str, Any] = {}
         if torch_load:
             kw["torch_load"] = True
+        if npz_load:
+            kw["npz_load"] = True
+        if member_load:
+            kw["member_load"] = True
         sd = side_dir(path)
         if sd:
             kw["side_dir"] = sd
@@ -270,13 +276,18 @@ class PickleGuard:
                               globals=a.globals, mode=a.mode, source=p)
 
     def check_file(self, data: Any, source: str, torch_load: bool = False,
-                   path: Optional[str] = None) -> PickleAnalysis:
+                   path: Optional[str] = None, npz_load: bool = False,
+                   member_load: bool = False) -> PickleAnalysis:
         """Scan a whole file's bytes and ``check`` the verdict: the core's, whatever the file
-        is. ``torch_load``: ``torch.load`` loads the file next through the restricted
-        unpickler, which scans the ``data.pkl`` it reads: a PyTorch zip's ``data.pkl`` is left
-        to that scan (analysed once, from the bytes torch unpickles). ``path``: the file's
-        path, for its side files."""
-        return self.check(self._scan(data, source, torch_load, path), source)
+        is. The flags say what loads the file next through the restricted unpickler, which
+        scans the pickles it reads; those are left to that scan (analysed once, from the bytes
+        the unpickler consumes; a deflated zip member inflated once, by ``zipfile``), every
+        structural check of the file stays here. ``torch_load``: ``torch.load`` (a PyTorch
+        zip's ``data.pkl``); ``npz_load``: the guarded ``NpzFile`` (the object arrays of an
+        ``.npz``'s deflated members); ``member_load``: ``safe_load`` of an archive's one file
+        (pandas' ``.pkl.zip``). ``path``: the file's path, for its side files."""
+        return self.check(self._scan(data, source, torch_load, path, npz_load, member_load),
+                          source)
 
     def check(self, analysis: PickleAnalysis, source: Optional[str] = None) -> PickleAnalysis:
         """Raise ``PickleSecurityError`` when the analysis is not safe (audit mode: log it)."""
@@ -336,8 +347,16 @@ class PickleGuard:
                 or (isinstance(base_cls, type) and issubclass(base_cls, RestrictedUnpickler))):
             if label is None:
                 return self.pickle_module
-            cls = restricted_class(self.Unpickler, _pg_default_label=label)
-            return self._make_pickle_module(cls)
+            # One module per label (a checkpoint loaded again reuses it): making a class and
+            # a module cost more than the guard's other Python work on a torch.load.
+            m = self._labelled.get(label)
+            if m is None:
+                cls = restricted_class(self.Unpickler, _pg_default_label=label)
+                m = self._make_pickle_module(cls)
+                if len(self._labelled) >= 64:
+                    self._labelled.clear()
+                self._labelled[label] = m
+            return m
         cls = restricted_class(base.Unpickler, _pg_guard=self, _pg_default_label=label)
         return self._make_pickle_module(cls, name=getattr(base, "__name__", "pickle"))
 

@@ -6,7 +6,7 @@ from typing import Any, Final, Optional, Tuple, final
 from typing_extensions import Buffer
 
 __all__ = ["__version__", "FINDING_TYPES", "NEW", "CALL", "VALUE", "BUILD", "SETITEM", "APPEND", "INIT", "Policy", "Verdict",
-           "analyze_pickle", "scan_bytes", "analysed_streams", "pickle_extent", "reads_sparsely",
+           "analyze_pickle", "scan_bytes", "decompressed_bytes", "analysed_streams", "pickle_extent", "reads_sparsely",
            "container_kind", "storage_members", "advise_for_scan", "run_cli", "plan_scan",
            "scan_batch", "scan_bounds", "finish_scan", "render_report", "cache_engine_id",
            "scan_file_cached"]
@@ -64,8 +64,10 @@ def analyze_pickle(
     data: Buffer, policy: Policy, side_dir: Optional[str] = None
 ) -> dict[str, Any]: ...
 def scan_bytes(
-    data: Buffer, policy: Policy, torch_load: bool = False, side_dir: Optional[str] = None
+    data: Buffer, policy: Policy, torch_load: bool = False, side_dir: Optional[str] = None,
+    npz_load: bool = False, member_load: bool = False
 ) -> dict[str, Any]: ...
+def decompressed_bytes() -> int: ...
 def analysed_streams(data: Buffer, policy: Policy) -> list[dict[str, Any]]: ...
 def pickle_extent(
     data: Buffer, start: int = 0, resume: Optional[int] = None

@@ -30,7 +30,11 @@ class GuardedNumpy:
         self._np = np
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._np, name)
+        # Kept on the instance: joblib's read_array asks for numpy attributes thousands of
+        # times per load, and a second lookup then never reaches this method.
+        value = getattr(self._np, name)
+        self.__dict__[name] = value
+        return value
 
     def load(self, file: Any, mmap_mode: Any = None, allow_pickle: bool = False,
              **kwargs: Any) -> Any:

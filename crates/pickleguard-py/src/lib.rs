@@ -92,33 +92,45 @@ fn analysed_streams<'py>(
 }
 
 /// Analyse a whole file's bytes, whatever the container (zip, torch, joblib, numpy, ...).
-/// `torch_load`: the file is about to be loaded by `torch.load` through the restricted
-/// unpickler, which scans the `data.pkl` it reads; a PyTorch zip's `data.pkl` is left to it.
-#[pyfunction]
+/// The file is about to be loaded through the restricted unpickler, which scans what it reads:
+/// `torch_load`: by `torch.load` (a PyTorch zip's `data.pkl` is left to it); `npz_load`: by
+/// the guarded `NpzFile` (the deflated `.npy` members' object arrays); `member_load`: as the
+/// one file of an archive (`safe_load` of a pandas `.pkl.zip`: that deflated member).
 /// `side_dir`: as for `analyze_pickle`.
-#[pyo3(signature = (data, policy, torch_load = false, side_dir = None))]
+#[pyfunction]
+#[pyo3(signature = (data, policy, torch_load = false, side_dir = None, npz_load = false, member_load = false))]
 fn scan_bytes<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
     policy: &PyPolicy,
     torch_load: bool,
     side_dir: Option<PathBuf>,
+    npz_load: bool,
+    member_load: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let snap = policy.snapshot();
     let buf = Bytes::get(data)?;
+    let scans = pickleguard::LoadScans {
+        torch_data_pkl: torch_load,
+        npz_members: npz_load,
+        single_member: member_load,
+    };
     let r = buf.with_gil_released(|b| {
         // scan_file maps archives page by page; their big pickle members are read ahead.
         let scan = pickleguard::Scan::new(&snap).read_hint(&pickleguard_cli::scan::read_ahead);
-        let mut r = if torch_load {
-            scan.before_torch_load().file(b)
-        } else {
-            scan.file(b)
-        };
+        let mut r = scan.before_load(scans).file(b);
         follow_side_files(&mut r, &snap, side_dir.as_deref());
         r
     });
     drop(buf);
     report::to_dict(py, &r, snap.mode.as_str())
+}
+
+/// Bytes the core's decoders have produced in this process (an instrument for tests and
+/// benchmarks: what pickleguard decompresses, next to what the loaders do).
+#[pyfunction]
+fn decompressed_bytes() -> u64 {
+    pickleguard::decompressed_bytes()
 }
 
 /// Where the pickle that starts at `start` ends, without running it; `resume` is an opcode
@@ -347,6 +359,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Verdict>()?;
     m.add_function(wrap_pyfunction!(analyze_pickle, m)?)?;
     m.add_function(wrap_pyfunction!(scan_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(decompressed_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(analysed_streams, m)?)?;
     m.add_function(wrap_pyfunction!(pickle_extent, m)?)?;
     m.add_function(wrap_pyfunction!(reads_sparsely, m)?)?;

@@ -22,8 +22,10 @@ pub mod report;
 mod scan;
 pub mod value;
 
+pub use container::decompressed_bytes;
 pub use context::budget;
 pub use context::streams::{PickleStream, StreamData};
+pub use context::LoadScans;
 pub use context::ReadHint;
 pub use limits::Limits;
 pub use policy::{Mode, Policy, PolicyFile};
@@ -44,6 +46,12 @@ pub fn scan_bytes(data: &[u8], policy: &Policy) -> Report {
 /// [`Scan::before_torch_load`].
 pub fn scan_bytes_before_torch_load(data: &[u8], policy: &Policy) -> Report {
     Scan::new(policy).before_torch_load().file(data)
+}
+
+/// [`scan_bytes`] for a file about to be loaded through a restricted unpickler that scans the
+/// pickles `scans` names itself: [`Scan::before_load`].
+pub fn scan_bytes_before_load(data: &[u8], policy: &Policy, scans: LoadScans) -> Report {
+    Scan::new(policy).before_load(scans).file(data)
 }
 
 /// Scan a file as [`scan_bytes`] does, and list every pickle stream it analysed:

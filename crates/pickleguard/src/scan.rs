@@ -4,7 +4,7 @@
 //! ([`crate::scan_bytes`], [`crate::analyze_pickle`], ...) are its common cases.
 
 use crate::context::streams::PickleStream;
-use crate::context::{Options, ReadHint, ScanContext};
+use crate::context::{LoadScans, Options, ReadHint, ScanContext};
 use crate::policy::Policy;
 use crate::report::Report;
 
@@ -40,7 +40,14 @@ impl<'a> Scan<'a> {
     /// left to that scan, so it is analysed once, from the exact bytes torch unpickles.
     /// Everything else (other members, both views of the archive, tamper checks) is analysed.
     pub fn before_torch_load(mut self) -> Scan<'a> {
-        self.opts.defer_torch_pickle = true;
+        self.opts.load_scans.torch_data_pkl = true;
+        self
+    }
+
+    /// For a file about to be loaded through a restricted unpickler that scans, from the bytes
+    /// it really consumes, the pickles `scans` names: those are left to it (see [`LoadScans`]).
+    pub fn before_load(mut self, scans: LoadScans) -> Scan<'a> {
+        self.opts.load_scans = scans;
         self
     }
 

@@ -25,10 +25,11 @@ def unpatch_group(name: str) -> None:
     deactivate(GROUPS[name])
 
 
-def prescan(guard: Any, f: Any, torch_load: bool = False) -> Optional[Any]:
+def prescan(guard: Any, f: Any, torch_load: bool = False,
+            npz_load: bool = False) -> Optional[Any]:
     """Scan a whole file (every container) before a library loads it: a path (mapped) or a
     seekable file object (read from its position). A non-seekable stream is left alone (the
-    restricted unpickler still checks what it loads). ``torch_load``: see
+    restricted unpickler still checks what it loads). ``torch_load``, ``npz_load``: see
     ``PickleGuard.check_file``.
 
     A file object that cannot be mapped (a ``GzipFile``, any other stream) is read once and
@@ -38,11 +39,11 @@ def prescan(guard: Any, f: Any, torch_load: bool = False) -> Optional[Any]:
     unchanged."""
     if is_pathlike(f):
         p = os.fspath(f)
-        guard.check_file(map_path(p), p, torch_load)
+        guard.check_file(map_path(p), p, torch_load, npz_load=npz_load)
         return None
     if isinstance(f, io.BytesIO):
         pos = f.tell()
-        guard.check_file(memoryview(f.getvalue())[pos:], describe(f), torch_load)
+        guard.check_file(memoryview(f.getvalue())[pos:], describe(f), torch_load, npz_load=npz_load)
         return None
     try:
         if not f.seekable():
@@ -56,7 +57,7 @@ def prescan(guard: Any, f: Any, torch_load: bool = False) -> Optional[Any]:
         except (OSError, ValueError):
             whole = None
         if whole is not None:
-            guard.check_file(memoryview(whole)[pos:] if pos else whole, describe(f), torch_load)
+            guard.check_file(memoryview(whole)[pos:] if pos else whole, describe(f), torch_load, npz_load=npz_load)
             return None
     from .._formats import read_stream
     try:
@@ -64,5 +65,5 @@ def prescan(guard: Any, f: Any, torch_load: bool = False) -> Optional[Any]:
     except TypeError:
         f.seek(pos)  # a text file: the loader gives its own error
         return None
-    guard.check_file(data, describe(f), torch_load)
+    guard.check_file(data, describe(f), torch_load, npz_load=npz_load)
     return data

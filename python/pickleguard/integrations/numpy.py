@@ -37,16 +37,35 @@ def _npz_class() -> type:
         _pg_kwargs: Any = None
 
         def __getitem__(self, key: str) -> Any:
-            try:
-                return super().__getitem__(key)
-            except ValueError as e:
-                if "allow_pickle" not in str(e) or self._pg_guard is None:
-                    raise
-            from .._formats import _load_npy
-            member = self._files[key]  # type: ignore[attr-defined]
-            blob = self.zip.read(member)  # type: ignore[union-attr]
             guard = self._pg_guard
-            guard.check_file(blob, member)
+            if guard is None:
+                return super().__getitem__(key)
+            from numpy.lib import format as fmt
+
+            from .._formats import _load_npy, _read_npy_header
+            try:
+                member = self._files[key]  # type: ignore[attr-defined]
+            except KeyError:
+                raise KeyError(f"{key} is not a file in the archive") from None
+            # One pass over the member, as numpy's own __getitem__: its header says whether
+            # numpy reads it (numbers) or the guard does (objects); the seeks back stay in
+            # zipfile's buffer, so nothing is inflated twice.
+            with self.zip.open(member) as f:  # type: ignore[union-attr]
+                magic = f.read(len(fmt.MAGIC_PREFIX))
+                f.seek(0)
+                if magic != fmt.MAGIC_PREFIX:
+                    return f.read()
+                _shape, _fortran, dtype = _read_npy_header(f)  # type: ignore[arg-type]
+                f.seek(0)
+                if not dtype.hasobject:
+                    # numpy's NpzFile keeps its max_header_size (default 10000) since 1.24.
+                    limit = getattr(self, "max_header_size", 10000)
+                    kw: Any = self.pickle_kwargs
+                    return fmt.read_array(f, allow_pickle=False, pickle_kwargs=kw,
+                                          max_header_size=limit)
+                blob = f.read()
+            # The archive's pre-load scan checked this member's header (npz_load) and left
+            # its pickle to this load: scanned from exactly what zipfile inflated.
             return _load_npy(guard, blob, self._pg_kwargs or {})
 
     return GuardedNpzFile
@@ -80,7 +99,7 @@ def guarded_load(guard: Any, orig: Callable[..., Any], file: Any, mmap_mode: Any
     fid = open(os.fspath(file), "rb") if own else file
     try:
         start = fid.tell() if not own and fid.seekable() else 0
-        read = prescan(guard, fid)
+        read = prescan(guard, fid, npz_load=True)
         # A stream the pre-scan read (a GzipFile): numpy's steps below read the scanned
         # bytes from memory instead of decompressing the stream again.
         src = io.BytesIO(read) if read is not None else fid

@@ -60,9 +60,13 @@ def torch_allowed() -> Tuple[Tuple[str, str], ...]:
     get = getattr(ser, "get_safe_globals", None)
     if get is None:
         return ()
+    now = list(get())
+    if _ALLOWED_CACHE and len(now) == len(_ALLOWED_CACHE[0]) and all(
+            a is b for a, b in zip(now, _ALLOWED_CACHE[0])):
+        return _ALLOWED_CACHE[1]
     from .._guard import _split
     out = []
-    for g in get():
+    for g in now:
         if isinstance(g, tuple) and len(g) == 2 and isinstance(g[1], str):
             module, _, name = g[1].rpartition(".")  # (obj, "module.name"): the name as pickled
             if module:
@@ -72,7 +76,13 @@ def torch_allowed() -> Tuple[Tuple[str, str], ...]:
             out.append(_split(g))
         except TypeError:
             continue
-    return tuple(out)
+    _ALLOWED_CACHE[:] = [now, tuple(out)]
+    return _ALLOWED_CACHE[1]
+
+
+#: [the last get_safe_globals() entries (held, so compared by identity), what they allow]:
+#: every guarded torch.load asks, and the list rarely changes.
+_ALLOWED_CACHE: list = []
 
 
 def guarded_load(guard: Any, orig: Callable[..., Any], f: Any, map_location: Any = None,

@@ -187,6 +187,19 @@ impl Decoded {
 }
 
 /// A `Write` sink that appends to `Decoded::out` within the cap and the budget.
+/// Bytes every decoder of this process has produced: an instrument (tests/decompress_count.py
+/// counts what pickleguard decompresses next to what the loaders do), one relaxed add per
+/// piece of output.
+static DECOMPRESSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn decompressed_bytes() -> u64 {
+    DECOMPRESSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub(crate) fn count_decompressed(n: usize) {
+    DECOMPRESSED.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+}
+
 struct Sink<'a> {
     d: &'a mut Decoded,
     cap: u64,
@@ -207,6 +220,7 @@ impl Write for Sink<'_> {
             self.d.limit = Some(what);
             return Err(io::Error::other("pickleguard: decompression limit"));
         }
+        count_decompressed(keep);
         let out = &mut self.d.out;
         if out.capacity() - out.len() < keep {
             // Grow by a quarter, not by doubling: the peak stays near the output's size (large

@@ -20,6 +20,7 @@ mod tar;
 mod torch;
 mod zip;
 
+pub use compress::decompressed_bytes;
 pub use zip::storage_members;
 
 /// How a scan reads a file's bytes.

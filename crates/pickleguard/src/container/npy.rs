@@ -188,6 +188,26 @@ fn plain_typestr(s: &str) -> bool {
 }
 
 pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
+    let (mut r, h) = scan_header(d);
+    let Some(h) = h else {
+        return r;
+    };
+    if !h.any_objects {
+        return r;
+    }
+    let end = h.end;
+    let label = if h.objects.is_none() {
+        format!("data after an unreadable .npy header at byte {end}")
+    } else {
+        format!("object array at byte {end}")
+    };
+    let sub = cx.within(&label, || analyze(cx, &d[end..], depth + 1));
+    r.absorb(sub, Some(&label));
+    r
+}
+
+/// What the header alone says (every finding of [`scan`] but the data's), and the header.
+pub(crate) fn scan_header(d: &[u8]) -> (Report, Option<Header>) {
     let mut r = Report::new("numpy_npy");
     let Some(h) = header(d) else {
         r.push(Finding::new(
@@ -196,7 +216,7 @@ pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
             0,
             "the .npy header cannot be read: numpy.load refuses the file".into(),
         ));
-        return r;
+        return (r, None);
     };
     if let Some(what) = &h.repeated {
         r.push(super::tamper(
@@ -222,16 +242,5 @@ pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
         };
         r.push(Finding::new(FindingType::Malformed, Severity::Low, 8, desc));
     }
-    if !h.any_objects {
-        return r;
-    }
-    let end = h.end;
-    let label = if h.objects.is_none() {
-        format!("data after an unreadable .npy header at byte {end}")
-    } else {
-        format!("object array at byte {end}")
-    };
-    let sub = cx.within(&label, || analyze(cx, &d[end..], depth + 1));
-    r.absorb(sub, Some(&label));
-    r
+    (r, Some(h))
 }

@@ -12,6 +12,8 @@ use crate::report::{Finding, FindingType, Severity};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+mod defer;
+
 const LOCAL_SIG: &[u8] = b"PK\x03\x04";
 const CENTRAL_SIG: &[u8] = b"PK\x01\x02";
 const EOCD_SIG: &[u8] = b"PK\x05\x06";
@@ -551,7 +553,18 @@ fn scan_mode(cx: &ScanContext<'_>, d: &[u8], depth: u32, mode: Mode, start: usiz
         let script = lay.members.iter().any(|m| m.name == constants);
         r.format = if script { "torchscript" } else { "pytorch_zip" }.into();
     }
-    let file_formats = analyse_members(cx, &mut r, &mut lay, torch_root.as_deref(), depth);
+    let loaded_later = match torch_root {
+        None => defer::plan(cx, d, &lay.members, depth),
+        Some(_) => HashMap::new(),
+    };
+    let file_formats = analyse_members(
+        cx,
+        &mut r,
+        &mut lay,
+        torch_root.as_deref(),
+        &loaded_later,
+        depth,
+    );
     if r.format == "zip" && !file_formats.is_empty() {
         if file_formats.iter().all(|f| f == "numpy_npy") {
             r.format = "numpy_npz".into();
@@ -857,13 +870,14 @@ fn analyse_members(
     r: &mut Report,
     lay: &mut Layout,
     torch_root: Option<&str>,
+    loaded_later: &HashMap<usize, Report>,
     depth: u32,
 ) -> Vec<String> {
     let d = lay.d;
     // The one data.pkl torch.load's restricted unpickler is about to scan itself (see
-    // `crate::Scan::before_torch_load`); never TorchScript's, which torch.jit loads in C++.
+    // `crate::LoadScans`); never TorchScript's, which torch.jit loads in C++.
     let deferred = match torch_root {
-        Some(root) if depth == 0 && r.format == "pytorch_zip" && cx.defer_torch_pickle => {
+        Some(root) if depth == 0 && r.format == "pytorch_zip" && cx.load_scans.torch_data_pkl => {
             let name = format!("{root}data.pkl");
             (lay.members.iter().filter(|m| m.name == name).count() == 1).then_some(name)
         }
@@ -872,8 +886,13 @@ fn analyse_members(
     let mut file_formats: Vec<String> = Vec::new();
     let mut analysed: HashMap<(usize, u64, u16), ()> = HashMap::new();
     let mut stored_total: u64 = 0;
-    for m in &lay.members {
+    for (i, m) in lay.members.iter().enumerate() {
         if m.name.ends_with('/') && m.usize == 0 && m.csize == 0 {
+            continue;
+        }
+        if let Some(stands_for) = loaded_later.get(&i) {
+            file_formats.push(stands_for.format.clone());
+            r.absorb(stands_for.clone(), Some(&m.label));
             continue;
         }
         if torch_root.is_some_and(|root| is_storage(root, &m.name)) {

@@ -29,6 +29,23 @@ pub type ReadHint<'a> = &'a dyn Fn(&[u8]);
 /// Below this size a member is read page by page like the rest of its archive.
 const READ_HINT_MIN: usize = 256 << 10;
 
+/// Which pickles of a file the load that follows a scan reads through pickleguard's restricted
+/// unpickler and scans itself, from the bytes it really consumes (pickleguard's Python
+/// integration). The scan before such a load leaves those pickles to that scan, so each is
+/// analysed once and each compressed byte is decompressed once; every structural check of the
+/// file (both views of an archive, end records, overlaps, names, `.npy` headers) stays in it.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct LoadScans {
+    /// `torch.load`: the one `data.pkl` of a PyTorch zip.
+    pub torch_data_pkl: bool,
+    /// `numpy.load` of an `.npz` (every member an `.npy`): the object arrays of its deflated
+    /// members, which the guarded `NpzFile` scans as `zipfile` inflates them.
+    pub npz_members: bool,
+    /// `safe_load` of an archive of one file (pandas' `to_pickle(compression='zip')`): that
+    /// deflated member, which `safe_load` scans whole as `zipfile` inflates it.
+    pub single_member: bool,
+}
+
 /// One scan's context. Made by `crate::Scan` for one input; shared (`&`) by the whole scan,
 /// nested containers and payloads included.
 pub(crate) struct ScanContext<'a> {
@@ -36,8 +53,9 @@ pub(crate) struct ScanContext<'a> {
     /// Always there: a scan without a budget cannot be made.
     pub(crate) budget: Budget,
     recorder: Option<RefCell<Recorder>>,
-    /// Leave a top-level PyTorch zip's `data.pkl` to the restricted unpickler about to read it.
-    pub(crate) defer_torch_pickle: bool,
+    /// The pickles the load after this scan reads through the restricted unpickler and scans
+    /// itself, left to it.
+    pub(crate) load_scans: LoadScans,
     /// Run pickles shape-only first (`Machine::set_shape_only`); off only in the tests that
     /// prove it changes nothing.
     pub(crate) fast_path: bool,
@@ -50,7 +68,7 @@ pub(crate) struct ScanContext<'a> {
 /// How a [`ScanContext`] is set up besides its policy and input.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Options<'a> {
-    pub(crate) defer_torch_pickle: bool,
+    pub(crate) load_scans: LoadScans,
     pub(crate) no_fast_path: bool,
     pub(crate) read_hint: Option<ReadHint<'a>>,
     pub(crate) record_streams: bool,
@@ -70,7 +88,7 @@ impl<'a> ScanContext<'a> {
             recorder: opts
                 .record_streams
                 .then(|| RefCell::new(Recorder::new(input))),
-            defer_torch_pickle: opts.defer_torch_pickle,
+            load_scans: opts.load_scans,
             fast_path: !opts.no_fast_path,
             torchscript_depth: Cell::new(None),
             read_hint: opts.read_hint,
