@@ -420,7 +420,8 @@ def test_runtime_wall_refuses_a_global_the_scan_did_not_see(monkeypatch):
 
     assert pickleguard.safe_loads(data) == datetime_value()
     monkeypatch.setattr(_guard.PickleGuard, "analyze", blind)
-    monkeypatch.setattr(_guard.PickleGuard, "_scan", lambda self, d, s, t=False, path=None: blind(self, d, s, path))
+    monkeypatch.setattr(_guard.PickleGuard, "_scan",
+                        lambda self, d, s, t=False, path=None, *load_flags: blind(self, d, s, path))
     with pytest.raises(pickleguard.PickleSecurityError, match="did not see"):
         pickleguard.safe_loads(data)
     pickleguard.install()

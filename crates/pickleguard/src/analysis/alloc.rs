@@ -9,6 +9,7 @@
 //! allows by name.
 
 use super::*;
+use std::borrow::Cow;
 
 /// Items a consumed lazy sequence may yield (each costs a pointer and usually an object).
 pub(super) const MAX_CONSUMED_ITEMS: u64 = 1 << 20;
@@ -40,17 +41,14 @@ pub(super) fn unbounded(
     c: &CallNode,
     kwargs: Option<Value>,
 ) -> Option<String> {
-    let args: Vec<Value> = m
-        .args_of(c.args)
-        .map(|n| n.items.iter().chain(n.extra.iter()).copied().collect())
-        .unwrap_or_default();
+    let args = positional(m, c.args);
     // The copyreg helpers call the class they are given: judge that inner call.
     let inner = |slot: usize| resolved_global(m, j, *args.get(slot)?, 0);
     match callee {
         "copyreg._reconstructor" => {
             let (_, base) = inner(1)?;
-            let state: Vec<Value> = args.get(2).copied().into_iter().collect();
-            return judge(m, j, base.qualname(), &state, None);
+            let state = args.get(2).map(std::slice::from_ref).unwrap_or(&[]);
+            return judge(m, j, base.qualname(), state, None);
         }
         "copyreg.__newobj__" => {
             let (_, cls) = inner(0)?;
@@ -58,16 +56,25 @@ pub(super) fn unbounded(
         }
         "copyreg.__newobj_ex__" => {
             let (_, cls) = inner(0)?;
-            let inner_args: Vec<Value> = args
+            let inner_args = args
                 .get(1)
-                .and_then(|a| m.args_of(*a))
-                .map(|n| n.items.iter().chain(n.extra.iter()).copied().collect())
-                .unwrap_or_default();
+                .map(|a| positional(m, *a))
+                .unwrap_or(Cow::Borrowed(&[]));
             return judge(m, j, cls.qualname(), &inner_args, args.get(2).copied());
         }
         _ => {}
     }
     judge(m, j, callee, &args, kwargs)
+}
+
+/// The items of an argument tuple (none for anything else), borrowed unless the tuple kept
+/// some apart (`Node::extra`).
+fn positional<'m>(m: &'m Machine<'_>, v: Value) -> Cow<'m, [Value]> {
+    match m.args_of(v) {
+        Some(n) if n.extra.is_empty() => Cow::Borrowed(&n.items[..]),
+        Some(n) => Cow::Owned(n.items.iter().chain(n.extra.iter()).copied().collect()),
+        None => Cow::Borrowed(&[]),
+    }
 }
 
 fn judge(
@@ -145,11 +152,20 @@ fn lazy_len(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: u32) -> Lazy {
     if depth > 16 || !matches!(call.kind, CallKind::Reduce | CallKind::NewObj) {
         return Lazy::No;
     }
-    let Some((_, maker)) = resolved_global(m, j, call.callable, 0) else {
-        return Lazy::No;
+    // The common case, a global called directly, without building its shown name.
+    let resolved;
+    let maker = match call.callable {
+        Value::Global(g) => j.verdicts[g as usize].qualname(),
+        other => match resolved_global(m, j, other, 0) {
+            Some((_, v)) => {
+                resolved = v;
+                resolved.qualname()
+            }
+            None => return Lazy::No,
+        },
     };
     let args: &[Value] = m.args_of(call.args).map(|n| &n.items[..]).unwrap_or(&[]);
-    match maker.qualname() {
+    match maker {
         "builtins.range" => range_len(args),
         "builtins.enumerate" | "builtins.reversed" => match args.first() {
             Some(&a) => lazy_len(m, j, a, depth + 1),
