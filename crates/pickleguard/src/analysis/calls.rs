@@ -393,6 +393,18 @@ pub(super) fn judge_global_call(
         examine_literals(m, policy, ctx, j, c, None, out);
         return false;
     }
+    // An allowed name handed what its schema or rules refuse: "calls <call><why>".
+    let refuse = |out: &mut Report, why: String| {
+        let text = call_text(m, name, c);
+        out.push(call_finding(
+            m,
+            kind,
+            Severity::High,
+            c,
+            name.to_string(),
+            format!("calls {text}{why}"),
+        ));
+    };
     // Keyword arguments (NEWOBJ_EX) flow into the constructor like positional ones: they must
     // fit its `data` schema, and argument rules describe positional arguments only.
     let kwargs = m
@@ -409,44 +421,20 @@ pub(super) fn judge_global_call(
                 .map(|why| format!("keyword arguments holding {why}"))
         };
         if let Some(why) = why {
-            let text = call_text(m, name, c);
-            out.push(call_finding(
-                m,
-                kind,
-                Severity::High,
-                c,
-                name.to_string(),
-                format!("calls {text} with {why}"),
-            ));
+            refuse(out, format!(" with {why}"));
             examine_literals(m, policy, ctx, j, c, None, out);
             return false;
         }
     }
     if let Some(why) = alloc::unbounded(m, j, qual(v), c, kwargs) {
-        let text = call_text(m, name, c);
-        out.push(call_finding(
-            m,
-            kind,
-            Severity::High,
-            c,
-            name.to_string(),
-            format!("calls {text}: {why}"),
-        ));
+        refuse(out, format!(": {why}"));
         return false;
     }
     // Allowed by name: argument rules, if any, must accept the arguments; else they must fit
     // the callee's `data` schema.
     let Some(rules) = v.has_rules.then(|| policy.rules_for(qual(v))).flatten() else {
         if let Some(why) = data_misfit(m, j, Schema::of(v), c.args, 0) {
-            let text = call_text(m, name, c);
-            out.push(call_finding(
-                m,
-                kind,
-                Severity::High,
-                c,
-                name.to_string(),
-                format!("calls {text}, handing it {why}"),
-            ));
+            refuse(out, format!(", handing it {why}"));
             examine_literals(m, policy, ctx, j, c, None, out);
             return false;
         }
@@ -456,18 +444,13 @@ pub(super) fn judge_global_call(
         .iter()
         .find(|r| rule_matches(m, j, trusted, r, c.args));
     let Some(r) = matching else {
-        let text = call_text(m, name, c);
-        out.push(call_finding(
-            m,
-            kind,
-            Severity::High,
-            c,
-            name.to_string(),
+        refuse(
+            out,
             format!(
-                "calls {text} with arguments the policy's rule for {} does not accept",
+                " with arguments the policy's rule for {} does not accept",
                 qual(v)
             ),
-        ));
+        );
         examine_literals(m, policy, ctx, j, c, None, out);
         return false;
     };
