@@ -122,6 +122,47 @@ def test_guarded_loads_refuse_before_allocating(samples, how):
         assert res[str(p)] == "loaded", (p.name, res[str(p)])
 
 
+@pytest.fixture(scope="module")
+def memo_samples(samples):
+    d, _, _ = samples
+    bombs = sorted(d.glob("memo_*.pkl"))
+    oks = sorted(d.glob("memook_*.pkl"))
+    assert len(bombs) >= 7 and len(oks) >= 3
+    return bombs, oks
+
+
+def test_every_memo_bomb_fires(memo_samples):
+    """Unguarded, each memo bomb makes the C unpickler ask for its table (MemoryError under
+    the cap), even those whose stream breaks right after the PUT; the near misses load."""
+    bombs, oks = memo_samples
+    res = run_capped("unguarded", bombs + oks)
+    assert all(res[str(p)] == "MemoryError" for p in bombs), {
+        p.name: res[str(p)] for p in bombs}
+    assert all(res[str(p)] == "loaded" for p in oks), {p.name: res[str(p)] for p in oks}
+
+
+def test_memo_bombs_are_refused_by_every_entry_point(memo_samples, pg_bin):
+    import pickleguard
+
+    bombs, oks = memo_samples
+    for p in bombs:
+        rep = run_scan(pg_bin, p)
+        assert not rep["is_safe"] and rep["format"] == "raw_pickle", (p.name, rep)
+        assert any(f["type"] == "MALFORMED" and f["severity"] == "HIGH"
+                   and "memo index" in f["description"] for f in rep["findings"]), (p.name, rep)
+        assert not pickleguard.scan_file(p).is_safe, p.name
+    for p in oks:
+        assert run_scan(pg_bin, p)["is_safe"], p.name
+        assert pickleguard.scan_file(p).is_safe, p.name
+    for how in ("safe_loads", "safe_load", "install"):
+        res = run_capped(how, bombs + oks)
+        for p in bombs:
+            r = res[str(p)]
+            assert r.startswith("refused: ") and "memo index" in r, (how, p.name, r)
+        for p in oks:
+            assert res[str(p)] == "loaded", (how, p.name, res[str(p)])
+
+
 def test_keyword_arguments_are_judged(tmp_path, pg_bin):
     """NEWOBJ_EX keywords flow into the constructor: a callable with argument rules refuses
     keywords its rules do not describe, and keyword values must fit the `data` schema."""

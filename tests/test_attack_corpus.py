@@ -12,6 +12,7 @@ import os
 import pickle
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -342,7 +343,7 @@ def test_parity_byte_mutants(scan, attack_corpus, manifest, tmp_path):
     bad = []
     for sid in raw:
         data = (attack_corpus / manifest[sid]["file"]).read_bytes()
-        for j, m in enumerate(_mutants(data, hash(sid) & 0xFFFF ^ 14, 2)):
+        for j, m in enumerate(_mutants(data, zlib.crc32(sid.encode()) ^ 14, 2)):
             path = tmp_path / ("%s.mut%d.pkl" % (sid, j))
             path.write_bytes(m)
             cli, api, got = _parity(scan, path, "pickle.loads", tmp_path / ("%s_%d" % (sid, j)))
@@ -351,6 +352,31 @@ def test_parity_byte_mutants(scan, attack_corpus, manifest, tmp_path):
             except AssertionError as err:
                 bad.append(str(err)[:300])
     assert not bad, bad[:10]
+
+
+@pytest.mark.parametrize("module", ["su\x00process", "0syncio", "os path", ""])
+def test_parity_global_of_a_module_no_import_finds(scan, module, tmp_path):
+    """A GLOBAL whose module is not an importable name breaks the stream there, before any
+    import: the scan calls it not a pickle, safe_load loads nothing, and the guard under
+    install() stops the load at the same opcode as a broken stream, not as a refusal."""
+    import pickleguard
+
+    data = b"\x80\x02c" + module.encode() + b"\nsystem\n(X\x05\x00\x00\x00touchtR."
+    path = tmp_path / "bad_module.pkl"
+    path.write_bytes(data)
+    rep = scan(path, "ml")
+    assert rep["is_safe"] and rep["format"] == "not_pickle", rep
+    with pytest.raises(pickleguard.NotAPickleError):
+        pickleguard.safe_load(path)
+    pickleguard.install()
+    try:
+        with pytest.raises(pickle.UnpicklingError) as err:
+            pickle.loads(data)
+        assert not isinstance(err.value, pickleguard.PickleSecurityError)
+        # An empty module line breaks the C unpickler's GLOBAL before find_class.
+        assert "not an importable name" in str(err.value) or not module
+    finally:
+        pickleguard.uninstall()
 
 
 BENIGN_PARITY = {

@@ -396,6 +396,12 @@ class PickleGuard:
         were scanned (``accepted``, else the set of the load in progress), exactly the globals
         that passing scan saw are imported (see ``_accepted``). Otherwise the name is judged,
         as written and as ``fix_imports`` would rewrite it."""
+        if not _native.importable_module(module):
+            # Where the scan says the stream breaks (no module of that name can be imported,
+            # so nothing before it was): the load stops as the scan said, not as a refusal.
+            raise pickle.UnpicklingError(
+                f"{source}: the pickle breaks at a global of module {module!r}, which is not "
+                "an importable name; nothing was imported")
         if accepted is None:
             accepted = current()
         if accepted is not None:

@@ -9,6 +9,11 @@ and make an allowed constructor allocate out of proportion to the file. Two shap
   NEWOBJ, NEWOBJ_EX keywords, ``copyreg._reconstructor``), an object ndarray's shape
   (NEWOBJ, NEWOBJ_EX keywords, ``_reconstruct``, masked arrays' ``_mareconstruct``), a dtype with a large subarray.
 
+And a third that needs no name at all: a memo index far beyond the stream (``memo_bombs()``).
+The C unpickler grows its memo table to twice the index and clears every new slot as the PUT
+runs, so one LONG_BINPUT of a 4-byte index commits tens of gigabytes, and a stream that breaks
+right after it has already done so.
+
 Each is built by hand from opcodes, at protocol 2 (GLOBAL) and 4 (STACK_GLOBAL, MEMOIZE,
 FRAME), for a size given in items. ``near_misses()`` are the same shapes at sizes real data
 has, which must stay safe.
@@ -253,6 +258,35 @@ def bombs(n_items: int = HUGE, n_bytes: int = 1 << 36) -> Dict[str, bytes]:
     return out
 
 
+def memo_bombs(index: int = (1 << 31) - 1) -> Dict[str, bytes]:
+    """PUT / LONG_BINPUT at a memo index no pickler writes, in complete and in broken streams,
+    at each protocol and through each PUT form."""
+    big = struct.pack("<I", index)
+    bad = b"\xff"  # no opcode: the stream breaks here
+    out: Dict[str, bytes] = {
+        "p0_put_text": b"N" + b"p%d\n" % (index * 1000) + b".",
+        "p0_put_text_then_break": b"(lp%d\n" % index + bad,
+        "p1_long_binput": b"]r" + big + b".",
+        "p2_long_binput_then_break": b"\x80\x02]" + b"]" * 100 + b"r" + big + bad,
+        "p2_after_real_entries": b"\x80\x02](K\x01q\x00K\x02q\x01K\x03r" + big + b"e.",
+        "p3_in_a_dict": b"\x80\x03}q\x00X\x01\x00\x00\x00ar" + big + b"K\x01s.",
+    }
+    body = b"\x80\x04\x95" + struct.pack("<Q", 7) + b"]\x94r" + big + b"."
+    out["p4_framed"] = body
+    return out
+
+
+def memo_near_misses() -> Dict[str, bytes]:
+    """Memo indices real streams have: sequential, past 255, or a sparse one a pickler with a
+    shared memo could write that costs little: safe."""
+    items = b"".join(b"K\x07r" + struct.pack("<I", i) for i in range(1, 300))
+    return {
+        "p2_sequential_long_binput": b"\x80\x02]r\x00\x00\x00\x00(" + items + b"e.",
+        "p2_sparse_small": b"\x80\x02]r" + struct.pack("<I", 100_000) + b".",
+        "p0_put_text_small": b"(lp12345\n.",
+    }
+
+
 def near_misses() -> Dict[str, bytes]:
     """The same shapes at the sizes real data has: safe."""
     out: Dict[str, bytes] = {}
@@ -271,7 +305,8 @@ def near_misses() -> Dict[str, bytes]:
 def main(argv: List[str]) -> None:
     outdir = Path(argv[1])
     outdir.mkdir(parents=True, exist_ok=True)
-    for group, samples in (("bomb", bombs()), ("ok", near_misses())):
+    for group, samples in (("bomb", bombs()), ("ok", near_misses()), ("memo", memo_bombs()),
+                           ("memook", memo_near_misses())):
         for name, data in samples.items():
             (outdir / f"{group}_{name}.pkl").write_bytes(data)
 

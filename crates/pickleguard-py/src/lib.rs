@@ -336,6 +336,13 @@ fn cache_engine_id() -> String {
     pickleguard_cli::cache::engine_id()
 }
 
+/// Whether `find_class` with this module name is an import the scan models: the core's own
+/// rule, so the run-time guard breaks the stream exactly where the scan says it breaks.
+#[pyfunction]
+fn importable_module(module: &str) -> bool {
+    pickleguard::machine::is_dotted_name(module)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -373,6 +380,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(finish_scan, m)?)?;
     m.add_function(wrap_pyfunction!(render_report, m)?)?;
     m.add_function(wrap_pyfunction!(cache_engine_id, m)?)?;
+    m.add_function(wrap_pyfunction!(importable_module, m)?)?;
     m.add_function(wrap_pyfunction!(scan_file_cached, m)?)?;
     Ok(())
 }

@@ -17,6 +17,29 @@ pub(super) fn judge_member(
         None => judge(m, policy, ctx, out),
     }
     side_files(m, out);
+    memo_bomb(m, out);
+}
+
+/// A memo index no pickler writes, which makes the C unpickler fill gigabytes before it reads
+/// on: loading the file runs the process out of memory, even if the stream breaks after it.
+fn memo_bomb(m: &Machine<'_>, out: &mut Report) {
+    let Some((pos, idx)) = m.memo_bomb else {
+        return;
+    };
+    let op = m
+        .data
+        .get(pos)
+        .and_then(|&b| crate::opcodes::Op::from_byte(b))
+        .map_or("PUT", |o| o.name());
+    out.push(Finding::new(
+        FindingType::Malformed,
+        Severity::High,
+        pos as u64,
+        format!(
+            "{op} stores at memo index {idx}, where a pickler numbers entries from 0, at most one per byte before it: the C unpickler grows its memo table to {} MiB and clears it before it reads on",
+            (idx as u128 * 16) >> 20
+        ),
+    ));
 }
 
 /// Turn what the machine recorded for one pickle into findings and a globals summary.

@@ -432,3 +432,28 @@ fn name_only_refusals_are_noted_on_safe_reports() {
     let r = crate::analyze_pickle(&bad, &policy);
     assert!(!r.is_safe && notes(&r).is_empty(), "{r:?}");
 }
+
+#[test]
+fn memo_index_beyond_the_stream_is_refused_even_when_the_stream_breaks_after_it() {
+    let put = |idx: u32| {
+        let mut v = P::new().op(b"]r").0;
+        v.extend_from_slice(&idx.to_le_bytes());
+        v
+    };
+    let huge = (crate::machine::MEMO_BOMB_BYTES / 16 + 1) as u32;
+    let mut complete = put(huge);
+    complete.push(b'.');
+    assert_refused(&complete, "memo index");
+    // Without the PUT's effect, a stream that breaks before any import is "not a pickle".
+    let mut broken = put(huge);
+    broken.push(0xff);
+    let r = scan(&broken);
+    assert_eq!(r.format, "raw_pickle");
+    assert!(!r.is_safe);
+    // An index a pickler could write: one per byte before it, or one whose table is small.
+    let mut small = put(huge / 2);
+    small.push(b'.');
+    assert_safe(&small);
+    assert!(!crate::machine::memo_bomb(huge as u64, huge as usize));
+    assert!(crate::machine::memo_bomb(huge as u64, huge as usize - 1));
+}

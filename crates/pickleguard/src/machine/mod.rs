@@ -227,8 +227,11 @@ pub struct Machine<'a> {
     pub kwargs: Vec<(CallId, Value)>,
     /// Oddities CPython tolerates but a scanner should mention (position, text).
     pub anomalies: Vec<(usize, &'static str)>,
-    /// Position of the first opcode that can import or call.
+    /// Position of the first opcode that can import or call (or exhaust the loader's memory).
     pub first_effect: Option<usize>,
+    /// The first PUT whose memo index would make the C unpickler allocate out of proportion
+    /// to the stream ([`memo_bomb`]): (position, index).
+    pub memo_bomb: Option<(usize, u64)>,
     pub unpickler: Unpickler,
     pub divergence: Divergence,
     /// End of the FRAME the run is in (`usize::MAX`: none): frames nested in it change nothing.
@@ -254,6 +257,19 @@ pub struct Machine<'a> {
     memo: Memo,
 }
 
+/// Bytes the C unpickler's memo table may grow to for one PUT beyond what the stream holds.
+pub const MEMO_BOMB_BYTES: u64 = 64 << 20;
+
+/// Whether a PUT at `pos` storing at memo index `idx` makes the C unpickler allocate out of
+/// proportion to the stream: it grows its memo table to `2 * idx` slots of 8 bytes and clears
+/// each new slot (`_Unpickler_MemoPut`), so one LONG_BINPUT of a 4-byte index commits up to
+/// 64 GB. A pickler numbers memo entries from 0, one per memoised object, so a real index is
+/// below the position it is written at.
+#[inline]
+pub fn memo_bomb(idx: u64, pos: usize) -> bool {
+    idx > pos as u64 && idx.saturating_mul(16) > MEMO_BOMB_BYTES
+}
+
 macro_rules! fail {
     ($e:expr) => {
         return Err($e)
@@ -271,6 +287,7 @@ impl<'a> Machine<'a> {
             kwargs: Vec::new(),
             anomalies: Vec::new(),
             first_effect: None,
+            memo_bomb: None,
             unpickler: Unpickler::C,
             divergence: Divergence::default(),
             frame_end: usize::MAX,
@@ -313,6 +330,7 @@ impl<'a> Machine<'a> {
         self.kwargs.clear();
         self.anomalies.clear();
         self.first_effect = None;
+        self.memo_bomb = None;
         self.frame_end = usize::MAX;
         self.empty_tuple = None;
         self.proto = 0;
@@ -833,6 +851,12 @@ impl<'a> Machine<'a> {
                     fail!(MachineError::StackUnderflow);
                 }
                 let v = *self.stack.last().unwrap_or(&Value::None);
+                if i >= 0 && memo_bomb(i as u64, pos) && self.memo_bomb.is_none() {
+                    // The table is allocated and cleared when the opcode runs, whatever
+                    // breaks after it.
+                    self.memo_bomb = Some((pos, i as u64));
+                    self.first_effect.get_or_insert(pos);
+                }
                 self.memo.put(i as u64, v);
             }
             Op::MEMOIZE => {

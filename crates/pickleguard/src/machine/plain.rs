@@ -242,7 +242,10 @@ impl<'a> Machine<'a> {
                     LONG_BINPUT => (u32_at(data, at)? as u64, at + 4),
                     _ => (self.memo.len, at),
                 };
-                if self.stack.len() <= self.fence() || self.memo.len >= self.limits.max_memo {
+                if self.stack.len() <= self.fence()
+                    || self.memo.len >= self.limits.max_memo
+                    || super::memo_bomb(idx, pos)
+                {
                     return None;
                 }
                 let v = *self.stack.last()?;
