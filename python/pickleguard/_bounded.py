@@ -45,7 +45,12 @@ def read_all(guard: Any, f: Any, compressed_len: Optional[int], source: str,
     parts = []
     total = 0
     while True:
-        piece = f.read(min(_CHUNK, limit + 1 - total))
+        try:
+            piece = f.read(min(_CHUNK, limit + 1 - total))
+        except PickleSecurityError:
+            raise
+        except Exception as e:  # each codec's reader has its own error (zlib, lzma, zstd, lz4)
+            raise damaged_error(guard, source, b"".join(parts), e) from e
         if not piece:
             break
         parts.append(piece)
@@ -53,6 +58,23 @@ def read_all(guard: Any, f: Any, compressed_len: Optional[int], source: str,
         if total > limit:
             raise limit_error(guard, source, what, limit)
     return b"".join(parts)
+
+
+def damaged_error(guard: Any, source: str, head: bytes, err: BaseException) -> PickleSecurityError:
+    """The refusal of a damaged stream: what decoded before the damage, judged as the scan
+    judges it (a streaming loader runs it before the decoder notices), and the damage itself,
+    which the scan never calls safe (docs/security.md)."""
+    a = guard.analyze(head, source=source)
+    desc = (f"the compressed data is corrupt or truncated after {len(head)} decompressed bytes "
+            f"({err}): a streaming loader runs what the decoder hands it before it notices, so "
+            "the file is not judged safe")
+    findings = list(a.findings) + [Finding("MALFORMED", "MEDIUM", desc)]
+    worst = a.risk_level if not a.is_safe else "MEDIUM"
+    b = PickleAnalysis(False, worst, findings, format="compressed", complete=False,
+                       stopped_by="malformed: damaged compressed data", globals=a.globals,
+                       mode=guard.mode, source=source)
+    shown = next((x for x in findings if x.severity == worst), findings[-1])
+    return PickleSecurityError(f"{source}: refused: {shown.description}", b)
 
 
 # What a stream (a FIFO, a character device) may give a scan, and how long it may stay silent:

@@ -1535,6 +1535,48 @@ def raw_xz(sid):
     return lzma.compress(system_call(sid, 4))
 
 
+# A damaged checksum (or a damaged byte after the payload): Python's decompressors hand a
+# streaming loader every byte before they notice, and the unpickler stops at STOP before the
+# reader gets there. Zeros after the STOP put the damage beyond the reader's first chunk
+# (8 KiB), within the 64 KiB a decoder that fails a read drops with it.
+_PADDING = b"\0" * 30_000
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    b = bytearray(data)
+    b[at] ^= 0x55
+    return bytes(b)
+
+
+@sample("parser_differential", ext=".pkl.gz", container="gzip", loader="pandas.read_pickle",
+        requires=("pandas",), source="gzip member whose CRC-32 is wrong",
+        note="GzipFile checks the CRC when the member ends; pickle.load has returned by then")
+def damaged_gzip_crc(sid):
+    return _flip(gzip.compress(system_call(sid, 4) + _PADDING, mtime=0), -8)
+
+
+@sample("parser_differential", ext=".pkl.xz", container="xz", loader="pandas.read_pickle",
+        requires=("pandas",), source="xz block whose CRC-64 check is wrong")
+def damaged_xz_check(sid):
+    data = lzma.compress(system_call(sid, 4) + _PADDING, check=lzma.CHECK_CRC64)
+    index = (struct.unpack("<I", data[-8:-4])[0] + 1) * 4  # the footer's backward size
+    return _flip(data, len(data) - 12 - index - 8)
+
+
+@sample("parser_differential", ext=".pkl.bz2", container="bz2", loader="pandas.read_pickle",
+        requires=("pandas",), source="bzip2 block whose CRC is wrong")
+def damaged_bz2_block_crc(sid):
+    return _flip(bz2.compress(system_call(sid, 4) + _PADDING), 10)  # after BZh9 and the magic
+
+
+@sample("parser_differential", ext=".pkl.xz", container="xz", loader="pandas.read_pickle",
+        requires=("pandas",), source="xz stream damaged well after the payload",
+        note="the decoders notice at different bytes; the scan sees the payload before either")
+def damaged_xz_data(sid):
+    data = lzma.compress(system_call(sid, 4) + _PADDING + bytes(range(256)) * 64)
+    return _flip(data, len(data) - 200)
+
+
 @sample("parser_differential", ext=".pkl.xz", container="lzma", loader="pandas.read_pickle", requires=("pandas",),
         source="a .lzma ('alone') stream with properties and a dictionary size joblib never writes",
         note="liblzma's format guess (lzma.open, pandas' xz) takes any valid .lzma header; "

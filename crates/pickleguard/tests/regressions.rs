@@ -552,7 +552,8 @@ fn huge_integers_disassemble_quickly() {
 }
 
 /// LONG_BINPUTs each 4096 past the end of the dense memo: the vector grew by 64 KB per 5
-/// bytes of input (4 GB from 330 KB). Dense storage now stays within twice the entries.
+/// bytes of input (4 GB from 330 KB). Dense storage now stays within twice the entries. The
+/// C unpickler's own table does grow to 2^28 slots: the file is a memo bomb.
 #[test]
 fn striding_memo_indices_stay_small() {
     let mut v = b"\x80\x04N".to_vec();
@@ -562,7 +563,12 @@ fn striding_memo_indices_stay_small() {
     }
     v.push(b'.');
     let r = exercise(&v, "memo stride");
-    assert!(r.is_safe && r.complete, "{}", show(&r));
+    assert!(r.complete && !r.is_safe, "{}", show(&r));
+    assert!(
+        r.findings.iter().any(|f| f.description.contains("memo index")),
+        "{}",
+        show(&r)
+    );
     // Indices in order stay fast (and correct): PUT n / GET n for 100k entries.
     let mut v = b"\x80\x02(".to_vec();
     for i in 0..100_000u32 {
