@@ -42,7 +42,7 @@ def read_all(guard: Any, f: Any, compressed_len: Optional[int], source: str,
     limit, what = allowance(guard, compressed_len)
     if user_limit is not None and user_limit < limit:
         limit, what = user_limit, "max_decompressed_size"
-    parts = []
+    parts: List[bytes] = []
     total = 0
     while True:
         try:

@@ -9,6 +9,7 @@ __all__ = ["__version__", "FINDING_TYPES", "NEW", "CALL", "VALUE", "BUILD", "SET
            "analyze_pickle", "scan_bytes", "decompressed_bytes", "analysed_streams", "pickle_extent", "reads_sparsely",
            "container_kind", "storage_members", "advise_for_scan", "run_cli", "plan_scan",
            "scan_batch", "scan_bounds", "finish_scan", "render_report", "cache_engine_id",
+           "importable_module",
            "scan_file_cached"]
 
 __version__: Final[str]
