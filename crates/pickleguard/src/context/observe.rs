@@ -7,7 +7,7 @@
 //! pickle without joblib, by `pickle._Unpickler`, from a file object) only add findings to it.
 
 use crate::machine::{CallNode, GlobalRef, Machine, Outcome};
-use crate::render::{self, Style};
+use crate::render::{self, NamedStyle};
 use crate::value::{CallId, Value};
 
 /// Watches a scan's stream driver. Streams are numbered as [`crate::Scan::file_with_streams`]
@@ -155,8 +155,9 @@ impl<'r> Graph<'r> {
         Some((&node.items, node.len as usize))
     }
 
-    /// `v` as Python source in `style` ([`crate::render`] writes every literal).
-    pub fn write(&self, v: Value, style: &impl Style, out: &mut String, depth: u32) {
+    /// `v` as Python source at nesting `depth`, globals and call results named by `style`
+    /// ([`crate::render`] writes every literal).
+    pub fn write(&self, v: Value, style: &NamedStyle<'_>, out: &mut String, depth: u32) {
         render::write_value(self.m, v, out, depth, style)
     }
 }
@@ -200,7 +201,6 @@ mod tests {
     use super::*;
     use crate::machine::CallKind;
     use crate::policy::{Mode, Policy};
-    use crate::render::NamedStyle;
     use std::cell::RefCell;
 
     /// What a test observer keeps of one pickle.
