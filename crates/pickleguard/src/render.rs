@@ -55,7 +55,8 @@ pub fn render_callable(m: &Machine<'_>, v: Value) -> String {
 }
 
 /// A Python `str` literal of at most `budget` characters (then `...`): the one way a string
-/// literal is written, in findings and in `explain`.
+/// literal is written, in findings and in `explain`. Control characters (C0, DEL, C1) are
+/// escaped, so what a scanned file holds never reaches a terminal raw.
 pub fn py_str(s: &str, out: &mut String, budget: usize) {
     out.push('\'');
     for (i, c) in s.chars().enumerate() {
@@ -69,7 +70,9 @@ pub fn py_str(s: &str, out: &mut String, budget: usize) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+            // C0 and C1 controls and DEL, as Python's repr writes them: a scanned string
+            // must not reach a terminal as a control sequence (U+009B is a CSI).
+            c if (c as u32) < 0x20 || ('\u{7f}'..='\u{9f}').contains(&c) => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
             c => out.push(c),
@@ -412,3 +415,39 @@ pub fn op_arg(op: Op, arg: &Arg<'_>) -> String {
 
 /// Longest string or bytes literal in an opcode's argument ([`op_arg`]).
 pub const OP_ARG_WIDTH: usize = 40;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(s: &str) -> String {
+        let mut out = String::new();
+        py_str(s, &mut out, 100);
+        out
+    }
+
+    /// Every control character is escaped as Python's repr escapes it; printable text,
+    /// from U+00A0 on, is written as is.
+    #[test]
+    fn str_literals_escape_every_control_character() {
+        assert_eq!(lit("a\u{1b}[2Jb"), "'a\\x1b[2Jb'");
+        assert_eq!(lit("\u{7f}"), "'\\x7f'");
+        assert_eq!(
+            lit("\u{80}\u{85}\u{9b}31m\u{9f}"),
+            "'\\x80\\x85\\x9b31m\\x9f'"
+        );
+        assert_eq!(lit("\u{7e}\u{a0}é"), "'~\u{a0}é'");
+        for c in (0u32..0x20).chain(0x7f..0xa0).filter_map(char::from_u32) {
+            let out = lit(&c.to_string());
+            assert!(out.chars().all(|o| !o.is_control()), "{c:?} -> {out:?}");
+        }
+    }
+
+    /// Bytes literals already write every byte outside printable ASCII as `\xNN`.
+    #[test]
+    fn bytes_literals_escape_every_control_byte() {
+        let mut out = String::new();
+        py_bytes(b"\x1b\x7f\x9b", &mut out, 100);
+        assert_eq!(out, "b'\\x1b\\x7f\\x9b'");
+    }
+}
