@@ -366,9 +366,6 @@ pub fn joblib_array_data(
     Ok(JoblibData::Numeric { end: end as usize })
 }
 
-/// joblib reads a NumpyArrayWrapper's array straight from the stream: skip exactly the bytes
-/// it reads (or analyse the pickle it loads for object arrays). Returns where the pickle goes on;
-/// the numeric array's bytes are added to `skipped`.
 /// One pause of the driver at a joblib array: the wrapper's call, where the unpickler paused,
 /// and where what joblib reads is kept.
 struct JoblibArray<'k, 'd> {
@@ -380,6 +377,9 @@ struct JoblibArray<'k, 'd> {
     steps: Option<&'k mut Vec<JoblibStep<'d>>>,
 }
 
+/// joblib reads a NumpyArrayWrapper's array straight from the stream: skip exactly the bytes
+/// it reads (or analyse the pickle it loads for object arrays). Returns where the pickle goes on;
+/// the numeric array's bytes are added to `read.skipped`.
 fn joblib_array<'d>(
     m: &Machine<'d>,
     read: JoblibArray<'_, 'd>,
@@ -432,7 +432,7 @@ fn single_pickle<'d>(
     let out = m.run(start);
     judge(&m, policy, ctx, &mut sub);
     let stopped = match out {
-        Outcome::Stop { pos, end } => return (Some((pos, end)), sub, m),
+        Outcome::Stop { pos, end } => Some((pos, end)),
         Outcome::Error { pos, err } => {
             sub.push(Finding::new(
                 FindingType::Malformed,
@@ -441,14 +441,14 @@ fn single_pickle<'d>(
                 format!("the stream breaks here ({err})"),
             ));
             sub.complete = false;
-            (None, sub)
+            None
         }
         _ => {
             limit_finding(&mut sub, start, "nested joblib pickle");
-            (None, sub)
+            None
         }
     };
-    (stopped.0, stopped.1, m)
+    (stopped, sub, m)
 }
 
 fn dict_get(m: &Machine<'_>, d: Value, key: &str) -> Option<Value> {
