@@ -335,6 +335,31 @@ def test_explain_renders_object_array_calls(pg_bin, tmp_path):
     assert not marker.exists()
 
 
+def _raw_controls(text: str) -> list[str]:
+    """The control characters in `text` other than newline: C0, DEL and C1 (U+009B is a CSI
+    some terminals honour)."""
+    return [c for c in text if c != "\n" and (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F)]
+
+
+def test_text_output_escapes_control_characters_of_the_file(pg_bin, tmp_path):
+    """A string in a scanned pickle cannot inject terminal control sequences into `scan`'s
+    and `explain`'s text: every C0, DEL and C1 character is written escaped, as repr does."""
+    marker = tmp_path / "PWNED"
+    hostile = f"echo \x9b2J\x1b]0;owned\x07\x7f\x85\x9f; touch {marker}"
+    cmd = hostile.encode("utf-8")
+    f = tmp_path / "controls.pkl"
+    f.write_bytes(b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c" + bytes([len(cmd)]) + cmd
+                  + b"\x85R.")
+    escaped = "echo \\x9b2J\\x1b]0;owned\\x07\\x7f\\x85\\x9f; touch "
+    for args in (("scan", f), ("explain", "--color", "never", f)):
+        proc = run(pg_bin, *args, "--no-config")
+        assert proc.returncode == 1, proc.stderr.decode()
+        text = proc.stdout.decode("utf-8")
+        assert escaped in text, text
+        assert _raw_controls(text) == [], (args[0], text)
+    assert not marker.exists()
+
+
 def test_broken_pipe(pg_bin, tmp_path):
     make_tree(tmp_path / "tree", 300, tmp_path / "PWNED")
     p = subprocess.Popen(

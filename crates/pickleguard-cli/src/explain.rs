@@ -2,9 +2,11 @@
 //! effect in `pickletools` notation), a Python-like rendering of what loading would do, and
 //! the findings marked on the lines they come from.
 //!
-//! The rendering replays the symbolic machine of the core ([`pickleguard::machine::Machine`]):
-//! every import becomes `from module import name`, every call `_vN = f(args)`, BUILD
-//! `_vN.__setstate__(state)`, persistent ids `persistent_load(pid)`. Nothing is executed.
+//! Everything shown comes from the scan itself: its observer ([`pickleguard::ScanObserver`])
+//! is shown each pickle the core's driver runs, joblib's reads included, and this module
+//! writes it out: every import becomes `from module import name`, every call `_vN = f(args)`,
+//! BUILD `_vN.__setstate__(state)`, persistent ids `persistent_load(pid)`. Literals are
+//! written by the core's renderer. Nothing is executed.
 
 use crate::cli::ExplainArgs;
 use crate::output::finding_line;
@@ -12,134 +14,22 @@ use crate::scan::{load, FileResult};
 use crate::term::{self, Style};
 use crate::walk::{Source, STDIN};
 use crate::{config, sarif, ExitStatus};
-use pickleguard::analysis::{joblib_array_data, JoblibData};
-use pickleguard::machine::{CallKind, Machine, MachineError, Outcome};
-use pickleguard::opcodes::Op;
-use pickleguard::reader::{self, Arg};
-use pickleguard::render;
-use pickleguard::value::{CallId, GlobalId, StrId, Value};
-use pickleguard::{Finding, Limits, PickleStream, Policy, Report};
+use pickleguard::{
+    listed, py_str, shorten, CallKind, Finding, Graph, JoblibRead, NamedStyle, Op, PickleRun,
+    PickleStream, Policy, Report, RunEnd, Scan, ScanObserver, Value,
+};
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
-/// `pickletools`' stack effect of an opcode: (stack before, stack after).
-pub fn stack_effect(op: Op) -> (&'static str, &'static str) {
-    match op {
-        Op::INT => ("[]", "[int_or_bool]"),
-        Op::BININT | Op::BININT1 | Op::BININT2 | Op::LONG | Op::LONG1 | Op::LONG4 => {
-            ("[]", "[int]")
-        }
-        Op::STRING | Op::BINSTRING | Op::SHORT_BINSTRING => ("[]", "[bytes_or_str]"),
-        Op::BINBYTES | Op::SHORT_BINBYTES | Op::BINBYTES8 => ("[]", "[bytes]"),
-        Op::BYTEARRAY8 => ("[]", "[bytearray]"),
-        Op::NEXT_BUFFER => ("[]", "[buffer]"),
-        Op::READONLY_BUFFER => ("[buffer]", "[buffer]"),
-        Op::NONE => ("[]", "[None]"),
-        Op::NEWTRUE | Op::NEWFALSE => ("[]", "[bool]"),
-        Op::UNICODE | Op::SHORT_BINUNICODE | Op::BINUNICODE | Op::BINUNICODE8 => ("[]", "[str]"),
-        Op::FLOAT | Op::BINFLOAT => ("[]", "[float]"),
-        Op::EMPTY_LIST => ("[]", "[list]"),
-        Op::APPEND => ("[list, any]", "[list]"),
-        Op::APPENDS => ("[list, mark, stackslice]", "[list]"),
-        Op::LIST => ("[mark, stackslice]", "[list]"),
-        Op::EMPTY_TUPLE => ("[]", "[tuple]"),
-        Op::TUPLE => ("[mark, stackslice]", "[tuple]"),
-        Op::TUPLE1 => ("[any]", "[tuple]"),
-        Op::TUPLE2 => ("[any, any]", "[tuple]"),
-        Op::TUPLE3 => ("[any, any, any]", "[tuple]"),
-        Op::EMPTY_DICT => ("[]", "[dict]"),
-        Op::DICT => ("[mark, stackslice]", "[dict]"),
-        Op::SETITEM => ("[dict, any, any]", "[dict]"),
-        Op::SETITEMS => ("[dict, mark, stackslice]", "[dict]"),
-        Op::EMPTY_SET => ("[]", "[set]"),
-        Op::ADDITEMS => ("[set, mark, stackslice]", "[set]"),
-        Op::FROZENSET => ("[mark, stackslice]", "[frozenset]"),
-        Op::POP => ("[any]", "[]"),
-        Op::DUP => ("[any]", "[any, any]"),
-        Op::MARK => ("[]", "[mark]"),
-        Op::POP_MARK => ("[mark, stackslice]", "[]"),
-        Op::GET | Op::BINGET | Op::LONG_BINGET => ("[]", "[any]"),
-        Op::PUT | Op::BINPUT | Op::LONG_BINPUT => ("[]", "[]"),
-        Op::MEMOIZE => ("[any]", "[any]"),
-        Op::EXT1 | Op::EXT2 | Op::EXT4 | Op::GLOBAL => ("[]", "[any]"),
-        Op::STACK_GLOBAL => ("[str, str]", "[any]"),
-        Op::REDUCE | Op::BUILD | Op::NEWOBJ => ("[any, any]", "[any]"),
-        Op::INST => ("[mark, stackslice]", "[any]"),
-        Op::OBJ => ("[mark, any, stackslice]", "[any]"),
-        Op::NEWOBJ_EX => ("[any, any, any]", "[any]"),
-        Op::PROTO | Op::FRAME => ("[]", "[]"),
-        Op::STOP => ("[any]", "[]"),
-        Op::PERSID => ("[]", "[any]"),
-        Op::BINPERSID => ("[any]", "[any]"),
-    }
-}
-
-/// Longest rendering of one inline argument in the listing.
-const ARG_WIDTH: usize = 40;
-/// Longest rendering of a string or bytes literal in the Python-like lines.
-const LITERAL_WIDTH: usize = 100;
 /// Longest Python-like line.
 const LINE_WIDTH: usize = 400;
-const MAX_DEPTH: u32 = 8;
-
-fn shorten(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        return s.to_string();
-    }
-    let mut t: String = s.chars().take(width.saturating_sub(3)).collect();
-    t.push_str("...");
-    t
-}
 
 /// A Python `str` literal of at most `width` characters, written as findings write it.
-fn py_str(s: &str, width: usize) -> String {
+fn str_literal(s: &str, width: usize) -> String {
     let mut out = String::new();
-    render::py_str(s, &mut out, width);
+    py_str(s, &mut out, width);
     out
-}
-
-/// A Python `bytes` literal of at most `width` bytes, written as findings write it, with the
-/// whole length when it is cut.
-fn py_bytes(b: &[u8], width: usize) -> String {
-    let mut out = String::new();
-    render::py_bytes(b, &mut out, width);
-    if b.len() > width {
-        let _ = write!(out, " ({} bytes)", b.len());
-    }
-    out
-}
-
-/// The inline argument of an opcode, as the listing shows it.
-pub fn format_arg(op: Op, arg: &Arg<'_>) -> String {
-    let s = match *arg {
-        Arg::None => String::new(),
-        Arg::Int(i) => i.to_string(),
-        Arg::U64(u) => u.to_string(),
-        Arg::Bool(b) => if b { "True" } else { "False" }.into(),
-        Arg::LongBytes(b) => pickleguard::bigint::le_to_decimal(b),
-        Arg::LongText(t) => pickleguard::bigint::text_to_decimal(t),
-        Arg::Float(f) => {
-            let mut s = String::new();
-            render::py_float(f, &mut s);
-            s
-        }
-        Arg::Bytes(b) => py_bytes(b, ARG_WIDTH),
-        Arg::Utf8(s) => py_str(s, ARG_WIDTH),
-        Arg::Wtf8(b) => py_str(&reader::wtf8_lossy(b), ARG_WIDTH),
-        Arg::Line(l) => match op {
-            Op::STRING => match reader::decode_string_line(l) {
-                Ok(b) => py_bytes(&b, ARG_WIDTH),
-                Err(_) => py_bytes(l, ARG_WIDTH),
-            },
-            Op::UNICODE => py_str(
-                &reader::raw_unicode_escape_decode(l).unwrap_or_default(),
-                ARG_WIDTH,
-            ),
-            _ => py_str(&String::from_utf8_lossy(l), ARG_WIDTH),
-        },
-        Arg::Pair(m, n) => format!("{m} {n}"),
-    };
-    shorten(&s, ARG_WIDTH + 20)
 }
 
 fn is_ident(s: &str) -> bool {
@@ -148,55 +38,22 @@ fn is_ident(s: &str) -> bool {
         && cs.all(|c| c == '_' || c.is_alphanumeric())
 }
 
-/// Renders the machine's values with names for globals and call results.
-struct Renderer<'m, 'a> {
-    m: &'m Machine<'a>,
+/// Renders a pickle's values with names for globals and call results.
+struct Renderer<'r> {
+    g: Graph<'r>,
     /// Expression of each global.
     globals: Vec<String>,
     /// Variable of each call that produces a value.
     calls: Vec<Option<String>>,
 }
 
-/// `explain`'s style: globals and call results by their names in the listing.
-impl render::Style for Renderer<'_, '_> {
-    fn budget(&self) -> usize {
-        LINE_WIDTH * 2
-    }
-
-    fn max_depth(&self) -> u32 {
-        MAX_DEPTH
-    }
-
-    fn text(&self, m: &Machine<'_>, id: StrId, out: &mut String) {
-        render::str_literal(m, id, out, LITERAL_WIDTH)
-    }
-
-    fn blob(&self, b: &[u8], out: &mut String) {
-        out.push_str(&py_bytes(b, LITERAL_WIDTH))
-    }
-
-    fn more(&self, hidden: usize, out: &mut String) {
-        let _ = write!(out, ", ... {hidden} more");
-    }
-
-    fn global(&self, _m: &Machine<'_>, g: GlobalId, out: &mut String) {
-        match self.globals.get(g as usize) {
-            Some(s) => out.push_str(s),
-            None => out.push_str("<global>"),
-        }
-    }
-
-    fn call(&self, _m: &Machine<'_>, c: CallId, out: &mut String, _depth: u32) {
-        match self.calls.get(c as usize) {
-            Some(Some(s)) => out.push_str(s),
-            _ => out.push_str("<result>"),
-        }
-    }
-}
-
-impl Renderer<'_, '_> {
+impl Renderer<'_> {
     fn value(&self, v: Value, out: &mut String, depth: u32) {
-        render::write_value(self.m, v, out, depth, self)
+        let style = NamedStyle {
+            globals: &self.globals,
+            calls: &self.calls,
+        };
+        self.g.write(v, &style, out, depth)
     }
 
     fn expr(&self, v: Value) -> String {
@@ -214,16 +71,16 @@ impl Renderer<'_, '_> {
             n += 1;
         }
         match args {
-            Value::Tuple(id) => {
-                if let Some(node) = self.m.arena.nodes.get(id as usize) {
-                    for a in &node.items {
+            Value::Tuple(_) => {
+                if let Some((items, len)) = self.g.items(args) {
+                    for a in items {
                         if n > 0 {
                             out.push_str(", ");
                         }
                         self.value(*a, &mut out, 1);
                         n += 1;
                     }
-                    if node.len as usize > node.items.len() {
+                    if len > items.len() {
                         out.push_str(", ...");
                     }
                 }
@@ -242,10 +99,10 @@ impl Renderer<'_, '_> {
 
     /// The items of a literal tuple or list.
     fn items(&self, v: Value) -> Vec<String> {
-        match v.node().and_then(|n| self.m.arena.nodes.get(n as usize)) {
-            Some(node) => {
-                let mut v: Vec<String> = node.items.iter().map(|x| self.expr(*x)).collect();
-                if node.len as usize > node.items.len() {
+        match self.g.items(v) {
+            Some((items, len)) => {
+                let mut v: Vec<String> = items.iter().map(|x| self.expr(*x)).collect();
+                if len > items.len() {
                     v.push("...".into());
                 }
                 v
@@ -256,20 +113,22 @@ impl Renderer<'_, '_> {
 }
 
 /// One line of the Python-like rendering.
+#[derive(Clone)]
 struct Line {
     pos: u64,
     text: String,
 }
 
-/// Bind every global of the machine to a name and produce the import lines.
-fn bind_globals(m: &Machine<'_>) -> (Vec<String>, Vec<(u64, String)>) {
-    let mut exprs = Vec::with_capacity(m.globals.len());
-    let mut lines = Vec::with_capacity(m.globals.len());
+/// Bind every global of a pickle to a name and produce the import lines.
+fn bind_globals(g: Graph<'_>) -> (Vec<String>, Vec<(u64, String)>) {
+    let globals = g.globals();
+    let mut exprs = Vec::with_capacity(globals.len());
+    let mut lines = Vec::with_capacity(globals.len());
     // (module, first segment) -> bound local name; names taken; next suffix per first segment.
     let mut bound: HashMap<(&str, &str), String> = HashMap::new();
     let mut taken: HashSet<String> = HashSet::new();
     let mut suffix: HashMap<&str, usize> = HashMap::new();
-    for (i, g) in m.globals.iter().enumerate() {
+    for (i, g) in globals.iter().enumerate() {
         if let Some(code) = g.ext {
             let var = format!("_ext{code}");
             lines.push((
@@ -285,7 +144,7 @@ fn bind_globals(m: &Machine<'_>) -> (Vec<String>, Vec<(u64, String)>) {
                 if s == "?" {
                     "<computed>".to_string()
                 } else {
-                    py_str(s, 60)
+                    str_literal(s, 60)
                 }
             };
             lines.push((
@@ -306,8 +165,8 @@ fn bind_globals(m: &Machine<'_>) -> (Vec<String>, Vec<(u64, String)>) {
                 g.pos,
                 format!(
                     "{var} = find_class({}, {})",
-                    py_str(&g.module, 60),
-                    py_str(&g.name, 60)
+                    str_literal(&g.module, 60),
+                    str_literal(&g.name, 60)
                 ),
             ));
             exprs.push(var);
@@ -345,20 +204,20 @@ fn bind_globals(m: &Machine<'_>) -> (Vec<String>, Vec<(u64, String)>) {
 }
 
 /// The Python-like lines of one pickle run; its call results are named `{prefix}_vN`.
-fn render_lines(m: &Machine<'_>, stop: Option<u64>, prefix: &str) -> Vec<Line> {
-    let (globals, global_lines) = bind_globals(m);
-    let mut calls = Vec::with_capacity(m.calls.len());
+fn render_lines(g: Graph<'_>, stop: Option<u64>, prefix: &str) -> Vec<Line> {
+    let (globals, global_lines) = bind_globals(g);
+    let mut calls = Vec::with_capacity(g.calls().len());
     let mut k = 0;
-    for c in &m.calls {
+    for c in g.calls() {
         let produces = !matches!(c.kind, CallKind::Build | CallKind::Method(_));
         calls.push(produces.then(|| {
             k += 1;
             format!("{prefix}_v{}", k - 1)
         }));
     }
-    let r = Renderer { m, globals, calls };
-    let mut call_lines = Vec::with_capacity(m.calls.len());
-    for (i, c) in m.calls.iter().enumerate() {
+    let r = Renderer { g, globals, calls };
+    let mut call_lines = Vec::with_capacity(g.calls().len());
+    for (i, c) in g.calls().iter().enumerate() {
         let var = r.calls[i].clone().unwrap_or_default();
         let f = r.expr(c.callable);
         let text = match c.kind {
@@ -368,7 +227,7 @@ fn render_lines(m: &Machine<'_>, stop: Option<u64>, prefix: &str) -> Vec<Line> {
             CallKind::NewObj => format!("{var} = {f}.__new__{}", r.args(c.args, Some(&f))),
             CallKind::NewObjEx => {
                 let mut a = r.args(c.args, Some(&f));
-                if let Some(kw) = m.kwargs_of(i as CallId) {
+                if let Some(kw) = g.kwargs(i as u32) {
                     a.pop();
                     let _ = write!(a, ", **{})", r.expr(kw));
                 }
@@ -380,11 +239,11 @@ fn render_lines(m: &Machine<'_>, stop: Option<u64>, prefix: &str) -> Vec<Line> {
                 // (dict or None, dict of slots).
                 let attr = match c.args {
                     Value::Dict(_) => true,
-                    Value::Tuple(id) => m.arena.nodes.get(id as usize).is_some_and(|n| {
-                        n.len == 2
-                            && n.items.len() == 2
-                            && matches!(n.items[0], Value::Dict(_) | Value::None)
-                            && matches!(n.items[1], Value::Dict(_) | Value::None)
+                    Value::Tuple(_) => g.items(c.args).is_some_and(|(items, len)| {
+                        len == 2
+                            && items.len() == 2
+                            && matches!(items[0], Value::Dict(_) | Value::None)
+                            && matches!(items[1], Value::Dict(_) | Value::None)
                     }),
                     _ => false,
                 };
@@ -437,13 +296,13 @@ fn render_lines(m: &Machine<'_>, stop: Option<u64>, prefix: &str) -> Vec<Line> {
         };
         lines.push(Line {
             pos,
-            text: shorten(&text, LINE_WIDTH),
+            text: shorten(text, LINE_WIDTH),
         });
     }
-    if let (Some(pos), Some(v)) = (stop, m.result) {
+    if let (Some(pos), Some(v)) = (stop, g.result()) {
         lines.push(Line {
             pos,
-            text: shorten(&format!("return {}", r.expr(v)), LINE_WIDTH),
+            text: shorten(format!("return {}", r.expr(v)), LINE_WIDTH),
         });
     }
     lines
@@ -465,102 +324,146 @@ fn marks_at(findings: &[&Finding], pos: u64, style: Style, prefix: &str) -> Stri
     s
 }
 
-/// Explain one raw pickle stream (one or more pickles back to back).
-pub fn explain_stream(
+/// What joblib read at one of a pickle's pauses, as explain shows it.
+enum Read {
+    /// Numeric array bytes `at..end`.
+    Numeric { at: usize, end: usize },
+    /// An object array's own pickle at `at`, its lines; the outer pickle goes on at `end`.
+    Objects {
+        at: usize,
+        end: usize,
+        lines: Vec<Line>,
+    },
+}
+
+/// One pickle as the scan's driver ran it, rendered.
+struct Ran {
+    start: usize,
+    protocol: u8,
+    acts: bool,
+    reads: Vec<Read>,
+    end: RunEnd,
+    lines: Vec<Line>,
+}
+
+/// Collects, for each stream of the scan, the pickles its driver ran.
+#[derive(Default)]
+struct Observed {
+    streams: RefCell<Vec<Vec<Ran>>>,
+}
+
+impl ScanObserver for Observed {
+    fn stream(&self, stream: usize) {
+        let mut streams = self.streams.borrow_mut();
+        streams.truncate(stream);
+        streams.resize_with(stream + 1, Vec::new);
+    }
+
+    fn pickle(&self, run: &PickleRun<'_>) {
+        let stop = match run.end {
+            RunEnd::Stop { pos, .. } => Some(*pos as u64),
+            _ => None,
+        };
+        let mut objects = 0;
+        let reads = run
+            .joblib
+            .iter()
+            .map(|r| match r {
+                JoblibRead::Numeric { at, end } => Read::Numeric { at: *at, end: *end },
+                JoblibRead::Objects {
+                    at,
+                    stop,
+                    end,
+                    graph,
+                } => {
+                    // Each block names its results apart (`_a1_v0`), so they never read as
+                    // the outer ones.
+                    objects += 1;
+                    Read::Objects {
+                        at: *at,
+                        end: *end,
+                        lines: render_lines(*graph, Some(*stop as u64), &format!("_a{objects}")),
+                    }
+                }
+            })
+            .collect();
+        let ran = Ran {
+            start: run.start,
+            protocol: run.graph.protocol(),
+            acts: run.graph.acts(),
+            reads,
+            end: run.end.clone(),
+            lines: render_lines(run.graph, stop, ""),
+        };
+        let mut streams = self.streams.borrow_mut();
+        if streams.len() <= run.stream {
+            streams.resize_with(run.stream + 1, Vec::new);
+        }
+        streams[run.stream].push(ran);
+    }
+}
+
+/// Explain one raw pickle stream (one or more pickles back to back) from the pickles the
+/// scan's driver ran in it.
+fn explain_stream(
     data: &[u8],
+    runs: &[Ran],
     findings: &[&Finding],
-    limits: &Limits,
     disassembly: bool,
     style: Style,
     out: &mut String,
 ) {
     let mut sorted: Vec<&Finding> = findings.to_vec();
     sorted.sort_by_key(|f| f.position);
-    let mut m = Machine::new(data, limits.clone());
-    m.joblib = true;
-    let mut start = 0usize;
-    let mut index = 0u64;
-    while start < data.len() {
-        m.reset();
+    for (index, ran) in runs.iter().enumerate() {
+        let start = ran.start;
         // joblib reads array data out of the stream between opcodes: the disassembly is cut
         // into the stretches the unpickler reads, each followed by what joblib reads there.
         let mut segments: Vec<(usize, usize, String)> = Vec::new();
-        // Each object array's own pickle: where it starts, its STOP, its run.
-        let mut object_arrays: Vec<(usize, u64, Machine)> = Vec::new();
         let mut seg_from = start;
-        let mut outcome = m.run(start);
-        while let Outcome::JoblibArray { next, wrapper } = outcome {
-            let broken = |msg: &'static str| Outcome::Error {
-                pos: next,
-                err: MachineError::BadText(msg),
-            };
-            outcome = match joblib_array_data(&m, wrapper, next) {
-                Ok(JoblibData::Numeric { end }) => {
+        for read in &ran.reads {
+            match read {
+                Read::Numeric { at, end } => {
                     segments.push((
                         seg_from,
-                        next,
+                        *at,
                         format!(
-                            "bytes {next}..{end}: joblib array data ({} bytes), read by joblib as numbers, not run as opcodes",
-                            end - next
+                            "bytes {at}..{end}: joblib array data ({} bytes), read by joblib as numbers, not run as opcodes",
+                            end - at
                         ),
                     ));
-                    seg_from = end;
-                    m.resume(end)
+                    seg_from = *end;
                 }
-                Ok(JoblibData::Objects) => {
-                    let mut inner = Machine::new(data, limits.clone());
-                    inner.joblib = true;
-                    match inner.run(next) {
-                        Outcome::Stop { pos, end } => {
-                            object_arrays.push((next, pos as u64, inner));
-                            segments.push((
-                                seg_from,
-                                next,
-                                format!("byte {next}: a joblib object array: joblib unpickles the pickle that follows"),
-                            ));
-                            segments.push((next, end, "end of the object array's pickle".into()));
-                            seg_from = end;
-                            m.resume(end)
-                        }
-                        _ => broken("joblib object array pickle is broken"),
-                    }
+                Read::Objects { at, end, .. } => {
+                    segments.push((
+                        seg_from,
+                        *at,
+                        format!("byte {at}: a joblib object array: joblib unpickles the pickle that follows"),
+                    ));
+                    segments.push((*at, *end, "end of the object array's pickle".into()));
+                    seg_from = *end;
                 }
-                Err(msg) => broken(msg),
-            };
+            }
         }
-        let (stop_pos, end, stopped): (Option<u64>, Option<usize>, Option<String>) = match &outcome
-        {
-            Outcome::Stop { pos, end } => (Some(*pos as u64), Some(*end), None),
-            Outcome::Error { pos, err } => (
-                None,
-                None,
-                Some(format!(
-                    "loading stops here with an error: {err} (byte {pos})"
-                )),
-            ),
-            Outcome::Limit { pos, what } => (
-                None,
-                None,
-                Some(format!(
-                    "the analysis stops here: {what} limit (byte {pos})"
-                )),
-            ),
-            // Followed above; a pause can only end in one of the other outcomes.
-            Outcome::JoblibArray { next, .. } => {
-                (None, None, Some(format!("joblib array at byte {next}")))
-            }
-            // Only shape-only runs pause here; explain always runs in full.
-            Outcome::NeedsGraph { pos } => {
-                (None, None, Some(format!("incomplete run at byte {pos}")))
-            }
-        };
-        let break_pos = match &outcome {
-            Outcome::Error { pos, .. } | Outcome::Limit { pos, .. } => Some(*pos),
-            Outcome::JoblibArray { next, .. } => Some(*next),
-            Outcome::NeedsGraph { pos } => Some(*pos),
-            Outcome::Stop { .. } => None,
-        };
-        if index > 0 && m.first_effect.is_none() && end.is_none() {
+        let (end, stopped, break_pos): (Option<usize>, Option<String>, Option<usize>) =
+            match &ran.end {
+                RunEnd::Stop { next, .. } => (Some(*next), None, None),
+                RunEnd::Error { pos, message } => (
+                    None,
+                    Some(format!(
+                        "loading stops here with an error: {message} (byte {pos})"
+                    )),
+                    Some(*pos),
+                ),
+                RunEnd::Limit { pos, what } => (
+                    None,
+                    Some(format!(
+                        "the analysis stops here: {what} limit (byte {pos})"
+                    )),
+                    Some(*pos),
+                ),
+            };
+        if index > 0 && !ran.acts && end.is_none() {
             let _ = writeln!(
                 out,
                 "\n{} bytes after the last pickle (from byte {start}) are not a pickle: no loader runs them.",
@@ -574,7 +477,7 @@ pub fn explain_stream(
             style.bold(&format!(
                 "pickle {} at byte {start} (protocol {})",
                 index + 1,
-                m.proto
+                ran.protocol
             ))
         );
         let limit_end = end.or(break_pos.map(|p| p + 1)).unwrap_or(data.len());
@@ -592,18 +495,23 @@ pub fn explain_stream(
             }
         }
         let _ = writeln!(out, "\n  {}", style.bold("What loading would do:"));
-        let lines = render_lines(&m, stop_pos, "");
-        if lines.is_empty() && object_arrays.is_empty() {
+        let objects = ran
+            .reads
+            .iter()
+            .filter(|r| matches!(r, Read::Objects { .. }))
+            .count();
+        if ran.lines.is_empty() && objects == 0 {
             let _ = writeln!(out, "  {}", style.dim("(nothing is imported or called)"));
         }
         // Each object array's block goes where joblib loads it, among the outer lines.
-        let mut rest = &lines[..];
-        // Each block names its results apart (`_a1_v0`), so they never read as the outer ones.
-        for (n, (at, stop, inner)) in object_arrays.iter().enumerate() {
+        let mut rest = &ran.lines[..];
+        for read in &ran.reads {
+            let Read::Objects { at, lines, .. } = read else {
+                continue;
+            };
             let before = rest.partition_point(|l| l.pos < *at as u64);
             write_lines(&rest[..before], in_range, style, out);
             rest = &rest[before..];
-            let lines = render_lines(inner, Some(*stop), &format!("_a{}", n + 1));
             let _ = writeln!(
                 out,
                 "  {}",
@@ -614,12 +522,12 @@ pub fn explain_stream(
             if lines.is_empty() {
                 let _ = writeln!(out, "  {}", style.dim("  (nothing is imported or called)"));
             }
-            write_lines(&lines, in_range, style, out);
+            write_lines(lines, in_range, style, out);
             let _ = writeln!(out, "  {}", style.dim("# end of the object array"));
         }
         write_lines(rest, in_range, style, out);
         if let Some(s) = &stopped {
-            if m.first_effect.is_none() && index == 0 && matches!(outcome, Outcome::Error { .. }) {
+            if !ran.acts && index == 0 && matches!(ran.end, RunEnd::Error { .. }) {
                 let _ = writeln!(
                     out,
                     "  {}",
@@ -630,13 +538,6 @@ pub fn explain_stream(
             } else {
                 let _ = writeln!(out, "  {}", style.dim(&format!("# {s}")));
             }
-        }
-        match end {
-            Some(e) if e < data.len() => {
-                start = e;
-                index += 1;
-            }
-            _ => break,
         }
     }
 }
@@ -679,8 +580,9 @@ fn disassemble(
     // The argument column is as wide as the widest argument of this pickle (first pass).
     let mut arg_width = "argument".len();
     let mut p = start;
-    while let Ok((ins, next)) = reader::read_instr(data, p) {
-        arg_width = arg_width.max(format_arg(ins.op, &ins.arg).chars().count());
+    while let Ok(ins) = listed(data, p) {
+        let next = ins.next;
+        arg_width = arg_width.max(ins.arg.chars().count());
         if stops(ins.op) || break_pos.is_some_and(|b| next > b) || next >= data.len() {
             break;
         }
@@ -698,15 +600,16 @@ fn disassemble(
     let mut pos = start;
     let mut depth: usize = 0;
     loop {
-        match reader::read_instr(data, pos) {
-            Ok((ins, next)) => {
-                let (before, after) = stack_effect(ins.op);
+        match listed(data, pos) {
+            Ok(ins) => {
+                let next = ins.next;
+                let (before, after) = ins.op.stack_effect();
                 if before.contains("mark") {
                     depth = depth.saturating_sub(1);
                 }
                 let indent = "  ".repeat(depth.min(6));
                 let name = format!("{indent}{}", ins.op.name());
-                let arg = format_arg(ins.op, &ins.arg);
+                let arg = &ins.arg;
                 let marks = marks_at(findings, pos as u64, style, "  ");
                 let _ = writeln!(
                     out,
@@ -778,7 +681,8 @@ fn findings_of<'r>(report: &'r Report, member: Option<&str>) -> Vec<&'r Finding>
 struct Streams<'a> {
     file: &'a [u8],
     report: &'a Report,
-    policy: &'a Policy,
+    /// The pickles the driver ran, by stream.
+    runs: &'a [Vec<Ran>],
     disassembly: bool,
     style: Style,
 }
@@ -787,9 +691,10 @@ impl Streams<'_> {
     /// A container: explain each pickle stream found in it, under the member path its
     /// findings carry.
     fn container(&self, format: &str, streams: &[PickleStream], out: &mut String) {
-        let pickles: Vec<&PickleStream> = streams
+        let pickles: Vec<(usize, &PickleStream)> = streams
             .iter()
-            .filter(|s| s.format != "not_pickle")
+            .enumerate()
+            .filter(|(_, s)| s.format != "not_pickle")
             .collect();
         let others = streams.len() - pickles.len();
         let _ = writeln!(
@@ -810,9 +715,10 @@ impl Streams<'_> {
         self.each(&pickles, out);
     }
 
-    fn each(&self, pickles: &[&PickleStream], out: &mut String) {
+    /// Each stream, by its number in the scan.
+    fn each(&self, pickles: &[(usize, &PickleStream)], out: &mut String) {
         let style = self.style;
-        for s in pickles {
+        for &(i, s) in pickles {
             let name = s.member.as_deref().unwrap_or("(the file itself)");
             let _ = writeln!(
                 out,
@@ -822,7 +728,8 @@ impl Streams<'_> {
             match s.bytes(self.file) {
                 Some(d) => {
                     let fs = findings_of(self.report, s.member.as_deref());
-                    explain_stream(d, &fs, &self.policy.limits, self.disassembly, style, out);
+                    let runs = self.runs.get(i).map_or(&[][..], |r| &r[..]);
+                    explain_stream(d, runs, &fs, self.disassembly, style, out);
                 }
                 None => {
                     let _ = writeln!(
@@ -844,7 +751,9 @@ pub fn explain_bytes(
     disassembly: bool,
     style: Style,
 ) -> (String, Report) {
-    let (report, streams) = pickleguard::scan_with_streams(data, policy);
+    let observed = Observed::default();
+    let (report, streams) = Scan::new(policy).observe(&observed).file_with_streams(data);
+    let runs = observed.streams.into_inner();
     let mut out = String::new();
     let result = FileResult {
         path: name.to_string(),
@@ -876,7 +785,7 @@ pub fn explain_bytes(
     let ctx = Streams {
         file: data,
         report: &report,
-        policy,
+        runs: &runs,
         disassembly,
         style,
     };
@@ -892,11 +801,15 @@ pub fn explain_bytes(
                     ))
                 );
             } else {
-                explain_stream(data, &in_file, &policy.limits, disassembly, style, &mut out);
+                // The file itself is the scan's first stream.
+                let own = streams.iter().position(|s| s.member.is_none());
+                let file_runs = own.and_then(|i| runs.get(i)).map_or(&[][..], |r| &r[..]);
+                explain_stream(data, file_runs, &in_file, disassembly, style, &mut out);
                 // Pickles embedded in this one (bytes handed to pickle.loads and the like).
-                let nested: Vec<&PickleStream> = streams
+                let nested: Vec<(usize, &PickleStream)> = streams
                     .iter()
-                    .filter(|s| s.member.is_some() && s.format != "not_pickle")
+                    .enumerate()
+                    .filter(|(_, s)| s.member.is_some() && s.format != "not_pickle")
                     .collect();
                 if !nested.is_empty() {
                     let _ = writeln!(

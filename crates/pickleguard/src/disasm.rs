@@ -181,3 +181,26 @@ pub fn disassemble(data: &[u8]) -> Disassembly {
     }
     out
 }
+
+/// One instruction of a listing (`pickleguard explain`).
+#[derive(Clone, Debug)]
+pub struct Listed {
+    /// Its opcode.
+    pub op: Op,
+    /// Its inline argument as the listing writes it ([`crate::render::op_arg`]).
+    pub arg: String,
+    /// Where the next instruction starts.
+    pub next: usize,
+}
+
+/// The instruction at `pos` of `data` as a listing shows it, or why it cannot be read.
+pub fn listed(data: &[u8], pos: usize) -> Result<Listed, String> {
+    match reader::read_instr(data, pos) {
+        Ok((ins, next)) => Ok(Listed {
+            op: ins.op,
+            arg: crate::render::op_arg(ins.op, &ins.arg),
+            next,
+        }),
+        Err(e) => Err(e.to_string()),
+    }
+}

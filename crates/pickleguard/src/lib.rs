@@ -24,13 +24,19 @@ pub mod value;
 
 pub use container::decompressed_bytes;
 pub use context::budget;
+pub use context::observe::{Graph, JoblibRead, PickleRun, RunEnd, ScanObserver};
 pub use context::streams::{PickleStream, StreamData};
 pub use context::LoadScans;
 pub use context::ReadHint;
+pub use disasm::{listed, Listed};
 pub use limits::Limits;
+pub use machine::{CallKind, CallNode, GlobalRef, Method};
+pub use opcodes::Op;
 pub use policy::{Mode, Policy, PolicyFile};
+pub use render::{py_str, shorten, NamedStyle};
 pub use report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
 pub use scan::Scan;
+pub use value::Value;
 
 /// Analyse raw pickle bytes (one or several pickles) with a policy: [`Scan::pickle`].
 pub fn analyze_pickle(data: &[u8], policy: &Policy) -> Report {

@@ -164,6 +164,60 @@ impl Op {
                 | Op::EXT4
         )
     }
+
+    /// `pickletools`' stack effect of an opcode: (stack before, stack after).
+    pub fn stack_effect(self) -> (&'static str, &'static str) {
+        match self {
+            Op::INT => ("[]", "[int_or_bool]"),
+            Op::BININT | Op::BININT1 | Op::BININT2 | Op::LONG | Op::LONG1 | Op::LONG4 => {
+                ("[]", "[int]")
+            }
+            Op::STRING | Op::BINSTRING | Op::SHORT_BINSTRING => ("[]", "[bytes_or_str]"),
+            Op::BINBYTES | Op::SHORT_BINBYTES | Op::BINBYTES8 => ("[]", "[bytes]"),
+            Op::BYTEARRAY8 => ("[]", "[bytearray]"),
+            Op::NEXT_BUFFER => ("[]", "[buffer]"),
+            Op::READONLY_BUFFER => ("[buffer]", "[buffer]"),
+            Op::NONE => ("[]", "[None]"),
+            Op::NEWTRUE | Op::NEWFALSE => ("[]", "[bool]"),
+            Op::UNICODE | Op::SHORT_BINUNICODE | Op::BINUNICODE | Op::BINUNICODE8 => {
+                ("[]", "[str]")
+            }
+            Op::FLOAT | Op::BINFLOAT => ("[]", "[float]"),
+            Op::EMPTY_LIST => ("[]", "[list]"),
+            Op::APPEND => ("[list, any]", "[list]"),
+            Op::APPENDS => ("[list, mark, stackslice]", "[list]"),
+            Op::LIST => ("[mark, stackslice]", "[list]"),
+            Op::EMPTY_TUPLE => ("[]", "[tuple]"),
+            Op::TUPLE => ("[mark, stackslice]", "[tuple]"),
+            Op::TUPLE1 => ("[any]", "[tuple]"),
+            Op::TUPLE2 => ("[any, any]", "[tuple]"),
+            Op::TUPLE3 => ("[any, any, any]", "[tuple]"),
+            Op::EMPTY_DICT => ("[]", "[dict]"),
+            Op::DICT => ("[mark, stackslice]", "[dict]"),
+            Op::SETITEM => ("[dict, any, any]", "[dict]"),
+            Op::SETITEMS => ("[dict, mark, stackslice]", "[dict]"),
+            Op::EMPTY_SET => ("[]", "[set]"),
+            Op::ADDITEMS => ("[set, mark, stackslice]", "[set]"),
+            Op::FROZENSET => ("[mark, stackslice]", "[frozenset]"),
+            Op::POP => ("[any]", "[]"),
+            Op::DUP => ("[any]", "[any, any]"),
+            Op::MARK => ("[]", "[mark]"),
+            Op::POP_MARK => ("[mark, stackslice]", "[]"),
+            Op::GET | Op::BINGET | Op::LONG_BINGET => ("[]", "[any]"),
+            Op::PUT | Op::BINPUT | Op::LONG_BINPUT => ("[]", "[]"),
+            Op::MEMOIZE => ("[any]", "[any]"),
+            Op::EXT1 | Op::EXT2 | Op::EXT4 | Op::GLOBAL => ("[]", "[any]"),
+            Op::STACK_GLOBAL => ("[str, str]", "[any]"),
+            Op::REDUCE | Op::BUILD | Op::NEWOBJ => ("[any, any]", "[any]"),
+            Op::INST => ("[mark, stackslice]", "[any]"),
+            Op::OBJ => ("[mark, any, stackslice]", "[any]"),
+            Op::NEWOBJ_EX => ("[any, any, any]", "[any]"),
+            Op::PROTO | Op::FRAME => ("[]", "[]"),
+            Op::STOP => ("[any]", "[]"),
+            Op::PERSID => ("[]", "[any]"),
+            Op::BINPERSID => ("[any]", "[any]"),
+        }
+    }
 }
 
 #[cfg(test)]

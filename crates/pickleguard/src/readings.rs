@@ -27,6 +27,11 @@ pub(crate) fn judge(
     divergence: Divergence,
     files: bool,
 ) {
+    // The observer is shown the C unpickler's reading only.
+    let ctx = &Context {
+        stream: None,
+        ..*ctx
+    };
     if let (Some(at), Unpickler::C) = (divergence.python, unpickler) {
         let alt = analyze_reading(data, policy, ctx, Unpickler::Python, files);
         fold(

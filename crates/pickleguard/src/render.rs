@@ -1,6 +1,8 @@
 //! Python-like rendering of symbolic values and calls, for findings and `explain`.
 
 use crate::machine::{CallKind, Machine};
+use crate::opcodes::Op;
+use crate::reader::{self, Arg};
 use crate::value::{CallId, GlobalId, StrData, StrId, Value};
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -53,7 +55,8 @@ pub fn render_callable(m: &Machine<'_>, v: Value) -> String {
 }
 
 /// A Python `str` literal of at most `budget` characters (then `...`): the one way a string
-/// literal is written, in findings and in `explain`.
+/// literal is written, in findings and in `explain`. Control characters (C0, DEL, C1) are
+/// escaped, so what a scanned file holds never reaches a terminal raw.
 pub fn py_str(s: &str, out: &mut String, budget: usize) {
     out.push('\'');
     for (i, c) in s.chars().enumerate() {
@@ -67,7 +70,9 @@ pub fn py_str(s: &str, out: &mut String, budget: usize) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+            // C0 and C1 controls and DEL, as Python's repr writes them: a scanned string
+            // must not reach a terminal as a control sequence (U+009B is a CSI).
+            c if (c as u32) < 0x20 || ('\u{7f}'..='\u{9f}').contains(&c) => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
             c => out.push(c),
@@ -302,5 +307,147 @@ fn write_args(m: &Machine<'_>, args: Value, out: &mut String, depth: u32) {
             write_value(m, other, out, depth + 1, &Finding);
             out.push(')');
         }
+    }
+}
+
+/// A Python `bytes` literal of at most `budget` bytes ([`py_bytes`]), followed by the whole
+/// length when it is cut.
+pub fn py_bytes_counted(b: &[u8], out: &mut String, budget: usize) {
+    py_bytes(b, out, budget);
+    if b.len() > budget {
+        let _ = write!(out, " ({} bytes)", b.len());
+    }
+}
+
+/// The listing style of `pickleguard explain`: globals and call results by the names its
+/// listing binds them to, longer literals than findings, hidden items counted.
+pub struct NamedStyle<'n> {
+    /// The expression of each global (by [`GlobalId`]).
+    pub globals: &'n [String],
+    /// The variable of each call that produces a value (by [`CallId`]).
+    pub calls: &'n [Option<String>],
+}
+
+impl NamedStyle<'_> {
+    /// Longest string or bytes literal.
+    const LITERAL_WIDTH: usize = 100;
+    /// Output length after which a container stops.
+    const BUDGET: usize = 800;
+    const MAX_DEPTH: u32 = 8;
+}
+
+impl Style for NamedStyle<'_> {
+    fn budget(&self) -> usize {
+        Self::BUDGET
+    }
+
+    fn max_depth(&self) -> u32 {
+        Self::MAX_DEPTH
+    }
+
+    fn text(&self, m: &Machine<'_>, id: StrId, out: &mut String) {
+        str_literal(m, id, out, Self::LITERAL_WIDTH)
+    }
+
+    fn blob(&self, b: &[u8], out: &mut String) {
+        py_bytes_counted(b, out, Self::LITERAL_WIDTH)
+    }
+
+    fn more(&self, hidden: usize, out: &mut String) {
+        let _ = write!(out, ", ... {hidden} more");
+    }
+
+    fn global(&self, _m: &Machine<'_>, g: GlobalId, out: &mut String) {
+        match self.globals.get(g as usize) {
+            Some(s) => out.push_str(s),
+            None => out.push_str("<global>"),
+        }
+    }
+
+    fn call(&self, _m: &Machine<'_>, c: CallId, out: &mut String, _depth: u32) {
+        match self.calls.get(c as usize) {
+            Some(Some(s)) => out.push_str(s),
+            _ => out.push_str("<result>"),
+        }
+    }
+}
+
+/// The inline argument of an opcode as a listing shows it: literals of at most
+/// [`OP_ARG_WIDTH`] characters, the whole cut at `OP_ARG_WIDTH + 20`.
+pub fn op_arg(op: Op, arg: &Arg<'_>) -> String {
+    let str_lit = |s: &str| {
+        let mut out = String::new();
+        py_str(s, &mut out, OP_ARG_WIDTH);
+        out
+    };
+    let bytes_lit = |b: &[u8]| {
+        let mut out = String::new();
+        py_bytes_counted(b, &mut out, OP_ARG_WIDTH);
+        out
+    };
+    let s = match *arg {
+        Arg::None => String::new(),
+        Arg::Int(i) => i.to_string(),
+        Arg::U64(u) => u.to_string(),
+        Arg::Bool(b) => if b { "True" } else { "False" }.into(),
+        Arg::LongBytes(b) => crate::bigint::le_to_decimal(b),
+        Arg::LongText(t) => crate::bigint::text_to_decimal(t),
+        Arg::Float(f) => {
+            let mut s = String::new();
+            py_float(f, &mut s);
+            s
+        }
+        Arg::Bytes(b) => bytes_lit(b),
+        Arg::Utf8(s) => str_lit(s),
+        Arg::Wtf8(b) => str_lit(&reader::wtf8_lossy(b)),
+        Arg::Line(l) => match op {
+            Op::STRING => match reader::decode_string_line(l) {
+                Ok(b) => bytes_lit(&b),
+                Err(_) => bytes_lit(l),
+            },
+            Op::UNICODE => str_lit(&reader::raw_unicode_escape_decode(l).unwrap_or_default()),
+            _ => str_lit(&String::from_utf8_lossy(l)),
+        },
+        Arg::Pair(m, n) => format!("{m} {n}"),
+    };
+    shorten(s, OP_ARG_WIDTH + 20)
+}
+
+/// Longest string or bytes literal in an opcode's argument ([`op_arg`]).
+pub const OP_ARG_WIDTH: usize = 40;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(s: &str) -> String {
+        let mut out = String::new();
+        py_str(s, &mut out, 100);
+        out
+    }
+
+    /// Every control character is escaped as Python's repr escapes it; printable text,
+    /// from U+00A0 on, is written as is.
+    #[test]
+    fn str_literals_escape_every_control_character() {
+        assert_eq!(lit("a\u{1b}[2Jb"), "'a\\x1b[2Jb'");
+        assert_eq!(lit("\u{7f}"), "'\\x7f'");
+        assert_eq!(
+            lit("\u{80}\u{85}\u{9b}31m\u{9f}"),
+            "'\\x80\\x85\\x9b31m\\x9f'"
+        );
+        assert_eq!(lit("\u{7e}\u{a0}é"), "'~\u{a0}é'");
+        for c in (0u32..0x20).chain(0x7f..0xa0).filter_map(char::from_u32) {
+            let out = lit(&c.to_string());
+            assert!(out.chars().all(|o| !o.is_control()), "{c:?} -> {out:?}");
+        }
+    }
+
+    /// Bytes literals already write every byte outside printable ASCII as `\xNN`.
+    #[test]
+    fn bytes_literals_escape_every_control_byte() {
+        let mut out = String::new();
+        py_bytes(b"\x1b\x7f\x9b", &mut out, 100);
+        assert_eq!(out, "b'\\x1b\\x7f\\x9b'");
     }
 }

@@ -3,6 +3,7 @@
 //! (`crate::context::ScanContext`) for each input. The free functions of the crate root
 //! ([`crate::scan_bytes`], [`crate::analyze_pickle`], ...) are its common cases.
 
+use crate::context::observe::ScanObserver;
 use crate::context::streams::PickleStream;
 use crate::context::{LoadScans, Options, ReadHint, ScanContext};
 use crate::policy::Policy;
@@ -59,9 +60,20 @@ impl<'a> Scan<'a> {
         self
     }
 
+    /// Show `observer` each pickle the scan's stream driver runs, with the streams numbered as
+    /// [`Scan::file_with_streams`] lists them. An observed scan builds the values of every
+    /// pickle, without the shape-only first run of plain data (which keeps none to show):
+    /// its reports are the same, as the fast-path tests prove.
+    pub fn observe(mut self, observer: &'a dyn ScanObserver) -> Scan<'a> {
+        self.opts.observer = Some(observer);
+        self
+    }
+
     fn context(&self, data: &[u8], record_streams: bool) -> ScanContext<'a> {
+        let observed = self.opts.observer.is_some();
         let opts = Options {
-            record_streams,
+            record_streams: record_streams || observed,
+            no_fast_path: self.opts.no_fast_path || observed,
             ..self.opts
         };
         ScanContext::new(self.policy, data, opts, crate::container::scan_nested)

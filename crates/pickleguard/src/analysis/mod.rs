@@ -27,6 +27,7 @@ use schema::*;
 #[allow(unused_imports)]
 use side_files::*;
 
+use crate::context::observe::{Graph, JoblibStep, PickleRun, RunEnd};
 use crate::context::ScanContext;
 use crate::decode;
 use crate::machine::{CallKind, CallNode, Machine, Outcome, Unpickler};
@@ -47,6 +48,9 @@ pub(crate) struct Context<'s> {
     /// A record of a TorchScript archive, which `torch.jit.load` (and `torch.load`, which hands
     /// such archives to it) reads with its C++ unpickler: see [`Policy::torchscript_verdict`].
     pub(crate) torchscript: bool,
+    /// The recorded stream this is the C unpickler's reading of (with joblib's reads), which
+    /// the scan's observer is shown; `None` for the other readings and unrecorded streams.
+    pub(crate) stream: Option<usize>,
     /// The scan: its budget, recorder and scanner for nested files (whole files, e.g. a torch
     /// zip for `_load_from_bytes`, maybe compressed: sniffed like any file).
     pub(crate) scan: &'s ScanContext<'s>,
@@ -59,6 +63,7 @@ impl<'s> Context<'s> {
             depth: 0,
             joblib: true,
             torchscript: false,
+            stream: None,
             scan,
         }
     }
@@ -120,6 +125,12 @@ pub(crate) fn analyze_reading(
     let mut m = Machine::new(data, policy.limits.clone());
     m.joblib = ctx.joblib;
     m.unpickler = unpickler;
+    // The reading the observer (if any) is shown, and what it is shown besides the machine.
+    let observed = ctx
+        .stream
+        .zip(ctx.scan.observer())
+        .filter(|_| unpickler == Unpickler::C);
+    let mut steps: Vec<JoblibStep<'_>> = Vec::new();
     let mut pos = 0usize;
     let mut index: u64 = 0;
     let mut joblib_seen = false;
@@ -142,12 +153,31 @@ pub(crate) fn analyze_reading(
             outcome = m.run(start);
         }
         m.set_shape_only(false);
+        steps.clear();
+        let mut keep = observed.is_some().then_some(&mut steps);
         while let Outcome::JoblibArray { next, wrapper } = outcome {
             joblib_seen = true;
-            outcome = match joblib_array(&m, wrapper, next, policy, ctx, &mut sub, &mut skipped) {
+            let read = JoblibArray {
+                wrapper,
+                next,
+                skipped: &mut skipped,
+                steps: keep.as_deref_mut(),
+            };
+            outcome = match joblib_array(&m, read, policy, ctx, &mut sub) {
                 Ok(resume) => m.resume(resume),
                 Err(o) => o,
             };
+        }
+        if let (Some((stream, observer)), Some(end)) = (observed, RunEnd::of(&outcome)) {
+            let reads: Vec<_> = steps.iter().map(JoblibStep::view).collect();
+            observer.pickle(&PickleRun {
+                stream,
+                index,
+                start,
+                graph: Graph::new(&m),
+                joblib: &reads,
+                end: &end,
+            });
         }
         match outcome {
             Outcome::Stop { end, .. } => {
@@ -212,6 +242,7 @@ pub(crate) fn analyze_reading(
     if joblib_seen && ctx.joblib {
         let plain = Context {
             joblib: false,
+            stream: None,
             ..*ctx
         };
         plain_view(&mut report, analyze_stream(data, policy, &plain), &skipped);
@@ -335,49 +366,73 @@ pub fn joblib_array_data(
     Ok(JoblibData::Numeric { end: end as usize })
 }
 
-/// joblib reads a NumpyArrayWrapper's array straight from the stream: skip exactly the bytes
-/// it reads (or analyse the pickle it loads for object arrays). Returns where the pickle goes on;
-/// the numeric array's bytes are added to `skipped`.
-fn joblib_array(
-    m: &Machine<'_>,
+/// One pause of the driver at a joblib array: the wrapper's call, where the unpickler paused,
+/// and where what joblib reads is kept.
+struct JoblibArray<'k, 'd> {
     wrapper: CallId,
     next: usize,
+    /// The numeric arrays' bytes.
+    skipped: &'k mut Vec<(u64, u64)>,
+    /// Each read, for the observer (`None`: unobserved).
+    steps: Option<&'k mut Vec<JoblibStep<'d>>>,
+}
+
+/// joblib reads a NumpyArrayWrapper's array straight from the stream: skip exactly the bytes
+/// it reads (or analyse the pickle it loads for object arrays). Returns where the pickle goes on;
+/// the numeric array's bytes are added to `read.skipped`.
+fn joblib_array<'d>(
+    m: &Machine<'d>,
+    read: JoblibArray<'_, 'd>,
     policy: &Policy,
     ctx: &Context,
     sub: &mut Report,
-    skipped: &mut Vec<(u64, u64)>,
 ) -> Result<usize, Outcome> {
+    let next = read.next;
     let fail = |msg: &'static str| Outcome::Error {
         pos: next,
         err: crate::machine::MachineError::BadText(msg),
     };
-    match joblib_array_data(m, wrapper, next).map_err(fail)? {
+    match joblib_array_data(m, read.wrapper, next).map_err(fail)? {
         JoblibData::Objects => {
-            let (end, rep) = single_pickle(m.data, next, policy, ctx);
+            let (stopped, rep, inner) = single_pickle(m.data, next, policy, ctx);
             sub.absorb(rep, Some(&format!("joblib object array at byte {next}")));
-            end.ok_or_else(|| fail("joblib object array pickle is broken"))
+            let (stop, end) =
+                stopped.ok_or_else(|| fail("joblib object array pickle is broken"))?;
+            if let Some(steps) = read.steps {
+                steps.push(JoblibStep::Objects {
+                    at: next,
+                    stop,
+                    end,
+                    machine: inner,
+                });
+            }
+            Ok(end)
         }
         JoblibData::Numeric { end } => {
-            skipped.push((next as u64, end as u64));
+            read.skipped.push((next as u64, end as u64));
+            if let Some(steps) = read.steps {
+                steps.push(JoblibStep::Numeric { at: next, end });
+            }
             Ok(end)
         }
     }
 }
 
-/// Analyse exactly one pickle starting at `start`; returns where it ended (None if broken).
-fn single_pickle(
-    data: &[u8],
+/// Analyse exactly one pickle starting at `start`; returns where its STOP is and where it
+/// ended (None if broken), and its run.
+fn single_pickle<'d>(
+    data: &'d [u8],
     start: usize,
     policy: &Policy,
     ctx: &Context,
-) -> (Option<usize>, Report) {
-    let mut m = Machine::new(data, policy.limits.clone());
+) -> (Option<(usize, usize)>, Report, Box<Machine<'d>>) {
+    let mut m = Box::new(Machine::new(data, policy.limits.clone()));
     m.joblib = ctx.joblib;
     let mut sub = Report::new("raw_pickle");
     let out = m.run(start);
     judge(&m, policy, ctx, &mut sub);
-    match out {
-        Outcome::Stop { end, .. } => (Some(end), sub),
+    let stopped = match out {
+        Outcome::Stop { pos, end } => Some((pos, end)),
         Outcome::Error { pos, err } => {
             sub.push(Finding::new(
                 FindingType::Malformed,
@@ -386,13 +441,14 @@ fn single_pickle(
                 format!("the stream breaks here ({err})"),
             ));
             sub.complete = false;
-            (None, sub)
+            None
         }
         _ => {
             limit_finding(&mut sub, start, "nested joblib pickle");
-            (None, sub)
+            None
         }
-    }
+    };
+    (stopped, sub, m)
 }
 
 fn dict_get(m: &Machine<'_>, d: Value, key: &str) -> Option<Value> {

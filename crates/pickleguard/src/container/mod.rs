@@ -94,6 +94,7 @@ pub(crate) fn stream_ctx<'s>(cx: &'s ScanContext<'s>, depth: u32) -> Context<'s>
         depth,
         joblib: true,
         torchscript: cx.in_torchscript(depth),
+        stream: None,
         scan: cx,
     }
 }
@@ -101,7 +102,11 @@ pub(crate) fn stream_ctx<'s>(cx: &'s ScanContext<'s>, depth: u32) -> Context<'s>
 /// Analyse raw pickle bytes (all pickles of the stream), recording the stream.
 pub(crate) fn analyze(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
     let at = cx.begin_stream(data);
-    let r = analyze_stream(data, cx.policy, &stream_ctx(cx, depth));
+    let ctx = Context {
+        stream: at,
+        ..stream_ctx(cx, depth)
+    };
+    let r = analyze_stream(data, cx.policy, &ctx);
     cx.end_stream(at, &r.format);
     r
 }

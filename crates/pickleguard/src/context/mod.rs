@@ -9,6 +9,7 @@
 //! nested files through the context without importing the container layer.
 
 pub mod budget;
+pub mod observe;
 pub mod streams;
 
 use std::cell::{Cell, RefCell};
@@ -16,6 +17,7 @@ use std::cell::{Cell, RefCell};
 use crate::policy::Policy;
 use crate::report::Report;
 use budget::Budget;
+use observe::ScanObserver;
 use streams::Recorder;
 
 /// Analyses a serialized file found inside another (an archive member, the bytes handed to
@@ -62,6 +64,8 @@ pub(crate) struct ScanContext<'a> {
     /// The depth of the records of the TorchScript archive being scanned, if any.
     torchscript_depth: Cell<Option<u32>>,
     read_hint: Option<ReadHint<'a>>,
+    /// Shown each pickle the stream driver runs (see [`observe`]).
+    observer: Option<&'a dyn ScanObserver>,
     nested: NestedScanner,
 }
 
@@ -72,6 +76,7 @@ pub(crate) struct Options<'a> {
     pub(crate) no_fast_path: bool,
     pub(crate) read_hint: Option<ReadHint<'a>>,
     pub(crate) record_streams: bool,
+    pub(crate) observer: Option<&'a dyn ScanObserver>,
 }
 
 impl<'a> ScanContext<'a> {
@@ -92,6 +97,7 @@ impl<'a> ScanContext<'a> {
             fast_path: !opts.no_fast_path,
             torchscript_depth: Cell::new(None),
             read_hint: opts.read_hint,
+            observer: opts.observer,
             nested,
         }
     }
@@ -122,7 +128,16 @@ impl<'a> ScanContext<'a> {
 
     /// A stream's analysis begins; its index (if recording) for [`Self::end_stream`].
     pub(crate) fn begin_stream(&self, data: &[u8]) -> Option<usize> {
-        self.recorder.as_ref().map(|r| r.borrow_mut().begin(data))
+        let at = self.recorder.as_ref().map(|r| r.borrow_mut().begin(data));
+        if let (Some(i), Some(o)) = (at, self.observer) {
+            o.stream(i);
+        }
+        at
+    }
+
+    /// The observer of the stream driver, if the scan has one (it always records streams).
+    pub(crate) fn observer(&self) -> Option<&'a dyn ScanObserver> {
+        self.observer
     }
 
     pub(crate) fn end_stream(&self, at: Option<usize>, format: &str) {
