@@ -414,8 +414,9 @@ fn dtype_info(m: &Machine<'_>, dtype: Value) -> Option<(u64, bool)> {
         return None;
     };
     let spec = m.arena.text(m.data, s).into_owned();
-    let state = m
-        .calls
+    // A BUILD of the dtype comes after the call that made it: searching from there finds
+    // the same first one without walking every call before (once per array of a model).
+    let state = m.calls[c as usize..]
         .iter()
         .find(|b| b.kind == CallKind::Build && b.callable == dtype)
         .and_then(|b| m.args_of(b.args));
