@@ -413,7 +413,7 @@ fn dtype_info(m: &Machine<'_>, dtype: Value) -> Option<(u64, bool)> {
     let Value::Str(s) = *args.items.first()? else {
         return None;
     };
-    let spec = m.arena.text(m.data, s).into_owned();
+    let spec = m.arena.text(m.data, s);
     // A BUILD of the dtype comes after the call that made it: searching from there finds
     // the same first one without walking every call before (once per array of a model).
     let state = m.calls[c as usize..]
