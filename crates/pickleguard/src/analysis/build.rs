@@ -181,12 +181,11 @@ pub(super) struct StateSummary {
 /// Computed once per state value (one memoised state of 40k keys applied by 100k BUILDs).
 pub(super) fn state_summary(m: &Machine<'_>, j: &Judged<'_>, state: Value) -> Rc<StateSummary> {
     let key = match state {
-        Value::Dict(n) => Some((0u8, n)),
-        Value::Tuple(n) => Some((1u8, n)),
+        Value::Dict(n) | Value::Tuple(n) => Some(n as usize),
         _ => None,
     };
     if let Some(k) = key {
-        if let Some(r) = j.states.borrow().get(&k) {
+        if let Some(Some(r)) = j.states.borrow().get(k) {
             return r.clone();
         }
     }
@@ -200,7 +199,9 @@ pub(super) fn state_summary(m: &Machine<'_>, j: &Judged<'_>, state: Value) -> Rc
         shown: OnceCell::new(),
     });
     if let Some(k) = key {
-        j.states.borrow_mut().insert(k, r.clone());
+        if let Some(slot) = j.states.borrow_mut().get_mut(k) {
+            *slot = Some(r.clone());
+        }
     }
     r
 }

@@ -62,12 +62,6 @@ pub(super) fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut R
                 .clone()
         })
         .collect();
-    let mut builds = IdMap::default();
-    for (i, c) in m.calls.iter().enumerate() {
-        if let (CallKind::Build, Value::Call(t)) = (c.kind, c.callable) {
-            builds.insert(t, i);
-        }
-    }
     let j = Judged {
         verdicts,
         names: std::iter::repeat_with(OnceCell::new)
@@ -77,10 +71,10 @@ pub(super) fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut R
         budget: &ctx.scan.budget,
         steps: Cell::new(4096 + 64 * (m.calls.len() + m.arena.nodes.len()) as u64),
         examined: RefCell::new(IdSet::default()),
-        builds,
-        states: RefCell::new(IdMap::default()),
+        builds: OnceCell::new(),
+        states: RefCell::new(vec![None; m.arena.nodes.len()]),
         nested: RefCell::new(IdMap::default()),
-        data: RefCell::new(IdMap::default()),
+        data: RefCell::new(vec![None; m.arena.nodes.len()]),
     };
     let mut used: Vec<u8> = vec![0; m.globals.len()];
 

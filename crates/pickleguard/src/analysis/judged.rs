@@ -3,6 +3,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use std::borrow::Cow;
 
 /// Longest string taken as an identifier or attribute name by argument rules and attribute
 /// walks (CPython has no limit, real names are short; longer ones fail the rule).
@@ -37,21 +38,35 @@ pub(super) struct Judged<'p> {
     /// Literal arguments already examined (value kind, id, category): a memoised literal
     /// handed to many calls is looked into once.
     pub(super) examined: RefCell<IdSet<(u8, u32, u8)>>,
-    /// The last BUILD applied to each call result (index into `m.calls`).
-    pub(super) builds: IdMap<CallId, usize>,
-    /// BUILD states already looked at (see `state_summary`).
-    pub(super) states: RefCell<IdMap<ValueKey, Rc<StateSummary>>>,
+    /// The last BUILD applied to each call result (index into `m.calls`): only a partial
+    /// needs it, so it is made on first use (a model's pickle has a BUILD per object).
+    pub(super) builds: OnceCell<IdMap<CallId, usize>>,
+    /// BUILD states already looked at (see `state_summary`), by node id (a node is one
+    /// dict or one tuple): a vector, as a model's pickle looks at one per BUILD.
+    pub(super) states: RefCell<Vec<Option<Rc<StateSummary>>>>,
     /// Files embedded in call arguments already analysed (`nested_file`): accepted or not, and
     /// the finding's severity and format.
     pub(super) nested: RefCell<IdMap<ValueKey, NestedVerdict>>,
     /// Containers already checked against the `data` schema (without a grammar): what does
-    /// not fit, if anything.
-    pub(super) data: RefCell<IdMap<u32, Option<String>>>,
+    /// not fit, if anything; by node id, `None` while unchecked.
+    pub(super) data: RefCell<Vec<Option<Option<String>>>>,
 }
 
 impl Judged<'_> {
     pub(super) fn name(&self, m: &Machine<'_>, g: u32) -> &str {
         self.names[g as usize].get_or_init(|| global_name(m, g))
+    }
+
+    pub(super) fn builds(&self, m: &Machine<'_>) -> &IdMap<CallId, usize> {
+        self.builds.get_or_init(|| {
+            let mut builds = IdMap::default();
+            for (i, c) in m.calls.iter().enumerate() {
+                if let (CallKind::Build, Value::Call(t)) = (c.kind, c.callable) {
+                    builds.insert(t, i);
+                }
+            }
+            builds
+        })
     }
 
     /// Spend one visit of a structure walk; false when none are left.
@@ -72,19 +87,21 @@ pub(super) fn charge(budget: &crate::context::budget::Budget, n: usize) -> bool 
 
 /// A global a value stands for: the global itself, or `getattr(<global>, '<literal>')`
 /// (an attribute walk done at load time, judged like the dotted name it reaches).
-pub(super) fn resolved_global(
+/// The name comes borrowed from the cache of global names when the value is a global: this
+/// runs for every call and BUILD of a model's pickle.
+pub(super) fn resolved_global<'j>(
     m: &Machine<'_>,
-    j: &Judged<'_>,
+    j: &'j Judged<'_>,
     v: Value,
     depth: u32,
-) -> Option<(String, Rc<GlobalVerdict>)> {
+) -> Option<(Cow<'j, str>, Rc<GlobalVerdict>)> {
     match v {
         Value::Global(g) => {
             let gr = &m.globals[g as usize];
             if gr.ext.is_some() || gr.computed {
                 return None;
             }
-            Some((j.name(m, g).to_string(), j.verdicts[g as usize].clone()))
+            Some((Cow::Borrowed(j.name(m, g)), j.verdicts[g as usize].clone()))
         }
         Value::Call(c) if depth < 8 && m.calls[c as usize].kind == CallKind::Persistent => {
             // Legacy torch files save a module's class as the persistent id
@@ -100,7 +117,10 @@ pub(super) fn resolved_global(
         Value::Call(c) if depth < 8 && is_partial(m, j, c) => {
             // partial(f) with no bound arguments calls f; bound ones would bypass f's rules.
             let call = &m.calls[c as usize];
-            let built = j.builds.get(&c).and_then(|&b| m.args_of(m.calls[b].args));
+            let built = j
+                .builds(m)
+                .get(&c)
+                .and_then(|&b| m.args_of(m.calls[b].args));
             let (func, bound) = match built {
                 Some(state) => (
                     state.items.first().copied()?,
@@ -121,7 +141,7 @@ pub(super) fn resolved_global(
             if bound > 0 && j.policy.rules_for(verdict.qualname()).is_some() {
                 return None;
             }
-            Some((format!("functools.partial({shown})"), verdict))
+            Some((format!("functools.partial({shown})").into(), verdict))
         }
         Value::Call(c) if depth < 8 => {
             let call = &m.calls[c as usize];
@@ -152,7 +172,7 @@ pub(super) fn resolved_global(
             let (shown, base) = match args.items[0] {
                 Value::Call(o) => {
                     let (shown, class) = maker(m, j, o, depth + 1)?;
-                    (format!("<{shown} object>"), class)
+                    (format!("<{shown} object>").into(), class)
                 }
                 other => resolved_global(m, j, other, depth + 1)?,
             };
@@ -174,7 +194,7 @@ pub(super) fn resolved_global(
                     verdict.allowed |= uses::VALUE;
                 }
             }
-            Some((format!("{shown}.{attr}"), Rc::new(verdict)))
+            Some((format!("{shown}.{attr}").into(), Rc::new(verdict)))
         }
         _ => None,
     }
@@ -191,12 +211,12 @@ fn is_public_name(t: &str) -> bool {
 /// NEWOBJ, `copyreg._reconstructor` / `__newobj__` / `__newobj_ex__`'s first argument, the
 /// type of `getattr(Cls, '__new__')`, else the callable (a v2 entry grants `build` etc. on a
 /// function for the object it returns, with the review of that object's methods).
-pub(super) fn maker(
+pub(super) fn maker<'j>(
     m: &Machine<'_>,
-    j: &Judged<'_>,
+    j: &'j Judged<'_>,
     c: CallId,
     depth: u32,
-) -> Option<(String, Rc<GlobalVerdict>)> {
+) -> Option<(Cow<'j, str>, Rc<GlobalVerdict>)> {
     if depth > 8 {
         return None;
     }
@@ -217,7 +237,7 @@ pub(super) fn maker(
     }
     if let Some(cls) = v.name.strip_suffix(".__new__") {
         let class = j.policy.judge(&v.module, cls);
-        return Some((format!("{}.{cls}", v.module), Rc::new(class)));
+        return Some((format!("{}.{cls}", v.module).into(), Rc::new(class)));
     }
     Some((shown, v))
 }

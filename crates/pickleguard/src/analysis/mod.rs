@@ -469,9 +469,10 @@ fn dtype_info(m: &Machine<'_>, dtype: Value) -> Option<(u64, bool)> {
     let Value::Str(s) = *args.items.first()? else {
         return None;
     };
-    let spec = m.arena.text(m.data, s).into_owned();
-    let state = m
-        .calls
+    let spec = m.arena.text(m.data, s);
+    // A BUILD of the dtype comes after the call that made it: searching from there finds
+    // the same first one without walking every call before (once per array of a model).
+    let state = m.calls[c as usize..]
         .iter()
         .find(|b| b.kind == CallKind::Build && b.callable == dtype)
         .and_then(|b| m.args_of(b.args));

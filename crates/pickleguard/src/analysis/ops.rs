@@ -232,13 +232,11 @@ pub(super) fn judge_build_op(
 
 /// The value of `key` in a BUILD state (a dict, or the dict of `(dict, slotstate)`).
 fn state_value(m: &Machine<'_>, state: Value, key: &str) -> Option<Value> {
-    let dicts: Vec<Value> = match state {
-        Value::Tuple(n) if m.arena.nodes[n as usize].len == 2 => {
-            m.arena.nodes[n as usize].items.clone()
-        }
-        _ => vec![state],
+    let dicts: &[Value] = match state {
+        Value::Tuple(n) if m.arena.nodes[n as usize].len == 2 => &m.arena.nodes[n as usize].items,
+        _ => std::slice::from_ref(&state),
     };
-    dicts.into_iter().find_map(|d| dict_get(m, d, key))
+    dicts.iter().find_map(|&d| dict_get(m, d, key))
 }
 
 /// `copyreg._reconstructor(cls, base, state)`: unless `base` is `object`, CPython runs

@@ -68,7 +68,7 @@ pub(super) fn data_misfit(
             }
             let memo = schema.strings.is_none();
             if memo {
-                if let Some(r) = j.data.borrow().get(&n) {
+                if let Some(Some(r)) = j.data.borrow().get(n as usize) {
                     return r.clone();
                 }
             }
@@ -77,7 +77,9 @@ pub(super) fn data_misfit(
                 .all()
                 .find_map(|x| data_misfit(m, j, schema, x, depth + 1));
             if memo {
-                j.data.borrow_mut().insert(n, r.clone());
+                if let Some(slot) = j.data.borrow_mut().get_mut(n as usize) {
+                    *slot = Some(r.clone());
+                }
             }
             r
         }

@@ -183,25 +183,17 @@ impl Reader {
 /// Candidate end of central directory records, last first (zipfile and miniz both take the
 /// last one in the tail; earlier ones are tried only when it leads nowhere).
 fn end_records(d: &[u8]) -> Vec<usize> {
-    let mut cands = Vec::new();
     if d.len() < 22 {
-        return cands;
+        return Vec::new();
     }
     let lo = d.len().saturating_sub(22 + 0xffff);
-    let mut i = d.len() - 22;
-    loop {
-        if &d[i..i + 4] == EOCD_SIG {
-            cands.push(i);
-            if cands.len() >= 8 {
-                break;
-            }
-        }
-        if i == lo {
-            break;
-        }
-        i -= 1;
-    }
-    cands
+    // Every file is searched (a pickle may have a zip behind it): a vectorised search of
+    // the 64 KiB tail, not a comparison per byte. The signature cannot overlap itself, so
+    // non-overlapping matches are all of them.
+    memchr::memmem::rfind_iter(&d[lo..d.len() - 22 + EOCD_SIG.len()], EOCD_SIG)
+        .take(8)
+        .map(|i| lo + i)
+        .collect()
 }
 
 /// The central directory as zipfile reads it, or else as miniz does (for polyglot location).

@@ -311,8 +311,11 @@ impl<'a> Machine<'a> {
         self.arena.shape = on;
         if !on {
             // A full run builds about one node and one call per 16-20 bytes of a model's
-            // pickle: growing there by doubling copied and re-faulted both vectors.
-            let want = (self.data.len() / 16).min(1 << 16);
+            // pickle: growing there by doubling copied and re-faulted both vectors. Capped
+            // low, as the input may be mostly array bytes (a joblib dump): 64k of each
+            // reserved 7 MB per analysis for a forest that makes 1,500, and mapping and
+            // unmapping it cost more than the growth it saves.
+            let want = (self.data.len() / 16).min(1 << 12);
             if self.arena.nodes.is_empty() {
                 self.arena.nodes.reserve(want);
             }
