@@ -12,8 +12,8 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use pickleguard::analysis::{joblib_array_data, JoblibData};
-use pickleguard::machine::{Machine, Outcome};
+use pickleguard::internals::{joblib_array_data, JoblibData};
+use pickleguard::internals::{Machine, Outcome};
 use pickleguard::{analyze_pickle, Mode, Policy};
 
 /// The byte ranges the scan reads as pickle: from the end of one array to the next wrapper's

@@ -12,12 +12,12 @@ use crate::scan::{load, FileResult};
 use crate::term::{self, Style};
 use crate::walk::{Source, STDIN};
 use crate::{config, sarif, ExitStatus};
-use pickleguard::analysis::{joblib_array_data, JoblibData};
-use pickleguard::machine::{CallKind, Machine, MachineError, Outcome};
-use pickleguard::opcodes::Op;
-use pickleguard::reader::{self, Arg};
-use pickleguard::render;
-use pickleguard::value::{CallId, GlobalId, StrId, Value};
+use pickleguard::internals::render;
+use pickleguard::internals::Op;
+use pickleguard::internals::{joblib_array_data, JoblibData};
+use pickleguard::internals::{reader, Arg};
+use pickleguard::internals::{CallId, GlobalId, StrId, Value};
+use pickleguard::internals::{CallKind, Machine, MachineError, Outcome};
 use pickleguard::{Finding, Limits, PickleStream, Policy, Report};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -116,8 +116,8 @@ pub fn format_arg(op: Op, arg: &Arg<'_>) -> String {
         Arg::Int(i) => i.to_string(),
         Arg::U64(u) => u.to_string(),
         Arg::Bool(b) => if b { "True" } else { "False" }.into(),
-        Arg::LongBytes(b) => pickleguard::bigint::le_to_decimal(b),
-        Arg::LongText(t) => pickleguard::bigint::text_to_decimal(t),
+        Arg::LongBytes(b) => pickleguard::internals::le_to_decimal(b),
+        Arg::LongText(t) => pickleguard::internals::text_to_decimal(t),
         Arg::Float(f) => {
             let mut s = String::new();
             render::py_float(f, &mut s);

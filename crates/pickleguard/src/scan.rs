@@ -51,6 +51,16 @@ impl<'a> Scan<'a> {
         self
     }
 
+    /// End the scan's own work at `deadline`: past it, the machine (every few thousand
+    /// opcodes), each container member and each piece of decompressed output stop, and the
+    /// report is incomplete, with a `RESOURCE_LIMIT` finding for the time limit
+    /// ([`crate::Report::stopped_by_time_limit`]). The command line's `--timeout` sets it, so
+    /// an abandoned scan does not go on using a core.
+    pub fn deadline(mut self, deadline: std::time::Instant) -> Scan<'a> {
+        self.opts.deadline = Some(deadline);
+        self
+    }
+
     /// Run every pickle in full, without the shape-only first run (for the tests that prove
     /// the fast path changes nothing).
     #[doc(hidden)]

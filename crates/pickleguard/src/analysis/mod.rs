@@ -118,6 +118,7 @@ pub(crate) fn analyze_reading(
 ) -> Report {
     let mut report = Report::new("raw_pickle");
     let mut m = Machine::new(data, policy.limits.clone());
+    m.set_deadline(ctx.scan.budget.deadline());
     m.joblib = ctx.joblib;
     m.unpickler = unpickler;
     let mut pos = 0usize;
@@ -268,10 +269,9 @@ fn unreachable_outcome(report: &mut Report) {
 }
 
 fn limit_finding(report: &mut Report, pos: usize, what: &str) {
-    report.push(Finding::new(
-        FindingType::ResourceLimit,
-        Severity::High,
+    report.push(Finding::limit(
         pos as u64,
+        what,
         format!("analysis stopped at the {what} limit: the rest of the stream was not checked"),
     ));
     report.complete = false;
@@ -372,6 +372,7 @@ fn single_pickle(
     ctx: &Context,
 ) -> (Option<usize>, Report) {
     let mut m = Machine::new(data, policy.limits.clone());
+    m.set_deadline(ctx.scan.budget.deadline());
     m.joblib = ctx.joblib;
     let mut sub = Report::new("raw_pickle");
     let out = m.run(start);
