@@ -192,6 +192,7 @@ fn madvise(addr: usize, len: usize, advice: libc::c_int) {
         _ => return,
     };
     let start = addr & !(page - 1);
+    // SAFETY: as above: advice on this process's own pages, no memory changes.
     unsafe {
         libc::madvise(start as *mut libc::c_void, addr + len - start, advice);
     }
