@@ -82,6 +82,7 @@ impl<'a> Scan<'a> {
         let cx = self.context(data, false);
         let mut r = crate::container::scan_nested(&cx, data, 0);
         crate::analysis::note_name_only_refusals(&mut r, self.policy);
+        self.settle_deadline(&cx, &mut r);
         r
     }
 
@@ -91,6 +92,7 @@ impl<'a> Scan<'a> {
         let cx = self.context(data, true);
         let mut r = crate::container::scan_nested(&cx, data, 0);
         crate::analysis::note_name_only_refusals(&mut r, self.policy);
+        self.settle_deadline(&cx, &mut r);
         (r, cx.into_streams())
     }
 
@@ -101,6 +103,20 @@ impl<'a> Scan<'a> {
         let mut r =
             crate::analysis::analyze_stream(data, self.policy, &crate::analysis::Context::new(&cx));
         crate::analysis::note_name_only_refusals(&mut r, self.policy);
+        self.settle_deadline(&cx, &mut r);
         r
+    }
+
+    /// A scan still running when its deadline passed may have been cut anywhere, and a
+    /// nested analysis cut by the clock may report the limit of its own kind (a nested
+    /// joblib pickle, a view whose limit findings are not carried over): its report says the
+    /// time limit stopped it, whatever else it says, so that no caller takes it for the
+    /// file's verdict (the command line neither reports nor caches it). A scan that ends
+    /// just as the deadline passes is marked too: its caller has given up on it already.
+    fn settle_deadline(&self, cx: &ScanContext<'_>, r: &mut Report) {
+        if cx.budget.out_of_time() && !r.stopped_by_time_limit() {
+            crate::container::limit(r, 0, crate::limits::TIME_LIMIT);
+            r.finish(self.policy.threshold);
+        }
     }
 }
