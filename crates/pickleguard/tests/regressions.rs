@@ -565,7 +565,9 @@ fn striding_memo_indices_stay_small() {
     let r = exercise(&v, "memo stride");
     assert!(r.complete && !r.is_safe, "{}", show(&r));
     assert!(
-        r.findings.iter().any(|f| f.description.contains("memo index")),
+        r.findings
+            .iter()
+            .any(|f| f.description.contains("memo index")),
         "{}",
         show(&r)
     );
