@@ -26,6 +26,8 @@ fi
 echo "== cargo fmt --check, cargo clippy"
 cargo fmt --all -- --check
 cargo clippy --quiet --all-targets -- -D warnings
+# The bindings too: not a default member, since PyO3 needs a Python (the venv's).
+PYO3_PYTHON="$PY" cargo clippy --quiet -p pickleguard-py --all-targets -- -D warnings
 
 echo "== cargo test"
 cargo test --quiet   # default-members: the PyO3 crate is built by pip below

@@ -13,7 +13,7 @@ fn policy() -> &'static Policy {
 
 fuzz_target!(|data: &[u8]| {
     // The read-ahead advice is judged from any prefix of a file: never a panic.
-    let _ = pickleguard::container::reads_sparsely(data);
+    let _ = pickleguard::reads_sparsely(data);
     let r = scan_bytes(data, policy());
     if !r.complete && r.format != "not_pickle" {
         assert!(

@@ -5,8 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pickleguard::machine::Machine;
-use pickleguard::{analyze_pickle, disasm, file_reading, Limits, Mode, Policy};
+use pickleguard::internals::Machine;
+use pickleguard::internals::file_reading;
+use pickleguard::{analyze_pickle, disassemble, Limits, Mode, Policy};
 use std::sync::OnceLock;
 
 fn policies() -> &'static [Policy; 2] {
@@ -29,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let _ = serde_json::to_string(&r).expect("report serialises");
-    let d = disasm::disassemble(body);
+    let d = disassemble(body);
     let _ = serde_json::to_string(&d).expect("disassembly serialises");
     // Each reading of the stream from a file object is made of the input's own bytes, in
     // runs that move forward; the number of readings is bounded.

@@ -12,8 +12,8 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use pickleguard::analysis::{joblib_array_data, JoblibData};
-use pickleguard::machine::{Machine, Outcome};
+use pickleguard::internals::{joblib_array_data, JoblibData};
+use pickleguard::internals::{Machine, Outcome};
 use pickleguard::{analyze_pickle, Mode, Policy};
 
 /// The byte ranges the scan reads as pickle: from the end of one array to the next wrapper's
@@ -72,12 +72,14 @@ fn main() {
         t[0].push(s.elapsed().as_secs_f64() * 1e6);
 
         let s = Instant::now();
+        // SAFETY: a read-only map of a file this example wrote and nothing else changes.
         let map = unsafe { memmap2::Mmap::map(&file).unwrap() };
         assert!(analyze_pickle(&map, &policy).is_safe);
         drop(map);
         t[1].push(s.elapsed().as_secs_f64() * 1e6);
 
         let s = Instant::now();
+        // SAFETY: a read-only map of a file this example wrote and nothing else changes.
         let map = unsafe { memmap2::Mmap::map(&file).unwrap() };
         let stop = AtomicBool::new(false);
         let safe = std::thread::scope(|sc| {
@@ -85,8 +87,10 @@ fn main() {
             sc.spawn(move || {
                 let mut i = 0;
                 while i < bytes.len() && !stop.load(Ordering::Relaxed) {
-                    // SAFETY: in bounds; volatile so the touch is not optimised away.
-                    unsafe { std::ptr::read_volatile(bytes.as_ptr().add(i)) };
+                    // Volatile so the touch is not optimised away.
+                    let at: *const u8 = &bytes[i];
+                    // SAFETY: `at` points into `bytes`, which outlives the read.
+                    unsafe { std::ptr::read_volatile(at) };
                     i += 64 * 1024;
                 }
             });
@@ -100,6 +104,7 @@ fn main() {
 
         // The reads alone, without the analysis: touching each segment's pages on a fresh map...
         let s = Instant::now();
+        // SAFETY: a read-only map of a file this example wrote and nothing else changes.
         let map = unsafe { memmap2::Mmap::map(&file).unwrap() };
         for &(a, b) in &segs {
             let mut i = a;

@@ -18,7 +18,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use store::Store;
 
 /// Sub-directory of the cache directory holding this layout (one directory per rules in it).
@@ -254,14 +254,20 @@ impl Cache {
 
     /// Scan one target through the cache (streams are always analysed, never stored).
     pub fn scan_target(&self, t: &Target, policy: &Policy) -> FileResult {
-        self.scan_target_served(t, policy).0
+        self.scan_target_served(t, policy, None).0
     }
 
-    /// [`Cache::scan_target`], and how the verdict was obtained.
-    pub fn scan_target_served(&self, t: &Target, policy: &Policy) -> (FileResult, Served) {
+    /// [`Cache::scan_target`], and how the verdict was obtained; an analysis ends at
+    /// `deadline` (`--timeout`), and a report it cut short is not stored.
+    pub fn scan_target_served(
+        &self,
+        t: &Target,
+        policy: &Policy,
+        deadline: Option<Instant>,
+    ) -> (FileResult, Served) {
         let (r, how) = match &t.source {
-            Source::File(p) => self.scan_file(p, &t.display, t.identity, policy),
-            Source::Stream(_) => (scan::scan_target(t, policy), Served::Scanned),
+            Source::File(p) => self.scan_file(p, &t.display, t.identity, policy, deadline),
+            Source::Stream(_) => (scan::scan_target(t, policy, deadline), Served::Scanned),
         };
         let counter = match how {
             Served::Hit => &self.hits,
@@ -279,6 +285,7 @@ impl Cache {
         display: &str,
         seen: Option<Identity>,
         policy: &Policy,
+        deadline: Option<Instant>,
     ) -> (FileResult, Served) {
         if !self.verify {
             if let Some(r) = self.by_identity(path, display, seen, policy) {
@@ -286,7 +293,7 @@ impl Cache {
             }
         }
         for _ in 0..ATTEMPTS {
-            match self.try_file(path, display, policy) {
+            match self.try_file(path, display, policy, deadline) {
                 Ok(Some((r, how))) => {
                     return (
                         FileResult {
@@ -354,6 +361,7 @@ impl Cache {
         path: &Path,
         display: &str,
         policy: &Policy,
+        deadline: Option<Instant>,
     ) -> std::io::Result<Option<(FileResult, Served)>> {
         let mut file = File::open(path)?;
         let before = file.metadata()?;
@@ -362,8 +370,8 @@ impl Cache {
         let len = bytes.len() as u64;
         // A sparse container is not hashed: hashing would read every weight, where its scan
         // reads headers and pickles only; it is cached by identity alone.
-        let whole = len < MMAP_THRESHOLD
-            || !pickleguard::container::reads_sparsely(&bytes[..bytes.len().min(4096)]);
+        let whole =
+            len < MMAP_THRESHOLD || !pickleguard::reads_sparsely(&bytes[..bytes.len().min(4096)]);
         let content = whole.then(|| blake3::hash(&bytes).to_hex().to_string());
         let stored = content
             .as_ref()
@@ -373,7 +381,7 @@ impl Cache {
         } else {
             Served::Scanned
         };
-        let own = stored.unwrap_or_else(|| crate::scan::judge_bytes(&bytes, policy));
+        let own = stored.unwrap_or_else(|| crate::scan::judge_bytes(&bytes, policy, deadline));
         drop(bytes);
         let after = Identity::of(&file.metadata()?);
         if after != identity || file.metadata()?.len() != len {
@@ -381,7 +389,8 @@ impl Cache {
         }
         let dir = path.parent().unwrap_or(Path::new(""));
         let racy = identity.is_some_and(|i| i.racy());
-        if racy {
+        // A verdict the deadline cut short belongs to this run alone: never stored.
+        if racy || own.stopped_by_time_limit() {
             let report = settle(own, dir, policy).0;
             return Ok(Some((found(display, report, len), how)));
         }
@@ -447,7 +456,7 @@ fn side_identity(p: &Path) -> Option<Identity> {
 /// recently, or identities are not available, so the next use follows them again.
 fn settle(mut report: Report, dir: &Path, policy: &Policy) -> (Report, Option<Vec<Side>>) {
     let mut sides = Some(Vec::new());
-    pickleguard::container::side_files::settle(&mut report, policy, |name| {
+    pickleguard::side_files::settle(&mut report, policy, |name| {
         let p = dir.join(name);
         let before = side_identity(&p);
         let bytes = p

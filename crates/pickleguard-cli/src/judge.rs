@@ -8,9 +8,12 @@
 //! analysis, never a verdict a bound produced. `--max-size` is decided here, from the file's
 //! size, before the cache is asked, so a cached verdict of a file over the limit is never
 //! reported; `--timeout` abandons waiting for the file's judgement (reading, hashing, cache and
-//! analysis together) and reports a RESOURCE_LIMIT that is not stored. A scan that finishes
-//! after its timeout, in its abandoned thread, stores its complete verdict: reused later, under
-//! any bounds, it is the verdict that scan would have given with no bound at all.
+//! analysis together) and reports a RESOURCE_LIMIT that is not stored. The analysis gets the
+//! same instant as its deadline (`pickleguard::Scan::deadline`), so an abandoned scan ends its
+//! own work there instead of running on beside the next files; a report the deadline cut
+//! short is never stored. A scan that finishes after its timeout without being cut (it was
+//! reading or hashing), in its abandoned thread, stores its complete verdict: reused later,
+//! under any bounds, it is the verdict that scan would have given with no bound at all.
 
 use crate::cache::{Cache, Served};
 use crate::cli::FileLimits;
@@ -18,7 +21,7 @@ use crate::scan::{self, FileResult};
 use crate::walk::{Source, Target};
 use pickleguard::{Finding, FindingType, Policy, Report, Severity};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Everything a scan applies to each of its files.
 pub struct Judge {
@@ -93,7 +96,7 @@ impl Judge {
         };
         let (r, how) = match self.limits.timeout {
             Some(timeout) => self.timed(t, cache, timeout),
-            None => unbounded(t, &self.policy, cache.as_deref()),
+            None => unbounded(t, &self.policy, cache.as_deref(), None),
         };
         // A file that grew past the limit between the walk and the read.
         match over(r.bytes) {
@@ -105,8 +108,10 @@ impl Judge {
         }
     }
 
-    /// The judgement runs on a thread of its own, left to finish alone when time runs out (the
-    /// core is bounded, so it does finish; its result is dropped, its cache entry kept).
+    /// The judgement runs on a thread of its own, left alone when time runs out: its analysis
+    /// stops at the same deadline, its result is dropped. A report the deadline stopped gets
+    /// the timeout's verdict even when it arrives first, so the output does not depend on
+    /// which of the two noticed the time first.
     fn timed(
         &self,
         t: &Target,
@@ -115,18 +120,24 @@ impl Judge {
     ) -> (FileResult, Option<Served>) {
         let (tx, rx) = std::sync::mpsc::channel();
         let (target, policy) = (t.clone(), Arc::clone(&self.policy));
+        let deadline = Instant::now() + timeout;
         let spawned = std::thread::Builder::new()
             .name("pickleguard-timed".into())
             .spawn(move || {
-                let _ = tx.send(unbounded(&target, &policy, cache.as_deref()));
+                let _ = tx.send(unbounded(
+                    &target,
+                    &policy,
+                    cache.as_deref(),
+                    Some(deadline),
+                ));
             });
         if let Err(e) = spawned {
             let why = format!("cannot start a scan: {e}");
             return (FileResult::failed(t.display.clone(), why), None);
         }
         match rx.recv_timeout(timeout) {
-            Ok(r) => r,
-            Err(_) => (
+            Ok(r) if !r.0.report.stopped_by_time_limit() => r,
+            _ => (
                 over_limit(t, t.size, limit_finding::timed_out(timeout)),
                 None,
             ),
@@ -134,17 +145,32 @@ impl Judge {
     }
 }
 
-fn unbounded(t: &Target, policy: &Policy, cache: Option<&Cache>) -> (FileResult, Option<Served>) {
-    crate::contain::judged(&t.display, || judged(t, policy, cache), |r| (r, None))
+/// Judge `t` without a per-file bound; `deadline` ends the analysis's own work (`--timeout`).
+fn unbounded(
+    t: &Target,
+    policy: &Policy,
+    cache: Option<&Cache>,
+    deadline: Option<Instant>,
+) -> (FileResult, Option<Served>) {
+    crate::contain::judged(
+        &t.display,
+        || judged(t, policy, cache, deadline),
+        |r| (r, None),
+    )
 }
 
-fn judged(t: &Target, policy: &Policy, cache: Option<&Cache>) -> (FileResult, Option<Served>) {
+fn judged(
+    t: &Target,
+    policy: &Policy,
+    cache: Option<&Cache>,
+    deadline: Option<Instant>,
+) -> (FileResult, Option<Served>) {
     match cache {
         Some(c) => {
-            let (r, how) = c.scan_target_served(t, policy);
+            let (r, how) = c.scan_target_served(t, policy, deadline);
             (r, Some(how))
         }
-        None => (scan::scan_target(t, policy), None),
+        None => (scan::scan_target(t, policy, deadline), None),
     }
 }
 

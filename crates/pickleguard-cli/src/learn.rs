@@ -3,7 +3,7 @@
 use crate::cli::{LearnArgs, ShowArgs};
 use crate::scan::run_scan;
 use crate::{config, term, ExitStatus};
-use pickleguard::report::Use;
+use pickleguard::Use;
 use pickleguard::{Policy, Severity};
 use std::collections::BTreeMap;
 use std::fmt::Write;

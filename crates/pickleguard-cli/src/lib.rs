@@ -126,7 +126,7 @@ where
 
 fn disasm(path: &std::path::Path) -> Result<ExitStatus, String> {
     let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let d = pickleguard::disasm::disassemble(&data);
+    let d = pickleguard::disassemble(&data);
     let mut text = serde_json::to_string(&d).map_err(|e| e.to_string())?;
     text.push('\n');
     term::write_stdout(text.as_bytes())?;

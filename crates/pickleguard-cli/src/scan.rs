@@ -14,7 +14,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Files at least this large are memory-mapped instead of read into memory.
 pub const MMAP_THRESHOLD: u64 = 1 << 20;
@@ -138,7 +138,7 @@ pub fn advise_scan(bytes: &[u8]) {
     #[cfg(unix)]
     {
         madvise(bytes.as_ptr() as usize, bytes.len(), libc::MADV_SEQUENTIAL);
-        if pickleguard::container::reads_sparsely(&bytes[..bytes.len().min(4096)]) {
+        if pickleguard::reads_sparsely(&bytes[..bytes.len().min(4096)]) {
             madvise(bytes.as_ptr() as usize, bytes.len(), libc::MADV_RANDOM);
         }
     }
@@ -151,10 +151,13 @@ pub fn advise_scan(bytes: &[u8]) {
 /// rest of a map stays page by page. Without it, a torch file holding a 38 MB pickled dataset
 /// scanned 1.5-2.3x slower on a cold cache than with read-ahead everywhere. Every scan of a
 /// file's bytes by the command line (and by Python's `scan_file`) goes through here.
-pub fn judge_bytes(bytes: &[u8], policy: &Policy) -> Report {
-    pickleguard::Scan::new(policy)
-        .read_hint(&read_ahead)
-        .file(bytes)
+/// `deadline` (`--timeout`) ends the analysis there ([`pickleguard::Scan::deadline`]).
+pub fn judge_bytes(bytes: &[u8], policy: &Policy, deadline: Option<Instant>) -> Report {
+    let scan = pickleguard::Scan::new(policy).read_hint(&read_ahead);
+    match deadline {
+        Some(d) => scan.deadline(d).file(bytes),
+        None => scan.file(bytes),
+    }
 }
 
 /// A multiple of every page size.
@@ -189,6 +192,7 @@ fn madvise(addr: usize, len: usize, advice: libc::c_int) {
         _ => return,
     };
     let start = addr & !(page - 1);
+    // SAFETY: as above: advice on this process's own pages, no memory changes.
     unsafe {
         libc::madvise(start as *mut libc::c_void, addr + len - start, advice);
     }
@@ -203,11 +207,16 @@ fn stream_cap_message(limits: StreamLimits) -> String {
 
 /// Scan a stream: within its size cap it is scanned like a file; past the cap, its first
 /// bytes are scanned and the report ends in a RESOURCE_LIMIT finding (not safe).
-fn scan_stream(t: &Target, path: Option<&std::path::Path>, policy: &Policy) -> FileResult {
+fn scan_stream(
+    t: &Target,
+    path: Option<&std::path::Path>,
+    policy: &Policy,
+    deadline: Option<Instant>,
+) -> FileResult {
     let limits = StreamLimits::from_env();
     match stream::read_stream(path, limits) {
         Ok(s) => {
-            let mut report = judge_bytes(&s.data, policy);
+            let mut report = judge_bytes(&s.data, policy, deadline);
             if s.truncated {
                 report.push(pickleguard::Finding::new(
                     pickleguard::FindingType::ResourceLimit,
@@ -249,7 +258,7 @@ impl AsRef<[u8]> for SideBytes {
 /// from a stale entry).
 pub fn settle_side_files(report: &mut Report, path: &Path, policy: &Policy) {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    pickleguard::container::side_files::settle(report, policy, |name| {
+    pickleguard::side_files::settle(report, policy, |name| {
         let p = dir.join(name);
         p.is_file()
             .then(|| load(&Source::File(p)).ok())
@@ -258,15 +267,15 @@ pub fn settle_side_files(report: &mut Report, path: &Path, policy: &Policy) {
     });
 }
 
-/// Scan one target, unbounded and uncached: what [`Judge::target`] runs when neither a
-/// bound nor the cache decides first.
-pub fn scan_target(t: &Target, policy: &Policy) -> FileResult {
+/// Scan one target, uncached: what [`Judge::target`] runs when neither a bound nor the cache
+/// decides first (`deadline`: where `--timeout` ends the analysis).
+pub fn scan_target(t: &Target, policy: &Policy, deadline: Option<Instant>) -> FileResult {
     if let Source::Stream(p) = &t.source {
-        return scan_stream(t, p.as_deref(), policy);
+        return scan_stream(t, p.as_deref(), policy, deadline);
     }
     match load(&t.source) {
         Ok(bytes) => {
-            let mut report = judge_bytes(&bytes, policy);
+            let mut report = judge_bytes(&bytes, policy, deadline);
             if let Source::File(path) = &t.source {
                 settle_side_files(&mut report, path, policy);
             }

@@ -4,7 +4,7 @@
 //! layer uses it to scan exactly what a load would consume, and to read a non-seekable
 //! stream no further than the loader itself would.
 
-use pickleguard::opcodes::{ArgKind, Op};
+use pickleguard::{ArgKind, Op};
 
 /// What [`extent`] found.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]

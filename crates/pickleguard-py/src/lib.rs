@@ -50,7 +50,7 @@ fn follow_side_files(
     dir: Option<&Path>,
 ) {
     if let Some(dir) = dir {
-        pickleguard::container::side_files::settle(r, policy, |name| {
+        pickleguard::side_files::settle(r, policy, |name| {
             let p = dir.join(name);
             p.is_file().then(|| std::fs::read(p).ok()).flatten()
         });
@@ -179,9 +179,7 @@ fn pickle_extent(
 /// numeric `.npy`: headers and pickles, not weights), judged from their first bytes.
 #[pyfunction]
 fn reads_sparsely(data: &Bound<'_, PyAny>) -> PyResult<bool> {
-    Ok(pickleguard::container::reads_sparsely(
-        Bytes::get(data)?.as_slice(),
-    ))
+    Ok(pickleguard::reads_sparsely(Bytes::get(data)?.as_slice()))
 }
 
 /// Which of a zip's member names are tensor storages of a torch archive (never read by a
@@ -189,16 +187,14 @@ fn reads_sparsely(data: &Bound<'_, PyAny>) -> PyResult<bool> {
 #[pyfunction]
 fn storage_members(names: Vec<String>) -> Vec<bool> {
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    pickleguard::container::storage_members(&refs)
+    pickleguard::storage_members(&refs)
 }
 
 /// The container or codec a scan takes these bytes to be (`"zip"`, `"gzip"`, `"lzma"`, ...,
-/// `"7z"`), or `None` for bytes it reads as a pickle: `pickleguard::container::container_kind`.
+/// `"7z"`), or `None` for bytes it reads as a pickle: `pickleguard::container_kind`.
 #[pyfunction]
 fn container_kind(data: &Bound<'_, PyAny>) -> PyResult<Option<&'static str>> {
-    Ok(pickleguard::container::container_kind(
-        Bytes::get(data)?.as_slice(),
-    ))
+    Ok(pickleguard::container_kind(Bytes::get(data)?.as_slice()))
 }
 
 /// Advise a file map that is only scanned as the command line advises its own
@@ -340,7 +336,7 @@ fn cache_engine_id() -> String {
 /// rule, so the run-time guard breaks the stream exactly where the scan says it breaks.
 #[pyfunction]
 fn importable_module(module: &str) -> bool {
-    pickleguard::machine::is_dotted_name(module)
+    pickleguard::is_dotted_name(module)
 }
 
 #[pymodule]

@@ -1,8 +1,8 @@
 //! `_native.Policy`: the core policy, shared by the static scan and the restricted
 //! unpickler's `find_class` (one source of truth).
 
-use pickleguard::policy::{uses, Mode, Policy, PolicyFile};
 use pickleguard::Severity;
+use pickleguard::{uses, Mode, Policy, PolicyFile};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Reports as plain Python data (dicts and lists, the JSON schema of docs/report-schema.md);
 //! the Python layer wraps them in `PickleAnalysis` / `Finding`.
 
-use pickleguard::report::{Finding, Report, Use};
+use pickleguard::{Finding, Report, Use};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 

@@ -9,29 +9,43 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
+/// One opcode of a disassembly.
 #[derive(Debug, Serialize)]
 pub struct DisOp {
+    /// Its offset in the stream.
     pub pos: usize,
+    /// Its name, as `pickletools` spells it.
     pub op: &'static str,
+    /// Its decoded argument, as JSON (`null` when it has none).
     pub arg: Box<RawValue>,
 }
 
+/// One pickle of a disassembled stream.
 #[derive(Debug, Serialize)]
 pub struct DisPickle {
+    /// Its offset in the stream.
     pub start: usize,
+    /// Its opcodes, in order.
     pub ops: Vec<DisOp>,
 }
 
+/// Where and why a disassembly stopped before the end of the stream.
 #[derive(Debug, Serialize)]
 pub struct DisError {
+    /// The offset of the opcode that could not be read or run.
     pub pos: usize,
+    /// CPython's words for the error.
     pub message: String,
 }
 
+/// Every pickle of a stream, opcode by opcode (`pickleguard disasm`).
 #[derive(Debug, Serialize)]
 pub struct Disassembly {
+    /// The pickles, in order.
     pub pickles: Vec<DisPickle>,
+    /// The globals CPython would resolve, as (module, name).
     pub globals: Vec<(String, String)>,
+    /// Why the disassembly stopped early, if it did.
     pub error: Option<DisError>,
 }
 

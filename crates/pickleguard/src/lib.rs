@@ -1,42 +1,87 @@
 //! pickleguard: find what loading a Python pickle would import and call, without executing it.
 //!
-//! Layers: [`reader`] decodes opcodes without copying, [`machine`] runs them symbolically,
-//! [`policy`] judges globals by name, [`analysis`] judges calls and arguments and recurses
-//! into nested payloads, and [`report`] is what comes out.
+//! Layers (docs/architecture.md): the reader decodes opcodes without copying, the machine runs
+//! them symbolically, the policy judges globals by name, the analysis judges calls and
+//! arguments and recurses into nested payloads, the containers find every pickle a loader
+//! would run inside a file, and a [`Report`] is what comes out. Every layer is private: a
+//! caller starts a scan with [`Scan`] (or one of the functions below), under a [`Policy`], and
+//! reads the [`Report`]. The rest of this root is what the command line and the Python
+//! bindings need besides: container sniffing ([`container_kind`], [`reads_sparsely`]), side
+//! files ([`side_files`]), the decompression allowance ([`budget`]), the disassembly
+//! ([`disassemble`]) and the opcode table ([`Op`]).
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
-pub mod analysis;
-pub mod bigint;
-pub mod container;
+// The layers below are reached from outside only through the doc-hidden [`internals`]: they
+// are not documented as API (their own docs are for readers of the core).
+#[allow(missing_docs)]
+mod analysis;
+#[allow(missing_docs)]
+mod bigint;
+#[allow(missing_docs)]
+mod file_reading;
+#[allow(missing_docs)]
+mod machine;
+#[allow(missing_docs)]
+mod reader;
+#[allow(missing_docs)]
+mod render;
+#[allow(missing_docs)]
+mod value;
+
+mod container;
 mod context;
-pub mod decode;
-pub mod disasm;
-pub mod file_reading;
-pub mod limits;
-pub mod machine;
-pub mod opcodes;
-pub mod policy;
-pub mod reader;
+mod decode;
+mod disasm;
+mod limits;
+mod opcodes;
+mod policy;
 mod readings;
-pub mod render;
-pub mod report;
+mod report;
 mod scan;
-pub mod value;
 
-pub use container::decompressed_bytes;
+pub use container::side_files;
+pub use container::{container_kind, decompressed_bytes, reads_sparsely, storage_members};
 pub use context::budget;
 pub use context::observe::{Graph, JoblibRead, PickleRun, RunEnd, ScanObserver};
 pub use context::streams::{PickleStream, StreamData};
-pub use context::LoadScans;
-pub use context::ReadHint;
-pub use disasm::{listed, Listed};
-pub use limits::Limits;
+pub use context::{LoadScans, ReadHint};
+pub use disasm::{disassemble, listed, DisError, DisOp, DisPickle, Disassembly, Listed};
+pub use limits::{Limits, TIME_LIMIT};
+pub use machine::is_dotted_name;
 pub use machine::{CallKind, CallNode, GlobalRef, Method};
-pub use opcodes::Op;
-pub use policy::{Mode, Policy, PolicyFile};
+pub use opcodes::{ArgKind, Op};
+pub use policy::{uses, Mode, Policy, PolicyFile};
 pub use render::{py_str, shorten, NamedStyle};
-pub use report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
+pub use report::{Finding, FindingType, GlobalUse, Report, Severity, Use, MAX_FINDINGS};
 pub use scan::Scan;
 pub use value::Value;
+
+/// The machine and what it runs on, for the command line's `explain` (which drives the machine
+/// itself until it reads the core's own stream driver), the example that prints joblib's
+/// reads, and the tests and fuzz targets that compare the machine's two loops and the file
+/// readings with the input. Not part of the API: it changes with the core.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::analysis::{joblib_array_data, JoblibData};
+    pub use crate::bigint::{le_to_decimal, text_to_decimal};
+    pub use crate::machine::{CallKind, Machine, MachineError, Outcome};
+    pub use crate::opcodes::Op;
+    pub use crate::reader::Arg;
+    pub use crate::value::{CallId, GlobalId, StrId, Value};
+    /// The opcode reader.
+    pub mod reader {
+        pub use crate::reader::*;
+    }
+    /// The one formatter of literals.
+    pub mod render {
+        pub use crate::render::*;
+    }
+    /// The readings of a stream from a file object.
+    pub mod file_reading {
+        pub use crate::file_reading::*;
+    }
+}
 
 /// Analyse raw pickle bytes (one or several pickles) with a policy: [`Scan::pickle`].
 pub fn analyze_pickle(data: &[u8], policy: &Policy) -> Report {

@@ -1,7 +1,9 @@
 //! The 68 opcodes of CPython 3.11's `pickletools.opcodes`, with the shape of their argument.
 
-/// How an opcode's inline argument is encoded (names follow `pickletools`).
+/// How an opcode's inline argument is encoded (names follow `pickletools`' argument
+/// descriptors, which say what each is).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum ArgKind {
     None,
     Uint1,
@@ -38,9 +40,9 @@ pub enum ArgKind {
 
 macro_rules! opcodes {
     ($($name:ident = $code:expr, $arg:ident;)*) => {
-        /// A pickle opcode.
+        /// A pickle opcode (its variants are `pickletools`' names, with the byte as value).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms, missing_docs)]
         #[repr(u8)]
         pub enum Op { $($name = $code,)* }
 
@@ -59,6 +61,7 @@ macro_rules! opcodes {
                 match self { $(Op::$name => stringify!($name),)* }
             }
 
+            /// How its inline argument is encoded.
             #[inline]
             pub fn arg_kind(self) -> ArgKind {
                 match self { $(Op::$name => ArgKind::$arg,)* }

@@ -14,20 +14,26 @@ mod file;
 mod schema;
 mod tables;
 pub use category::Category;
-pub use file::{AllowEntry, PolicyFile, RuleEntry, FORMAT_VERSION};
+pub use file::{AllowEntry, PolicyFile};
 pub use schema::{ArgPattern, Grammar, MAX_GRAMMAR_LEN};
 use tables::LazyTables;
 
+/// How much a policy refuses (docs/policy-format.md, "Modes").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// Every global is refused.
     Strict,
+    /// The catalogued dangers are refused; the ML profile's globals are accepted by use.
     Ml,
+    /// Everything not allowed by name is refused.
     Allowlist,
+    /// Nothing is refused: findings are reported, the verdict is safe.
     Audit,
 }
 
 impl Mode {
+    /// A mode from its name (any case), `None` for an unknown one.
     pub fn parse(s: &str) -> Option<Mode> {
         Some(match s.to_ascii_lowercase().as_str() {
             "strict" => Mode::Strict,
@@ -38,6 +44,7 @@ impl Mode {
         })
     }
 
+    /// The mode's name, as policy files and the command line spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Strict => "strict",
@@ -76,6 +83,7 @@ pub mod uses {
     /// `copyreg._reconstructor(cls, base, state)` with this class as `base`:
     /// `base.__init__(obj, state)`.
     pub const INIT: u8 = 64;
+    /// Every use.
     pub const ALL: u8 = NEW | CALL | VALUE | BUILD | SETITEM | APPEND | INIT;
 
     /// Why `qualname` (allowed as `allowed`, in words) may not be used as `want`, and the
@@ -262,8 +270,11 @@ impl GlobalVerdict {
 /// ([`Policy::to_snapshot`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Policy {
+    /// How much it refuses.
     pub mode: Mode,
+    /// The lowest severity that makes a report unsafe (`fail_on`).
     pub threshold: Severity,
+    /// The bounds on one scan's work.
     pub limits: Limits,
     /// The catalogue, aliases, profile and the user's additions, built on first use.
     #[serde(flatten)]
@@ -380,6 +391,8 @@ impl Policy {
         grant(slot, name, uses::ALL);
     }
 
+    /// The module a loader really imports for `m` (aliases of renamed and private modules
+    /// resolved).
     pub fn norm_module<'s>(&'s self, m: &'s str) -> &'s str {
         self.tables.get().norm_module(m)
     }
@@ -586,6 +599,7 @@ impl Policy {
         }
     }
 
+    /// The argument rules for the global `qualname` (`module.name`), if it has any.
     pub fn rules_for(&self, qualname: &str) -> Option<&[Rule]> {
         self.tables.get().rules.get(qualname).map(|v| v.as_slice())
     }

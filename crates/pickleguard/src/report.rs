@@ -11,14 +11,20 @@ pub use finding_type::FindingType;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Severity {
+    /// Nothing to worry about (informational findings).
     Safe,
+    /// Worth knowing; loading is not refused for it alone under the default `fail_on`.
     Low,
+    /// Suspicious: the default `fail_on`.
     Medium,
+    /// Likely harmful, or not checked to the end.
     High,
+    /// Runs code or commands when loaded.
     Critical,
 }
 
 impl Severity {
+    /// The name reports use (`SAFE`, ..., `CRITICAL`).
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Safe => "SAFE",
@@ -29,6 +35,7 @@ impl Severity {
         }
     }
 
+    /// A severity from its name (any case).
     pub fn parse(s: &str) -> Option<Severity> {
         Some(match s.to_ascii_uppercase().as_str() {
             "SAFE" => Severity::Safe,
@@ -45,19 +52,45 @@ impl Severity {
 /// incomplete).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
+    /// What it is about.
     #[serde(rename = "type")]
     pub kind: FindingType,
+    /// How bad it is.
     pub severity: Severity,
+    /// What loading would do, in words.
     pub description: String,
+    /// The byte offset in the stream (or file) it refers to.
     pub position: u64,
+    /// The module of the global concerned, if any.
     pub module: Option<String>,
+    /// The global's name (or a limit's or format's name), if any.
     pub name: Option<String>,
+    /// The callable of the call concerned, as text.
     pub callable: Option<String>,
+    /// The call's arguments, rendered.
     pub args: Option<Vec<String>>,
+    /// The path inside a container (members joined by `/`), `None` for the file itself.
     pub member: Option<String>,
 }
 
 impl Finding {
+    /// The `RESOURCE_LIMIT` finding of an analysis the limit `what` stopped. Only the time
+    /// limit is named in the finding ([`crate::limits::TIME_LIMIT`]), so that a caller can
+    /// tell a scan its deadline stopped ([`Report::stopped_by_time_limit`]).
+    pub(crate) fn limit(position: u64, what: &str, description: String) -> Self {
+        let mut f = Finding::new(
+            FindingType::ResourceLimit,
+            Severity::High,
+            position,
+            description,
+        );
+        if what == crate::limits::TIME_LIMIT {
+            f.name = Some(what.to_string());
+        }
+        f
+    }
+
+    /// A finding with nothing but its kind, severity, position and description.
     pub fn new(kind: FindingType, severity: Severity, position: u64, description: String) -> Self {
         Finding {
             kind,
@@ -77,28 +110,43 @@ impl Finding {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Use {
+    /// Instantiated without `__init__` (NEWOBJ, `copyreg.__newobj__`).
     New,
+    /// Called.
     Call,
+    /// Referenced or stored without being called.
     Value,
 }
 
+/// A global a stream imports, with how it is used: the report's summary of imports.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GlobalUse {
+    /// Its module.
     pub module: String,
+    /// Its (possibly dotted) name.
     pub name: String,
+    /// How it is used, sorted.
     pub uses: Vec<Use>,
+    /// How many times it is imported.
     pub count: u64,
 }
 
 /// The result of analysing a file or a stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// What the file was found to be (`raw_pickle`, `pytorch_zip`, `not_pickle`, ...).
     pub format: String,
+    /// Whether no finding reaches the policy's threshold (and the analysis is complete).
     pub is_safe: bool,
+    /// The worst finding's severity.
     pub risk_level: Severity,
+    /// Whether everything loading would run was analysed.
     pub complete: bool,
+    /// Why the analysis is incomplete (`limit:...`, `malformed: ...`, `unscannable...`).
     pub stopped_by: Option<String>,
+    /// What loading would do that the policy does not accept, and why the analysis stopped.
     pub findings: Vec<Finding>,
+    /// Every global the streams import.
     pub globals: Vec<GlobalUse>,
     /// Where each (module, name) sits in `globals`, so that merging stays linear in the number
     /// of globals (a stream of 100k distinct globals took minutes with a list search).
@@ -125,6 +173,7 @@ impl PartialEq for GlobalIndex {
 }
 
 impl Report {
+    /// An empty, complete, safe report of a file of `format`.
     pub fn new(format: &str) -> Self {
         Report {
             format: format.to_string(),
@@ -200,6 +249,8 @@ impl Report {
         }
     }
 
+    /// Add a finding (counted, not listed, past [`MAX_FINDINGS`] unless it says why the
+    /// analysis stopped).
     pub fn push(&mut self, f: Finding) {
         // Why an analysis stopped is always listed (each limit stops it: there are few).
         let reason =
@@ -211,8 +262,18 @@ impl Report {
         }
     }
 
+    /// Whether some finding is of `kind`.
     pub fn has(&self, kind: FindingType) -> bool {
         self.findings.iter().any(|f| f.kind == kind)
+    }
+
+    /// Whether the scan's deadline ([`crate::Scan::deadline`]) stopped some of its work: then
+    /// the report is incomplete, and its verdict is that of a scan that ran out of time.
+    pub fn stopped_by_time_limit(&self) -> bool {
+        self.findings.iter().any(|f| {
+            f.kind == FindingType::ResourceLimit
+                && f.name.as_deref() == Some(crate::limits::TIME_LIMIT)
+        })
     }
 }
 

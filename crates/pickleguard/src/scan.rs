@@ -52,6 +52,16 @@ impl<'a> Scan<'a> {
         self
     }
 
+    /// End the scan's own work at `deadline`: past it, the machine (every few thousand
+    /// opcodes), each container member and each piece of decompressed output stop, and the
+    /// report is incomplete, with a `RESOURCE_LIMIT` finding for the time limit
+    /// ([`crate::Report::stopped_by_time_limit`]). The command line's `--timeout` sets it, so
+    /// an abandoned scan does not go on using a core.
+    pub fn deadline(mut self, deadline: std::time::Instant) -> Scan<'a> {
+        self.opts.deadline = Some(deadline);
+        self
+    }
+
     /// Run every pickle in full, without the shape-only first run (for the tests that prove
     /// the fast path changes nothing).
     #[doc(hidden)]
@@ -84,6 +94,7 @@ impl<'a> Scan<'a> {
         let cx = self.context(data, false);
         let mut r = crate::container::scan_nested(&cx, data, 0);
         crate::analysis::note_name_only_refusals(&mut r, self.policy);
+        self.settle_deadline(&cx, &mut r);
         r
     }
 
@@ -93,6 +104,7 @@ impl<'a> Scan<'a> {
         let cx = self.context(data, true);
         let mut r = crate::container::scan_nested(&cx, data, 0);
         crate::analysis::note_name_only_refusals(&mut r, self.policy);
+        self.settle_deadline(&cx, &mut r);
         (r, cx.into_streams())
     }
 
@@ -103,6 +115,20 @@ impl<'a> Scan<'a> {
         let mut r =
             crate::analysis::analyze_stream(data, self.policy, &crate::analysis::Context::new(&cx));
         crate::analysis::note_name_only_refusals(&mut r, self.policy);
+        self.settle_deadline(&cx, &mut r);
         r
+    }
+
+    /// A scan still running when its deadline passed may have been cut anywhere, and a
+    /// nested analysis cut by the clock may report the limit of its own kind (a nested
+    /// joblib pickle, a view whose limit findings are not carried over): its report says the
+    /// time limit stopped it, whatever else it says, so that no caller takes it for the
+    /// file's verdict (the command line neither reports nor caches it). A scan that ends
+    /// just as the deadline passes is marked too: its caller has given up on it already.
+    fn settle_deadline(&self, cx: &ScanContext<'_>, r: &mut Report) {
+        if cx.budget.out_of_time() && !r.stopped_by_time_limit() {
+            crate::container::limit(r, 0, crate::limits::TIME_LIMIT);
+            r.finish(self.policy.threshold);
+        }
     }
 }

@@ -1405,7 +1405,7 @@ fn torchscript_classes_and_builders_are_what_the_cpp_unpickler_reads() {
 
 #[test]
 fn reads_sparsely_only_where_the_scan_skips_most_bytes() {
-    use pickleguard::container::reads_sparsely;
+    use pickleguard::reads_sparsely;
     let sparse: Vec<(&str, Vec<u8>)> = vec![
         ("torch zip", zip(torch_entries(BENIGN)).build()),
         ("tar", tar(&[("pickle", BENIGN), ("storages", b"\0\0\0\0")])),

@@ -4,7 +4,7 @@
 //! generated plain data (every opcode it decodes, valid and broken), its truncations and
 //! mutations, real files, and limits small enough to be reached.
 
-use pickleguard::machine::{Machine, Outcome};
+use pickleguard::internals::{Machine, Outcome};
 use pickleguard::Limits;
 
 mod common;

@@ -4,7 +4,7 @@
 //! `tests/fuzz_regressions/` and every seed under `fuzz/seeds/` goes through all three fuzz
 //! entry points (stream analysis in both modes, disassembly, whole-file scan) with a time bound.
 
-use pickleguard::{analyze_pickle, disasm, scan_bytes, FindingType, Mode, Policy, Report};
+use pickleguard::{analyze_pickle, disassemble, scan_bytes, FindingType, Mode, Policy, Report};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -103,7 +103,7 @@ fn exercise(data: &[u8], what: &str) -> Report {
         assert_fail_closed(&analyze_pickle(data, strict()), what)
     });
     timed("disassembly", &mut || {
-        serde_json::to_string(&disasm::disassemble(data)).expect("disassembly serialises");
+        serde_json::to_string(&disassemble(data)).expect("disassembly serialises");
     });
     timed("file scan", &mut || {
         let f = scan_bytes(data, ml());
@@ -486,7 +486,7 @@ fn shared_embedded_file_is_scanned_once() {
         .filter(|f| f.kind == FindingType::NestedPickle)
         .count();
     // Listed up to the report's cap (each call makes a few findings), the rest counted.
-    let cap = pickleguard::report::MAX_FINDINGS;
+    let cap = pickleguard::MAX_FINDINGS;
     assert!(
         nested >= calls.min(cap / 4),
         "{nested} NESTED_PICKLE for {calls} calls"
@@ -537,7 +537,7 @@ fn huge_integers_disassemble_quickly() {
     v.extend(std::iter::repeat_n(0x7fu8, n));
     v.push(b'.');
     exercise(&v, "LONG4");
-    let d = disasm::disassemble(&v);
+    let d = disassemble(&v);
     let arg = d.pickles[0].ops[1].arg.get();
     assert!(arg.starts_with("\"0x7f7f"), "{}", &arg[..20]);
     let mut v = b"L0x".to_vec();
@@ -545,9 +545,9 @@ fn huge_integers_disassemble_quickly() {
     v.extend_from_slice(b"L\n.");
     exercise(&v, "LONG text");
     // Below the cap, still decimal: 2**64 and -(2**64).
-    let d = disasm::disassemble(b"\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01.");
+    let d = disassemble(b"\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01.");
     assert_eq!(d.pickles[0].ops[0].arg.get(), "\"18446744073709551616\"");
-    let d = disasm::disassemble(b"\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\xff.");
+    let d = disassemble(b"\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\xff.");
     assert_eq!(d.pickles[0].ops[0].arg.get(), "\"-18446744073709551616\"");
 }
 
@@ -667,7 +667,7 @@ fn truncated_global_line_is_an_import_for_the_python_unpickler() {
             "{}",
             show(&r)
         );
-        let d = disasm::disassemble(s);
+        let d = disassemble(s);
         assert!(
             d.globals.is_empty() && d.error.is_some(),
             "{s:?}: {:?}",
@@ -718,7 +718,7 @@ fn findings_bomb_is_bounded_and_not_safe() {
     let f = scan_bytes(&data, ml());
     assert!(!f.is_safe && !f.complete, "{}", show(&f));
     assert!(
-        f.findings.len() <= pickleguard::report::MAX_FINDINGS + 64,
+        f.findings.len() <= pickleguard::MAX_FINDINGS + 64,
         "{}",
         f.findings.len()
     );
@@ -738,7 +738,7 @@ fn findings_bomb_is_bounded_and_not_safe() {
     // A raw stream does the same without compression.
     let raw: Vec<u8> = b"\x82\x82".repeat(1 << 20);
     let r = analyze_pickle(&raw, ml());
-    assert!(!r.is_safe && r.findings.len() <= pickleguard::report::MAX_FINDINGS + 64);
+    assert!(!r.is_safe && r.findings.len() <= pickleguard::MAX_FINDINGS + 64);
 }
 
 /// Zeros pass liblzma's `.lzma` header test (properties 0, dictionary 0, size 0): a zero-filled

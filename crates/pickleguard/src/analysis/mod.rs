@@ -123,6 +123,7 @@ pub(crate) fn analyze_reading(
 ) -> Report {
     let mut report = Report::new("raw_pickle");
     let mut m = Machine::new(data, policy.limits.clone());
+    m.set_deadline(ctx.scan.budget.deadline());
     m.joblib = ctx.joblib;
     m.unpickler = unpickler;
     // The reading the observer (if any) is shown, and what it is shown besides the machine.
@@ -299,10 +300,9 @@ fn unreachable_outcome(report: &mut Report) {
 }
 
 fn limit_finding(report: &mut Report, pos: usize, what: &str) {
-    report.push(Finding::new(
-        FindingType::ResourceLimit,
-        Severity::High,
+    report.push(Finding::limit(
         pos as u64,
+        what,
         format!("analysis stopped at the {what} limit: the rest of the stream was not checked"),
     ));
     report.complete = false;
@@ -427,6 +427,7 @@ fn single_pickle<'d>(
     ctx: &Context,
 ) -> (Option<(usize, usize)>, Report, Box<Machine<'d>>) {
     let mut m = Box::new(Machine::new(data, policy.limits.clone()));
+    m.set_deadline(ctx.scan.budget.deadline());
     m.joblib = ctx.joblib;
     let mut sub = Report::new("raw_pickle");
     let out = m.run(start);

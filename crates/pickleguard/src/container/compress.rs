@@ -192,6 +192,7 @@ impl Decoded {
 /// piece of output.
 static DECOMPRESSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Bytes every decoder of this process has produced so far (an instrument for the tests).
 pub fn decompressed_bytes() -> u64 {
     DECOMPRESSED.load(std::sync::atomic::Ordering::Relaxed)
 }

@@ -9,7 +9,7 @@
 
 use crate::analysis::{analyze_stream, Context};
 use crate::context::ScanContext;
-use crate::policy::Policy;
+use crate::limits::TIME_LIMIT;
 use crate::report::{Finding, FindingType, Report, Severity};
 
 mod compress;
@@ -154,6 +154,12 @@ pub(crate) fn scan_at(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
         limit(&mut r, 0, "nesting depth");
         return r;
     }
+    // Each file and archive member: a scan past its deadline opens nothing more.
+    if cx.budget.out_of_time() {
+        let mut r = Report::new("not_scanned");
+        limit(&mut r, 0, TIME_LIMIT);
+        return r;
+    }
     match sniff(data) {
         Kind::Zip => zip::scan(cx, data, depth),
         Kind::Npy => npy::scan(cx, data, depth),
@@ -190,12 +196,11 @@ fn scan_raw(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
     if torch::is_legacy(data) {
         return torch::scan_legacy(cx, data, depth);
     }
-    let policy = cx.policy;
     let mark = cx.streams_mark();
     let mut r = analyze(cx, data, depth);
     if let Some(z) = zip::locate(data) {
         if z.start > 0 {
-            let pickle_end = pickles_end(data, policy);
+            let pickle_end = pickles_end(cx, data);
             if z.start >= pickle_end {
                 // A pickle with a zip behind it: pickle.load and torch.load run the pickle,
                 // zipfile-based loaders read the zip. Both views are analysed.
@@ -218,9 +223,11 @@ fn scan_raw(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
 }
 
 /// Where the last complete pickle of a stream ends (0 if none), without judging anything.
-pub(crate) fn pickles_end(data: &[u8], policy: &Policy) -> usize {
+pub(crate) fn pickles_end(cx: &ScanContext<'_>, data: &[u8]) -> usize {
     use crate::machine::{Machine, Outcome};
+    let policy = cx.policy;
     let mut m = Machine::new(data, policy.limits.clone());
+    m.set_deadline(cx.budget.deadline());
     let mut pos = 0usize;
     let mut n = 0u64;
     while pos < data.len() && n < policy.limits.max_pickles {
@@ -287,10 +294,9 @@ pub(crate) fn tamper(pos: u64, desc: String) -> Finding {
 }
 
 pub(crate) fn limit(r: &mut Report, pos: u64, what: &str) {
-    r.push(Finding::new(
-        FindingType::ResourceLimit,
-        Severity::High,
+    r.push(Finding::limit(
         pos,
+        what,
         format!("analysis stopped at the {what} limit: the rest of the file was not checked"),
     ));
     r.complete = false;

@@ -109,6 +109,7 @@ fn strings(d: &[u8], start: usize, end: usize) -> Vec<String> {
 pub fn scan_legacy(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
     let policy = cx.policy;
     let mut m = Machine::new(d, policy.limits.clone());
+    m.set_deadline(cx.budget.deadline());
     let mut ends: Vec<usize> = Vec::new();
     let mut sizes: HashMap<String, u64> = HashMap::new();
     let mut pos = 0usize;
@@ -188,11 +189,13 @@ struct Walker<'a> {
 
 impl<'a> Walker<'a> {
     fn new(cx: &'a ScanContext<'a>, d: &'a [u8], depth: u32) -> Self {
+        let mut m = Machine::new(d, cx.policy.limits.clone());
+        m.set_deadline(cx.budget.deadline());
         Walker {
             d,
             cx,
             depth,
-            m: Machine::new(d, cx.policy.limits.clone()),
+            m,
             r: Report::new("pytorch_tar"),
         }
     }

@@ -5,8 +5,9 @@
 //! decompression or decoding runs without one.
 
 use std::cell::Cell;
+use std::time::Instant;
 
-use crate::limits::Limits;
+use crate::limits::{Limits, TIME_LIMIT};
 
 /// Below this many bytes the ratio bound does not apply (small files may decompress to this
 /// much whatever their ratio: zero-filled arrays compress 1000:1 and more).
@@ -26,6 +27,8 @@ pub(crate) struct Budget {
     decode_spent: Cell<bool>,
     /// Set when `decode_left` ran out; cleared when the finding has been written.
     decode_unreported: Cell<bool>,
+    /// When the scan must end its own work (`crate::Scan::deadline`).
+    deadline: Option<Instant>,
 }
 
 /// How many bytes decompressing `input_len` bytes may produce, and the limit's name: the one
@@ -49,11 +52,33 @@ impl Budget {
             decode_left: Cell::new(limits.max_decoded as u64),
             decode_spent: Cell::new(false),
             decode_unreported: Cell::new(false),
+            deadline: None,
         }
     }
 
-    /// Take `n` bytes; `Err(limit name)` when they are not there (then the budget is spent).
+    /// This budget, for a scan that must end by `deadline`.
+    pub(crate) fn until(self, deadline: Option<Instant>) -> Budget {
+        Budget { deadline, ..self }
+    }
+
+    /// The scan's deadline, for the machine's own checks.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether the scan's deadline has passed: the work left is not done, and a
+    /// `RESOURCE_LIMIT` finding names the time limit ([`TIME_LIMIT`]). Asked between
+    /// container members and for each piece of decompressed output, so it is cheap.
+    pub(crate) fn out_of_time(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Take `n` bytes; `Err(limit name)` when they are not there (then the budget is spent),
+    /// or when the scan's deadline has passed ([`TIME_LIMIT`]).
     pub(crate) fn take(&self, n: u64) -> Result<(), &'static str> {
+        if self.out_of_time() {
+            return Err(TIME_LIMIT);
+        }
         let left = self.left.get();
         if left < n {
             self.left.set(0);
@@ -137,6 +162,17 @@ mod tests {
         let b = Budget::new(RATIO_FLOOR, &l);
         assert_eq!(b.take(2 * RATIO_FLOOR), Ok(()));
         assert_eq!(b.take(1), Err("compression ratio"));
+    }
+
+    #[test]
+    fn a_passed_deadline_refuses_every_take() {
+        let b = Budget::new(10, &limits(1000, 0)).until(Some(Instant::now()));
+        assert!(b.out_of_time());
+        assert_eq!(b.take(1), Err(TIME_LIMIT));
+        let later = Instant::now() + std::time::Duration::from_secs(3600);
+        let b = Budget::new(10, &limits(1000, 0)).until(Some(later));
+        assert!(!b.out_of_time());
+        assert_eq!(b.take(1), Ok(()));
     }
 
     #[test]

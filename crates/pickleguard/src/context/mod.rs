@@ -1,5 +1,5 @@
 //! The state one scan runs in, passed explicitly to every layer that needs it: the policy,
-//! the decompression and decoding [`budget`], the stream recorder ([`streams`], for
+//! the decompression and decoding [`budget`] (with the scan's deadline, if any), the stream recorder ([`streams`], for
 //! `explain`), whether a PyTorch zip's `data.pkl` is left to the load, the depth of the
 //! TorchScript archive being read, the caller's read hint, and the scanner for files nested
 //! in others. No scan depends on thread-local or process-wide state.
@@ -77,6 +77,7 @@ pub(crate) struct Options<'a> {
     pub(crate) read_hint: Option<ReadHint<'a>>,
     pub(crate) record_streams: bool,
     pub(crate) observer: Option<&'a dyn ScanObserver>,
+    pub(crate) deadline: Option<std::time::Instant>,
 }
 
 impl<'a> ScanContext<'a> {
@@ -89,7 +90,7 @@ impl<'a> ScanContext<'a> {
     ) -> ScanContext<'a> {
         ScanContext {
             policy,
-            budget: Budget::new(input.len() as u64, &policy.limits),
+            budget: Budget::new(input.len() as u64, &policy.limits).until(opts.deadline),
             recorder: opts
                 .record_streams
                 .then(|| RefCell::new(Recorder::new(input))),

@@ -9,6 +9,7 @@ pub struct PickleStream {
     pub member: Option<String>,
     /// What the stream analysis called it (`raw_pickle`, `joblib`, `not_pickle`...).
     pub format: String,
+    /// Where its bytes are.
     pub data: StreamData,
     /// Its length, recorded or not.
     pub len: usize,
@@ -18,7 +19,10 @@ pub struct PickleStream {
 #[derive(Clone, Debug)]
 pub enum StreamData {
     /// A slice of the scanned file (the file itself, a stored zip member): not copied.
-    InFile { start: usize },
+    InFile {
+        /// The stream's offset in the file.
+        start: usize,
+    },
     /// Bytes that exist only during the scan (decompressed, decoded), copied.
     Copied(Vec<u8>),
     /// Past the recording budget: not kept.

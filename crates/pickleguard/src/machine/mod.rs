@@ -1,7 +1,7 @@
 //! The symbolic stack machine: runs one pickle the way CPython's `_pickle` would (stack, MARK
 //! metastack, memo), but every import and call becomes a node of a graph instead of happening.
 
-use crate::limits::Limits;
+use crate::limits::{Limits, TIME_LIMIT};
 use crate::opcodes::Op;
 use crate::reader::{self, Arg, ReadError};
 use crate::value::{Arena, CallId, GlobalId, Node, NodeId, StrData, Value};
@@ -255,6 +255,11 @@ pub struct Machine<'a> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: Memo,
+    /// When the run must stop with the time limit (the scan's deadline).
+    deadline: Option<std::time::Instant>,
+    /// The opcode count at which the deadline is next looked at (`u64::MAX`: no deadline);
+    /// the plain-data loop runs up to it without looking at the clock.
+    next_time_check: u64,
 }
 
 /// Bytes the C unpickler's memo table may grow to for one PUT beyond what the stream holds.
@@ -269,6 +274,9 @@ pub const MEMO_BOMB_BYTES: u64 = 64 << 20;
 pub fn memo_bomb(idx: u64, pos: usize) -> bool {
     idx > pos as u64 && idx.saturating_mul(16) > MEMO_BOMB_BYTES
 }
+
+/// Opcodes run between two looks at the clock: a few microseconds of work.
+const TIME_CHECK_OPS: u64 = 4096;
 
 macro_rules! fail {
     ($e:expr) => {
@@ -301,7 +309,25 @@ impl<'a> Machine<'a> {
             stack: Vec::with_capacity(64),
             marks: Vec::new(),
             memo: Memo::default(),
+            deadline: None,
+            next_time_check: u64::MAX,
         }
+    }
+
+    /// Stop runs with the time limit ([`TIME_LIMIT`]) once `deadline` has passed (looked at
+    /// every [`TIME_CHECK_OPS`] opcodes).
+    pub(crate) fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        self.deadline = deadline;
+        self.next_time_check = match deadline {
+            Some(_) => self.ops,
+            None => u64::MAX,
+        };
+    }
+
+    /// The opcode count a run may reach before [`Self::one`] must look (a limit or the clock).
+    #[inline]
+    fn ops_bound(&self) -> u64 {
+        self.limits.max_ops.min(self.next_time_check)
     }
 
     /// Plain-data fast path: check the stream's shape (stack, marks, memo) exactly as the full
@@ -574,6 +600,18 @@ impl<'a> Machine<'a> {
     /// the position of the next opcode, or why the run stops here.
     #[inline]
     fn one(&mut self, pos: usize) -> Result<usize, Outcome> {
+        if self.ops >= self.next_time_check {
+            self.next_time_check = self.ops.saturating_add(TIME_CHECK_OPS);
+            if self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+            {
+                return Err(Outcome::Limit {
+                    pos,
+                    what: TIME_LIMIT,
+                });
+            }
+        }
         if self.ops >= self.limits.max_ops {
             return Err(Outcome::Limit {
                 pos,

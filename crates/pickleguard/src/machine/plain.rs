@@ -107,7 +107,8 @@ impl<'a> Machine<'a> {
         let mut pos = start;
         // Counted in a local, so the hot loop keeps it in a register.
         let mut ops = self.ops;
-        let max_ops = self.limits.max_ops;
+        // Past it the reader path checks the opcode limit and the clock.
+        let mut max_ops = self.ops_bound();
         // The reader path checks every frame's end; FRAME itself goes there too.
         let mut frame_end = self.frame_end;
         loop {
@@ -124,6 +125,7 @@ impl<'a> Machine<'a> {
                 Err(out) => return out,
             }
             ops = self.ops;
+            max_ops = self.ops_bound();
             frame_end = self.frame_end;
         }
     }

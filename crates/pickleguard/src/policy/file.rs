@@ -88,19 +88,26 @@ pub struct PolicyFile {
     /// The format version (`1` when absent, or `2`).
     #[serde(default)]
     pub version: Option<i64>,
+    /// `mode = ...`: the mode the file asks for.
     #[serde(default)]
     pub mode: Option<Mode>,
+    /// `fail_on = ...`: the lowest severity that makes a file unsafe (as written).
     #[serde(default)]
     pub fail_on: Option<String>,
+    /// The `[[allow]]` tables.
     #[serde(default)]
     pub allow: Vec<AllowEntry>,
+    /// The `[[rule]]` tables.
     #[serde(default)]
     pub rule: Vec<RuleEntry>,
+    /// The `[limits]` table.
     #[serde(default)]
     pub limits: Option<Limits>,
 }
 
 impl PolicyFile {
+    /// A policy file from its TOML text, its version and entries checked
+    /// (docs/policy-format.md).
     pub fn parse(text: &str) -> Result<PolicyFile, String> {
         let f: PolicyFile =
             toml::from_str(text).map_err(|e| format!("invalid policy file: {e}"))?;
@@ -130,6 +137,7 @@ impl PolicyFile {
         Ok(Some(file))
     }
 
+    /// The file's format version (1 when it names none).
     pub fn format_version(&self) -> i64 {
         self.version.unwrap_or(1)
     }
@@ -137,7 +145,8 @@ impl PolicyFile {
     /// Refuse a format version this build does not read.
     pub fn check_version(&self) -> Result<(), String> {
         match self.version {
-            None | Some(1) | Some(2) => Ok(()),
+            None => Ok(()),
+            Some(v) if (1..=FORMAT_VERSION).contains(&v) => Ok(()),
             Some(v) => Err(format!(
                 "invalid policy file: format version {v} is not supported (this pickleguard reads versions 1 and 2)"
             )),

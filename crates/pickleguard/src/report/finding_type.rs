@@ -9,20 +9,35 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 /// What a finding is about.
 pub enum FindingType {
+    /// The pickle imports a dangerous callable.
     DangerousImport,
+    /// The pickle imports a global the policy does not know.
     UnknownImport,
+    /// Loading the pickle calls a function.
     ReduceCall,
+    /// Loading the pickle calls something produced at load time.
     DynamicCall,
+    /// Loading the pickle sets attributes on a class, module or function.
     AttributeInjection,
+    /// The pickle uses copyreg extension codes.
     ExtensionCode,
+    /// The pickle loads another pickle hidden inside it.
     NestedPickle,
+    /// The pickle hands code to eval, exec or compile.
     CodeString,
+    /// The pickle hides data behind an encoding.
     Obfuscation,
+    /// The stream breaks after it could already have run something.
     Malformed,
+    /// Bytes follow the last pickle.
     TrailingData,
+    /// Part of the file cannot be analysed.
     Unscannable,
+    /// The analysis stopped at a limit.
     ResourceLimit,
+    /// Different loaders would see different content.
     StructuralTamper,
+    /// A construct the mode forbids.
     Disallowed,
     /// Informational (severity SAFE): a global the scan accepted by its use or arguments that
     /// a name-only `find_class` refuses (an unpickler no scan of its stream precedes).
