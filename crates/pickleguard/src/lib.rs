@@ -57,26 +57,13 @@ pub use report::{Finding, FindingType, GlobalUse, Report, Severity, Use, MAX_FIN
 pub use scan::Scan;
 pub use value::Value;
 
-/// The machine and what it runs on, for the command line's `explain` (which drives the machine
-/// itself until it reads the core's own stream driver), the example that prints joblib's
-/// reads, and the tests and fuzz targets that compare the machine's two loops and the file
-/// readings with the input. Not part of the API: it changes with the core.
+/// The machine and what it runs on, for the example that prints joblib's reads and the tests
+/// and fuzz targets that compare the machine's two loops and the file readings with the
+/// input. Not part of the API: it changes with the core.
 #[doc(hidden)]
 pub mod internals {
     pub use crate::analysis::{joblib_array_data, JoblibData};
-    pub use crate::bigint::{le_to_decimal, text_to_decimal};
-    pub use crate::machine::{CallKind, Machine, MachineError, Outcome};
-    pub use crate::opcodes::Op;
-    pub use crate::reader::Arg;
-    pub use crate::value::{CallId, GlobalId, StrId, Value};
-    /// The opcode reader.
-    pub mod reader {
-        pub use crate::reader::*;
-    }
-    /// The one formatter of literals.
-    pub mod render {
-        pub use crate::render::*;
-    }
+    pub use crate::machine::{Machine, Outcome};
     /// The readings of a stream from a file object.
     pub mod file_reading {
         pub use crate::file_reading::*;

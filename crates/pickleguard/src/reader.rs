@@ -35,7 +35,6 @@ pub enum Arg<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct Instr<'a> {
     pub op: Op,
-    pub pos: usize,
     pub arg: Arg<'a>,
 }
 
@@ -204,7 +203,7 @@ pub fn read_instr(data: &[u8], pos: usize) -> Result<(Instr<'_>, usize), ReadErr
             (Arg::Pair(m, n), n2)
         }
     };
-    Ok((Instr { op, pos, arg }, next))
+    Ok((Instr { op, arg }, next))
 }
 
 fn sized(n: u64) -> Result<usize, ReadError> {

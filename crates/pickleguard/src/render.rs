@@ -50,10 +50,6 @@ pub fn render_args(m: &Machine<'_>, args: Value) -> Vec<String> {
     }
 }
 
-pub fn render_callable(m: &Machine<'_>, v: Value) -> String {
-    render(m, v)
-}
-
 /// A Python `str` literal of at most `budget` characters (then `...`): the one way a string
 /// literal is written, in findings and in `explain`. Control characters (C0, DEL, C1) are
 /// escaped, so what a scanned file holds never reaches a terminal raw.

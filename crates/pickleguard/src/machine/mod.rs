@@ -1216,7 +1216,6 @@ impl<'a> Machine<'a> {
         };
         let ins = reader::Instr {
             op,
-            pos,
             arg: Arg::Int(key),
         };
         Ok((ins, pos + 2 + nl))
@@ -1252,7 +1251,6 @@ impl<'a> Machine<'a> {
         }
         let ins = reader::Instr {
             op: Op::FLOAT,
-            pos,
             arg: Arg::Float(v),
         };
         Ok((ins, pos + 2 + nl))
