@@ -197,6 +197,15 @@ fn container_kind(data: &Bound<'_, PyAny>) -> PyResult<Option<&'static str>> {
     Ok(pickleguard::container_kind(Bytes::get(data)?.as_slice()))
 }
 
+/// Whether a scan reads these bytes as a legacy PyTorch file (judged from the first 48
+/// bytes): `pickleguard::container::is_torch_legacy`.
+#[pyfunction]
+fn is_torch_legacy(data: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(pickleguard::container::is_torch_legacy(
+        Bytes::get(data)?.as_slice(),
+    ))
+}
+
 /// Advise a file map that is only scanned as the command line advises its own
 /// (`pickleguard_cli::scan::advise_scan`).
 #[pyfunction]
@@ -368,6 +377,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reads_sparsely, m)?)?;
     m.add_function(wrap_pyfunction!(storage_members, m)?)?;
     m.add_function(wrap_pyfunction!(container_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(is_torch_legacy, m)?)?;
     m.add_function(wrap_pyfunction!(advise_for_scan, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(plan_scan, m)?)?;

@@ -134,6 +134,10 @@ impl PolicyFile {
             .map_err(|e| format!("invalid [tool.pickleguard]: {e}"))?;
         file.check_version()
             .map_err(|e| format!("[tool.pickleguard]: {e}"))?;
+        // The same entry checks as `parse`, here where the table is read: a caller that
+        // only tightens with it (a config found inside a scanned path) never extends a
+        // policy with it, and would otherwise skip them.
+        file.check_entries()?;
         Ok(Some(file))
     }
 
@@ -213,5 +217,32 @@ impl PolicyFile {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PolicyFile;
+
+    const BAD_ENTRY: &str =
+        "version = 2\n[[allow]]\nmodule = \"m\"\nname = \"*\"\nops = [\"call\"]\n";
+
+    #[test]
+    fn a_pyproject_table_is_checked_like_a_policy_file() {
+        let own = PolicyFile::parse(BAD_ENTRY).unwrap_err();
+        let table = BAD_ENTRY.replace("[[allow]]", "[[tool.pickleguard.allow]]");
+        let py = PolicyFile::from_pyproject(&format!("[tool.pickleguard]\n{table}")).unwrap_err();
+        assert!(own.contains("a wildcard grants only `value`"), "{own}");
+        assert_eq!(py, own);
+    }
+
+    #[test]
+    fn a_good_pyproject_table_still_reads() {
+        let f = PolicyFile::from_pyproject(
+            "[tool.pickleguard]\nversion = 2\n[[tool.pickleguard.allow]]\nmodule = \"m\"\nname = \"f\"\nops = [\"call\"]\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.allow.len(), 1);
     }
 }
