@@ -18,9 +18,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _native
 from ._accepted import Accepted, accepted_globals, current
-from ._analysis import SEVERITIES, Finding, PickleAnalysis, PickleSecurityError
+from ._analysis import Finding, PickleAnalysis, PickleSecurityError
 from ._audit import DEFAULT_LOG_FILE, log_analysis, logger
-from ._bounded import read_special
 from ._entries import split_entry
 from ._formats import load_any
 from ._gate import GATE_MIN_BYTES, Gate, gate_allowed
@@ -114,7 +113,11 @@ class PickleGuard:
             path = os.fspath(policy_file)
             with open(path, encoding="utf-8") as f:
                 text = f.read()
-            self._own.extend_toml(text, pyproject=os.path.basename(path) == "pyproject.toml")
+            try:
+                # The core tells a pyproject.toml by its name, as `--policy` does.
+                self._own.extend_toml(text, file_name=os.path.basename(path))
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
         for e in allowed:
             self._own.allow(*split_entry(e))
         for e in blocked_modules or ():
@@ -245,20 +248,10 @@ class PickleGuard:
             _close(data)
 
     def _scan_special(self, p: str) -> PickleAnalysis:
-        """A FIFO or device: read within the stream bounds; past the size cap, its first bytes
-        are scanned and the analysis ends in RESOURCE_LIMIT (as ``pickleguard scan``)."""
-        data, cap = read_special(p)
-        a = self.scan(data, source=p)
-        if cap is None:
-            return a
-        f = Finding("RESOURCE_LIMIT", "HIGH",
-                    f"analysis stopped at the stream size limit: the stream gives more than "
-                    f"{cap} bytes (PICKLEGUARD_STREAM_MAX_BYTES); the rest was not read",
-                    position=cap)
-        risk = max(a.risk_level, "HIGH", key=SEVERITIES.index)
-        return PickleAnalysis(False, risk, a.findings + [f], format=a.format,
-                              complete=False, stopped_by="limit:stream size",
-                              globals=a.globals, mode=a.mode, source=p)
+        """A FIFO or device: read within the stream bounds by the command line's own reader
+        (past the size cap, its first bytes are scanned and the analysis ends in
+        RESOURCE_LIMIT); silence past the timeout raises ``TimeoutError``."""
+        return PickleAnalysis._from_report(_native.scan_stream(p, self._active()), p)
 
     def check_file(self, data: Any, source: str, torch_load: bool = False,
                    path: Optional[str] = None, npz_load: bool = False,

@@ -141,6 +141,17 @@ impl PolicyFile {
         Ok(Some(file))
     }
 
+    /// The policy a file named `file_name` (its last path component) holds: a
+    /// `pyproject.toml`'s `[tool.pickleguard]` table, any other file whole. The command
+    /// line's `--policy` and the Python package's `policy_file=` both read files here.
+    pub fn from_named(file_name: &str, text: &str) -> Result<PolicyFile, String> {
+        if file_name == "pyproject.toml" {
+            return PolicyFile::from_pyproject(text)?
+                .ok_or_else(|| "no [tool.pickleguard] section".to_string());
+        }
+        PolicyFile::parse(text)
+    }
+
     /// The file's format version (1 when it names none).
     pub fn format_version(&self) -> i64 {
         self.version.unwrap_or(1)
@@ -234,6 +245,21 @@ mod tests {
         let py = PolicyFile::from_pyproject(&format!("[tool.pickleguard]\n{table}")).unwrap_err();
         assert!(own.contains("a wildcard grants only `value`"), "{own}");
         assert_eq!(py, own);
+    }
+
+    #[test]
+    fn a_file_is_read_by_its_name() {
+        let table = "[tool.pickleguard]\nfail_on = \"HIGH\"\n";
+        assert!(PolicyFile::from_named("pyproject.toml", table)
+            .unwrap()
+            .fail_on
+            .is_some());
+        // The same text as a policy file of its own: `tool` is no key of the format.
+        assert!(PolicyFile::from_named("pickleguard.toml", table).is_err());
+        assert_eq!(
+            PolicyFile::from_named("pyproject.toml", "[project]\nname = \"x\"\n").unwrap_err(),
+            "no [tool.pickleguard] section"
+        );
     }
 
     #[test]
