@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, List
 
 import pickleguard
 from pickleguard._guard import guard_for
+from pickleguard._joblibfile import unpickler_class
 from pickleguard._io import map_fd
 from pickleguard.integrations import joblib as pg_joblib
 
@@ -63,7 +64,7 @@ def main() -> int:
 
         def unpickle_only() -> Any:
             with open(path, "rb") as f:
-                return pg_joblib._unpickle(guard._joblib_unpickler_class(), f, True, path)
+                return pg_joblib._unpickle(unpickler_class(guard), f, True, path)
 
         variants: Dict[str, Callable[[], Any]] = {
             "joblib.load": lambda: native(path),
@@ -76,18 +77,18 @@ def main() -> int:
         if args.compress:
             import io
 
-            from pickleguard._formats import _decompress
-            plain = _decompress(guard, data, None, path)
+            from pickleguard._codecs import decompress
+            plain = decompress(guard, data, None, path)
 
             def unpickle_plain() -> Any:
-                return pg_joblib._unpickle(guard._joblib_unpickler_class(), io.BytesIO(plain),
+                return pg_joblib._unpickle(unpickler_class(guard), io.BytesIO(plain),
                                            True, "")
 
             variants = {
                 "joblib.load": lambda: native(path),
                 "joblib.load under install()": lambda: joblib.load(path),
                 "safe_load(path)": lambda: pickleguard.safe_load(path),
-                "decompress once (bounded reader)": lambda: _decompress(guard, data, None, path),
+                "decompress once (bounded reader)": lambda: decompress(guard, data, None, path),
                 "scan of the decompressed stream": lambda: guard.analyze(plain),
                 "restricted unpickler on it, no scan": unpickle_plain,
             }

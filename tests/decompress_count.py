@@ -97,7 +97,7 @@ def _factory(real: Any, counts: Counts, family: str) -> Any:
 def counting() -> Iterator[Counts]:
     """Count every decompression in this process while the block runs."""
     from pickleguard import _native
-    from pickleguard._formats import sniff
+    from pickleguard._codecs import sniff
     counts = Counts()
     saved: List[tuple] = []
 

@@ -156,7 +156,7 @@ def test_pickle_extent_matches_what_cpython_consumes():
 def test_large_pickles_scanned_while_loading_still_refuse_before_anything_runs(in_tmp):
     """Pickles over GATE_MIN_BYTES are scanned concurrently with building plain data; the
     first global (and the result) waits for the verdict."""
-    from pickleguard._guard import GATE_MIN_BYTES
+    from pickleguard._gate import GATE_MIN_BYTES
     from test_python_support import NonSeekable, SystemPayload
     filler = list(range(GATE_MIN_BYTES // 4))
     for where, obj in (("end", [filler, SystemPayload("gate-end")]),

@@ -10,8 +10,6 @@ finding, the verdict the scan gives the same file, instead of growing until memo
 
 from __future__ import annotations
 
-import os
-import select
 from typing import Any, List, Optional
 
 from ._analysis import Finding, PickleAnalysis, PickleSecurityError
@@ -75,44 +73,3 @@ def damaged_error(guard: Any, source: str, head: bytes, err: BaseException) -> P
                        mode=guard.mode, source=source)
     shown = next((x for x in findings if x.severity == worst), findings[-1])
     return PickleSecurityError(f"{source}: refused: {shown.description}", b)
-
-
-# What a stream (a FIFO, a character device) may give a scan, and how long it may stay silent:
-# the command line's bounds (docs/cli.md, "Streams"), from the same environment variables.
-def _stream_limits() -> "tuple[int, float]":
-    def num(key: str, default: float) -> float:
-        try:
-            v = float(os.environ.get(key, ""))
-        except ValueError:
-            return default
-        return v if v > 0 else default
-    return int(num("PICKLEGUARD_STREAM_MAX_BYTES", 2 << 30)), num("PICKLEGUARD_STREAM_TIMEOUT",
-                                                                  30.0)
-
-
-def read_special(path: str) -> "tuple[bytes, Optional[int]]":
-    """The bytes of a file that is not a regular file, within the stream bounds: ``(data,
-    None)``, or ``(first max bytes, max)`` when it gives more. A FIFO is opened without
-    blocking; silence longer than the timeout raises ``TimeoutError``."""
-    cap, idle = _stream_limits()
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        parts: List[bytes] = []
-        total = 0
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        while total <= cap:
-            if not poller.poll(idle * 1000):
-                raise TimeoutError(f"{path}: no data for {idle:g} s (a FIFO with no writer?); "
-                                   "PICKLEGUARD_STREAM_TIMEOUT sets the wait")
-            try:
-                piece = os.read(fd, min(_CHUNK, cap + 1 - total))
-            except BlockingIOError:
-                continue
-            if not piece:
-                return b"".join(parts), None
-            parts.append(piece)
-            total += len(piece)
-        return b"".join(parts)[:cap], cap
-    finally:
-        os.close(fd)

@@ -1,11 +1,12 @@
-"""``PickleGuard``: a policy (held in Rust) plus the ways to use it: analyse, scan, load."""
+"""``PickleGuard``: a policy (held in Rust) plus the ways to use it: analyse, scan, check,
+load. What is common to every integration lives here: the policy and its process-wide
+entries, the restricted unpicklers and ``pickle``-like modules, one pickle's scan-then-load;
+what a file is and how its own library reads it is ``_formats`` (``safe_load``'s dispatcher)
+and the ``_*file`` modules."""
 
 from __future__ import annotations
 
 import _pickle
-import contextvars
-import copyreg
-import inspect
 import logging
 import os
 import pickle
@@ -16,13 +17,16 @@ import weakref
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _native
-from ._accepted import Accepted, accepted_globals, accepting, current
-from ._analysis import Finding, NotAPickleError, PickleAnalysis, PickleSecurityError
+from ._accepted import Accepted, accepted_globals, current
+from ._analysis import Finding, PickleAnalysis, PickleSecurityError
 from ._audit import DEFAULT_LOG_FILE, log_analysis, logger
-from ._io import Span, advise_for_scan, describe, is_buffer, is_pathlike, map_path, next_pickle
+from ._entries import split_entry
+from ._formats import load_any
+from ._gate import GATE_MIN_BYTES, Gate, gate_allowed
+from ._io import Span, advise_for_scan, describe, is_buffer, map_path, next_pickle
 from ._scope import scoped
+from ._sidefiles import side_dir
 from ._unpickler import _PY_ORIG_LOAD, RestrictedUnpickler, compat_names, restricted_class
-from ._sidefiles import GuardedNumpy, side_dir
 
 __all__ = ["PickleGuard", "register_safe_class", "unregister_safe_class", "MODES"]
 
@@ -33,23 +37,6 @@ Entry = Union[str, Tuple[str, str], type]
 _lock = threading.RLock()
 _registered: List[Tuple[str, str]] = []
 _guards: "weakref.WeakSet[PickleGuard]" = weakref.WeakSet()
-
-
-def _split(entry: Any, default_name: str = "*") -> Tuple[str, str]:
-    """``'numpy'`` -> (numpy, *); ``'pkg.mod:Name'`` / ``('pkg.mod', 'Name')`` -> exact;
-    ``'torch.nn.modules.*'`` -> every module under the prefix; a class or function -> itself."""
-    if isinstance(entry, tuple) and len(entry) == 2:
-        return str(entry[0]), str(entry[1])
-    if isinstance(entry, str):
-        if ":" in entry:
-            m, n = entry.rsplit(":", 1)
-            return m.strip(), n.strip()
-        return entry.strip(), default_name
-    mod = getattr(entry, "__module__", None)
-    qual = getattr(entry, "__qualname__", None)
-    if isinstance(mod, str) and isinstance(qual, str):
-        return mod, qual
-    raise TypeError(f"expected 'module', 'module:name', (module, name) or a class, got {entry!r}")
 
 
 def register_safe_class(obj: Any = None, name: Optional[str] = None) -> Any:
@@ -65,7 +52,7 @@ def register_safe_class(obj: Any = None, name: Optional[str] = None) -> Any:
     if isinstance(obj, str) and name is not None:
         entry = (obj, name)
     else:
-        entry = _split(obj, default_name="*")
+        entry = split_entry(obj, default_name="*")
     with _lock:
         if entry not in _registered:
             _registered.append(entry)
@@ -80,7 +67,7 @@ def unregister_safe_class(obj: Any = None, name: Optional[str] = None) -> bool:
     ``allow()``, a policy file) stays. Returns whether the entry was registered."""
     if obj is None:
         raise TypeError("unregister_safe_class() needs a class or a 'module:name'")
-    entry = (obj, name) if isinstance(obj, str) and name is not None else _split(obj, default_name="*")
+    entry = (obj, name) if isinstance(obj, str) and name is not None else split_entry(obj, default_name="*")
     with _lock:
         if entry not in _registered:
             return False
@@ -126,11 +113,15 @@ class PickleGuard:
             path = os.fspath(policy_file)
             with open(path, encoding="utf-8") as f:
                 text = f.read()
-            self._own.extend_toml(text, pyproject=os.path.basename(path) == "pyproject.toml")
+            try:
+                # The core tells a pyproject.toml by its name, as `--policy` does.
+                self._own.extend_toml(text, file_name=os.path.basename(path))
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
         for e in allowed:
-            self._own.allow(*_split(e))
+            self._own.allow(*split_entry(e))
         for e in blocked_modules or ():
-            m, n = _split(e)
+            m, n = split_entry(e)
             if isinstance(e, str) and ":" not in e and not m.endswith(".*"):
                 self._own.block(m + ".*", "*")
             self._own.block(m, n)
@@ -143,7 +134,6 @@ class PickleGuard:
         self._pycls: Optional[type] = None
         self._module: Optional[types.ModuleType] = None
         self._labelled: Dict[str, types.ModuleType] = {}
-        self._joblib_cls: Optional[type] = None
         with _lock:
             self._rebuild()
             _guards.add(self)
@@ -258,22 +248,10 @@ class PickleGuard:
             _close(data)
 
     def _scan_special(self, p: str) -> PickleAnalysis:
-        """A FIFO or device: read within the stream bounds; past the size cap, its first bytes
-        are scanned and the analysis ends in RESOURCE_LIMIT (as ``pickleguard scan``)."""
-        from ._analysis import SEVERITIES
-        from ._bounded import read_special
-        data, cap = read_special(p)
-        a = self.scan(data, source=p)
-        if cap is None:
-            return a
-        f = Finding("RESOURCE_LIMIT", "HIGH",
-                    f"analysis stopped at the stream size limit: the stream gives more than "
-                    f"{cap} bytes (PICKLEGUARD_STREAM_MAX_BYTES); the rest was not read",
-                    position=cap)
-        risk = max(a.risk_level, "HIGH", key=SEVERITIES.index)
-        return PickleAnalysis(False, risk, a.findings + [f], format=a.format,
-                              complete=False, stopped_by="limit:stream size",
-                              globals=a.globals, mode=a.mode, source=p)
+        """A FIFO or device: read within the stream bounds by the command line's own reader
+        (past the size cap, its first bytes are scanned and the analysis ends in
+        RESOURCE_LIMIT); silence past the timeout raises ``TimeoutError``."""
+        return PickleAnalysis._from_report(_native.scan_stream(p, self._active()), p)
 
     def check_file(self, data: Any, source: str, torch_load: bool = False,
                    path: Optional[str] = None, npz_load: bool = False,
@@ -309,14 +287,12 @@ class PickleGuard:
         bytes. PyTorch checkpoints, joblib dumps, ``.npy``/``.npz`` and compressed pickles
         are recognised by content and loaded the way their library does (through the same
         policy). ``kwargs`` go to the loader (``encoding=``, ``map_location=``, ...)."""
-        from ._formats import load_any
         return load_any(self, source, kwargs)
 
     def loads(self, data: Any, **kwargs: Any) -> Any:
         """``load`` for bytes-like data."""
         if not is_buffer(data):
             raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'")
-        from ._formats import load_any
         return load_any(self, data, kwargs)
 
     @property
@@ -499,104 +475,6 @@ class PickleGuard:
 
             self._pycls = _PyRestrictedUnpickler
         return self._pycls
-
-    def _joblib_unpickler_class(self) -> type:
-        """joblib's ``NumpyUnpickler`` restricted by this guard."""
-        if self._joblib_cls is None:
-            from joblib.numpy_pickle import NumpyUnpickler
-            guard = self
-
-            class _JoblibRestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
-                def __init__(self, *args: Any, **kwargs: Any) -> None:
-                    super().__init__(*args, **kwargs)
-                    np: Any = getattr(self, "np", None)
-                    if np is not None:
-                        # Side files of legacy wrappers are loaded through the guard.
-                        setattr(self, "np", GuardedNumpy(guard, np))
-
-                def find_class(self, module: str, name: str) -> Any:
-                    guard._check_global(module, name, self.filename or "<joblib>")
-                    return super().find_class(module, name)
-
-            self._joblib_cls = _JoblibRestrictedUnpickler
-        return self._joblib_cls
-
-
-#: Pickles at least this large are scanned concurrently with loading (``Gate``).
-GATE_MIN_BYTES = 1 << 20
-
-
-def gate_allowed(cls: type) -> bool:
-    """The gate covers every way the C unpickler can reach code: ``find_class`` (globals and
-    extension codes) and persistent ids. A class with its own ``persistent_load`` method, or
-    a process with a registered extension code (the unpickler's extension cache returns
-    objects without asking ``find_class``), is loaded strictly after the scan instead."""
-    if copyreg._extension_registry:  # type: ignore[attr-defined]
-        return False
-    pl = inspect.getattr_static(cls, "persistent_load", None)
-    return pl is None or isinstance(pl, types.GetSetDescriptorType)
-
-
-class Gate:
-    """The static scan of a pickle, running in a thread while the restricted unpickler reads
-    the same bytes. Plain data (numbers, strings, lists, dicts, tuples, sets, bytes) is built
-    without running any code; everything that can run code comes from ``find_class`` or a
-    persistent id, and both wait here for the verdict first. The loaded object is returned
-    only after a passing verdict. The Rust scan releases the GIL, so both use a core each."""
-
-    def __init__(self, guard: "PickleGuard", scan: Any, source: str) -> None:
-        self.guard = guard
-        self.source = source
-        self.passed = False
-        self._result: Any = None
-        self._error: Optional[BaseException] = None
-        self._done = threading.Event()
-        self._started = threading.Event()
-        # The scan judges with the loading thread's context (its ``allowed()`` blocks).
-        ctx = contextvars.copy_context()
-        self._thread = threading.Thread(target=ctx.run, args=(self._run, scan), daemon=True,
-                                        name="pickleguard-scan")
-        self._thread.start()
-        # The C unpickler holds the GIL for its whole run: let the scan thread reach the
-        # Rust call (which releases the GIL) before loading starts, or it would wait.
-        self._started.wait()
-
-    def _run(self, scan: Any) -> None:
-        try:
-            self._started.set()
-            self._result = scan()
-        except BaseException as e:  # handed to the loading thread
-            self._error = e
-        finally:
-            self._done.set()
-
-    def wait(self) -> None:
-        """Block until the verdict is known; raise ``PickleSecurityError`` if it refuses."""
-        if self.passed:
-            return
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        self.guard.check(self._result, self.source)
-        self.passed = True
-
-    @property
-    def accepted(self) -> Optional[Accepted]:
-        """The globals of the passing verdict (call ``wait`` first)."""
-        return accepted_globals(self._result) if self.passed else None
-
-    def finish(self, load: Any) -> Any:
-        try:
-            obj = load()
-        except PickleSecurityError:
-            raise
-        except BaseException as e:
-            self.wait()  # a refusal explains more than the loader's own error
-            if isinstance(e, pickle.UnpicklingError) and self._result.format == "not_pickle":
-                raise NotAPickleError.of(self.source, self._result) from e
-            raise
-        self.wait()
-        return obj
 
 
 def _bytes_like(data: Any) -> Any:

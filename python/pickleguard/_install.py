@@ -1,266 +1,29 @@
 """``install()`` / ``uninstall()``: put the guard in front of every way a process loads
 pickles, and take it away again exactly (the original objects, by identity).
 
-Patches come in groups, one per library: ``pickle`` (``pickle.load``/``loads``/``Unpickler``,
-``_pickle.*``, ``pickle._Unpickler``'s own ``find_class``/``load`` (what joblib's, pandas'
-and other subclasses inherit), ``pickle._load``/``_loads``), ``torch``, ``joblib``, ``numpy``,
-``pandas`` and ``dill``. A library that is not imported yet is patched when it is (a
-``sys.meta_path`` hook), so ``install()`` can run first thing without importing torch.
-Every patched function reads its group's guard when called: changing the mode is one
-assignment, and after ``uninstall()`` a class that captured a patched base at import time
-loads like the original.
+Patches come in groups, one per library, each defined by its integration module: ``pickle``,
+``shelve`` and ``multiprocessing`` (``integrations.stdlib``: ``pickle.load``/``loads``/
+``Unpickler``, ``_pickle.*``, ``pickle._Unpickler``'s own ``find_class``/``load`` (what
+joblib's, pandas' and other subclasses inherit), ``pickle._load``/``_loads``), ``torch``,
+``joblib``, ``numpy``, ``pandas`` and ``dill``. A library that is not imported yet is patched
+when it is (``_patching``), so ``install()`` can run first thing without importing torch.
 """
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.util
-import sys
-import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict
+
+from ._guard import PickleGuard
+from ._patching import Group, activate, deactivate, finish_deactivation, lock
+from .integrations import dill, joblib, numpy, pandas, pytorch, stdlib
 
 __all__ = ["install", "uninstall", "is_installed", "installed_guard"]
 
-_lock = threading.RLock()
-_MISSING = object()
+#: Every group, in the order ``install()`` activates them.
+GROUPS: Dict[str, Group] = {g.name: g for g in (
+    stdlib.PICKLE, pytorch.GROUP, joblib.GROUP, numpy.GROUP, pandas.GROUP, dill.GROUP,
+    stdlib.SHELVE, stdlib.MULTIPROCESSING)}
 
-
-class Group:
-    """The patches of one library and the guard they use."""
-
-    def __init__(self, name: str, module: str, apply: Callable[["Group"], None]) -> None:
-        self.name = name
-        self.module = module
-        self._apply = apply
-        self.guard: Any = None
-        self.applied = False
-        self.patches: List[Tuple[Any, str, Any]] = []
-        #: id(patched object) -> (patched object, original), kept until the copies that
-        #: modules imported meanwhile made are repaired (``_repair_copies``).
-        self.replaced: Dict[int, Tuple[Any, Any]] = {}
-
-    def set(self, owner: Any, attr: str, value: Any) -> None:
-        """Replace ``owner.attr`` (a module or class attribute), remembering the original
-        as it was in the owner's own namespace (absent: it is deleted again on restore)."""
-        original = vars(owner).get(attr, _MISSING)
-        self.patches.append((owner, attr, original))
-        setattr(owner, attr, value)
-        if original is not _MISSING:
-            self.replaced[id(value)] = (value, original)
-            # What a library copies at import time is the object it finds, wrapped or not.
-            inner = getattr(value, "__func__", None)
-            if inner is not None:
-                self.replaced[id(inner)] = (inner, getattr(original, "__func__", original))
-
-    def apply(self) -> None:
-        if not self.applied:
-            try:
-                self._apply(self)
-            except BaseException:
-                self.restore()
-                raise
-            self.applied = True
-
-    def restore(self) -> None:
-        for owner, attr, original in reversed(self.patches):
-            if original is _MISSING:
-                try:
-                    delattr(owner, attr)
-                except AttributeError:
-                    pass
-            else:
-                setattr(owner, attr, original)
-        self.patches.clear()
-        self.applied = False
-
-    def guard_of(self) -> Callable[[], Any]:
-        return lambda: self.guard
-
-
-def _groups() -> Dict[str, Group]:
-    from .integrations import _patches
-    return _patches.GROUPS
-
-
-# ------------------------------------------------------------------ lazy patching on import
-
-class _Loader(importlib.abc.Loader):
-    def __init__(self, loader: Any, name: str) -> None:
-        self._loader = loader
-        self._name = name
-
-    def create_module(self, spec: Any) -> Any:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: Any) -> None:
-        # Put the real loader back before the module runs: nobody sees this wrapper.
-        try:
-            module.__spec__.loader = self._loader
-            module.__loader__ = self._loader
-        except AttributeError:
-            pass
-        self._loader.exec_module(module)
-        _imported(self._name)
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._loader, attr)
-
-
-class _Finder(importlib.abc.MetaPathFinder):
-    def __init__(self) -> None:
-        self._busy = threading.local()
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname not in _pending:
-            return None
-        busy = getattr(self._busy, "names", None)
-        if busy is None:
-            busy = self._busy.names = set()
-        if fullname in busy:
-            return None
-        busy.add(fullname)
-        try:
-            spec = importlib.util.find_spec(fullname)
-        except (ImportError, ValueError):
-            return None
-        finally:
-            busy.discard(fullname)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return None
-        spec.loader = _Loader(spec.loader, fullname)
-        return spec
-
-
-_pending: Dict[str, List[Group]] = {}
-_finder: Optional[_Finder] = None
-
-
-def _imported(module: str) -> None:
-    with _lock:
-        groups = _pending.pop(module, [])
-        for g in groups:
-            if g.guard is not None:
-                try:
-                    g.apply()
-                except Exception as e:  # a library we do not understand: say so, keep going
-                    import warnings
-                    warnings.warn(f"pickleguard: could not protect {g.name}: {e!r}",
-                                  RuntimeWarning, stacklevel=2)
-        _update_finder()
-
-
-def _update_finder() -> None:
-    global _finder
-    if _pending and _finder is None:
-        _finder = _Finder()
-        sys.meta_path.insert(0, _finder)
-    elif not _pending and _finder is not None:
-        try:
-            sys.meta_path.remove(_finder)
-        except ValueError:
-            pass
-        _finder = None
-
-
-# ------------------------------------------------------------------ copies made while installed
-
-#: The modules loaded when the first group was activated (None: nothing active).
-_baseline: Optional[frozenset] = None
-
-
-def _original_of(value: Any, replaced: Dict[int, Tuple[Any, Any]]) -> Any:
-    hit = replaced.get(id(value))
-    if hit is None or hit[0] is not value:
-        return _MISSING
-    original = hit[1]
-    # A patch over a copy of another patch (ForkingPickler.loads taken from the patched
-    # pickle.loads, then patched itself) unwinds to the first original.
-    for _ in range(8):
-        nxt = replaced.get(id(original))
-        if nxt is None or nxt[0] is not original:
-            break
-        original = nxt[1]
-    return original
-
-
-def _repair_copies(groups: List[Group]) -> None:
-    """What modules imported while installed copied of a patched object
-    (``from pickle import loads``, ``ForkingPickler.loads = pickle.loads``,
-    ``from pickle import Unpickler as StockUnpickler``) gets the original back, in the
-    module and in the classes it defines. Modules loaded before ``install()`` cannot hold
-    such a copy from their import; only the new ones are walked, so this stays cheap."""
-    replaced: Dict[int, Tuple[Any, Any]] = {}
-    for g in groups:
-        replaced.update(g.replaced)
-        g.replaced = {}
-    if not replaced:
-        return
-    baseline = _baseline or frozenset()
-    for name, mod in list(sys.modules.items()):
-        if name in baseline or mod is None or name.startswith("pickleguard"):
-            continue
-        try:
-            items = list(vars(mod).items())
-        except TypeError:
-            continue
-        for attr, value in items:
-            original = _original_of(value, replaced)
-            if original is not _MISSING:
-                setattr(mod, attr, original)
-            elif isinstance(value, type) and getattr(value, "__module__", None) == name:
-                for cattr, cvalue in list(vars(value).items()):
-                    original = _original_of(cvalue, replaced)
-                    if original is not _MISSING:
-                        try:
-                            setattr(value, cattr, original)
-                        except (AttributeError, TypeError):
-                            pass
-
-
-def _any_active() -> bool:
-    return any(g.guard is not None or g.applied for g in _groups().values())
-
-
-def activate(group: Group, guard: Any) -> None:
-    """Point a group at a guard and patch its library now, or when it is imported."""
-    global _baseline
-    with _lock:
-        if _baseline is None or not _any_active():
-            _baseline = frozenset(sys.modules)
-        group.guard = guard
-        if group.applied:
-            return
-        if group.module in sys.modules:
-            group.apply()
-        else:
-            lst = _pending.setdefault(group.module, [])
-            if group not in lst:
-                lst.append(group)
-            _update_finder()
-
-
-def deactivate(group: Group, repair: bool = True) -> None:
-    with _lock:
-        group.restore()
-        group.guard = None
-        lst = _pending.get(group.module)
-        if lst and group in lst:
-            lst.remove(group)
-            if not lst:
-                del _pending[group.module]
-        _update_finder()
-        if repair:
-            _finish_deactivation([group])
-
-
-def _finish_deactivation(groups: List[Group]) -> None:
-    global _baseline
-    _repair_copies(groups)
-    if not _any_active():
-        _baseline = None
-
-
-# ------------------------------------------------------------------ public API
 
 def install(mode: str = "ml", guard: Any = None, **options: Any) -> Any:
     """Protect every way this process loads pickles: ``pickle.load``/``loads``/``Unpickler``
@@ -269,13 +32,12 @@ def install(mode: str = "ml", guard: Any = None, **options: Any) -> Any:
     ``pandas.read_pickle`` and ``dill.load``/``loads``. Each load is scanned, then runs
     through the restricted unpickler. Idempotent (a second call only changes the guard) and
     thread-safe. Returns the guard in use. ``options`` go to ``PickleGuard``."""
-    from ._guard import PickleGuard
     if guard is None:
         guard = PickleGuard(mode, **options)
     elif options or mode != "ml":
         raise TypeError("pass either a guard or a mode and options, not both")
-    with _lock:
-        for g in _groups().values():
+    with lock:
+        for g in GROUPS.values():
             activate(g, guard)
     return guard
 
@@ -283,16 +45,16 @@ def install(mode: str = "ml", guard: Any = None, **options: Any) -> Any:
 def uninstall() -> None:
     """Undo ``install()`` (and the integrations' ``patch()``): every patched attribute gets
     its original object back. Safe to call when nothing is installed."""
-    with _lock:
-        for g in _groups().values():
+    with lock:
+        for g in GROUPS.values():
             deactivate(g, repair=False)
-        _finish_deactivation(list(_groups().values()))
+        finish_deactivation(list(GROUPS.values()))
 
 
 def is_installed() -> bool:
-    return any(g.guard is not None for g in _groups().values())
+    return any(g.guard is not None for g in GROUPS.values())
 
 
 def installed_guard(group: str = "pickle") -> Any:
     """The guard a group currently uses (None when not installed)."""
-    return _groups()[group].guard
+    return GROUPS[group].guard

@@ -12,6 +12,8 @@ import contextlib
 import contextvars
 from typing import Any, Iterator, Tuple
 
+from ._entries import split_entry
+
 Entry = Tuple[str, str]
 
 _SCOPED: "contextvars.ContextVar[Tuple[Entry, ...]]" = contextvars.ContextVar(
@@ -31,9 +33,7 @@ def allowed(*entries: Any) -> Iterator[Tuple[Entry, ...]]:
     ``('module', 'Name')``, ``'module'`` (every plain name of it). Blocks nest; leaving one
     restores exactly what was allowed before it.
     """
-    from ._guard import _split
-
-    add = tuple(_split(e) for e in entries)
+    add = tuple(split_entry(e) for e in entries)
     token = _SCOPED.set(_SCOPED.get() + tuple(e for e in add if e not in _SCOPED.get()))
     try:
         yield add

@@ -44,7 +44,7 @@ from urllib.parse import unquote_to_bytes
 
 from . import _native
 from ._analysis import Finding, PickleAnalysis
-from ._formats import sniff
+from ._codecs import HEAD_BYTES, sniff
 from ._guard import PickleGuard, guard_for
 
 __all__ = ["PickleGuardMiddleware", "PickleGuardASGIMiddleware", "PICKLE_CONTENT_TYPES"]
@@ -66,7 +66,7 @@ def judged(guard: PickleGuard, data: Any, source: str) -> PickleAnalysis:
     or damaged bz2/xz/lzma stream, a zip without its directory) is refused: an application
     that opens it by its magic bytes may still unpickle what it manages to decompress."""
     a = guard.scan(data, source=source)
-    kind = sniff(bytes(memoryview(data)[:16]))
+    kind = sniff(bytes(memoryview(data)[:HEAD_BYTES]))
     if kind in ("zip", "npy", "compressed") and a.is_safe and a.format in (
             "raw_pickle", "not_pickle", "joblib"):
         f = Finding("UNSCANNABLE", "HIGH",

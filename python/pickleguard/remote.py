@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import _native
+from ._guard import guard_for
 
 __all__ = ["is_remote", "scan_url", "fetch", "Fetched"]
 
@@ -248,13 +249,17 @@ def scan_url(url: str, *, mode: str = "ml", **options: Any) -> Any:
     """Scan a remote file (``https://``, ``s3://``, ``hf://``, ...), reading only the bytes
     the scan needs. Returns the ``PickleAnalysis`` of that file; for a folder, a dict from
     each file's path in it to its analysis."""
-    from . import scan_file
+    cache = options.pop("cache", None)
     with tempfile.TemporaryDirectory(prefix="pickleguard-remote-") as tmp:
         got = fetch(url, tmp)
+
+        def scan_file(p: Path) -> Any:
+            return guard_for(mode, **options).scan_file(p, cache=cache)
+
         if got.local.is_dir():
-            return {rel: _named(scan_file(got.local / rel, mode=mode, **options),
-                                f"{url.rstrip('/')}/{rel}") for rel in got.files}
-        return _named(scan_file(got.local, mode=mode, **options), url)
+            return {rel: _named(scan_file(got.local / rel), f"{url.rstrip('/')}/{rel}")
+                    for rel in got.files}
+        return _named(scan_file(got.local), url)
 
 
 def _named(a: Any, source: str) -> Any:

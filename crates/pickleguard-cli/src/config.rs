@@ -21,11 +21,11 @@ pub fn from_pyproject(text: &str, path: &Path) -> Result<Option<PolicyFile>, Str
 /// Read a policy file (`pickleguard.toml` format, or a `pyproject.toml`).
 pub fn read_policy_file(path: &Path) -> Result<PolicyFile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if path.file_name().is_some_and(|n| n == "pyproject.toml") {
-        return from_pyproject(&text, path)?
-            .ok_or_else(|| format!("{}: no [tool.pickleguard] section", path.display()));
-    }
-    PolicyFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    PolicyFile::from_named(name, &text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Find the config that applies to `start`: in each directory from `start` up to the root,

@@ -213,34 +213,45 @@ fn scan_stream(
     policy: &Policy,
     deadline: Option<Instant>,
 ) -> FileResult {
-    let limits = StreamLimits::from_env();
-    match stream::read_stream(path, limits) {
-        Ok(s) => {
-            let mut report = judge_bytes(&s.data, policy, deadline);
-            if s.truncated {
-                report.push(pickleguard::Finding::new(
-                    pickleguard::FindingType::ResourceLimit,
-                    pickleguard::Severity::High,
-                    limits.max_bytes,
-                    format!(
-                        "analysis stopped at the stream size limit: {}; the rest was not read",
-                        stream_cap_message(limits)
-                    ),
-                ));
-                report.complete = false;
-                report.stopped_by = Some("limit:stream size".into());
-                report.finish(policy.threshold);
-            }
-            FileResult {
-                path: t.display.clone(),
-                report,
-                error: None,
-                bytes: s.data.len() as u64,
-                hub: None,
-            }
-        }
+    match stream_report(path, policy, deadline) {
+        Ok((report, bytes)) => FileResult {
+            path: t.display.clone(),
+            report,
+            error: None,
+            bytes,
+            hub: None,
+        },
         Err(e) => FileResult::failed(t.display.clone(), e.to_string()),
     }
+}
+
+/// The report of a stream (`path`: a FIFO or a device; `None`: standard input) read within
+/// the stream bounds of the environment (docs/cli.md, "Streams"), and how many bytes were
+/// scanned. The one place these bounds and their finding are decided: `pickleguard scan`
+/// and the Python package's `scan_file` of a FIFO or device both read streams here.
+pub fn stream_report(
+    path: Option<&std::path::Path>,
+    policy: &Policy,
+    deadline: Option<Instant>,
+) -> std::io::Result<(pickleguard::Report, u64)> {
+    let limits = StreamLimits::from_env();
+    let s = stream::read_stream(path, limits)?;
+    let mut report = judge_bytes(&s.data, policy, deadline);
+    if s.truncated {
+        report.push(pickleguard::Finding::new(
+            pickleguard::FindingType::ResourceLimit,
+            pickleguard::Severity::High,
+            limits.max_bytes,
+            format!(
+                "analysis stopped at the stream size limit: {}; the rest was not read",
+                stream_cap_message(limits)
+            ),
+        ));
+        report.complete = false;
+        report.stopped_by = Some("limit:stream size".into());
+        report.finish(policy.threshold);
+    }
+    Ok((report, s.data.len() as u64))
 }
 
 /// A side file's bytes, lent to the core.

@@ -126,6 +126,23 @@ fn scan_bytes<'py>(
     report::to_dict(py, &r, snap.mode.as_str())
 }
 
+/// Scan a file that is no regular file (a FIFO, a device) as `pickleguard scan` does: read
+/// within the stream bounds (`PICKLEGUARD_STREAM_MAX_BYTES`, `PICKLEGUARD_STREAM_TIMEOUT`);
+/// past the size cap its first bytes are scanned and the report ends in RESOURCE_LIMIT.
+/// A stream silent for longer than the timeout raises TimeoutError.
+#[pyfunction]
+fn scan_stream<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    policy: &PyPolicy,
+) -> PyResult<Bound<'py, PyDict>> {
+    let snap = policy.snapshot();
+    let r = py
+        .allow_threads(|| pickleguard_cli::scan::stream_report(Some(&path), &snap, None))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    report::to_dict(py, &r.0, snap.mode.as_str())
+}
+
 /// Bytes the core's decoders have produced in this process (an instrument for tests and
 /// benchmarks: what pickleguard decompresses, next to what the loaders do).
 #[pyfunction]
@@ -195,6 +212,13 @@ fn storage_members(names: Vec<String>) -> Vec<bool> {
 #[pyfunction]
 fn container_kind(data: &Bound<'_, PyAny>) -> PyResult<Option<&'static str>> {
     Ok(pickleguard::container_kind(Bytes::get(data)?.as_slice()))
+}
+
+/// Whether a scan reads these bytes as a legacy PyTorch file (judged from the first 48
+/// bytes): `pickleguard::is_torch_legacy`.
+#[pyfunction]
+fn is_torch_legacy(data: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(pickleguard::is_torch_legacy(Bytes::get(data)?.as_slice()))
 }
 
 /// Advise a file map that is only scanned as the command line advises its own
@@ -368,6 +392,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reads_sparsely, m)?)?;
     m.add_function(wrap_pyfunction!(storage_members, m)?)?;
     m.add_function(wrap_pyfunction!(container_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(is_torch_legacy, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_stream, m)?)?;
     m.add_function(wrap_pyfunction!(advise_for_scan, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(plan_scan, m)?)?;

@@ -149,17 +149,18 @@ impl PyPolicy {
 
     /// Extend with a policy file's text (`pickleguard.toml` format, or a whole
     /// `pyproject.toml` whose `[tool.pickleguard]` table is used when `pyproject` is true).
-    #[pyo3(signature = (text, pyproject = false))]
-    fn extend_toml(&self, py: Python<'_>, text: &str, pyproject: bool) -> PyResult<()> {
-        let file = if pyproject {
-            PolicyFile::from_pyproject(text)
-                .map_err(PyValueError::new_err)?
-                .ok_or_else(|| {
-                    PyValueError::new_err("pyproject.toml has no [tool.pickleguard] table")
-                })?
-        } else {
-            PolicyFile::parse(text).map_err(PyValueError::new_err)?
-        };
+    /// `file_name`: the file's name, which says which of the two it is, as the command line
+    /// reads `--policy` (`PolicyFile::from_named`).
+    #[pyo3(signature = (text, pyproject = false, file_name = None))]
+    fn extend_toml(
+        &self,
+        py: Python<'_>,
+        text: &str,
+        pyproject: bool,
+        file_name: Option<&str>,
+    ) -> PyResult<()> {
+        let name = file_name.unwrap_or(if pyproject { "pyproject.toml" } else { "" });
+        let file = PolicyFile::from_named(name, text).map_err(PyValueError::new_err)?;
         py.allow_threads(|| self.update(|p| p.extend(&file)))
             .map_err(PyValueError::new_err)
     }

@@ -41,7 +41,9 @@ mod report;
 mod scan;
 
 pub use container::side_files;
-pub use container::{container_kind, decompressed_bytes, reads_sparsely, storage_members};
+pub use container::{
+    container_kind, decompressed_bytes, is_torch_legacy, reads_sparsely, storage_members,
+};
 pub use context::budget;
 pub use context::observe::{Graph, JoblibRead, PickleRun, RunEnd, ScanObserver};
 pub use context::streams::{PickleStream, StreamData};

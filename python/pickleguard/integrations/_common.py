@@ -6,23 +6,23 @@ import io
 import os
 from typing import Any, Optional
 
+from .._codecs import read_stream
+from .._guard import PickleGuard
 from .._io import _real_file, describe, is_pathlike, map_fd, map_path
+from .._patching import Group, activate, deactivate
 
 
-def patch_group(name: str, mode: str = "ml", guard: Any = None, **options: Any) -> Any:
-    from .._guard import PickleGuard
-    from .._install import activate
-    from ._patches import GROUPS
+def patch_group(group: Group, mode: str = "ml", guard: Any = None, **options: Any) -> Any:
+    """An integration's ``patch()``: its group activated with ``guard`` (a new one when
+    None). Returns the guard."""
     if guard is None:
         guard = PickleGuard(mode, **options)
-    activate(GROUPS[name], guard)
+    activate(group, guard)
     return guard
 
 
-def unpatch_group(name: str) -> None:
-    from .._install import deactivate
-    from ._patches import GROUPS
-    deactivate(GROUPS[name])
+def unpatch_group(group: Group) -> None:
+    deactivate(group)
 
 
 def prescan(guard: Any, f: Any, torch_load: bool = False,
@@ -59,7 +59,6 @@ def prescan(guard: Any, f: Any, torch_load: bool = False,
         if whole is not None:
             guard.check_file(memoryview(whole)[pos:] if pos else whole, describe(f), torch_load, npz_load=npz_load)
             return None
-    from .._formats import read_stream
     try:
         data = read_stream(guard, f, describe(f))
     except TypeError:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .._io import describe, next_pickle
+from .._patching import Group
+from .._unpickler import py_find_class
 from ._common import patch_group, unpatch_group
 
 __all__ = ["patch", "unpatch"]
@@ -16,16 +19,15 @@ __all__ = ["patch", "unpatch"]
 
 def patch(mode: str = "ml", guard: Any = None, **options: Any) -> Any:
     """Protect ``dill.load`` / ``dill.loads``. Returns the guard."""
-    return patch_group("dill", mode, guard, **options)
+    return patch_group(GROUP, mode, guard, **options)
 
 
 def unpatch() -> None:
-    unpatch_group("dill")
+    unpatch_group(GROUP)
 
 
 def make_patched(group: Any, orig_load: Callable[..., Any], orig_loads: Callable[..., Any],
                  unpickler_cls: type) -> Any:
-    from .._io import describe, next_pickle
 
     def _load(src: Any, ignore: Any, kwds: Any) -> Any:
         guard = group.guard
@@ -56,3 +58,22 @@ def make_patched(group: Any, orig_load: Callable[..., Any], orig_loads: Callable
         f.__module__ = o.__module__
         setattr(f, "_pg_original", o)
     return load, loads
+
+
+def _apply(g: Group) -> None:
+    """``install()``'s patches of dill: ``dill.load``/``loads``, and its ``Unpickler``'s
+    ``find_class``."""
+    import dill
+    import dill._dill as dd
+
+    cls = dd.Unpickler
+    load, loads = make_patched(g, dd.load, dd.loads, cls)
+    for mod in (dill, dd):
+        if getattr(mod, "load", None) is dd.load:
+            g.set(mod, "load", load)
+        if getattr(mod, "loads", None) is dd.loads:
+            g.set(mod, "loads", loads)
+    g.set(cls, "find_class", py_find_class(cls, g.guard_of()))
+
+
+GROUP = Group("dill", "dill", _apply)

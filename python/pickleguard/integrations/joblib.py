@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import warnings
 from typing import Any, Callable, Optional
 
 from .._accepted import accepting
+from .._codecs import decompress
+from .._guard import guard_for
+from .._io import _real_file, map_fd, map_path
+from .._joblibfile import unpickler_class
+from .._patching import Group
+from .._sidefiles import guarded_read
+from .._unpickler import py_find_class
 from ._common import patch_group, unpatch_group
 
 __all__ = ["patch", "unpatch", "load"]
@@ -22,11 +30,11 @@ __all__ = ["patch", "unpatch", "load"]
 
 def patch(mode: str = "ml", guard: Any = None, **options: Any) -> Any:
     """Protect ``joblib.load``. Returns the guard."""
-    return patch_group("joblib", mode, guard, **options)
+    return patch_group(GROUP, mode, guard, **options)
 
 
 def unpatch() -> None:
-    unpatch_group("joblib")
+    unpatch_group(GROUP)
 
 
 def _unpickle(cls: type, fobj: Any, eno: Any, filename: str = "",
@@ -52,15 +60,12 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
     import joblib.numpy_pickle as npk
     from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
 
-    from .._io import _real_file, map_fd
-
     start = f.tell()
     with _validate_fileobject_and_memmap(f, name, mmap_mode) as (fobj, validated):
         source = name or "<joblib>"
         if isinstance(fobj, str):
             # A pre-0.10 dump with companion .npy files: joblib's compatibility loader
             # (its unpicklers are restricted at the class while patched).
-            from .._io import map_path
             with accepting(guard.check_file(map_path(fobj), fobj, path=fobj)):
                 return npk.load_compatibility(fobj)
         if fobj is f:
@@ -85,7 +90,6 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
         # Compressed: decompress once, by pickleguard's readers within the scan's allowance
         # for the compressed size (joblib's BinaryGzipFile doubles its unused data without
         # end on a second gzip member), scan what the unpickler will read, load from memory.
-        from .._formats import _decompress
         raw: Any = None
         if _real_file(f):
             try:
@@ -98,7 +102,7 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
             f.seek(start)
             raw = f.read()
             f.seek(here)
-        plain = _decompress(guard, raw, None, source)
+        plain = decompress(guard, raw, None, source)
         del raw
         analysis = guard.check(guard.analyze(plain, source=source, path=name if is_path else None))
         with accepting(analysis):
@@ -131,10 +135,9 @@ def guarded_load(guard: Any, filename: Any, mmap_mode: Any = None,
 def load(filename: Any, mmap_mode: Any = None, ensure_native_byte_order: Any = "auto", *,
          mode: str = "ml", guard: Any = None) -> Any:
     """``joblib.load`` through a guard, without patching anything."""
-    from .._guard import guard_for
     g = guard if guard is not None else guard_for(mode)
     return guarded_load(g, filename, mmap_mode, ensure_native_byte_order,
-                        cls=g._joblib_unpickler_class())
+                        cls=unpickler_class(g))
 
 
 def make_patched(group: Any, orig: Callable[..., Any]) -> Callable[..., Any]:
@@ -149,3 +152,32 @@ def make_patched(group: Any, orig: Callable[..., Any]) -> Callable[..., Any]:
     load.__module__ = orig.__module__
     load._pg_original = orig  # type: ignore[attr-defined]
     return load
+
+
+def _apply(g: Group) -> None:
+    """``install()``'s patches of joblib: ``joblib.load``, and ``find_class`` of its unpickler
+    classes (legacy wrappers' side files through the guard)."""
+    import joblib
+    import joblib.numpy_pickle as npk
+
+    orig = npk.load
+    patched = make_patched(g, orig)
+    g.set(npk, "load", patched)
+    if getattr(joblib, "load", None) is orig:
+        g.set(joblib, "load", patched)
+    guard_of = g.guard_of()
+    g.set(npk.NumpyUnpickler, "find_class", py_find_class(npk.NumpyUnpickler, guard_of))
+    compat = sys.modules.get("joblib.numpy_pickle_compat")
+    wrapper = getattr(compat, "NDArrayWrapper", None)
+    if isinstance(wrapper, type):
+        # A legacy wrapper's side file is loaded with numpy.load(allow_pickle=True): through
+        # the guard instead (docs/containers.md, "Side files").
+        g.set(wrapper, "read", guarded_read(wrapper.__dict__["read"], guard_of))
+    if compat is not None:
+        for name in ("NumpyUnpickler", "ZipNumpyUnpickler"):
+            cls = getattr(compat, name, None)
+            if isinstance(cls, type) and cls is not npk.NumpyUnpickler:
+                g.set(cls, "find_class", py_find_class(cls, guard_of))
+
+
+GROUP = Group("joblib", "joblib", _apply)

@@ -13,6 +13,11 @@ import os
 import pickle
 from typing import Any, Callable
 
+from .._analysis import PickleSecurityError
+from .._codecs import is_decompressing
+from .._guard import guard_for
+from .._npyfile import load_npy, npz_file
+from .._patching import Group
 from ._common import patch_group, prescan, unpatch_group
 
 __all__ = ["patch", "unpatch", "load"]
@@ -20,68 +25,11 @@ __all__ = ["patch", "unpatch", "load"]
 
 def patch(mode: str = "ml", guard: Any = None, **options: Any) -> Any:
     """Protect ``numpy.load``. Returns the guard."""
-    return patch_group("numpy", mode, guard, **options)
+    return patch_group(GROUP, mode, guard, **options)
 
 
 def unpatch() -> None:
-    unpatch_group("numpy")
-
-
-def _npz_class() -> type:
-    from numpy.lib._npyio_impl import NpzFile
-
-    class GuardedNpzFile(NpzFile):  # type: ignore[misc,valid-type]
-        """``NpzFile`` whose object arrays load through a guard."""
-
-        _pg_guard: Any = None
-        _pg_kwargs: Any = None
-
-        def __getitem__(self, key: str) -> Any:
-            guard = self._pg_guard
-            if guard is None:
-                return super().__getitem__(key)
-            from numpy.lib import format as fmt
-
-            from .._formats import _load_npy, _read_npy_header
-            try:
-                member = self._files[key]  # type: ignore[attr-defined]
-            except KeyError:
-                raise KeyError(f"{key} is not a file in the archive") from None
-            # One pass over the member, as numpy's own __getitem__: its header says whether
-            # numpy reads it (numbers) or the guard does (objects); the seeks back stay in
-            # zipfile's buffer, so nothing is inflated twice.
-            with self.zip.open(member) as f:  # type: ignore[union-attr]
-                magic = f.read(len(fmt.MAGIC_PREFIX))
-                f.seek(0)
-                if magic != fmt.MAGIC_PREFIX:
-                    return f.read()
-                _shape, _fortran, dtype = _read_npy_header(f)  # type: ignore[arg-type]
-                f.seek(0)
-                if not dtype.hasobject:
-                    # numpy's NpzFile keeps its max_header_size (default 10000) since 1.24.
-                    limit = getattr(self, "max_header_size", 10000)
-                    kw: Any = self.pickle_kwargs
-                    return fmt.read_array(f, allow_pickle=False, pickle_kwargs=kw,
-                                          max_header_size=limit)
-                blob = f.read()
-            # The archive's pre-load scan checked this member's header (npz_load) and left
-            # its pickle to this load: scanned from exactly what zipfile inflated.
-            return _load_npy(guard, blob, self._pg_kwargs or {})
-
-    return GuardedNpzFile
-
-
-_NPZ: Any = None
-
-
-def npz_file(guard: Any, fid: Any, own_fid: bool, pickle_kwargs: Any, **kw: Any) -> Any:
-    global _NPZ
-    if _NPZ is None:
-        _NPZ = _npz_class()
-    z = _NPZ(fid, own_fid=own_fid, allow_pickle=False, pickle_kwargs=pickle_kwargs, **kw)
-    z._pg_guard = guard
-    z._pg_kwargs = pickle_kwargs
-    return z
+    unpatch_group(GROUP)
 
 
 def guarded_load(guard: Any, orig: Callable[..., Any], file: Any, mmap_mode: Any = None,
@@ -93,7 +41,6 @@ def guarded_load(guard: Any, orig: Callable[..., Any], file: Any, mmap_mode: Any
         raise ValueError("encoding must be 'ASCII', 'latin1', or 'bytes'")
     from numpy.lib import format as fmt
 
-    from .._formats import _load_npy
     pickle_kwargs = {"encoding": encoding, "fix_imports": fix_imports}
     own = not hasattr(file, "read")
     fid = open(os.fspath(file), "rb") if own else file
@@ -117,12 +64,11 @@ def guarded_load(guard: Any, orig: Callable[..., Any], file: Any, mmap_mode: Any
             pos = src.tell()
             data = src.read()
             try:
-                return _load_npy(guard, data, pickle_kwargs)
+                return load_npy(guard, data, pickle_kwargs)
             finally:
                 # numpy leaves the file after the array; so do we.
                 if read is None:
                     fid.seek(pos + len(data))
-        from .._analysis import PickleSecurityError
         try:
             return guard._load_pickle(src, pickle_kwargs)
         except PickleSecurityError:
@@ -130,7 +76,7 @@ def guarded_load(guard: Any, orig: Callable[..., Any], file: Any, mmap_mode: Any
         except Exception as e:
             raise pickle.UnpicklingError(f"Failed to interpret file {file!r} as a pickle") from e
         finally:
-            if read is not None and not _decompressing(fid):
+            if read is not None and not is_decompressing(fid):
                 # pickle.load leaves a file after the pickle: a plain stream is put there
                 # (a decompressing one stays after what the pre-scan read: seeking back
                 # would decompress it again).
@@ -140,16 +86,10 @@ def guarded_load(guard: Any, orig: Callable[..., Any], file: Any, mmap_mode: Any
             fid.close()
 
 
-def _decompressing(f: Any) -> bool:
-    from .._formats import is_decompressing
-    return is_decompressing(f)
-
-
 def load(file: Any, *args: Any, mode: str = "ml", guard: Any = None, **kwargs: Any) -> Any:
     """``numpy.load`` through a guard, without patching anything."""
     import numpy as np
 
-    from .._guard import guard_for
     g = guard if guard is not None else guard_for(mode)
     orig = getattr(np.load, "_pg_original", np.load)
     return _call(g, orig, file, *args, **kwargs)
@@ -180,3 +120,13 @@ def make_patched(group: Any, orig: Callable[..., Any]) -> Callable[..., Any]:
     load.__signature__ = inspect.signature(orig)  # type: ignore[attr-defined]
     load._pg_original = orig  # type: ignore[attr-defined]
     return load
+
+
+def _apply(g: Group) -> None:
+    """``install()``'s patch of numpy: ``numpy.load``."""
+    import numpy
+
+    g.set(numpy, "load", make_patched(g, numpy.load))
+
+
+GROUP = Group("numpy", "numpy", _apply)

@@ -12,6 +12,11 @@ import warnings
 from typing import Any, Callable
 
 from .._accepted import accepting
+from .._analysis import PickleSecurityError
+from .._guard import guard_for
+from .._io import describe, next_pickle
+from .._patching import Group
+from .._unpickler import py_find_class
 from ._common import patch_group, unpatch_group
 
 __all__ = ["patch", "unpatch", "read_pickle"]
@@ -19,11 +24,11 @@ __all__ = ["patch", "unpatch", "read_pickle"]
 
 def patch(mode: str = "ml", guard: Any = None, **options: Any) -> Any:
     """Protect ``pandas.read_pickle``. Returns the guard."""
-    return patch_group("pandas", mode, guard, **options)
+    return patch_group(GROUP, mode, guard, **options)
 
 
 def unpatch() -> None:
-    unpatch_group("pandas")
+    unpatch_group(GROUP)
 
 
 _EXCS = (AttributeError, ImportError, ModuleNotFoundError, TypeError, ValueError)
@@ -34,8 +39,6 @@ def guarded_read_pickle(guard: Any, filepath_or_buffer: Any, compression: Any = 
     from pandas.compat import pickle_compat
     from pandas.io.common import get_handle
 
-    from .._analysis import PickleSecurityError
-    from .._io import describe, next_pickle
     with get_handle(filepath_or_buffer, "rb", compression=compression, is_text=False,
                     storage_options=storage_options) as handles:
         h = handles.handle
@@ -68,7 +71,6 @@ def _compat_class(guard: Any, base: type) -> type:
 def read_pickle(filepath_or_buffer: Any, compression: Any = "infer",
                 storage_options: Any = None, *, mode: str = "ml", guard: Any = None) -> Any:
     """``pandas.read_pickle`` through a guard, without patching anything."""
-    from .._guard import guard_for
     g = guard if guard is not None else guard_for(mode)
     return guarded_read_pickle(g, filepath_or_buffer, compression, storage_options)
 
@@ -85,3 +87,22 @@ def make_patched(group: Any, orig: Callable[..., Any]) -> Callable[..., Any]:
     read_pickle.__module__ = orig.__module__
     read_pickle._pg_original = orig  # type: ignore[attr-defined]
     return read_pickle
+
+
+def _apply(g: Group) -> None:
+    """``install()``'s patches of pandas: ``read_pickle``, and ``find_class`` of its
+    compatibility unpickler."""
+    import pandas
+    import pandas.io.pickle as pio
+    from pandas.compat import pickle_compat
+
+    orig = pio.read_pickle
+    patched = make_patched(g, orig)
+    g.set(pio, "read_pickle", patched)
+    if getattr(pandas, "read_pickle", None) is orig:
+        g.set(pandas, "read_pickle", patched)
+    cls = pickle_compat.Unpickler
+    g.set(cls, "find_class", py_find_class(cls, g.guard_of()))
+
+
+GROUP = Group("pandas", "pandas", _apply)

@@ -13,7 +13,12 @@ import io
 import os
 from typing import Any, Callable, Tuple
 
+from .._entries import split_entry
+from .._guard import guard_for
 from .._io import describe
+from .._patching import Group
+from .._scope import allowed
+from .._torchfile import original_load
 from ._common import patch_group, prescan, unpatch_group
 
 __all__ = ["patch", "unpatch", "load", "original_load"]
@@ -23,18 +28,11 @@ _TRUE = ("1", "y", "yes", "true")
 
 def patch(mode: str = "ml", guard: Any = None, **options: Any) -> Any:
     """Protect ``torch.load`` (and ``torch.serialization.load``). Returns the guard."""
-    return patch_group("torch", mode, guard, **options)
+    return patch_group(GROUP, mode, guard, **options)
 
 
 def unpatch() -> None:
-    unpatch_group("torch")
-
-
-def original_load() -> Callable[..., Any]:
-    """``torch.load`` as torch defines it, whether patched or not."""
-    import torch.serialization as ser
-    f = ser.load
-    return getattr(f, "_pg_original", f)
+    unpatch_group(GROUP)
 
 
 def _weights_only(weights_only: Any, pickle_module: Any) -> bool:
@@ -64,7 +62,6 @@ def torch_allowed() -> Tuple[Tuple[str, str], ...]:
     if _ALLOWED_CACHE and len(now) == len(_ALLOWED_CACHE[0]) and all(
             a is b for a, b in zip(now, _ALLOWED_CACHE[0])):
         return _ALLOWED_CACHE[1]
-    from .._guard import _split
     out = []
     for g in now:
         if isinstance(g, tuple) and len(g) == 2 and isinstance(g[1], str):
@@ -73,7 +70,7 @@ def torch_allowed() -> Tuple[Tuple[str, str], ...]:
                 out.append((module, name))
             continue
         try:
-            out.append(_split(g))
+            out.append(split_entry(g))
         except TypeError:
             continue
     _ALLOWED_CACHE[:] = [now, tuple(out)]
@@ -88,7 +85,6 @@ _ALLOWED_CACHE: list = []
 def guarded_load(guard: Any, orig: Callable[..., Any], f: Any, map_location: Any = None,
                  pickle_module: Any = None, *, weights_only: Any = None, mmap: Any = None,
                  **pickle_load_args: Any) -> Any:
-    from .._scope import allowed
     with allowed(*torch_allowed()):
         return _guarded_load(guard, orig, f, map_location, pickle_module, weights_only=weights_only,
                              mmap=mmap, **pickle_load_args)
@@ -116,7 +112,6 @@ def _guarded_load(guard: Any, orig: Callable[..., Any], f: Any, map_location: An
 def load(f: Any, map_location: Any = None, pickle_module: Any = None, *, mode: str = "ml",
          guard: Any = None, **kwargs: Any) -> Any:
     """``torch.load`` through a guard, without patching anything."""
-    from .._guard import guard_for
     g = guard if guard is not None else guard_for(mode)
     return guarded_load(g, original_load(), f, map_location, pickle_module, **kwargs)
 
@@ -137,3 +132,18 @@ def make_patched(group: Any, orig: Callable[..., Any]) -> Callable[..., Any]:
     load.__module__ = orig.__module__
     load._pg_original = orig  # type: ignore[attr-defined]
     return load
+
+
+def _apply(g: Group) -> None:
+    """``install()``'s patches of torch: ``torch.load`` and ``torch.serialization.load``."""
+    import torch
+    import torch.serialization as ser
+
+    orig = ser.load
+    patched = make_patched(g, orig)
+    g.set(ser, "load", patched)
+    if getattr(torch, "load", None) is orig:
+        g.set(torch, "load", patched)
+
+
+GROUP = Group("torch", "torch", _apply)

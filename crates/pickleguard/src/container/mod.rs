@@ -63,6 +63,13 @@ pub fn container_kind(data: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// Whether a scan reads `data` as a legacy PyTorch file (`torch.save` without the zip
+/// format: the magic number's pickle first, then four more pickles and the storages), so a
+/// loader hands it to `torch.load`, not `pickle.load`. Asked by the Python loader.
+pub fn is_torch_legacy(data: &[u8]) -> bool {
+    matches!(sniff(data), Kind::Raw) && torch::is_legacy(data)
+}
+
 /// Whether a scan of `data` reads only a small part of it (headers and pickles, see
 /// `Reading::Sparse`); anything else is read from start to end. A caller that maps a large
 /// file uses this to tell the kernel whether reading ahead helps: on a cold cache, a sparse

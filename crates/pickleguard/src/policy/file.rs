@@ -134,7 +134,22 @@ impl PolicyFile {
             .map_err(|e| format!("invalid [tool.pickleguard]: {e}"))?;
         file.check_version()
             .map_err(|e| format!("[tool.pickleguard]: {e}"))?;
+        // The same entry checks as `parse`, here where the table is read: a caller that
+        // only tightens with it (a config found inside a scanned path) never extends a
+        // policy with it, and would otherwise skip them.
+        file.check_entries()?;
         Ok(Some(file))
+    }
+
+    /// The policy a file named `file_name` (its last path component) holds: a
+    /// `pyproject.toml`'s `[tool.pickleguard]` table, any other file whole. The command
+    /// line's `--policy` and the Python package's `policy_file=` both read files here.
+    pub fn from_named(file_name: &str, text: &str) -> Result<PolicyFile, String> {
+        if file_name == "pyproject.toml" {
+            return PolicyFile::from_pyproject(text)?
+                .ok_or_else(|| "no [tool.pickleguard] section".to_string());
+        }
+        PolicyFile::parse(text)
     }
 
     /// The file's format version (1 when it names none).
@@ -213,5 +228,47 @@ impl PolicyFile {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PolicyFile;
+
+    const BAD_ENTRY: &str =
+        "version = 2\n[[allow]]\nmodule = \"m\"\nname = \"*\"\nops = [\"call\"]\n";
+
+    #[test]
+    fn a_pyproject_table_is_checked_like_a_policy_file() {
+        let own = PolicyFile::parse(BAD_ENTRY).unwrap_err();
+        let table = BAD_ENTRY.replace("[[allow]]", "[[tool.pickleguard.allow]]");
+        let py = PolicyFile::from_pyproject(&format!("[tool.pickleguard]\n{table}")).unwrap_err();
+        assert!(own.contains("a wildcard grants only `value`"), "{own}");
+        assert_eq!(py, own);
+    }
+
+    #[test]
+    fn a_file_is_read_by_its_name() {
+        let table = "[tool.pickleguard]\nfail_on = \"HIGH\"\n";
+        assert!(PolicyFile::from_named("pyproject.toml", table)
+            .unwrap()
+            .fail_on
+            .is_some());
+        // The same text as a policy file of its own: `tool` is no key of the format.
+        assert!(PolicyFile::from_named("pickleguard.toml", table).is_err());
+        assert_eq!(
+            PolicyFile::from_named("pyproject.toml", "[project]\nname = \"x\"\n").unwrap_err(),
+            "no [tool.pickleguard] section"
+        );
+    }
+
+    #[test]
+    fn a_good_pyproject_table_still_reads() {
+        let f = PolicyFile::from_pyproject(
+            "[tool.pickleguard]\nversion = 2\n[[tool.pickleguard.allow]]\nmodule = \"m\"\nname = \"f\"\nops = [\"call\"]\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.allow.len(), 1);
     }
 }

@@ -1,19 +1,27 @@
-"""The patch groups ``install()`` applies (see ``pickleguard._install``)."""
+"""The standard library: ``pickle`` (and ``_pickle``), ``shelve``, ``multiprocessing``.
+
+``install()`` patches ``pickle.load``/``loads``/``Unpickler`` (and ``_pickle``'s), the pure-Python
+``pickle._Unpickler``'s own ``find_class``/``load`` (what joblib's, pandas' and other
+subclasses inherit) and ``pickle._load``/``_loads``; ``shelve``'s ``Unpickler``; and
+``ForkingPickler``'s ``loads``/``dumps``, judged as the process's own traffic
+(``pickleguard._ipc``).
+"""
 
 from __future__ import annotations
 
+import _pickle as cpickle
+import pickle
 import sys
-from typing import Any, Dict
+from typing import Any
 
 from .. import _ipc
-from .._install import Group
+from .._patching import Group
+from .._unpickler import RestrictedUnpickler, py_find_class, py_load
+
+__all__ = ["PICKLE", "SHELVE", "MULTIPROCESSING"]
 
 
 def _pickle(g: Group) -> None:
-    import _pickle as cpickle
-    import pickle
-
-    from .._unpickler import RestrictedUnpickler, py_find_class, py_load
     orig_load, orig_loads = pickle.load, pickle.loads
     orig_pyload, orig_pyloads = pickle._load, pickle._loads  # type: ignore[attr-defined]
 
@@ -86,91 +94,12 @@ def _pickle(g: Group) -> None:
     g.set(pickle, "_loads", _loads)
 
 
-def _torch(g: Group) -> None:
-    import torch
-    import torch.serialization as ser
-
-    from .pytorch import make_patched
-    orig = ser.load
-    patched = make_patched(g, orig)
-    g.set(ser, "load", patched)
-    if getattr(torch, "load", None) is orig:
-        g.set(torch, "load", patched)
-
-
-def _joblib(g: Group) -> None:
-    import joblib
-    import joblib.numpy_pickle as npk
-
-    from .._unpickler import py_find_class
-    from .joblib import make_patched
-    orig = npk.load
-    patched = make_patched(g, orig)
-    g.set(npk, "load", patched)
-    if getattr(joblib, "load", None) is orig:
-        g.set(joblib, "load", patched)
-    guard_of = g.guard_of()
-    g.set(npk.NumpyUnpickler, "find_class", py_find_class(npk.NumpyUnpickler, guard_of))
-    compat = sys.modules.get("joblib.numpy_pickle_compat")
-    wrapper = getattr(compat, "NDArrayWrapper", None)
-    if isinstance(wrapper, type):
-        # A legacy wrapper's side file is loaded with numpy.load(allow_pickle=True): through
-        # the guard instead (docs/containers.md, "Side files").
-        from .._sidefiles import guarded_read
-        g.set(wrapper, "read", guarded_read(wrapper.__dict__["read"], guard_of))
-    if compat is not None:
-        for name in ("NumpyUnpickler", "ZipNumpyUnpickler"):
-            cls = getattr(compat, name, None)
-            if isinstance(cls, type) and cls is not npk.NumpyUnpickler:
-                g.set(cls, "find_class", py_find_class(cls, guard_of))
-
-
-def _numpy(g: Group) -> None:
-    import numpy
-
-    from .numpy import make_patched
-    g.set(numpy, "load", make_patched(g, numpy.load))
-
-
-def _pandas(g: Group) -> None:
-    import pandas
-    import pandas.io.pickle as pio
-    from pandas.compat import pickle_compat
-
-    from .._unpickler import py_find_class
-    from .pandas import make_patched
-    orig = pio.read_pickle
-    patched = make_patched(g, orig)
-    g.set(pio, "read_pickle", patched)
-    if getattr(pandas, "read_pickle", None) is orig:
-        g.set(pandas, "read_pickle", patched)
-    cls = pickle_compat.Unpickler
-    g.set(cls, "find_class", py_find_class(cls, g.guard_of()))
-
-
-def _dill(g: Group) -> None:
-    import dill
-    import dill._dill as dd
-
-    from .._unpickler import py_find_class
-    from .dill import make_patched
-    cls = dd.Unpickler
-    load, loads = make_patched(g, dd.load, dd.loads, cls)
-    for mod in (dill, dd):
-        if getattr(mod, "load", None) is dd.load:
-            g.set(mod, "load", load)
-        if getattr(mod, "loads", None) is dd.loads:
-            g.set(mod, "loads", loads)
-    g.set(cls, "find_class", py_find_class(cls, g.guard_of()))
-
-
 def _shelve(g: Group) -> None:
     # shelve binds ``pickle.Unpickler`` when it is imported (``from pickle import Unpickler``),
     # so a shelf opened after install() would still read with the original class. Shelf
     # files are files like any other: their values load restricted and scanned.
     import shelve
 
-    from .._unpickler import RestrictedUnpickler
     installed = type("Unpickler", (RestrictedUnpickler,), {
         "_pg_group": g, "__module__": "pickleguard",
         "__doc__": "shelve's Unpickler while pickleguard.install() is active."})
@@ -211,13 +140,6 @@ def _multiprocessing(g: Group) -> None:
     g.set(ForkingPickler, "dumps", classmethod(dumps))
 
 
-GROUPS: Dict[str, Group] = {
-    "pickle": Group("pickle", "pickle", _pickle),
-    "torch": Group("torch", "torch", _torch),
-    "joblib": Group("joblib", "joblib", _joblib),
-    "numpy": Group("numpy", "numpy", _numpy),
-    "pandas": Group("pandas", "pandas", _pandas),
-    "dill": Group("dill", "dill", _dill),
-    "shelve": Group("shelve", "shelve", _shelve),
-    "multiprocessing": Group("multiprocessing", "multiprocessing.reduction", _multiprocessing),
-}
+PICKLE = Group("pickle", "pickle", _pickle)
+SHELVE = Group("shelve", "shelve", _shelve)
+MULTIPROCESSING = Group("multiprocessing", "multiprocessing.reduction", _multiprocessing)
