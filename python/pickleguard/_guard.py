@@ -272,7 +272,8 @@ class PickleGuard:
                     position=cap)
         risk = max(a.risk_level, "HIGH", key=SEVERITIES.index)
         return PickleAnalysis(False, risk, a.findings + [f], format=a.format,
-                              complete=False, stopped_by="limit:stream size",
+                              complete=False,
+                              stopped_by=_native.stopped_by_limit("stream size"),
                               globals=a.globals, mode=a.mode, source=p)
 
     def check_file(self, data: Any, source: str, torch_load: bool = False,

@@ -34,7 +34,10 @@ pub use machine::{CallKind, CallNode, GlobalRef, Method};
 pub use opcodes::Op;
 pub use policy::{Mode, Policy, PolicyFile};
 pub use render::{py_str, shorten, NamedStyle};
-pub use report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
+pub use report::{
+    Finding, FindingType, GlobalUse, Limit, MemberPath, MemberView, Report, Segment, Severity,
+    StopReason, Use,
+};
 pub use scan::Scan;
 pub use value::Value;
 

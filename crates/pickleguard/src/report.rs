@@ -5,7 +5,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 mod finding_type;
+mod member;
+mod stop;
 pub use finding_type::FindingType;
+pub use member::{MemberPath, MemberView, Segment};
+pub use stop::{Limit, StopReason};
 
 /// How bad a finding is; a report's risk level is its worst finding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -54,7 +58,7 @@ pub struct Finding {
     pub name: Option<String>,
     pub callable: Option<String>,
     pub args: Option<Vec<String>>,
-    pub member: Option<String>,
+    pub member: Option<MemberPath>,
 }
 
 impl Finding {
@@ -97,7 +101,7 @@ pub struct Report {
     pub is_safe: bool,
     pub risk_level: Severity,
     pub complete: bool,
-    pub stopped_by: Option<String>,
+    pub stopped_by: Option<StopReason>,
     pub findings: Vec<Finding>,
     pub globals: Vec<GlobalUse>,
     /// Where each (module, name) sits in `globals`, so that merging stays linear in the number
@@ -165,7 +169,7 @@ impl Report {
             self.findings.push(f);
             self.complete = false;
             if self.stopped_by.is_none() {
-                self.stopped_by = Some("limit:findings".into());
+                self.stopped_by = Some(Limit::Findings.into());
             }
         }
         self.risk_level = self
@@ -178,13 +182,10 @@ impl Report {
     }
 
     /// Fold another report (a member, a nested stream) into this one.
-    pub fn absorb(&mut self, other: Report, member: Option<&str>) {
+    pub fn absorb(&mut self, other: Report, member: Option<&Segment>) {
         for mut f in other.findings {
             if let Some(m) = member {
-                f.member = Some(match f.member.take() {
-                    Some(inner) => format!("{m}/{inner}"),
-                    None => m.to_string(),
-                });
+                f.member = Some(MemberPath::under(m, f.member.take()));
             }
             self.push(f);
         }

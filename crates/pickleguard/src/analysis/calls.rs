@@ -10,7 +10,7 @@ pub(super) fn judge_member(
     policy: &Policy,
     ctx: &Context,
     out: &mut Report,
-    member: Option<&str>,
+    member: Option<&Segment>,
 ) {
     match member {
         Some(label) => ctx.scan.within(label, || judge(m, policy, ctx, out)),
@@ -731,10 +731,13 @@ pub(super) fn nested_file(
         return false;
     };
     if ctx.depth + 1 > policy.limits.max_nesting {
-        limit_finding(out, c.pos as usize, "nesting depth");
+        limit_finding(out, c.pos as usize, Limit::NestingDepth);
         return false;
     }
-    let label = format!("{name} at byte {}", c.pos);
+    let label = Segment::NestedFile {
+        callable: name.to_string(),
+        at: c.pos,
+    };
     let inner = ctx
         .scan
         .within(&label, || ctx.scan.nested(&bytes, ctx.depth + 1));

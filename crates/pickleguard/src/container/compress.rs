@@ -171,7 +171,7 @@ pub struct Decoded {
     /// input liblzma decodes, so Python's `lzma` may hand a loader more than `out`.
     pub cut: bool,
     /// The budget ran out (the limit's name).
-    pub limit: Option<&'static str>,
+    pub limit: Option<crate::report::Limit>,
     /// More output than the caller's cap (a zip member's declared size).
     pub over_cap: bool,
     /// Input bytes consumed by the complete streams.
@@ -809,7 +809,9 @@ pub fn scan(cx: &ScanContext<'_>, codec: Codec, data: &[u8], depth: u32) -> Opti
         return None;
     }
     let c = codec.name();
-    let label = format!("decompressed {c}");
+    let label = crate::report::Segment::Decompressed {
+        codec: c.to_string(),
+    };
     let inner = cx.within(&label, || scan_at(cx, &d.out, depth + 1));
     let format = match (codec, inner.format.as_str()) {
         (Codec::JoblibZfile, "not_pickle") => "zfile".to_string(),

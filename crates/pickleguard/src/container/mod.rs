@@ -10,7 +10,9 @@
 use crate::analysis::{analyze_stream, Context};
 use crate::context::ScanContext;
 use crate::policy::Policy;
-use crate::report::{Finding, FindingType, Report, Severity};
+use crate::report::{
+    Finding, FindingType, Limit, MemberPath, Report, Segment, Severity, StopReason,
+};
 
 mod compress;
 mod npy;
@@ -151,7 +153,7 @@ pub(crate) fn scan_at(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
     let policy = cx.policy;
     if depth > policy.limits.max_nesting {
         let mut r = Report::new("unscannable");
-        limit(&mut r, 0, "nesting depth");
+        limit(&mut r, 0, Limit::NestingDepth);
         return r;
     }
     match sniff(data) {
@@ -179,7 +181,7 @@ fn unopenable(cx: &ScanContext<'_>, data: &[u8], depth: u32, fmt: &str, what: &s
     f.name = Some(fmt.to_string());
     r.push(f);
     r.complete = false;
-    r.stopped_by = Some(format!("unscannable: {fmt}"));
+    r.stopped_by = Some(StopReason::Unscannable(Some(fmt.to_string())));
     raw_view(cx, data, depth, &mut r);
     r
 }
@@ -204,7 +206,7 @@ fn scan_raw(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
             }
             // A zip embedded in the pickle's own bytes (a bytes literal): Python's zipfile
             // still opens the file as that zip, so its members are analysed too.
-            let label = format!("embedded zip at byte {}", z.start);
+            let label = Segment::EmbeddedZip { at: z.start as u64 };
             let inner = cx.within(&label, || zip::scan(cx, data, depth));
             r.absorb(inner, Some(&label));
         }
@@ -261,7 +263,7 @@ fn known_format(data: &[u8]) -> Option<&'static str> {
 /// when that view would import or call something the policy flags.
 pub(crate) fn raw_view(cx: &ScanContext<'_>, data: &[u8], depth: u32, into: &mut Report) {
     let mark = cx.streams_mark();
-    let r = cx.within("raw pickle view", || analyze(cx, data, depth));
+    let r = cx.within(&Segment::RawPickleView, || analyze(cx, data, depth));
     let effects = r.findings.iter().any(|f| {
         !matches!(
             f.kind,
@@ -279,14 +281,14 @@ pub(crate) fn raw_view(cx: &ScanContext<'_>, data: &[u8], depth: u32, into: &mut
             into.format
         ),
     ));
-    into.absorb(r, Some("raw pickle view"));
+    into.absorb(r, Some(&Segment::RawPickleView));
 }
 
 pub(crate) fn tamper(pos: u64, desc: String) -> Finding {
     Finding::new(FindingType::StructuralTamper, Severity::High, pos, desc)
 }
 
-pub(crate) fn limit(r: &mut Report, pos: u64, what: &str) {
+pub(crate) fn limit(r: &mut Report, pos: u64, what: Limit) {
     r.push(Finding::new(
         FindingType::ResourceLimit,
         Severity::High,
@@ -295,16 +297,16 @@ pub(crate) fn limit(r: &mut Report, pos: u64, what: &str) {
     ));
     r.complete = false;
     if r.stopped_by.is_none() {
-        r.stopped_by = Some(format!("limit:{what}"));
+        r.stopped_by = Some(what.into());
     }
 }
 
-pub(crate) fn unscannable(r: &mut Report, pos: u64, member: Option<&str>, desc: String) {
+pub(crate) fn unscannable(r: &mut Report, pos: u64, member: Option<&Segment>, desc: String) {
     let mut f = Finding::new(FindingType::Unscannable, Severity::High, pos, desc);
-    f.member = member.map(str::to_string);
+    f.member = member.map(|m| MemberPath::new(m.clone()));
     r.push(f);
     r.complete = false;
     if r.stopped_by.is_none() {
-        r.stopped_by = Some("unscannable".into());
+        r.stopped_by = Some(StopReason::Unscannable(None));
     }
 }

@@ -197,9 +197,9 @@ pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
     }
     let end = h.end;
     let label = if h.objects.is_none() {
-        format!("data after an unreadable .npy header at byte {end}")
+        crate::report::Segment::NpyAfterBadHeader { at: end as u64 }
     } else {
-        format!("object array at byte {end}")
+        crate::report::Segment::NpyObjectArray { at: end as u64 }
     };
     let sub = cx.within(&label, || analyze(cx, &d[end..], depth + 1));
     r.absorb(sub, Some(&label));

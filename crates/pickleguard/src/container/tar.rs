@@ -5,7 +5,7 @@
 
 use super::{scan_at, tamper, torch, Report};
 use crate::context::ScanContext;
-use crate::report::{Finding, FindingType, Severity};
+use crate::report::{Finding, FindingType, Limit, MemberView, Segment, Severity};
 use std::collections::HashMap;
 
 const BLOCK: usize = 512;
@@ -198,10 +198,10 @@ pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
     for e in list.iter().filter(|e| e.regular) {
         let n = count.entry(e.name.as_str()).or_insert(0);
         *n += 1;
-        let label = if *n > 1 {
-            format!("{} (copy {n})", e.name)
-        } else {
-            e.name.clone()
+        let label = Segment::ArchiveMember {
+            name: e.name.clone(),
+            copy: *n as u64,
+            view: MemberView::Listed,
         };
         if *n == 2 {
             r.push(tamper(
@@ -227,7 +227,7 @@ pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
         r.absorb(sub, Some(&label));
     }
     if limited {
-        super::limit(&mut r, end as u64, "archive members");
+        super::limit(&mut r, end as u64, Limit::ArchiveMembers);
     }
     if !is_torch && formats.len() == 1 && matches!(formats[0].as_str(), "raw_pickle" | "joblib") {
         r.format = "pandas_tar".into();

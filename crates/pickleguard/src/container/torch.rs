@@ -210,7 +210,7 @@ impl<'a> Walker<'a> {
             _ => None,
         };
         let slice = &self.d[pos..end.unwrap_or(self.d.len())];
-        let label = format!("pickle at byte {pos}");
+        let label = crate::report::Segment::TorchPickle { at: pos as u64 };
         let sub = self
             .cx
             .within(&label, || analyze(self.cx, slice, self.depth));

@@ -8,7 +8,7 @@
 use super::{compress, scan_at, tamper, Report};
 use crate::context::budget::Budget;
 use crate::context::ScanContext;
-use crate::report::{Finding, FindingType, Severity};
+use crate::report::{Finding, FindingType, Limit, MemberPath, MemberView, Segment, Severity};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -445,7 +445,7 @@ enum Mode {
 
 /// A member to analyse.
 struct Member {
-    label: String,
+    label: Segment,
     name: String,
     pos: usize,
     data: usize,
@@ -475,7 +475,7 @@ pub fn scan_polyglot(
     start: usize,
 ) -> Report {
     let mut r = scan_mode(cx, d, depth, Mode::Polyglot, start);
-    let prefix = cx.within("pickle before the zip", || {
+    let prefix = cx.within(&Segment::PickleBeforeZip, || {
         super::analyze(cx, &d[..start.min(d.len())], depth)
     });
     let mut f = tamper(
@@ -484,9 +484,9 @@ pub fn scan_polyglot(
             "a pickle (bytes 0..{start}) comes before a zip archive: pickle.load and torch.load run the pickle, zipfile-based loaders read the archive; both are analysed"
         ),
     );
-    f.member = Some("pickle before the zip".into());
+    f.member = Some(MemberPath::new(Segment::PickleBeforeZip));
     r.findings.insert(0, f);
-    r.absorb(prefix, Some("pickle before the zip"));
+    r.absorb(prefix, Some(&Segment::PickleBeforeZip));
     r.format = "polyglot".into();
     r
 }
@@ -521,7 +521,7 @@ fn scan_mode(cx: &ScanContext<'_>, d: &[u8], depth: u32, mode: Mode, start: usiz
     lay.walk_locals(start);
     if dirs.is_empty() && lay.members.is_empty() {
         r.format = "not_pickle".into();
-        r.stopped_by = Some("not a zip: no central directory and no local file header".into());
+        r.stopped_by = Some(crate::report::StopReason::NotAZip);
         return r;
     }
     if dirs.is_empty() {
@@ -531,7 +531,7 @@ fn scan_mode(cx: &ScanContext<'_>, d: &[u8], depth: u32, mode: Mode, start: usiz
         ));
     }
     if lay.members.len() >= max_members {
-        super::limit(&mut r, 0, "archive members");
+        super::limit(&mut r, 0, Limit::ArchiveMembers);
     }
     lay.outside_bytes(dirs.first(), start);
     overlaps(&lay.members, &mut lay.tampers);
@@ -647,20 +647,23 @@ impl Layout<'_> {
                     continue;
                 }
             }
-            let mut label = if copy > 1 {
-                format!("{name} (copy {copy})")
-            } else {
-                name.clone()
+            let label = Segment::ArchiveMember {
+                name: name.clone(),
+                copy: copy as u64,
+                view: if alt {
+                    MemberView::Directory {
+                        at: dir.cd_start as u64,
+                    }
+                } else {
+                    MemberView::Listed
+                },
             };
-            if alt {
-                label = format!("{label} (directory at byte {})", dir.cd_start);
-            }
             self.entry(c, off, name, label);
         }
     }
 
     /// One central entry whose local header should be at `off`.
-    fn entry(&mut self, c: &Central, off: u64, name: String, label: String) {
+    fn entry(&mut self, c: &Central, off: u64, name: String, label: Segment) {
         let d = self.d;
         let Some(l) = usize::try_from(off).ok().and_then(|o| parse_local(d, o)) else {
             self.tampers.push(tamper(
@@ -700,7 +703,11 @@ impl Layout<'_> {
             if l.csize != c.csize && !self.by_offset.contains_key(&l.pos) {
                 // The local view reads different bytes: analyse them too.
                 self.members.push(Member {
-                    label: format!("{name} (local header sizes)"),
+                    label: Segment::ArchiveMember {
+                        name: name.clone(),
+                        copy: 1,
+                        view: MemberView::LocalSizes,
+                    },
                     name: name_text(&l.name),
                     pos: l.pos,
                     data: l.data,
@@ -793,7 +800,11 @@ impl Layout<'_> {
                 self.covered.push((l.data.min(d.len()), data_end));
                 self.covered.push((data_end, data_end + dlen));
                 self.members.push(Member {
-                    label: format!("{name} (local header at byte {p})"),
+                    label: Segment::ArchiveMember {
+                        name: name.clone(),
+                        copy: 1,
+                        view: MemberView::LocalHeader { at: p as u64 },
+                    },
                     name,
                     pos: p,
                     data: l.data,
@@ -999,7 +1010,7 @@ fn inflate_member(
                 dec.out.len()
             ),
         );
-        f.member = Some(m.label.clone());
+        f.member = Some(MemberPath::new(m.label.clone()));
         r.push(f);
     }
     if dec.out.len() as u64 > m.usize && dec.limit.is_none() {

@@ -15,7 +15,7 @@ pub mod streams;
 use std::cell::{Cell, RefCell};
 
 use crate::policy::Policy;
-use crate::report::Report;
+use crate::report::{Report, Segment};
 use budget::Budget;
 use observe::ScanObserver;
 use streams::Recorder;
@@ -115,9 +115,9 @@ impl<'a> ScanContext<'a> {
     }
 
     /// Run `f` for the member `label` of the file being scanned (the recorded member path).
-    pub(crate) fn within<T>(&self, label: &str, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn within<T>(&self, label: &Segment, f: impl FnOnce() -> T) -> T {
         if let Some(r) = &self.recorder {
-            r.borrow_mut().path.push(label.to_string());
+            r.borrow_mut().path.push(label.clone());
         }
         let out = f();
         if let Some(r) = &self.recorder {
