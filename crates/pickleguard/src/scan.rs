@@ -82,7 +82,7 @@ impl<'a> Scan<'a> {
     /// Analyse a whole file's bytes, whatever container it is.
     pub fn file(&self, data: &[u8]) -> Report {
         let cx = self.context(data, false);
-        let mut r = crate::container::scan_nested(&cx, data, 0);
+        let mut r = crate::container::scan_nested(&cx, data);
         crate::analysis::note_name_only_refusals(&mut r, self.policy);
         r
     }
@@ -91,7 +91,7 @@ impl<'a> Scan<'a> {
     /// began (a container's members before the pickles nested in them): what `explain` shows.
     pub fn file_with_streams(&self, data: &[u8]) -> (Report, Vec<PickleStream>) {
         let cx = self.context(data, true);
-        let mut r = crate::container::scan_nested(&cx, data, 0);
+        let mut r = crate::container::scan_nested(&cx, data);
         crate::analysis::note_name_only_refusals(&mut r, self.policy);
         (r, cx.into_streams())
     }

@@ -730,7 +730,7 @@ pub(super) fn nested_file(
     let Some(bytes) = first_blob(m, j, c.args) else {
         return false;
     };
-    if ctx.depth + 1 > policy.limits.max_nesting {
+    if ctx.scan.depth() + 1 > policy.limits.max_nesting {
         limit_finding(out, c.pos as usize, Limit::NestingDepth);
         return false;
     }
@@ -738,9 +738,7 @@ pub(super) fn nested_file(
         callable: name.to_string(),
         at: c.pos,
     };
-    let inner = ctx
-        .scan
-        .within(&label, || ctx.scan.nested(&bytes, ctx.depth + 1));
+    let inner = ctx.scan.within(&label, || ctx.scan.nested(&bytes));
     let ok = inner.is_safe && inner.complete;
     let sev = inner.risk_level.max(Severity::High);
     if !ok {

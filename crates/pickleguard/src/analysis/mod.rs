@@ -44,7 +44,6 @@ use std::rc::Rc;
 /// What a stream analysis needs besides the policy: where the stream sits in the scan.
 #[derive(Clone, Copy)]
 pub(crate) struct Context<'s> {
-    pub(crate) depth: u32,
     /// Skip joblib's array bytes after a NumpyArrayWrapper BUILD, as joblib does.
     pub(crate) joblib: bool,
     /// A record of a TorchScript archive, which `torch.jit.load` (and `torch.load`, which hands
@@ -62,7 +61,6 @@ impl<'s> Context<'s> {
     /// The context of a stream that is the scan's input.
     pub(crate) fn new(scan: &'s ScanContext<'s>) -> Context<'s> {
         Context {
-            depth: 0,
             joblib: true,
             torchscript: false,
             stream: None,

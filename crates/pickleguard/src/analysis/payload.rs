@@ -327,7 +327,7 @@ pub(super) fn nested_payload(
     verb: &str,
     out: &mut Report,
 ) {
-    if ctx.depth + 1 > policy.limits.max_nesting {
+    if ctx.scan.depth() + 1 > policy.limits.max_nesting {
         limit_finding(out, c.pos as usize, Limit::NestingDepth);
         return;
     }
@@ -335,9 +335,7 @@ pub(super) fn nested_payload(
         callable: name.to_string(),
         at: c.pos,
     };
-    let inner = ctx
-        .scan
-        .within(&label, || ctx.scan.nested(blob, ctx.depth + 1));
+    let inner = ctx.scan.within(&label, || ctx.scan.nested(blob));
     let mut f = Finding::new(
         FindingType::NestedPickle,
         inner.risk_level.max(Severity::High),
@@ -387,7 +385,7 @@ pub(super) fn obfuscated(
             f.callable = Some(name.to_string());
             out.push(f);
         } else if looks_like_pickle(&d.bytes) {
-            if ctx.depth + 1 > policy.limits.max_nesting {
+            if ctx.scan.depth() + 1 > policy.limits.max_nesting {
                 limit_finding(out, c.pos as usize, Limit::NestingDepth);
                 return;
             }
@@ -396,9 +394,7 @@ pub(super) fn obfuscated(
                 callable: name.to_string(),
                 at: c.pos,
             };
-            let inner = ctx
-                .scan
-                .within(&label, || ctx.scan.nested(&d.bytes, ctx.depth + 1));
+            let inner = ctx.scan.within(&label, || ctx.scan.nested(&d.bytes));
             let mut f = Finding::new(
                 FindingType::Obfuscation,
                 inner.risk_level.max(Severity::High),

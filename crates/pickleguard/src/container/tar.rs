@@ -177,7 +177,7 @@ fn pax_records(body: &[u8]) -> HashMap<String, String> {
     out
 }
 
-pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
+pub fn scan(cx: &ScanContext<'_>, d: &[u8]) -> Report {
     let policy = cx.policy;
     let max = policy.limits.max_members.min(usize::MAX as u64) as usize;
     let (list, end, limited) = entries(d, max);
@@ -215,14 +215,15 @@ pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
         let avail = d.len().saturating_sub(e.data);
         let len = usize::try_from(e.size).unwrap_or(usize::MAX).min(avail);
         let content = &d[e.data.min(d.len())..e.data.min(d.len()) + len];
-        let sub = cx.within(&label, || match (is_torch, e.name.as_str()) {
-            (true, "storages") => torch::scan_tar_storages(cx, content, depth + 1),
-            (true, "tensors") => torch::scan_tar_tensors(cx, content, depth + 1),
+        let member = || match (is_torch, e.name.as_str()) {
+            (true, "storages") => torch::scan_tar_storages(cx, content),
+            (true, "tensors") => torch::scan_tar_tensors(cx, content),
             _ => {
                 super::will_read_member(cx, content);
-                scan_at(cx, content, depth + 1)
+                scan_at(cx, content)
             }
-        });
+        };
+        let sub = cx.within(&label, || cx.deeper(member));
         formats.push(sub.format.clone());
         r.absorb(sub, Some(&label));
     }
@@ -245,6 +246,6 @@ pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
             ));
         }
     }
-    super::raw_view(cx, d, depth, &mut r);
+    super::raw_view(cx, d, &mut r);
     r
 }

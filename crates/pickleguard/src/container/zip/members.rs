@@ -19,13 +19,14 @@ pub(super) fn analyse_members(
     lay: &mut Layout,
     torch_root: Option<&str>,
     loaded_later: &HashMap<usize, Report>,
-    depth: u32,
 ) -> Vec<String> {
     let d = lay.d;
     // The one data.pkl torch.load's restricted unpickler is about to scan itself (see
     // `crate::LoadScans`); never TorchScript's, which torch.jit loads in C++.
     let deferred = match torch_root {
-        Some(root) if depth == 0 && r.format == "pytorch_zip" && cx.load_scans.torch_data_pkl => {
+        Some(root)
+            if cx.depth() == 0 && r.format == "pytorch_zip" && cx.load_scans.torch_data_pkl =>
+        {
             let name = format!("{root}data.pkl");
             (lay.members.iter().filter(|m| m.name == name).count() == 1).then_some(name)
         }
@@ -109,9 +110,9 @@ pub(super) fn analyse_members(
         };
         let sub = cx.within(&m.label, || {
             if r.format == "torchscript" {
-                cx.torchscript_record(depth + 1, || scan_at(cx, &content, depth + 1))
+                cx.deeper(|| cx.torchscript_record(|| scan_at(cx, &content)))
             } else {
-                scan_at(cx, &content, depth + 1)
+                cx.deeper(|| scan_at(cx, &content))
             }
         });
         file_formats.push(sub.format.clone());

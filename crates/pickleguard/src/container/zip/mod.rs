@@ -73,26 +73,20 @@ pub(super) struct Member {
     pub(super) local_view: bool,
 }
 
-pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
+pub fn scan(cx: &ScanContext<'_>, d: &[u8]) -> Report {
     let mode = if starts_like_zip(d) {
         Mode::Plain
     } else {
         Mode::Embedded
     };
-    scan_mode(cx, d, depth, mode, 0)
+    scan_mode(cx, d, mode, 0)
 }
 
 /// A pickle (bytes `0..start`) with a zip archive behind it.
-pub fn scan_polyglot(
-    cx: &ScanContext<'_>,
-    d: &[u8],
-    depth: u32,
-    _whole: Report,
-    start: usize,
-) -> Report {
-    let mut r = scan_mode(cx, d, depth, Mode::Polyglot, start);
+pub fn scan_polyglot(cx: &ScanContext<'_>, d: &[u8], _whole: Report, start: usize) -> Report {
+    let mut r = scan_mode(cx, d, Mode::Polyglot, start);
     let prefix = cx.within(&Segment::PickleBeforeZip, || {
-        super::analyze(cx, &d[..start.min(d.len())], depth)
+        super::analyze(cx, &d[..start.min(d.len())])
     });
     let mut f = tamper(
         0,
@@ -107,7 +101,7 @@ pub fn scan_polyglot(
     r
 }
 
-fn scan_mode(cx: &ScanContext<'_>, d: &[u8], depth: u32, mode: Mode, start: usize) -> Report {
+fn scan_mode(cx: &ScanContext<'_>, d: &[u8], mode: Mode, start: usize) -> Report {
     let mut r = Report::new("zip");
     let dirs = end::read_directories(d);
     let max_members = cx.policy.limits.max_members.min(usize::MAX as u64) as usize;
@@ -153,17 +147,10 @@ fn scan_mode(cx: &ScanContext<'_>, d: &[u8], depth: u32, mode: Mode, start: usiz
         r.format = if script { "torchscript" } else { "pytorch_zip" }.into();
     }
     let loaded_later = match torch_root {
-        None => defer::plan(cx, d, &lay.members, depth),
+        None => defer::plan(cx, d, &lay.members),
         Some(_) => HashMap::new(),
     };
-    let file_formats = analyse_members(
-        cx,
-        &mut r,
-        &mut lay,
-        torch_root.as_deref(),
-        &loaded_later,
-        depth,
-    );
+    let file_formats = analyse_members(cx, &mut r, &mut lay, torch_root.as_deref(), &loaded_later);
     if r.format == "zip" && !file_formats.is_empty() {
         if file_formats.iter().all(|f| f == "numpy_npy") {
             r.format = "numpy_npz".into();
