@@ -31,7 +31,8 @@ def limit_error(guard: Any, source: str, what: str, limit: int) -> PickleSecurit
     desc = (f"analysis stopped at the {what} limit: decompressing gives more than {limit} "
             f"bytes; the rest of the file was not checked")
     a = PickleAnalysis(False, "HIGH", [Finding("RESOURCE_LIMIT", "HIGH", desc)],
-                       format="compressed", complete=False, stopped_by=_native.stopped_by_limit(what),
+                       format="compressed", complete=False,
+                       stopped_by=_native.stopped_by_limit(what),
                        mode=guard.mode, source=source)
     return PickleSecurityError(f"{source}: refused: {desc}", a)
 
