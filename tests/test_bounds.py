@@ -389,3 +389,14 @@ def test_nothing_scanned_has_its_own_exit_code(tmp_path, pg_bin):
     assert p.returncode == 3 and b"nothing scanned" in p.stderr
     (empty / "gone.pkl").symlink_to(tmp_path / "missing")
     assert cli(pg_bin, "scan", empty).returncode == 3
+
+
+def test_the_stop_reasons_python_writes_are_the_cores():
+    """The loaders' own RESOURCE_LIMIT analyses name their limit with the core's string."""
+    from pickleguard import _native
+    assert _native.stopped_by_limit("stream size") == "limit:stream size"
+    assert _native.stopped_by_limit("max_decompressed_size") == "limit:max_decompressed_size"
+    _, what = PickleGuard().policy.decompression_allowance(1)
+    assert _native.stopped_by_limit(what) == f"limit:{what}"
+    with pytest.raises(ValueError):
+        _native.stopped_by_limit("ops")

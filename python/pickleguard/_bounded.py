@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
+from . import _native
 from ._analysis import Finding, PickleAnalysis, PickleSecurityError
 
 # Read in pieces: one read(limit + 1) would ask the decompressor for a buffer of that size.
@@ -28,7 +29,8 @@ def limit_error(guard: Any, source: str, what: str, limit: int) -> PickleSecurit
     desc = (f"analysis stopped at the {what} limit: decompressing gives more than {limit} "
             f"bytes; the rest of the file was not checked")
     a = PickleAnalysis(False, "HIGH", [Finding("RESOURCE_LIMIT", "HIGH", desc)],
-                       format="compressed", complete=False, stopped_by=f"limit:{what}",
+                       format="compressed", complete=False,
+                       stopped_by=_native.stopped_by_limit(what),
                        mode=guard.mode, source=source)
     return PickleSecurityError(f"{source}: refused: {desc}", a)
 

@@ -9,7 +9,7 @@ use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 
 /// What `stopped_by` says of a file whose judgement panicked (docs/report-schema.md).
-pub const STOPPED_BY: &str = "internal_error";
+pub const STOPPED_BY: pickleguard::StopReason = pickleguard::StopReason::InternalError;
 
 /// Run `judge`, the judgement of the file reported as `display`; a panic in it becomes that
 /// file's failed, not-safe result.
@@ -40,7 +40,7 @@ fn panicked(display: &str, payload: &(dyn Any + Send)) -> FileResult {
              the end and is reported not safe (a pickleguard bug: please report it)"
         ),
     );
-    r.report.stopped_by = Some(STOPPED_BY.into());
+    r.report.stopped_by = Some(STOPPED_BY);
     r
 }
 
@@ -82,7 +82,7 @@ mod tests {
         assert_eq!(r.path, "b.pkl");
         assert!(!r.report.is_safe);
         assert!(!r.report.complete);
-        assert_eq!(r.report.stopped_by.as_deref(), Some(STOPPED_BY));
+        assert_eq!(r.report.stopped_by, Some(STOPPED_BY));
         let e = r.error.expect("an error");
         assert!(e.starts_with("internal error"), "{e}");
         assert!(e.contains("boom in b.pkl"), "{e}");

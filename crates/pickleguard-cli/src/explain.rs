@@ -13,10 +13,10 @@ use crate::output::finding_line;
 use crate::scan::{load, FileResult};
 use crate::term::{self, Style};
 use crate::walk::{Source, STDIN};
-use crate::{config, sarif, ExitStatus};
+use crate::{config, ExitStatus};
 use pickleguard::{
-    listed, py_str, shorten, CallKind, Finding, Graph, JoblibRead, NamedStyle, Op, PickleRun,
-    PickleStream, Policy, Report, RunEnd, Scan, ScanObserver, Value,
+    listed, py_str, shorten, CallKind, Finding, Graph, JoblibRead, MemberPath, NamedStyle, Op,
+    PickleRun, PickleStream, Policy, Report, RunEnd, Scan, ScanObserver, Value,
 };
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -644,36 +644,12 @@ fn disassemble(
     }
 }
 
-/// Whether a member label (relative to a stream) names a place in that same stream: another
-/// pickle of it, a joblib object array's pickle inside it, or its plain-pickle reading.
-fn same_stream(rel: &str) -> bool {
-    rel.split('/').all(|part| {
-        let object_array = part
-            .strip_prefix("joblib object array at byte ")
-            .is_some_and(sarif::digits);
-        sarif::later_pickle(part) || object_array || part == "read as a plain pickle"
-    })
-}
-
 /// The findings whose positions are offsets in the stream recorded as `member`.
-fn findings_of<'r>(report: &'r Report, member: Option<&str>) -> Vec<&'r Finding> {
+fn findings_of<'r>(report: &'r Report, member: Option<&MemberPath>) -> Vec<&'r Finding> {
     report
         .findings
         .iter()
-        .filter(|f| {
-            let rel = match (f.member.as_deref(), member) {
-                (None, None) => return true,
-                (Some(fm), None) => fm,
-                (None, Some(_)) => return false,
-                (Some(fm), Some(sm)) if fm == sm => return true,
-                (Some(fm), Some(sm)) => match fm.strip_prefix(sm).and_then(|r| r.strip_prefix('/'))
-                {
-                    Some(rel) => rel,
-                    None => return false,
-                },
-            };
-            same_stream(rel)
-        })
+        .filter(|f| MemberPath::in_stream(f.member.as_ref(), member))
         .collect()
 }
 
@@ -719,7 +695,10 @@ impl Streams<'_> {
     fn each(&self, pickles: &[(usize, &PickleStream)], out: &mut String) {
         let style = self.style;
         for &(i, s) in pickles {
-            let name = s.member.as_deref().unwrap_or("(the file itself)");
+            let name = s
+                .member
+                .as_ref()
+                .map_or("(the file itself)", MemberPath::as_str);
             let _ = writeln!(
                 out,
                 "\n{}",
@@ -727,7 +706,7 @@ impl Streams<'_> {
             );
             match s.bytes(self.file) {
                 Some(d) => {
-                    let fs = findings_of(self.report, s.member.as_deref());
+                    let fs = findings_of(self.report, s.member.as_ref());
                     let runs = self.runs.get(i).map_or(&[][..], |r| &r[..]);
                     explain_stream(d, runs, &fs, self.disassembly, style, out);
                 }
@@ -797,7 +776,10 @@ pub fn explain_bytes(
                     "{}",
                     style.dim(&format!(
                         "Not a pickle: {}",
-                        report.stopped_by.as_deref().unwrap_or("no pickle opcodes")
+                        report
+                            .stopped_by
+                            .as_ref()
+                            .map_or("no pickle opcodes".into(), |s| s.render())
                     ))
                 );
             } else {

@@ -19,7 +19,7 @@ use crate::cache::{Cache, Served};
 use crate::cli::FileLimits;
 use crate::scan::{self, FileResult};
 use crate::walk::{Source, Target};
-use pickleguard::{Finding, FindingType, Policy, Report, Severity};
+use pickleguard::{Finding, FindingType, Limit, Policy, Report, Severity};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -175,7 +175,7 @@ fn judged(
 }
 
 /// A file not judged to the end because of a per-file limit: not safe.
-fn over_limit(t: &Target, len: u64, (what, desc): (&str, String)) -> FileResult {
+fn over_limit(t: &Target, len: u64, (what, desc): (Limit, String)) -> FileResult {
     let mut report = Report::new("not_scanned");
     report.push(Finding::new(
         FindingType::ResourceLimit,
@@ -184,7 +184,7 @@ fn over_limit(t: &Target, len: u64, (what, desc): (&str, String)) -> FileResult 
         desc,
     ));
     report.complete = false;
-    report.stopped_by = Some(format!("limit:{what}"));
+    report.stopped_by = Some(what.into());
     report.finish(Severity::Low);
     FileResult {
         path: t.display.clone(),
@@ -197,18 +197,19 @@ fn over_limit(t: &Target, len: u64, (what, desc): (&str, String)) -> FileResult 
 
 /// The wording of the per-file limits, in one place.
 mod limit_finding {
+    use pickleguard::Limit;
     use std::time::Duration;
 
-    pub fn too_big(len: u64, max: u64) -> (&'static str, String) {
+    pub fn too_big(len: u64, max: u64) -> (Limit, String) {
         (
-            "max_size",
+            Limit::MaxSize,
             format!("not scanned: {len} bytes is more than --max-size ({max} bytes); nothing in it was checked"),
         )
     }
 
-    pub fn timed_out(t: Duration) -> (&'static str, String) {
+    pub fn timed_out(t: Duration) -> (Limit, String) {
         (
-            "timeout",
+            Limit::Timeout,
             format!(
                 "the scan took longer than --timeout ({}s) and was abandoned; the file was not checked to the end",
                 t.as_secs_f64()

@@ -153,7 +153,10 @@ pub fn command(a: &LearnArgs) -> Result<ExitStatus, String> {
             term::warn(&format!(
                 "{}: analysis incomplete ({}); learned only what was read",
                 f.path,
-                f.report.stopped_by.as_deref().unwrap_or("stopped early")
+                f.report
+                    .stopped_by
+                    .as_ref()
+                    .map_or("stopped early".into(), |s| s.render())
             ));
         }
         learned_from += 1;

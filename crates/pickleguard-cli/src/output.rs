@@ -115,7 +115,9 @@ fn file_header(f: &FileResult, style: Style, out: &mut String) {
     } else {
         format!(
             ", incomplete: {}",
-            r.stopped_by.as_deref().unwrap_or("stopped early")
+            r.stopped_by
+                .as_ref()
+                .map_or("stopped early".into(), |s| s.render())
         )
     };
     if r.is_safe {
@@ -176,7 +178,7 @@ fn globals(r: &Report, style: Style, out: &mut String) {
 pub fn finding_line(f: &pickleguard::Finding, style: Style) -> String {
     let member = f
         .member
-        .as_deref()
+        .as_ref()
         .map(|m| format!(" in {m}"))
         .unwrap_or_default();
     format!(

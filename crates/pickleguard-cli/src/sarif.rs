@@ -299,22 +299,9 @@ pub fn artifact_location(path: &str, cwd: &Path) -> ArtifactLocation {
 /// Whether a finding's position is a byte offset in the file itself (not inside a container
 /// member or a nested payload).
 pub fn offset_in_file(f: &Finding) -> bool {
-    f.member.as_deref().is_none_or(later_pickle)
-}
-
-/// Whether a member label is "pickle #N at byte S": another pickle of the same raw stream.
-pub fn later_pickle(label: &str) -> bool {
-    let Some(rest) = label.strip_prefix("pickle #") else {
-        return false;
-    };
-    let mut parts = rest.splitn(2, " at byte ");
-    let n = parts.next().unwrap_or("");
-    let s = parts.next().unwrap_or("");
-    digits(n) && digits(s)
-}
-
-pub fn digits(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+    f.member
+        .as_ref()
+        .is_none_or(pickleguard::MemberPath::is_later_pickle)
 }
 
 fn result<'a>(path: &str, f: &'a Finding, cwd: &Path) -> SarifResult<'a> {
@@ -336,7 +323,7 @@ fn result<'a>(path: &str, f: &'a Finding, cwd: &Path) -> SarifResult<'a> {
     let fingerprint = format!(
         "{}:{}:{}:{}.{}",
         f.kind.as_str(),
-        f.member.as_deref().unwrap_or(""),
+        f.member.as_ref().map_or("", |m| m.as_str()),
         f.position,
         f.module.as_deref().unwrap_or(""),
         f.name.as_deref().unwrap_or("")
@@ -344,9 +331,9 @@ fn result<'a>(path: &str, f: &'a Finding, cwd: &Path) -> SarifResult<'a> {
     SarifResult {
         level: level(f.severity),
         locations: [Location {
-            logical_locations: f.member.as_deref().map(|m| {
+            logical_locations: f.member.as_ref().map(|m| {
                 [LogicalLocation {
-                    fully_qualified_name: m,
+                    fully_qualified_name: m.as_str(),
                     kind: "resource",
                 }]
             }),
@@ -362,7 +349,7 @@ fn result<'a>(path: &str, f: &'a Finding, cwd: &Path) -> SarifResult<'a> {
         properties: ResultProperties {
             args: f.args.as_deref(),
             callable: f.callable.as_deref(),
-            member: f.member.as_deref(),
+            member: f.member.as_ref().map(|m| m.as_str()),
             module: f.module.as_deref(),
             name: f.name.as_deref(),
             position: f.position,

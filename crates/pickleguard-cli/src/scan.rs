@@ -36,7 +36,7 @@ impl FileResult {
         let mut report = Report::new("unreadable");
         report.is_safe = false;
         report.complete = false;
-        report.stopped_by = Some("io_error".into());
+        report.stopped_by = Some(pickleguard::StopReason::IoError);
         FileResult {
             path,
             report,
@@ -248,7 +248,7 @@ pub fn stream_report(
             ),
         ));
         report.complete = false;
-        report.stopped_by = Some("limit:stream size".into());
+        report.stopped_by = Some(pickleguard::Limit::StreamSize.into());
         report.finish(policy.threshold);
     }
     Ok((report, s.data.len() as u64))
@@ -515,7 +515,10 @@ pub fn report_notes(outcome: &Outcome, quiet: bool) {
         let too_big = outcome
             .files
             .iter()
-            .filter(|f| f.report.stopped_by.as_deref() == Some("limit:max_size"))
+            .filter(|f| {
+                f.report.stopped_by.as_ref().and_then(|s| s.limit())
+                    == Some(pickleguard::Limit::MaxSize)
+            })
             .count();
         if too_big > 0 {
             term::note(&format!(

@@ -91,7 +91,10 @@ fn a_timed_out_scan_stops_its_own_work() {
     let before = cpu_seconds();
     let r = Judge::new(policy).limits(limits).target(&t);
     assert!(!r.report.is_safe && !r.report.complete);
-    assert_eq!(r.report.stopped_by.as_deref(), Some("limit:timeout"));
+    assert_eq!(
+        r.report.stopped_by,
+        Some(pickleguard::Limit::Timeout.into())
+    );
     assert_eq!(r.report.format, "not_scanned");
     assert_eq!(r.report.findings.len(), 1, "{:?}", r.report.findings);
     assert!(r.report.findings[0]

@@ -74,7 +74,7 @@ fn analysed_streams<'py>(
     let mut out = Vec::with_capacity(streams.len());
     for s in &streams {
         let d = PyDict::new_bound(py);
-        d.set_item("member", s.member.as_deref())?;
+        d.set_item("member", s.member.as_ref().map(|m| m.as_str()))?;
         d.set_item("format", s.format.as_str())?;
         let offset = match s.data {
             pickleguard::StreamData::InFile { start } => Some(start),
@@ -197,6 +197,15 @@ fn pickle_extent(
 #[pyfunction]
 fn reads_sparsely(data: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(pickleguard::reads_sparsely(Bytes::get(data)?.as_slice()))
+}
+
+/// The `stopped_by` of a report stopped by the limit called `name` (`"stream size"` gives
+/// `"limit:stream size"`): the core renders it, for the reports the Python loaders write.
+#[pyfunction]
+fn stopped_by_limit(name: &str) -> PyResult<String> {
+    let limit = pickleguard::Limit::from_name(name)
+        .ok_or_else(|| PyValueError::new_err(format!("no limit is called {name:?}")))?;
+    Ok(pickleguard::StopReason::Limit(limit).render())
 }
 
 /// Which of a zip's member names are tensor storages of a torch archive (never read by a
@@ -391,6 +400,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pickle_extent, m)?)?;
     m.add_function(wrap_pyfunction!(reads_sparsely, m)?)?;
     m.add_function(wrap_pyfunction!(storage_members, m)?)?;
+    m.add_function(wrap_pyfunction!(stopped_by_limit, m)?)?;
     m.add_function(wrap_pyfunction!(container_kind, m)?)?;
     m.add_function(wrap_pyfunction!(is_torch_legacy, m)?)?;
     m.add_function(wrap_pyfunction!(scan_stream, m)?)?;

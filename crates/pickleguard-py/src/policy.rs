@@ -134,7 +134,8 @@ impl PyPolicy {
     /// How many bytes loading `input_len` compressed bytes may decompress to, and the
     /// limit's name (the scan's own bound, docs/containers.md).
     fn decompression_allowance(&self, input_len: u64) -> (u64, &'static str) {
-        pickleguard::budget::allowance(input_len, &self.snapshot().limits)
+        let (bytes, limit) = pickleguard::budget::allowance(input_len, &self.snapshot().limits);
+        (bytes, limit.name())
     }
 
     /// Allow `module:name` for every use (`*` wildcards; `pkg.*` covers submodules).

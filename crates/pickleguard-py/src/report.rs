@@ -15,7 +15,7 @@ fn finding<'py>(py: Python<'py>, f: &Finding) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("name", &f.name)?;
     d.set_item("callable", &f.callable)?;
     d.set_item("args", &f.args)?;
-    d.set_item("member", &f.member)?;
+    d.set_item("member", f.member.as_ref().map(|m| m.as_str()))?;
     Ok(d)
 }
 
@@ -33,7 +33,7 @@ pub fn to_dict<'py>(py: Python<'py>, r: &Report, mode: &str) -> PyResult<Bound<'
     d.set_item("is_safe", r.is_safe)?;
     d.set_item("risk_level", r.risk_level.as_str())?;
     d.set_item("complete", r.complete)?;
-    d.set_item("stopped_by", &r.stopped_by)?;
+    d.set_item("stopped_by", r.stopped_by.as_ref().map(|s| s.render()))?;
     d.set_item("mode", mode)?;
     let findings = PyList::empty_bound(py);
     for f in &r.findings {

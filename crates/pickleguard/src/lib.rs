@@ -49,13 +49,16 @@ pub use context::observe::{Graph, JoblibRead, PickleRun, RunEnd, ScanObserver};
 pub use context::streams::{PickleStream, StreamData};
 pub use context::{LoadScans, ReadHint};
 pub use disasm::{disassemble, listed, DisError, DisOp, DisPickle, Disassembly, Listed};
-pub use limits::{Limits, TIME_LIMIT};
+pub use limits::Limits;
 pub use machine::is_dotted_name;
 pub use machine::{CallKind, CallNode, GlobalRef, Method};
 pub use opcodes::{ArgKind, Op};
 pub use policy::{uses, Mode, Policy, PolicyFile};
 pub use render::{py_str, shorten, NamedStyle};
-pub use report::{Finding, FindingType, GlobalUse, Report, Severity, Use, MAX_FINDINGS};
+pub use report::{
+    Finding, FindingType, GlobalUse, Limit, MemberPath, MemberView, Report, Segment, Severity,
+    StopReason, Use, MAX_FINDINGS,
+};
 pub use scan::Scan;
 pub use value::Value;
 

@@ -3,12 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The name of the time limit: a scan stopped by its deadline (`crate::Scan::deadline`) says
-/// "analysis stopped at the time limit" in a `RESOURCE_LIMIT` finding named `time`, and its
-/// `stopped_by` is `limit:time` ([`crate::Report::stopped_by_time_limit`]). Not one of
-/// [`Limits`]: a deadline is an instant, chosen per scan, never part of a policy.
-pub const TIME_LIMIT: &str = "time";
-
 /// The bounds of one scan (a policy's `[limits]`, docs/policy-format.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

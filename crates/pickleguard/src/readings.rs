@@ -10,7 +10,7 @@ use crate::analysis::{analyze_reading, Context};
 use crate::file_reading::{self, Skip};
 use crate::machine::{Divergence, Unpickler};
 use crate::policy::Policy;
-use crate::report::{Finding, FindingType, Report, Severity};
+use crate::report::{Finding, FindingType, MemberPath, Report, Segment, Severity};
 use std::collections::HashSet;
 
 /// File readings analysed per stream; past that the report is a RESOURCE_LIMIT. Real pickles
@@ -38,7 +38,7 @@ pub(crate) fn judge(
             report,
             alt,
             |p| p,
-            "read by pickle._Unpickler (joblib, pandas)",
+            Segment::PythonUnpicklerReading,
             Finding::new(
                 FindingType::Malformed,
                 Severity::Low,
@@ -75,7 +75,7 @@ pub(crate) fn judge(
                     report,
                     alt,
                     |p| r.input_pos(p),
-                    "read from a file object (pickle.load, torch.load)",
+                    Segment::FileObjectReading,
                     note,
                 );
             }
@@ -88,7 +88,7 @@ pub(crate) fn judge(
                 format!("more than {MAX_FILE_READINGS} ways to read this stream from a file object (opcodes across FRAME ends): not all were checked"),
             ));
             report.complete = false;
-            report.stopped_by = Some("limit:file readings".into());
+            report.stopped_by = Some(crate::report::Limit::FileReadings.into());
         }
     }
 }
@@ -103,7 +103,7 @@ fn acts(r: &Report) -> bool {
 
 /// Add what another reading does that this report does not list yet (positions mapped back to
 /// the input), labelled with the reading, and `note` saying why the readings differ.
-fn fold(report: &mut Report, alt: Report, pos: impl Fn(u64) -> u64, label: &str, note: Finding) {
+fn fold(report: &mut Report, alt: Report, pos: impl Fn(u64) -> u64, label: Segment, note: Finding) {
     if report.format == "not_pickle" {
         if !acts(&alt) {
             return; // no loader runs anything here
@@ -124,10 +124,7 @@ fn fold(report: &mut Report, alt: Report, pos: impl Fn(u64) -> u64, label: &str,
         if seen.contains(&(f.kind, f.position, f.description.clone())) {
             continue;
         }
-        f.member = Some(match f.member.take() {
-            Some(m) => format!("{label}/{m}"),
-            None => label.to_string(),
-        });
+        f.member = Some(MemberPath::under(&label, f.member.take()));
         report.push(f);
     }
     if !alt.complete {

@@ -5,7 +5,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 mod finding_type;
+mod member;
+mod stop;
 pub use finding_type::FindingType;
+pub use member::{MemberPath, MemberView, Segment};
+pub use stop::{Limit, StopReason};
 
 /// How bad a finding is; a report's risk level is its worst finding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -70,22 +74,22 @@ pub struct Finding {
     /// The call's arguments, rendered.
     pub args: Option<Vec<String>>,
     /// The path inside a container (members joined by `/`), `None` for the file itself.
-    pub member: Option<String>,
+    pub member: Option<MemberPath>,
 }
 
 impl Finding {
     /// The `RESOURCE_LIMIT` finding of an analysis the limit `what` stopped. Only the time
-    /// limit is named in the finding ([`crate::limits::TIME_LIMIT`]), so that a caller can
-    /// tell a scan its deadline stopped ([`Report::stopped_by_time_limit`]).
-    pub(crate) fn limit(position: u64, what: &str, description: String) -> Self {
+    /// limit is named in the finding ([`Limit::Time`]), so that a caller can tell a scan its
+    /// deadline stopped ([`Report::stopped_by_time_limit`]).
+    pub(crate) fn limit(position: u64, what: Limit, description: String) -> Self {
         let mut f = Finding::new(
             FindingType::ResourceLimit,
             Severity::High,
             position,
             description,
         );
-        if what == crate::limits::TIME_LIMIT {
-            f.name = Some(what.to_string());
+        if what == Limit::Time {
+            f.name = Some(what.name().to_string());
         }
         f
     }
@@ -143,7 +147,7 @@ pub struct Report {
     /// Whether everything loading would run was analysed.
     pub complete: bool,
     /// Why the analysis is incomplete (`limit:...`, `malformed: ...`, `unscannable...`).
-    pub stopped_by: Option<String>,
+    pub stopped_by: Option<StopReason>,
     /// What loading would do that the policy does not accept, and why the analysis stopped.
     pub findings: Vec<Finding>,
     /// Every global the streams import.
@@ -214,7 +218,7 @@ impl Report {
             self.findings.push(f);
             self.complete = false;
             if self.stopped_by.is_none() {
-                self.stopped_by = Some("limit:findings".into());
+                self.stopped_by = Some(Limit::Findings.into());
             }
         }
         self.risk_level = self
@@ -227,13 +231,10 @@ impl Report {
     }
 
     /// Fold another report (a member, a nested stream) into this one.
-    pub fn absorb(&mut self, other: Report, member: Option<&str>) {
+    pub fn absorb(&mut self, other: Report, member: Option<&Segment>) {
         for mut f in other.findings {
             if let Some(m) = member {
-                f.member = Some(match f.member.take() {
-                    Some(inner) => format!("{m}/{inner}"),
-                    None => m.to_string(),
-                });
+                f.member = Some(MemberPath::under(m, f.member.take()));
             }
             self.push(f);
         }
@@ -271,8 +272,7 @@ impl Report {
     /// the report is incomplete, and its verdict is that of a scan that ran out of time.
     pub fn stopped_by_time_limit(&self) -> bool {
         self.findings.iter().any(|f| {
-            f.kind == FindingType::ResourceLimit
-                && f.name.as_deref() == Some(crate::limits::TIME_LIMIT)
+            f.kind == FindingType::ResourceLimit && f.name.as_deref() == Some(Limit::Time.name())
         })
     }
 }

@@ -92,7 +92,7 @@ impl<'a> Scan<'a> {
     /// Analyse a whole file's bytes, whatever container it is.
     pub fn file(&self, data: &[u8]) -> Report {
         let cx = self.context(data, false);
-        let mut r = crate::container::scan_nested(&cx, data, 0);
+        let mut r = crate::container::scan_nested(&cx, data);
         crate::analysis::note_name_only_refusals(&mut r, self.policy);
         self.settle_deadline(&cx, &mut r);
         r
@@ -102,7 +102,7 @@ impl<'a> Scan<'a> {
     /// began (a container's members before the pickles nested in them): what `explain` shows.
     pub fn file_with_streams(&self, data: &[u8]) -> (Report, Vec<PickleStream>) {
         let cx = self.context(data, true);
-        let mut r = crate::container::scan_nested(&cx, data, 0);
+        let mut r = crate::container::scan_nested(&cx, data);
         crate::analysis::note_name_only_refusals(&mut r, self.policy);
         self.settle_deadline(&cx, &mut r);
         (r, cx.into_streams())
@@ -127,7 +127,7 @@ impl<'a> Scan<'a> {
     /// just as the deadline passes is marked too: its caller has given up on it already.
     fn settle_deadline(&self, cx: &ScanContext<'_>, r: &mut Report) {
         if cx.budget.out_of_time() && !r.stopped_by_time_limit() {
-            crate::container::limit(r, 0, crate::limits::TIME_LIMIT);
+            crate::container::limit(r, 0, crate::report::Limit::Time);
             r.finish(self.policy.threshold);
         }
     }

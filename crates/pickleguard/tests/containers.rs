@@ -21,7 +21,11 @@ fn evil_in(r: &Report, member: &str) -> bool {
     r.findings.iter().any(|f| {
         f.kind == FindingType::ReduceCall
             && f.description.contains("system")
-            && f.member.as_deref().unwrap_or("").contains(member)
+            && f.member
+                .as_ref()
+                .map(|m| m.as_str())
+                .unwrap_or("")
+                .contains(member)
     })
 }
 
@@ -402,11 +406,8 @@ fn encrypted_member_is_unscannable() {
     es[0].flags = 1;
     let r = scan(&zip(es).build());
     assert!(!r.is_safe && !r.complete, "{}", show(&r));
-    assert!(r
-        .findings
-        .iter()
-        .any(|f| f.kind == FindingType::Unscannable
-            && f.member.as_deref() == Some("archive/data.pkl")));
+    assert!(r.findings.iter().any(|f| f.kind == FindingType::Unscannable
+        && f.member.as_ref().map(|m| m.as_str()) == Some("archive/data.pkl")));
 }
 
 #[test]
@@ -521,9 +522,8 @@ fn duplicate_names_every_copy_analysed() {
             "archive/data.pkl (copy 2)"
         };
         assert!(
-            r.findings
-                .iter()
-                .any(|f| f.kind == FindingType::ReduceCall && f.member.as_deref() == Some(m)),
+            r.findings.iter().any(|f| f.kind == FindingType::ReduceCall
+                && f.member.as_ref().map(|m| m.as_str()) == Some(m)),
             "{}",
             show(&r)
         );
@@ -1271,7 +1271,12 @@ fn streams_carry_the_member_path_of_their_findings() {
     let pickles: Vec<(&str, &[u8])> = streams
         .iter()
         .filter(|s| s.format != "not_pickle")
-        .map(|s| (s.member.as_deref().unwrap(), s.bytes(&data).unwrap()))
+        .map(|s| {
+            (
+                s.member.as_ref().map(|m| m.as_str()).unwrap(),
+                s.bytes(&data).unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         pickles,
@@ -1285,7 +1290,7 @@ fn streams_carry_the_member_path_of_their_findings() {
     let data_of = |m: &str| {
         streams
             .iter()
-            .find(|s| s.member.as_deref() == Some(m))
+            .find(|s| s.member.as_ref().map(|m| m.as_str()) == Some(m))
             .map(|s| &s.data)
     };
     assert!(matches!(
@@ -1302,7 +1307,7 @@ fn streams_carry_the_member_path_of_their_findings() {
         .filter(|f| f.kind == FindingType::ReduceCall)
     {
         assert_eq!(
-            f.member.as_deref(),
+            f.member.as_ref().map(|m| m.as_str()),
             Some("archive/extra.pkl/decompressed gzip")
         );
     }
@@ -1319,7 +1324,7 @@ fn streams_of_dropped_views_are_not_listed() {
     let members: Vec<Option<&str>> = streams
         .iter()
         .filter(|s| s.format != "not_pickle")
-        .map(|s| s.member.as_deref())
+        .map(|s| s.member.as_ref().map(|m| m.as_str()))
         .collect();
     assert!(
         members.contains(&Some("pickle before the zip")),
@@ -1332,7 +1337,7 @@ fn streams_of_dropped_views_are_not_listed() {
     assert!(
         streams
             .iter()
-            .all(|s| s.member.as_deref() != Some("raw pickle view")),
+            .all(|s| s.member.as_ref().map(|m| m.as_str()) != Some("raw pickle view")),
         "{streams:?}"
     );
     // A nested pickle (bytes handed to pickle.loads) is listed under its finding's member.
@@ -1341,12 +1346,15 @@ fn streams_of_dropped_views_are_not_listed() {
     outer.extend_from_slice(EVIL);
     outer.extend_from_slice(b"\x85R.");
     let (r, streams) = streams_of(&outer);
-    let nested: Vec<&str> = streams.iter().filter_map(|s| s.member.as_deref()).collect();
+    let nested: Vec<&str> = streams
+        .iter()
+        .filter_map(|s| s.member.as_ref().map(|m| m.as_str()))
+        .collect();
     assert_eq!(nested.len(), 1, "{streams:?}");
     assert!(
         r.findings
             .iter()
-            .any(|f| f.member.as_deref() == Some(nested[0])),
+            .any(|f| f.member.as_ref().map(|m| m.as_str()) == Some(nested[0])),
         "{}",
         show(&r)
     );

@@ -68,7 +68,11 @@ fn assert_stopped_by_time(r: &Report, what: &str) {
     assert!(r.stopped_by_time_limit(), "{what}: {:?}", r.findings);
     assert!(!r.complete, "{what}");
     assert!(!r.is_safe, "{what}");
-    assert_eq!(r.stopped_by.as_deref(), Some("limit:time"), "{what}");
+    assert_eq!(
+        r.stopped_by.as_ref().map(|s| s.render()).as_deref(),
+        Some("limit:time"),
+        "{what}"
+    );
 }
 
 /// A deadline already passed stops every kind of scan at its start, before any real work.

@@ -56,7 +56,11 @@ fn budget() -> Duration {
 fn show(r: &Report) -> String {
     let mut s = format!(
         "format={} safe={} complete={} risk={:?} stopped_by={:?}\n",
-        r.format, r.is_safe, r.complete, r.risk_level, r.stopped_by
+        r.format,
+        r.is_safe,
+        r.complete,
+        r.risk_level,
+        r.stopped_by.as_ref().map(|s| s.render())
     );
     for f in r.findings.iter().take(20) {
         s.push_str(&format!(

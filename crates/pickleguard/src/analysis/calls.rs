@@ -10,7 +10,7 @@ pub(super) fn judge_member(
     policy: &Policy,
     ctx: &Context,
     out: &mut Report,
-    member: Option<&str>,
+    member: Option<&Segment>,
 ) {
     match member {
         Some(label) => ctx.scan.within(label, || judge(m, policy, ctx, out)),
@@ -730,14 +730,15 @@ pub(super) fn nested_file(
     let Some(bytes) = first_blob(m, j, c.args) else {
         return false;
     };
-    if ctx.depth + 1 > policy.limits.max_nesting {
-        limit_finding(out, c.pos as usize, "nesting depth");
+    if ctx.scan.depth() + 1 > policy.limits.max_nesting {
+        limit_finding(out, c.pos as usize, Limit::NestingDepth);
         return false;
     }
-    let label = format!("{name} at byte {}", c.pos);
-    let inner = ctx
-        .scan
-        .within(&label, || ctx.scan.nested(&bytes, ctx.depth + 1));
+    let label = Segment::NestedFile {
+        callable: name.to_string(),
+        at: c.pos,
+    };
+    let inner = ctx.scan.within(&label, || ctx.scan.nested(&bytes));
     let ok = inner.is_safe && inner.complete;
     let sev = inner.risk_level.max(Severity::High);
     if !ok {

@@ -33,7 +33,9 @@ use crate::decode;
 use crate::machine::{CallKind, CallNode, Machine, Outcome, Unpickler};
 use crate::policy::{uses, ArgPattern, Category, GlobalVerdict, Mode, Policy, Rule};
 use crate::render::{self, global_name, render_args};
-use crate::report::{Finding, FindingType, GlobalUse, Report, Severity, Use};
+use crate::report::{
+    Finding, FindingType, GlobalUse, Limit, MemberPath, Report, Segment, Severity, StopReason, Use,
+};
 use crate::value::{CallId, IdMap, IdSet, StrId, Value};
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
@@ -42,7 +44,6 @@ use std::rc::Rc;
 /// What a stream analysis needs besides the policy: where the stream sits in the scan.
 #[derive(Clone, Copy)]
 pub(crate) struct Context<'s> {
-    pub(crate) depth: u32,
     /// Skip joblib's array bytes after a NumpyArrayWrapper BUILD, as joblib does.
     pub(crate) joblib: bool,
     /// A record of a TorchScript archive, which `torch.jit.load` (and `torch.load`, which hands
@@ -60,7 +61,6 @@ impl<'s> Context<'s> {
     /// The context of a stream that is the scan's input.
     pub(crate) fn new(scan: &'s ScanContext<'s>) -> Context<'s> {
         Context {
-            depth: 0,
             joblib: true,
             torchscript: false,
             stream: None,
@@ -140,7 +140,10 @@ pub(crate) fn analyze_reading(
     loop {
         m.reset();
         let start = pos;
-        let member = (index > 0).then(|| format!("pickle #{} at byte {}", index + 1, start));
+        let member = (index > 0).then(|| Segment::LaterPickle {
+            number: index + 1,
+            at: start as u64,
+        });
         let mut sub = Report::new("raw_pickle");
         // Most pickles of plain data never import or call: check their shape without building
         // values, and build the graph only for those that need it.
@@ -182,14 +185,14 @@ pub(crate) fn analyze_reading(
         }
         match outcome {
             Outcome::Stop { end, .. } => {
-                judge_member(&m, policy, ctx, &mut sub, member.as_deref());
-                report.absorb(sub, member.as_deref());
+                judge_member(&m, policy, ctx, &mut sub, member.as_ref());
+                report.absorb(sub, member.as_ref());
                 if end >= data.len() {
                     break;
                 }
                 index += 1;
                 if index >= policy.limits.max_pickles {
-                    limit_finding(&mut report, end, "pickles per stream");
+                    limit_finding(&mut report, end, Limit::PicklesPerStream);
                     break;
                 }
                 pos = end;
@@ -214,7 +217,7 @@ pub(crate) fn analyze_reading(
                     }
                     break;
                 }
-                judge_member(&m, policy, ctx, &mut sub, member.as_deref());
+                judge_member(&m, policy, ctx, &mut sub, member.as_ref());
                 sub.push(Finding::new(
                     FindingType::Malformed,
                     Severity::Medium,
@@ -222,13 +225,13 @@ pub(crate) fn analyze_reading(
                     format!("the stream breaks here ({err}); everything before this point runs when it is loaded"),
                 ));
                 sub.complete = false;
-                sub.stopped_by = Some(format!("malformed: {err} at byte {epos}"));
-                report.absorb(sub, member.as_deref());
+                sub.stopped_by = Some(StopReason::Malformed(format!("{err} at byte {epos}")));
+                report.absorb(sub, member.as_ref());
                 break;
             }
             Outcome::Limit { pos: lpos, what } => {
-                judge_member(&m, policy, ctx, &mut sub, member.as_deref());
-                report.absorb(sub, member.as_deref());
+                judge_member(&m, policy, ctx, &mut sub, member.as_ref());
+                report.absorb(sub, member.as_ref());
                 limit_finding(&mut report, lpos, what);
                 break;
             }
@@ -286,27 +289,27 @@ fn plain_view(report: &mut Report, plain: Report, skipped: &[(u64, u64)]) {
         "joblib reads these bytes as array data, but pickle.load (torch.load, pandas.read_pickle) runs them as opcodes: the file does more when it is not loaded with joblib".into(),
     ));
     for mut f in new {
-        f.member = Some(match f.member.take() {
-            Some(m) => format!("read as a plain pickle/{m}"),
-            None => "read as a plain pickle".into(),
-        });
+        f.member = Some(MemberPath::under(
+            &Segment::PlainPickleReading,
+            f.member.take(),
+        ));
         report.push(f);
     }
 }
 
 fn unreachable_outcome(report: &mut Report) {
     report.complete = false;
-    report.stopped_by = Some("internal: unexpected pause".into());
+    report.stopped_by = Some(StopReason::Internal("unexpected pause".into()));
 }
 
-fn limit_finding(report: &mut Report, pos: usize, what: &str) {
+fn limit_finding(report: &mut Report, pos: usize, what: Limit) {
     report.push(Finding::limit(
         pos as u64,
         what,
         format!("analysis stopped at the {what} limit: the rest of the stream was not checked"),
     ));
     report.complete = false;
-    report.stopped_by = Some(format!("limit:{what}"));
+    report.stopped_by = Some(what.into());
 }
 
 /// What joblib reads at a `NumpyArrayWrapper`'s pause (see [`joblib_array_data`]).
@@ -395,7 +398,7 @@ fn joblib_array<'d>(
     match joblib_array_data(m, read.wrapper, next).map_err(fail)? {
         JoblibData::Objects => {
             let (stopped, rep, inner) = single_pickle(m.data, next, policy, ctx);
-            sub.absorb(rep, Some(&format!("joblib object array at byte {next}")));
+            sub.absorb(rep, Some(&Segment::JoblibObjectArray { at: next as u64 }));
             let (stop, end) =
                 stopped.ok_or_else(|| fail("joblib object array pickle is broken"))?;
             if let Some(steps) = read.steps {
@@ -445,7 +448,7 @@ fn single_pickle<'d>(
             None
         }
         _ => {
-            limit_finding(&mut sub, start, "nested joblib pickle");
+            limit_finding(&mut sub, start, Limit::NestedJoblibPickle);
             None
         }
     };

@@ -81,7 +81,7 @@ pub(super) fn examine_literals(
         obfuscated(policy, ctx, c, &name, &lit.bytes, 0, out);
     }
     if ctx.scan.budget.decode_limit_unreported() {
-        limit_finding(out, c.pos as usize, "decoded-arguments budget");
+        limit_finding(out, c.pos as usize, Limit::DecodedArguments);
     }
 }
 
@@ -327,14 +327,15 @@ pub(super) fn nested_payload(
     verb: &str,
     out: &mut Report,
 ) {
-    if ctx.depth + 1 > policy.limits.max_nesting {
-        limit_finding(out, c.pos as usize, "nesting depth");
+    if ctx.scan.depth() + 1 > policy.limits.max_nesting {
+        limit_finding(out, c.pos as usize, Limit::NestingDepth);
         return;
     }
-    let label = format!("nested in {name} at byte {}", c.pos);
-    let inner = ctx
-        .scan
-        .within(&label, || ctx.scan.nested(blob, ctx.depth + 1));
+    let label = Segment::NestedIn {
+        callable: name.to_string(),
+        at: c.pos,
+    };
+    let inner = ctx.scan.within(&label, || ctx.scan.nested(blob));
     let mut f = Finding::new(
         FindingType::NestedPickle,
         inner.risk_level.max(Severity::High),
@@ -384,14 +385,16 @@ pub(super) fn obfuscated(
             f.callable = Some(name.to_string());
             out.push(f);
         } else if looks_like_pickle(&d.bytes) {
-            if ctx.depth + 1 > policy.limits.max_nesting {
-                limit_finding(out, c.pos as usize, "nesting depth");
+            if ctx.scan.depth() + 1 > policy.limits.max_nesting {
+                limit_finding(out, c.pos as usize, Limit::NestingDepth);
                 return;
             }
-            let label = format!("{}-decoded argument of {name} at byte {}", d.how, c.pos);
-            let inner = ctx
-                .scan
-                .within(&label, || ctx.scan.nested(&d.bytes, ctx.depth + 1));
+            let label = Segment::DecodedArgument {
+                how: d.how.to_string(),
+                callable: name.to_string(),
+                at: c.pos,
+            };
+            let inner = ctx.scan.within(&label, || ctx.scan.nested(&d.bytes));
             let mut f = Finding::new(
                 FindingType::Obfuscation,
                 inner.risk_level.max(Severity::High),

@@ -171,7 +171,7 @@ pub struct Decoded {
     /// input liblzma decodes, so Python's `lzma` may hand a loader more than `out`.
     pub cut: bool,
     /// The budget ran out (the limit's name).
-    pub limit: Option<&'static str>,
+    pub limit: Option<crate::report::Limit>,
     /// More output than the caller's cap (a zip member's declared size).
     pub over_cap: bool,
     /// Input bytes consumed by the complete streams.
@@ -787,7 +787,7 @@ fn prefix_cannot_run(cx: &ScanContext<'_>, prefix: &[u8]) -> bool {
 
 /// Scan a compressed file: the decompressed bytes are sniffed and scanned again. `None` when
 /// the magic bytes lied and nothing decompresses (then the caller reads the bytes as they are).
-pub fn scan(cx: &ScanContext<'_>, codec: Codec, data: &[u8], depth: u32) -> Option<Report> {
+pub fn scan(cx: &ScanContext<'_>, codec: Codec, data: &[u8]) -> Option<Report> {
     // A bomb of zeros (or of anything that is no pickle) shows it in its first bytes: joblib's
     // pickle.load stops there, so the rest is not decompressed (10 GB of zeros took minutes
     // and 10 GB of memory).
@@ -810,8 +810,10 @@ pub fn scan(cx: &ScanContext<'_>, codec: Codec, data: &[u8], depth: u32) -> Opti
         return None;
     }
     let c = codec.name();
-    let label = format!("decompressed {c}");
-    let inner = cx.within(&label, || scan_at(cx, &d.out, depth + 1));
+    let label = crate::report::Segment::Decompressed {
+        codec: c.to_string(),
+    };
+    let inner = cx.within(&label, || cx.deeper(|| scan_at(cx, &d.out)));
     let format = match (codec, inner.format.as_str()) {
         (Codec::JoblibZfile, "not_pickle") => "zfile".to_string(),
         (Codec::JoblibZfile, _) => "joblib_compat".to_string(),
@@ -860,6 +862,6 @@ pub fn scan(cx: &ScanContext<'_>, codec: Codec, data: &[u8], depth: u32) -> Opti
         ));
     }
     r.absorb(inner, Some(&label));
-    super::raw_view(cx, data, depth, &mut r);
+    super::raw_view(cx, data, &mut r);
     Some(r)
 }

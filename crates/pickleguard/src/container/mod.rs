@@ -9,8 +9,9 @@
 
 use crate::analysis::{analyze_stream, Context};
 use crate::context::ScanContext;
-use crate::limits::TIME_LIMIT;
-use crate::report::{Finding, FindingType, Report, Severity};
+use crate::report::{
+    Finding, FindingType, Limit, MemberPath, Report, Segment, Severity, StopReason,
+};
 
 mod compress;
 mod npy;
@@ -87,31 +88,30 @@ pub(crate) fn will_read_member(cx: &ScanContext<'_>, content: &[u8]) {
 }
 
 /// Analyse a file found inside another one (an archive member, the bytes handed to
-/// `torch.storage._load_from_bytes` or `pickle.loads`) at nesting `depth`. This is the
+/// `torch.storage._load_from_bytes` or `pickle.loads`) at the context's depth. This is the
 /// `crate::context::NestedScanner` of every scan (`crate::Scan`).
-pub(crate) fn scan_nested(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
-    let mut r = scan_at(cx, data, depth);
+pub(crate) fn scan_nested(cx: &ScanContext<'_>, data: &[u8]) -> Report {
+    let mut r = scan_at(cx, data);
     r.finish(cx.policy.threshold);
     r
 }
 
-/// The stream-analysis context for pickles found at `depth`.
-pub(crate) fn stream_ctx<'s>(cx: &'s ScanContext<'s>, depth: u32) -> Context<'s> {
+/// The stream-analysis context for pickles found at the current depth.
+pub(crate) fn stream_ctx<'s>(cx: &'s ScanContext<'s>) -> Context<'s> {
     Context {
-        depth,
         joblib: true,
-        torchscript: cx.in_torchscript(depth),
+        torchscript: cx.in_torchscript(),
         stream: None,
         scan: cx,
     }
 }
 
 /// Analyse raw pickle bytes (all pickles of the stream), recording the stream.
-pub(crate) fn analyze(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
+pub(crate) fn analyze(cx: &ScanContext<'_>, data: &[u8]) -> Report {
     let at = cx.begin_stream(data);
     let ctx = Context {
         stream: at,
-        ..stream_ctx(cx, depth)
+        ..stream_ctx(cx)
     };
     let r = analyze_stream(data, cx.policy, &ctx);
     cx.end_stream(at, &r.format);
@@ -154,34 +154,32 @@ fn sniff(data: &[u8]) -> Kind {
 }
 
 /// Scan without the final verdict (callers fold the result into their own report).
-pub(crate) fn scan_at(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
+pub(crate) fn scan_at(cx: &ScanContext<'_>, data: &[u8]) -> Report {
     let policy = cx.policy;
-    if depth > policy.limits.max_nesting {
+    if cx.depth() > policy.limits.max_nesting {
         let mut r = Report::new("unscannable");
-        limit(&mut r, 0, "nesting depth");
+        limit(&mut r, 0, Limit::NestingDepth);
         return r;
     }
     // Each file and archive member: a scan past its deadline opens nothing more.
     if cx.budget.out_of_time() {
         let mut r = Report::new("not_scanned");
-        limit(&mut r, 0, TIME_LIMIT);
+        limit(&mut r, 0, Limit::Time);
         return r;
     }
     match sniff(data) {
-        Kind::Zip => zip::scan(cx, data, depth),
-        Kind::Npy => npy::scan(cx, data, depth),
-        Kind::Compressed(c) => compress::scan(cx, c, data, depth)
-            .or_else(|| {
-                compress::second_guess(c, data).and_then(|c| compress::scan(cx, c, data, depth))
-            })
-            .unwrap_or_else(|| scan_raw(cx, data, depth)),
-        Kind::Tar => tar::scan(cx, data, depth),
-        Kind::Unopenable(fmt, what) => unopenable(cx, data, depth, fmt, what),
-        Kind::Raw => scan_raw(cx, data, depth),
+        Kind::Zip => zip::scan(cx, data),
+        Kind::Npy => npy::scan(cx, data),
+        Kind::Compressed(c) => compress::scan(cx, c, data)
+            .or_else(|| compress::second_guess(c, data).and_then(|c| compress::scan(cx, c, data)))
+            .unwrap_or_else(|| scan_raw(cx, data)),
+        Kind::Tar => tar::scan(cx, data),
+        Kind::Unopenable(fmt, what) => unopenable(cx, data, fmt, what),
+        Kind::Raw => scan_raw(cx, data),
     }
 }
 
-fn unopenable(cx: &ScanContext<'_>, data: &[u8], depth: u32, fmt: &str, what: &str) -> Report {
+fn unopenable(cx: &ScanContext<'_>, data: &[u8], fmt: &str, what: &str) -> Report {
     let mut r = Report::new("unscannable");
     let mut f = Finding::new(
         FindingType::Unscannable,
@@ -192,19 +190,19 @@ fn unopenable(cx: &ScanContext<'_>, data: &[u8], depth: u32, fmt: &str, what: &s
     f.name = Some(fmt.to_string());
     r.push(f);
     r.complete = false;
-    r.stopped_by = Some(format!("unscannable: {fmt}"));
-    raw_view(cx, data, depth, &mut r);
+    r.stopped_by = Some(StopReason::Unscannable(Some(fmt.to_string())));
+    raw_view(cx, data, &mut r);
     r
 }
 
 /// A file that is no container: one or more pickles, a legacy torch file, a pickle with a zip
 /// behind it, or something that is not a pickle at all.
-fn scan_raw(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
+fn scan_raw(cx: &ScanContext<'_>, data: &[u8]) -> Report {
     if torch::is_legacy(data) {
-        return torch::scan_legacy(cx, data, depth);
+        return torch::scan_legacy(cx, data);
     }
     let mark = cx.streams_mark();
-    let mut r = analyze(cx, data, depth);
+    let mut r = analyze(cx, data);
     if let Some(z) = zip::locate(data) {
         if z.start > 0 {
             let pickle_end = pickles_end(cx, data);
@@ -212,12 +210,12 @@ fn scan_raw(cx: &ScanContext<'_>, data: &[u8], depth: u32) -> Report {
                 // A pickle with a zip behind it: pickle.load and torch.load run the pickle,
                 // zipfile-based loaders read the zip. Both views are analysed.
                 cx.forget_streams(mark);
-                return zip::scan_polyglot(cx, data, depth, r, z.start);
+                return zip::scan_polyglot(cx, data, r, z.start);
             }
             // A zip embedded in the pickle's own bytes (a bytes literal): Python's zipfile
             // still opens the file as that zip, so its members are analysed too.
-            let label = format!("embedded zip at byte {}", z.start);
-            let inner = cx.within(&label, || zip::scan(cx, data, depth));
+            let label = Segment::EmbeddedZip { at: z.start as u64 };
+            let inner = cx.within(&label, || zip::scan(cx, data));
             r.absorb(inner, Some(&label));
         }
     }
@@ -273,9 +271,9 @@ fn known_format(data: &[u8]) -> Option<&'static str> {
 
 /// Analyse a container's bytes as a pickle too (`pickle.load` on the file itself): reported only
 /// when that view would import or call something the policy flags.
-pub(crate) fn raw_view(cx: &ScanContext<'_>, data: &[u8], depth: u32, into: &mut Report) {
+pub(crate) fn raw_view(cx: &ScanContext<'_>, data: &[u8], into: &mut Report) {
     let mark = cx.streams_mark();
-    let r = cx.within("raw pickle view", || analyze(cx, data, depth));
+    let r = cx.within(&Segment::RawPickleView, || analyze(cx, data));
     let effects = r.findings.iter().any(|f| {
         !matches!(
             f.kind,
@@ -293,14 +291,14 @@ pub(crate) fn raw_view(cx: &ScanContext<'_>, data: &[u8], depth: u32, into: &mut
             into.format
         ),
     ));
-    into.absorb(r, Some("raw pickle view"));
+    into.absorb(r, Some(&Segment::RawPickleView));
 }
 
 pub(crate) fn tamper(pos: u64, desc: String) -> Finding {
     Finding::new(FindingType::StructuralTamper, Severity::High, pos, desc)
 }
 
-pub(crate) fn limit(r: &mut Report, pos: u64, what: &str) {
+pub(crate) fn limit(r: &mut Report, pos: u64, what: Limit) {
     r.push(Finding::limit(
         pos,
         what,
@@ -308,16 +306,16 @@ pub(crate) fn limit(r: &mut Report, pos: u64, what: &str) {
     ));
     r.complete = false;
     if r.stopped_by.is_none() {
-        r.stopped_by = Some(format!("limit:{what}"));
+        r.stopped_by = Some(what.into());
     }
 }
 
-pub(crate) fn unscannable(r: &mut Report, pos: u64, member: Option<&str>, desc: String) {
+pub(crate) fn unscannable(r: &mut Report, pos: u64, member: Option<&Segment>, desc: String) {
     let mut f = Finding::new(FindingType::Unscannable, Severity::High, pos, desc);
-    f.member = member.map(str::to_string);
+    f.member = member.map(|m| MemberPath::new(m.clone()));
     r.push(f);
     r.complete = false;
     if r.stopped_by.is_none() {
-        r.stopped_by = Some("unscannable".into());
+        r.stopped_by = Some(StopReason::Unscannable(None));
     }
 }

@@ -187,7 +187,7 @@ fn plain_typestr(s: &str) -> bool {
         )
 }
 
-pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
+pub fn scan(cx: &ScanContext<'_>, d: &[u8]) -> Report {
     let (mut r, h) = scan_header(d);
     let Some(h) = h else {
         return r;
@@ -197,11 +197,11 @@ pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
     }
     let end = h.end;
     let label = if h.objects.is_none() {
-        format!("data after an unreadable .npy header at byte {end}")
+        crate::report::Segment::NpyAfterBadHeader { at: end as u64 }
     } else {
-        format!("object array at byte {end}")
+        crate::report::Segment::NpyObjectArray { at: end as u64 }
     };
-    let sub = cx.within(&label, || analyze(cx, &d[end..], depth + 1));
+    let sub = cx.within(&label, || cx.deeper(|| analyze(cx, &d[end..])));
     r.absorb(sub, Some(&label));
     r
 }

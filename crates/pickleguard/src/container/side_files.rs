@@ -62,7 +62,7 @@ pub fn settle<B: AsRef<[u8]>>(
         }
     }
     for (name, sub) in subs {
-        report.absorb(sub, Some(&format!("side file {name}")));
+        report.absorb(sub, Some(&crate::report::Segment::SideFile { name }));
     }
     report.finish(policy.threshold);
 }

@@ -5,7 +5,7 @@
 
 use super::{scan_at, tamper, torch, Report};
 use crate::context::ScanContext;
-use crate::report::{Finding, FindingType, Severity};
+use crate::report::{Finding, FindingType, Limit, MemberView, Segment, Severity};
 use std::collections::HashMap;
 
 const BLOCK: usize = 512;
@@ -177,7 +177,7 @@ fn pax_records(body: &[u8]) -> HashMap<String, String> {
     out
 }
 
-pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
+pub fn scan(cx: &ScanContext<'_>, d: &[u8]) -> Report {
     let policy = cx.policy;
     let max = policy.limits.max_members.min(usize::MAX as u64) as usize;
     let (list, end, limited) = entries(d, max);
@@ -198,10 +198,10 @@ pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
     for e in list.iter().filter(|e| e.regular) {
         let n = count.entry(e.name.as_str()).or_insert(0);
         *n += 1;
-        let label = if *n > 1 {
-            format!("{} (copy {n})", e.name)
-        } else {
-            e.name.clone()
+        let label = Segment::ArchiveMember {
+            name: e.name.clone(),
+            copy: *n as u64,
+            view: MemberView::Listed,
         };
         if *n == 2 {
             r.push(tamper(
@@ -215,19 +215,20 @@ pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
         let avail = d.len().saturating_sub(e.data);
         let len = usize::try_from(e.size).unwrap_or(usize::MAX).min(avail);
         let content = &d[e.data.min(d.len())..e.data.min(d.len()) + len];
-        let sub = cx.within(&label, || match (is_torch, e.name.as_str()) {
-            (true, "storages") => torch::scan_tar_storages(cx, content, depth + 1),
-            (true, "tensors") => torch::scan_tar_tensors(cx, content, depth + 1),
+        let member = || match (is_torch, e.name.as_str()) {
+            (true, "storages") => torch::scan_tar_storages(cx, content),
+            (true, "tensors") => torch::scan_tar_tensors(cx, content),
             _ => {
                 super::will_read_member(cx, content);
-                scan_at(cx, content, depth + 1)
+                scan_at(cx, content)
             }
-        });
+        };
+        let sub = cx.within(&label, || cx.deeper(member));
         formats.push(sub.format.clone());
         r.absorb(sub, Some(&label));
     }
     if limited {
-        super::limit(&mut r, end as u64, "archive members");
+        super::limit(&mut r, end as u64, Limit::ArchiveMembers);
     }
     if !is_torch && formats.len() == 1 && matches!(formats[0].as_str(), "raw_pickle" | "joblib") {
         r.format = "pandas_tar".into();
@@ -245,6 +246,6 @@ pub fn scan(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
             ));
         }
     }
-    super::raw_view(cx, d, depth, &mut r);
+    super::raw_view(cx, d, &mut r);
     r
 }

@@ -106,7 +106,7 @@ fn strings(d: &[u8], start: usize, end: usize) -> Vec<String> {
     out
 }
 
-pub fn scan_legacy(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
+pub fn scan_legacy(cx: &ScanContext<'_>, d: &[u8]) -> Report {
     let policy = cx.policy;
     let mut m = Machine::new(d, policy.limits.clone());
     m.set_deadline(cx.budget.deadline());
@@ -138,7 +138,7 @@ pub fn scan_legacy(cx: &ScanContext<'_>, d: &[u8], depth: u32) -> Report {
     }
     // torch.load unpickles exactly these five; with fewer, it stops where the stream breaks.
     let upto = if ends.len() == 5 { ends[4] } else { d.len() };
-    let mut r = analyze(cx, &d[..upto], depth);
+    let mut r = analyze(cx, &d[..upto]);
     r.format = "pytorch_legacy".into();
     if ends.len() == 5 {
         // Walk the storages: count, then count × element size bytes, in key order.
@@ -182,19 +182,17 @@ fn u64_at(d: &[u8], p: u64) -> Option<u64> {
 struct Walker<'a> {
     d: &'a [u8],
     cx: &'a ScanContext<'a>,
-    depth: u32,
     m: Machine<'a>,
     r: Report,
 }
 
 impl<'a> Walker<'a> {
-    fn new(cx: &'a ScanContext<'a>, d: &'a [u8], depth: u32) -> Self {
+    fn new(cx: &'a ScanContext<'a>, d: &'a [u8]) -> Self {
         let mut m = Machine::new(d, cx.policy.limits.clone());
         m.set_deadline(cx.budget.deadline());
         Walker {
             d,
             cx,
-            depth,
             m,
             r: Report::new("pytorch_tar"),
         }
@@ -213,10 +211,8 @@ impl<'a> Walker<'a> {
             _ => None,
         };
         let slice = &self.d[pos..end.unwrap_or(self.d.len())];
-        let label = format!("pickle at byte {pos}");
-        let sub = self
-            .cx
-            .within(&label, || analyze(self.cx, slice, self.depth));
+        let label = crate::report::Segment::TorchPickle { at: pos as u64 };
+        let sub = self.cx.within(&label, || analyze(self.cx, slice));
         self.r.absorb(sub, Some(&label));
         end
     }
@@ -230,8 +226,8 @@ impl<'a> Walker<'a> {
 }
 
 /// The `storages` member of a legacy torch tar.
-pub fn scan_tar_storages<'a>(cx: &'a ScanContext<'a>, d: &'a [u8], depth: u32) -> Report {
-    let mut w = Walker::new(cx, d, depth);
+pub fn scan_tar_storages<'a>(cx: &'a ScanContext<'a>, d: &'a [u8]) -> Report {
+    let mut w = Walker::new(cx, d);
     let Some(mut p) = w.pickle(0) else {
         return w.r;
     };
@@ -264,8 +260,8 @@ pub fn scan_tar_storages<'a>(cx: &'a ScanContext<'a>, d: &'a [u8], depth: u32) -
 }
 
 /// The `tensors` member of a legacy torch tar.
-pub fn scan_tar_tensors<'a>(cx: &'a ScanContext<'a>, d: &'a [u8], depth: u32) -> Report {
-    let mut w = Walker::new(cx, d, depth);
+pub fn scan_tar_tensors<'a>(cx: &'a ScanContext<'a>, d: &'a [u8]) -> Report {
+    let mut w = Walker::new(cx, d);
     let Some(mut p) = w.pickle(0) else {
         return w.r;
     };

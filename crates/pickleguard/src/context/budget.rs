@@ -7,7 +7,8 @@
 use std::cell::Cell;
 use std::time::Instant;
 
-use crate::limits::{Limits, TIME_LIMIT};
+use crate::limits::Limits;
+use crate::report::Limit;
 
 /// Below this many bytes the ratio bound does not apply (small files may decompress to this
 /// much whatever their ratio: zero-filled arrays compress 1000:1 and more).
@@ -17,7 +18,7 @@ pub const RATIO_FLOOR: u64 = 128 << 20;
 pub(crate) struct Budget {
     left: Cell<u64>,
     /// Which bound `left` came from, for the finding.
-    what: &'static str,
+    what: Limit,
     /// Bytes the analysis may still produce while looking inside call arguments (copies of
     /// literals, str.join results, base64 / hex / zlib decodings), over the whole scan: one
     /// memoised literal handed to 100k calls, or 1 KB zlib bombs (64 MB each) repeated, must
@@ -33,12 +34,12 @@ pub(crate) struct Budget {
 
 /// How many bytes decompressing `input_len` bytes may produce, and the limit's name: the one
 /// rule for the scan and for the Python loaders that decompress before they load.
-pub fn allowance(input_len: u64, limits: &Limits) -> (u64, &'static str) {
+pub fn allowance(input_len: u64, limits: &Limits) -> (u64, Limit) {
     let by_ratio = limits.max_ratio.saturating_mul(input_len).max(RATIO_FLOOR);
     if by_ratio < limits.max_decompressed {
-        (by_ratio, "compression ratio")
+        (by_ratio, Limit::CompressionRatio)
     } else {
-        (limits.max_decompressed, "decompressed size")
+        (limits.max_decompressed, Limit::DecompressedSize)
     }
 }
 
@@ -67,17 +68,17 @@ impl Budget {
     }
 
     /// Whether the scan's deadline has passed: the work left is not done, and a
-    /// `RESOURCE_LIMIT` finding names the time limit ([`TIME_LIMIT`]). Asked between
+    /// `RESOURCE_LIMIT` finding names the time limit ([`Limit::Time`]). Asked between
     /// container members and for each piece of decompressed output, so it is cheap.
     pub(crate) fn out_of_time(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// Take `n` bytes; `Err(limit name)` when they are not there (then the budget is spent),
-    /// or when the scan's deadline has passed ([`TIME_LIMIT`]).
-    pub(crate) fn take(&self, n: u64) -> Result<(), &'static str> {
+    /// or when the scan's deadline has passed ([`Limit::Time`]).
+    pub(crate) fn take(&self, n: u64) -> Result<(), Limit> {
         if self.out_of_time() {
-            return Err(TIME_LIMIT);
+            return Err(Limit::Time);
         }
         let left = self.left.get();
         if left < n {
@@ -91,7 +92,7 @@ impl Budget {
 
     /// Whether `n` more bytes would fit (nothing taken): a decoder about to reserve memory a
     /// header asks for checks here first. `Err(limit name)` when they would not.
-    pub(crate) fn fits(&self, n: u64) -> Result<(), &'static str> {
+    pub(crate) fn fits(&self, n: u64) -> Result<(), Limit> {
         if self.left.get() < n {
             Err(self.what)
         } else {
@@ -144,13 +145,13 @@ mod tests {
     fn takes_until_spent_then_refuses() {
         let b = Budget::new(10, &limits(1000, 0));
         assert_eq!(b.fits(1000), Ok(()));
-        assert_eq!(b.fits(1001), Err("decompressed size"));
+        assert_eq!(b.fits(1001), Err(Limit::DecompressedSize));
         assert_eq!(b.take(600), Ok(()));
-        assert_eq!(b.fits(401), Err("decompressed size"));
-        assert_eq!(b.take(401), Err("decompressed size"));
+        assert_eq!(b.fits(401), Err(Limit::DecompressedSize));
+        assert_eq!(b.take(401), Err(Limit::DecompressedSize));
         // A refusal spends what was left: nothing more fits, not even a byte.
-        assert_eq!(b.take(1), Err("decompressed size"));
-        assert_eq!(b.fits(1), Err("decompressed size"));
+        assert_eq!(b.take(1), Err(Limit::DecompressedSize));
+        assert_eq!(b.fits(1), Err(Limit::DecompressedSize));
     }
 
     #[test]
@@ -161,14 +162,14 @@ mod tests {
         };
         let b = Budget::new(RATIO_FLOOR, &l);
         assert_eq!(b.take(2 * RATIO_FLOOR), Ok(()));
-        assert_eq!(b.take(1), Err("compression ratio"));
+        assert_eq!(b.take(1), Err(Limit::CompressionRatio));
     }
 
     #[test]
     fn a_passed_deadline_refuses_every_take() {
         let b = Budget::new(10, &limits(1000, 0)).until(Some(Instant::now()));
         assert!(b.out_of_time());
-        assert_eq!(b.take(1), Err(TIME_LIMIT));
+        assert_eq!(b.take(1), Err(Limit::Time));
         let later = Instant::now() + std::time::Duration::from_secs(3600);
         let b = Budget::new(10, &limits(1000, 0)).until(Some(later));
         assert!(!b.out_of_time());

@@ -1,8 +1,9 @@
 //! The state one scan runs in, passed explicitly to every layer that needs it: the policy,
 //! the decompression and decoding [`budget`] (with the scan's deadline, if any), the stream recorder ([`streams`], for
-//! `explain`), whether a PyTorch zip's `data.pkl` is left to the load, the depth of the
-//! TorchScript archive being read, the caller's read hint, and the scanner for files nested
-//! in others. No scan depends on thread-local or process-wide state.
+//! `explain`), whether a PyTorch zip's `data.pkl` is left to the load, how deep the file
+//! being scanned is nested (`ScanContext::deeper`) and the depth of the TorchScript archive
+//! being read, the caller's read hint, and the scanner for files nested in others. No scan
+//! depends on thread-local or process-wide state.
 //!
 //! The context knows neither the analysis nor the containers: the container layer is handed
 //! in as [`NestedScanner`] by whoever opens the scan (`crate::scan`), so the analysis reaches
@@ -15,14 +16,14 @@ pub mod streams;
 use std::cell::{Cell, RefCell};
 
 use crate::policy::Policy;
-use crate::report::Report;
+use crate::report::{Report, Segment};
 use budget::Budget;
 use observe::ScanObserver;
 use streams::Recorder;
 
 /// Analyses a serialized file found inside another (an archive member, the bytes handed to
 /// torch's `_load_from_bytes` or to a nested `pickle.loads`, decoded payloads) at a depth.
-pub(crate) type NestedScanner = fn(&ScanContext<'_>, &[u8], u32) -> Report;
+pub(crate) type NestedScanner = fn(&ScanContext<'_>, &[u8]) -> Report;
 
 /// A function told which bytes of the input a scan is about to read whole (see
 /// `crate::Scan::read_hint`).
@@ -61,6 +62,9 @@ pub(crate) struct ScanContext<'a> {
     /// Run pickles shape-only first (`Machine::set_shape_only`); off only in the tests that
     /// prove it changes nothing.
     pub(crate) fast_path: bool,
+    /// How deep in the input the file being scanned is nested (0: the input itself; each
+    /// container member, decompressed stream or nested payload is one deeper).
+    depth: Cell<u32>,
     /// The depth of the records of the TorchScript archive being scanned, if any.
     torchscript_depth: Cell<Option<u32>>,
     read_hint: Option<ReadHint<'a>>,
@@ -96,6 +100,7 @@ impl<'a> ScanContext<'a> {
                 .then(|| RefCell::new(Recorder::new(input))),
             load_scans: opts.load_scans,
             fast_path: !opts.no_fast_path,
+            depth: Cell::new(0),
             torchscript_depth: Cell::new(None),
             read_hint: opts.read_hint,
             observer: opts.observer,
@@ -103,9 +108,30 @@ impl<'a> ScanContext<'a> {
         }
     }
 
-    /// Analyse a file nested in the one being scanned, at `depth`.
-    pub(crate) fn nested(&self, data: &[u8], depth: u32) -> Report {
-        (self.nested)(self, data, depth)
+    /// Analyse a file nested in the one being scanned, one level deeper.
+    pub(crate) fn nested(&self, data: &[u8]) -> Report {
+        self.deeper(|| (self.nested)(self, data))
+    }
+
+    /// How deep the file being scanned is nested in the input (0: the input itself).
+    pub(crate) fn depth(&self) -> u32 {
+        self.depth.get()
+    }
+
+    /// Run `f` on a file nested one level deeper than the current one (a member, a
+    /// decompressed stream, a nested payload).
+    pub(crate) fn deeper<T>(&self, f: impl FnOnce() -> T) -> T {
+        /// Restores the depth however `f` ends.
+        struct Up<'c>(&'c Cell<u32>, u32);
+        impl Drop for Up<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let at = self.depth.get();
+        let _up = Up(&self.depth, at);
+        self.depth.set(at + 1);
+        f()
     }
 
     /// The recorded streams (empty unless recording was asked for).
@@ -116,9 +142,9 @@ impl<'a> ScanContext<'a> {
     }
 
     /// Run `f` for the member `label` of the file being scanned (the recorded member path).
-    pub(crate) fn within<T>(&self, label: &str, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn within<T>(&self, label: &Segment, f: impl FnOnce() -> T) -> T {
         if let Some(r) = &self.recorder {
-            r.borrow_mut().path.push(label.to_string());
+            r.borrow_mut().path.push(label.clone());
         }
         let out = f();
         if let Some(r) = &self.recorder {
@@ -161,18 +187,19 @@ impl<'a> ScanContext<'a> {
         }
     }
 
-    /// Run `f` on a record of a TorchScript archive whose records sit at `depth`: its pickles
-    /// are judged as torch.jit's C++ unpickler reads them (a record's own nested files are not).
-    pub(crate) fn torchscript_record<T>(&self, depth: u32, f: impl FnOnce() -> T) -> T {
-        let saved = self.torchscript_depth.replace(Some(depth));
+    /// Run `f` on a record of a TorchScript archive, at the current depth: its pickles are
+    /// judged as torch.jit's C++ unpickler reads them (a record's own nested files are not).
+    pub(crate) fn torchscript_record<T>(&self, f: impl FnOnce() -> T) -> T {
+        let saved = self.torchscript_depth.replace(Some(self.depth()));
         let out = f();
         self.torchscript_depth.set(saved);
         out
     }
 
-    /// Whether pickles found at `depth` are records of the TorchScript archive being scanned.
-    pub(crate) fn in_torchscript(&self, depth: u32) -> bool {
-        self.torchscript_depth.get() == Some(depth)
+    /// Whether pickles found at the current depth are records of the TorchScript archive
+    /// being scanned.
+    pub(crate) fn in_torchscript(&self) -> bool {
+        self.torchscript_depth.get() == Some(self.depth())
     }
 
     /// `bytes` (a slice of the scanned input) are read whole next.
@@ -200,6 +227,59 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(data).unwrap();
         e.finish().unwrap()
+    }
+
+    /// The depth is the context's, one deeper for each nested file and back afterwards,
+    /// even when the nested scan unwinds.
+    #[test]
+    fn each_nested_file_is_one_deeper_and_the_depth_comes_back() {
+        let p = Policy::new(Mode::Ml);
+        let cx = super::ScanContext::new(&p, b"", super::Options::default(), |cx, _| {
+            let mut r = crate::report::Report::new("probe");
+            r.format = format!("depth {}", cx.depth());
+            r
+        });
+        assert_eq!(cx.depth(), 0);
+        assert_eq!(cx.nested(b"x").format, "depth 1");
+        assert_eq!(
+            cx.deeper(|| cx.deeper(|| cx.nested(b"x").format)),
+            "depth 3"
+        );
+        assert_eq!(cx.depth(), 0);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cx.deeper(|| panic!("inside a nested scan"))
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(cx.depth(), 0);
+        assert!(!cx.in_torchscript());
+        cx.deeper(|| {
+            cx.torchscript_record(|| {
+                assert!(cx.in_torchscript());
+                assert!(
+                    !cx.deeper(|| cx.in_torchscript()),
+                    "a record's nested files are not"
+                );
+            })
+        });
+    }
+
+    /// Files nested deeper than `max_nesting` are not opened: a resource limit says so.
+    #[test]
+    fn containers_nested_past_the_bound_stop_at_the_nesting_limit() {
+        let mut p = Policy::new(Mode::Ml);
+        p.limits.max_nesting = 3;
+        let mut data = b"N.".to_vec();
+        for _ in 0..3 {
+            data = gzip(&data);
+        }
+        assert!(crate::Scan::new(&p).file(&data).complete);
+        let r = crate::Scan::new(&p).file(&gzip(&data));
+        assert_eq!(
+            r.stopped_by,
+            Some(crate::report::StopReason::Limit(
+                crate::report::Limit::NestingDepth
+            ))
+        );
     }
 
     /// Every scan has a budget, and files nested in the input draw on the one the scan

@@ -61,8 +61,8 @@ pub enum RunEnd {
     Limit {
         /// Where the limit was reached.
         pos: usize,
-        /// The limit's name (`"opcodes"`, `"memo entries"`, ...).
-        what: &'static str,
+        /// The limit (its name: `"opcodes"`, `"memo size"`, ...).
+        what: crate::report::Limit,
     },
 }
 
@@ -78,7 +78,10 @@ impl RunEnd {
                 pos: *pos,
                 message: err.to_string(),
             }),
-            Outcome::Limit { pos, what } => Some(RunEnd::Limit { pos: *pos, what }),
+            Outcome::Limit { pos, what } => Some(RunEnd::Limit {
+                pos: *pos,
+                what: *what,
+            }),
             Outcome::JoblibArray { .. } | Outcome::NeedsGraph { .. } => None,
         }
     }
@@ -314,7 +317,13 @@ mod tests {
         let (_, streams) = crate::Scan::new(&policy)
             .observe(&log)
             .file_with_streams(data);
-        (log, streams.into_iter().map(|s| s.member).collect())
+        (
+            log,
+            streams
+                .into_iter()
+                .map(|s| s.member.map(|m| m.as_str().to_string()))
+                .collect(),
+        )
     }
 
     const ORDERED_DICT: &[u8] = b"\x80\x02ccollections\nOrderedDict\n)R.";

@@ -2,11 +2,13 @@
 //! `pickleguard explain` disassembles inside containers. A scan records them only when its
 //! context holds a [`Recorder`] (`crate::scan_with_streams`).
 
+use crate::report::{MemberPath, Segment};
+
 /// One pickle stream found while scanning a file.
 #[derive(Clone, Debug)]
 pub struct PickleStream {
     /// The member path as findings show it (`None`: the file itself).
-    pub member: Option<String>,
+    pub member: Option<MemberPath>,
     /// What the stream analysis called it (`raw_pickle`, `joblib`, `not_pickle`...).
     pub format: String,
     /// Where its bytes are.
@@ -45,7 +47,7 @@ impl PickleStream {
 const BUDGET: usize = 256 << 20;
 
 pub(crate) struct Recorder {
-    pub(super) path: Vec<String>,
+    pub(super) path: Vec<Segment>,
     pub(super) streams: Vec<PickleStream>,
     kept: usize,
     /// The scanned file's address range: streams inside it are recorded by offset.
@@ -78,7 +80,7 @@ impl Recorder {
             StreamData::Dropped
         };
         self.streams.push(PickleStream {
-            member: (!self.path.is_empty()).then(|| self.path.join("/")),
+            member: MemberPath::from_segments(self.path.clone()),
             format: String::new(),
             data: kept,
             len: data.len(),

@@ -1,9 +1,10 @@
 //! The symbolic stack machine: runs one pickle the way CPython's `_pickle` would (stack, MARK
 //! metastack, memo), but every import and call becomes a node of a graph instead of happening.
 
-use crate::limits::{Limits, TIME_LIMIT};
+use crate::limits::Limits;
 use crate::opcodes::Op;
 use crate::reader::{self, Arg, ReadError};
+use crate::report::Limit;
 use crate::value::{Arena, CallId, GlobalId, Node, NodeId, StrData, Value};
 use std::collections::HashMap;
 
@@ -89,6 +90,10 @@ pub enum MachineError {
     /// GLOBAL / INST / STACK_GLOBAL naming a module that cannot be imported by name.
     NotImportable,
     BadText(&'static str),
+    /// A configured bound was reached (the run ends in [`Outcome::Limit`]).
+    Limit(Limit),
+    /// A shape-only run met an opcode that needs the full graph ([`Outcome::NeedsGraph`]).
+    NeedsGraph,
 }
 
 impl std::fmt::Display for MachineError {
@@ -104,6 +109,8 @@ impl std::fmt::Display for MachineError {
             MachineError::BadExtCode => f.write_str("EXT specifies code <= 0"),
             MachineError::NotImportable => f.write_str("module name is not importable"),
             MachineError::BadText(m) => f.write_str(m),
+            MachineError::Limit(l) => write!(f, "limit:{l}"),
+            MachineError::NeedsGraph => f.write_str("needs-graph"),
         }
     }
 }
@@ -116,7 +123,7 @@ pub enum Outcome {
     /// CPython stops with an error at `pos`.
     Error { pos: usize, err: MachineError },
     /// A configured limit was reached at `pos`.
-    Limit { pos: usize, what: &'static str },
+    Limit { pos: usize, what: Limit },
     /// joblib: BUILD of a `NumpyArrayWrapper` (call `wrapper`) just ran; joblib's unpickler
     /// reads the array's bytes from the stream here and then goes on at `next`'s caller choice.
     JoblibArray { next: usize, wrapper: CallId },
@@ -132,9 +139,6 @@ struct Memo {
 }
 
 const DENSE_MEMO: u64 = 1 << 28;
-
-/// The error a shape-only run stops with when an opcode needs the full graph.
-const NEEDS_GRAPH: &str = "needs-graph";
 
 /// Longest module or name STACK_GLOBAL takes from the stack (longer ones cannot be imported).
 const MAX_GLOBAL_TEXT: usize = 4096;
@@ -314,7 +318,7 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// Stop runs with the time limit ([`TIME_LIMIT`]) once `deadline` has passed (looked at
+    /// Stop runs with the time limit ([`Limit::Time`]) once `deadline` has passed (looked at
     /// every [`TIME_CHECK_OPS`] opcodes).
     pub(crate) fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
         self.deadline = deadline;
@@ -455,10 +459,10 @@ impl<'a> Machine<'a> {
     ) -> Result<Value, MachineError> {
         if self.arena.shape {
             // A method call on something that is not a plain container: the full run judges it.
-            fail!(MachineError::BadText(NEEDS_GRAPH));
+            fail!(MachineError::NeedsGraph);
         }
         if self.calls.len() >= self.limits.max_calls {
-            fail!(MachineError::BadText("limit:calls"));
+            fail!(MachineError::Limit(Limit::Calls));
         }
         let id = self.calls.len() as CallId;
         self.calls.push(CallNode {
@@ -608,14 +612,14 @@ impl<'a> Machine<'a> {
             {
                 return Err(Outcome::Limit {
                     pos,
-                    what: TIME_LIMIT,
+                    what: Limit::Time,
                 });
             }
         }
         if self.ops >= self.limits.max_ops {
             return Err(Outcome::Limit {
                 pos,
-                what: "opcodes",
+                what: Limit::Opcodes,
             });
         }
         self.ops += 1;
@@ -669,20 +673,18 @@ impl<'a> Machine<'a> {
                 }
                 return Err(out);
             }
-            Err(MachineError::BadText(NEEDS_GRAPH)) => return Err(Outcome::NeedsGraph { pos }),
-            Err(MachineError::BadText(w)) if w.starts_with("limit:") => {
-                return Err(Outcome::Limit { pos, what: &w[6..] })
-            }
+            Err(MachineError::NeedsGraph) => return Err(Outcome::NeedsGraph { pos }),
+            Err(MachineError::Limit(what)) => return Err(Outcome::Limit { pos, what }),
             Err(err) => return Err(Outcome::Error { pos, err }),
         }
         let what = if self.stack.len() > self.limits.max_stack {
-            "stack depth"
+            Limit::StackDepth
         } else if self.globals.len() > self.limits.max_globals {
-            "imports"
+            Limit::Imports
         } else if self.memo.len > self.limits.max_memo {
-            "memo size"
+            Limit::MemoSize
         } else if self.arena.nodes.len() > self.limits.max_nodes {
-            "containers"
+            Limit::Containers
         } else {
             return Ok(next);
         };
@@ -700,7 +702,7 @@ impl<'a> Machine<'a> {
         match op {
             Op::MARK => {
                 if self.marks.len() >= self.limits.max_marks {
-                    fail!(MachineError::BadText("limit:mark depth"));
+                    fail!(MachineError::Limit(Limit::MarkDepth));
                 }
                 self.marks.push(self.stack.len());
             }

@@ -18,15 +18,10 @@ const MAX_NPY_HEADER: usize = 1 << 20;
 
 /// For each member the load scans itself (index into `members`): what stands for its content
 /// in this scan (the header's findings, a resource limit, or nothing).
-pub(super) fn plan(
-    cx: &ScanContext<'_>,
-    d: &[u8],
-    members: &[Member],
-    depth: u32,
-) -> HashMap<usize, Report> {
+pub(super) fn plan(cx: &ScanContext<'_>, d: &[u8], members: &[Member]) -> HashMap<usize, Report> {
     let scans = cx.load_scans;
     let mut out = HashMap::new();
-    if depth != 0 || !(scans.npz_members || scans.single_member) {
+    if cx.depth() != 0 || !(scans.npz_members || scans.single_member) {
         return out;
     }
     let files: Vec<usize> = (0..members.len())
