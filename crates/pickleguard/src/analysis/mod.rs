@@ -10,6 +10,8 @@ mod payload;
 mod schema;
 mod side_files;
 #[cfg(test)]
+mod testing;
+#[cfg(test)]
 mod tests;
 
 #[allow(unused_imports)]
