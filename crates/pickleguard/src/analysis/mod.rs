@@ -4,6 +4,8 @@
 mod alloc;
 mod build;
 mod calls;
+#[cfg(test)]
+mod driver_tests;
 mod judged;
 mod ops;
 mod payload;

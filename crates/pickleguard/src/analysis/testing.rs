@@ -157,11 +157,6 @@ pub(super) fn only(r: &Report) -> &Finding {
     &r.findings[0]
 }
 
-/// The findings' descriptions.
-pub(super) fn texts(r: &Report) -> Vec<&str> {
-    r.findings.iter().map(|f| f.description.as_str()).collect()
-}
-
 /// The finding of `kind` whose description says `says`.
 pub(super) fn finding<'r>(r: &'r Report, kind: FindingType, says: &str) -> &'r Finding {
     r.findings

@@ -8,14 +8,26 @@ fn judge_last_build(data: &[u8], policy: &Policy) -> (bool, Report) {
     judged(data, policy, |m, j, ctx| {
         let t = trusted(m, policy, ctx, j);
         let mut out = Report::new("raw_pickle");
-        let ok = judge_build(m, policy, j, &t, &m.calls[last(m, CallKind::Build)], &mut out);
+        let ok = judge_build(
+            m,
+            policy,
+            j,
+            &t,
+            &m.calls[last(m, CallKind::Build)],
+            &mut out,
+        );
         (ok, out)
     })
 }
 
 /// `{'a': 1, key: 2}`.
 fn state(p: P, key: &str) -> P {
-    p.op(&[EMPTY_DICT, MARK]).s("a").i(1).s(key).i(2).op(&[SETITEMS])
+    p.op(&[EMPTY_DICT, MARK])
+        .s("a")
+        .i(1)
+        .s(key)
+        .i(2)
+        .op(&[SETITEMS])
 }
 
 #[test]
@@ -28,7 +40,10 @@ fn build_on_a_global_changes_code_that_runs_later() {
     let ((ok, r), at) = on("collections", "OrderedDict");
     assert!(!ok);
     let f = only(&r);
-    assert_eq!((f.kind, f.severity, f.position), (FindingType::AttributeInjection, Severity::High, at));
+    assert_eq!(
+        (f.kind, f.severity, f.position),
+        (FindingType::AttributeInjection, Severity::High, at)
+    );
     assert_eq!(
         f.description,
         "BUILD sets attributes a, b on collections.OrderedDict itself (a module, class or function), changing code that runs later"
@@ -42,7 +57,9 @@ fn build_on_a_global_changes_code_that_runs_later() {
 #[test]
 fn build_setting_a_special_attribute_is_refused_on_any_object() {
     let od = |key: &str| {
-        let p = P::new().g("collections", "OrderedDict").op(&[EMPTY_TUPLE, NEWOBJ]);
+        let p = P::new()
+            .g("collections", "OrderedDict")
+            .op(&[EMPTY_TUPLE, NEWOBJ]);
         judge_last_build(&state(p, key).op(&[BUILD]).done(), &ml())
     };
     let (ok, r) = od("b");
@@ -50,7 +67,10 @@ fn build_setting_a_special_attribute_is_refused_on_any_object() {
     let (ok, r) = od("__reduce_ex__");
     assert!(!ok);
     let f = only(&r);
-    assert_eq!((f.kind, f.severity), (FindingType::AttributeInjection, Severity::High));
+    assert_eq!(
+        (f.kind, f.severity),
+        (FindingType::AttributeInjection, Severity::High)
+    );
     assert_eq!(
         f.description,
         "BUILD sets special attributes a, __reduce_ex__ on collections.OrderedDict.__new__()"
@@ -59,7 +79,9 @@ fn build_setting_a_special_attribute_is_refused_on_any_object() {
 
 #[test]
 fn strict_mode_refuses_build_on_objects_without_a_finding_of_its_own() {
-    let p = P::new().g("collections", "OrderedDict").op(&[EMPTY_TUPLE, NEWOBJ]);
+    let p = P::new()
+        .g("collections", "OrderedDict")
+        .op(&[EMPTY_TUPLE, NEWOBJ]);
     let data = state(p, "b").op(&[BUILD]).done();
     let (ok, r) = judge_last_build(&data, &Policy::new(Mode::Strict));
     assert!(!ok);
@@ -91,7 +113,10 @@ fn build_on_a_partial_sets_the_function_a_later_call_runs() {
     let ((ok, r), at) = partial("posix", "system");
     assert!(!ok);
     let f = only(&r);
-    assert_eq!((f.kind, f.severity, f.position), (FindingType::DynamicCall, Severity::High, at));
+    assert_eq!(
+        (f.kind, f.severity, f.position),
+        (FindingType::DynamicCall, Severity::High, at)
+    );
     assert_eq!(
         f.description,
         "BUILD makes a functools.partial call posix.system, which the policy does not allow"
@@ -100,17 +125,29 @@ fn build_on_a_partial_sets_the_function_a_later_call_runs() {
 
 #[test]
 fn special_method_names_are_the_listed_dunders_only() {
-    let keys = ["__class__", "__reduce_ex__", "__doc__", "____", "__class__x", "__", "class"];
+    let keys = [
+        "__class__",
+        "__reduce_ex__",
+        "__doc__",
+        "____",
+        "__class__x",
+        "__",
+        "class",
+    ];
     let mut p = P::new().op(&[MARK]);
     for k in keys {
         p = p.s(k);
     }
     let data = p.op(&[TUPLE]).done();
     judged(&data, &ml(), |m, _, _| {
-        let special: Vec<bool> = (0..keys.len() as u32).map(|s| names_special_method(m, s)).collect();
+        let special: Vec<bool> = (0..keys.len() as u32)
+            .map(|s| names_special_method(m, s))
+            .collect();
         assert_eq!(special, [true, true, false, false, false, false, false]);
     });
-    assert!(SPECIAL_METHODS.iter().all(|n| n.starts_with("__") && n.ends_with("__") && n.len() > 4));
+    assert!(SPECIAL_METHODS
+        .iter()
+        .all(|n| n.starts_with("__") && n.ends_with("__") && n.len() > 4));
 }
 
 #[test]

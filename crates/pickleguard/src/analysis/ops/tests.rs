@@ -74,12 +74,18 @@ fn filling_an_object_whose_class_is_granted_it_takes_data() {
     let (ok, r) = setitems("Bag", |p| p.s("a").g("posix", "system"));
     assert!(!ok);
     let f = only(&r);
-    assert_eq!((f.kind, f.severity), (FindingType::DynamicCall, Severity::High));
+    assert_eq!(
+        (f.kind, f.severity),
+        (FindingType::DynamicCall, Severity::High)
+    );
     assert_eq!(
         f.description,
         "SETITEMS hands myapp.Bag.__setitem__ the global posix.system (stored, it is called later: the policy allows it neither as `call` nor as a `value`)"
     );
-    assert_eq!((f.module.as_deref(), f.name.as_deref()), (Some("myapp"), Some("Bag")));
+    assert_eq!(
+        (f.module.as_deref(), f.name.as_deref()),
+        (Some("myapp"), Some("Bag"))
+    );
     assert_eq!(f.callable.as_deref(), Some("myapp.Bag.__setitem__"));
 }
 
@@ -88,7 +94,10 @@ fn filling_an_object_whose_class_is_not_granted_it_is_refused_with_the_fix() {
     let (ok, r) = setitems("Plain", |p| p.s("a").i(1));
     assert!(!ok);
     let f = only(&r);
-    assert_eq!((f.kind, f.severity), (FindingType::DynamicCall, Severity::High));
+    assert_eq!(
+        (f.kind, f.severity),
+        (FindingType::DynamicCall, Severity::High)
+    );
     assert!(
         f.description.starts_with(
             "SETITEMS on a myapp.Plain object runs myapp.Plain.__setitem__: the policy does not allow `setitem` on myapp.Plain; if myapp.Plain's"
@@ -96,7 +105,11 @@ fn filling_an_object_whose_class_is_not_granted_it_is_refused_with_the_fix() {
         "{}",
         f.description
     );
-    assert!(f.description.contains("ops = [\"setitem\"]"), "{}", f.description);
+    assert!(
+        f.description.contains("ops = [\"setitem\"]"),
+        "{}",
+        f.description
+    );
     // APPENDS asks for `append`.
     let (ok, r) = judge_last(
         "Plain",
@@ -120,7 +133,10 @@ fn a_key_naming_a_special_method_is_refused_even_on_a_granted_class() {
     let (ok, r) = setitems("Bag", |p| p.s("__class__").i(1));
     assert!(!ok);
     let f = only(&r);
-    assert_eq!((f.kind, f.severity), (FindingType::AttributeInjection, Severity::High));
+    assert_eq!(
+        (f.kind, f.severity),
+        (FindingType::AttributeInjection, Severity::High)
+    );
     assert_eq!(
         f.description,
         "SETITEMS hands myapp.Bag.__new__().__setitem__ a key that names a special method"
@@ -153,8 +169,16 @@ fn filling_an_object_that_is_not_trusted_is_a_dynamic_call() {
     let (ok, r) = fill("mylib", "make");
     assert!(!ok);
     let f = only(&r);
-    assert_eq!((f.kind, f.severity), (FindingType::DynamicCall, Severity::High));
-    assert!(f.description.ends_with("on an object that is not a plain container"), "{}", f.description);
+    assert_eq!(
+        (f.kind, f.severity),
+        (FindingType::DynamicCall, Severity::High)
+    );
+    assert!(
+        f.description
+            .ends_with("on an object that is not a plain container"),
+        "{}",
+        f.description
+    );
     assert_eq!(f.module, None);
     // What the dangerous catalogue made: critical.
     let (ok, r) = fill("posix", "system");
@@ -177,9 +201,18 @@ fn what_the_loaders_persistent_load_made_is_not_judged_as_a_class() {
         let t = trusted(m, &ml(), ctx, j);
         let mut out = Report::new("raw_pickle");
         let i = last(m, CallKind::Method(Method::SetItem));
-        assert!(judge_method(m, j, &t, &m.calls[i], Method::SetItem, &mut out));
+        assert!(judge_method(
+            m,
+            j,
+            &t,
+            &m.calls[i],
+            Method::SetItem,
+            &mut out
+        ));
         let b = last(m, CallKind::Build);
-        let Value::Call(target) = m.calls[b].callable else { panic!() };
+        let Value::Call(target) = m.calls[b].callable else {
+            panic!()
+        };
         assert!(judge_build_op(m, j, &t, &m.calls[b], target, &mut out));
         assert!(out.findings.is_empty(), "{:#?}", out.findings);
     });
@@ -187,12 +220,24 @@ fn what_the_loaders_persistent_load_made_is_not_judged_as_a_class() {
 
 #[test]
 fn an_operation_on_an_object_of_a_class_the_policy_cannot_tell_is_unknown_code() {
-    let data = P::new().g("mylib", "make").op(&[EMPTY_TUPLE, REDUCE]).done();
+    let data = P::new()
+        .g("mylib", "make")
+        .op(&[EMPTY_TUPLE, REDUCE])
+        .done();
     judged(&data, &ml(), |m, _, _| {
         let mut out = Report::new("raw_pickle");
-        assert!(!refuse_unknown(m, &m.calls[0], Op::Append, "append", &mut out));
+        assert!(!refuse_unknown(
+            m,
+            &m.calls[0],
+            Op::Append,
+            "append",
+            &mut out
+        ));
         let f = only(&out);
-        assert_eq!((f.kind, f.severity), (FindingType::DynamicCall, Severity::High));
+        assert_eq!(
+            (f.kind, f.severity),
+            (FindingType::DynamicCall, Severity::High)
+        );
         assert_eq!(
             f.description,
             "`append` on mylib.make, whose class the policy cannot tell: it runs unknown code"
@@ -206,21 +251,28 @@ fn build_needs_the_build_grant() {
     let (ok, r) = build("Plain", |p| p.op(&[EMPTY_DICT]).s("a").i(1).op(&[SETITEM]));
     assert!(!ok);
     let f = only(&r);
-    assert_eq!((f.kind, f.severity), (FindingType::AttributeInjection, Severity::High));
+    assert_eq!(
+        (f.kind, f.severity),
+        (FindingType::AttributeInjection, Severity::High)
+    );
     assert!(
         f.description.starts_with("BUILD on a myapp.Plain object runs its __setstate__ (or sets its attributes): the policy does not allow `build` on myapp.Plain; "),
         "{}",
         f.description
     );
     assert_eq!(f.callable.as_deref(), Some("myapp.Plain.__setstate__"));
-    assert_eq!((f.module.as_deref(), f.name.as_deref()), (Some("myapp"), Some("Plain")));
+    assert_eq!(
+        (f.module.as_deref(), f.name.as_deref()),
+        (Some("myapp"), Some("Plain"))
+    );
     let (ok, r) = build("Model", |p| p.op(&[EMPTY_DICT]).s("a").i(1).op(&[SETITEM]));
     assert!(ok && r.findings.is_empty(), "{:#?}", r.findings);
 }
 
 #[test]
 fn build_state_keys_with_a_pattern_must_fit_it() {
-    let state = |code: &'static str| move |p: P| p.op(&[EMPTY_DICT]).s("code").s(code).op(&[SETITEM]);
+    let state =
+        |code: &'static str| move |p: P| p.op(&[EMPTY_DICT]).s("code").s(code).op(&[SETITEM]);
     let (ok, r) = build("Model", state("a_b"));
     assert!(ok && r.findings.is_empty(), "{:#?}", r.findings);
     let (ok, r) = build("Model", state("__import__('os').system('id')"));
@@ -241,10 +293,17 @@ fn build_state_keys_with_a_pattern_must_fit_it() {
 
 #[test]
 fn build_state_must_be_data() {
-    let (ok, r) = build("Model", |p| p.op(&[EMPTY_DICT]).s("f").g("posix", "system").op(&[SETITEM]));
+    let (ok, r) = build("Model", |p| {
+        p.op(&[EMPTY_DICT])
+            .s("f")
+            .g("posix", "system")
+            .op(&[SETITEM])
+    });
     assert!(!ok);
     assert!(
-        only(&r).description.starts_with("BUILD hands myapp.Model.__setstate__ the global posix.system"),
+        only(&r)
+            .description
+            .starts_with("BUILD hands myapp.Model.__setstate__ the global posix.system"),
         "{}",
         only(&r).description
     );
@@ -261,22 +320,33 @@ fn a_reconstructor_runs_the_base_init_which_needs_the_init_grant() {
         let data = state(p).op(&[TUPLE, REDUCE]).done();
         judged(&data, &ml(), |m, j, _| {
             let mut out = Report::new("raw_pickle");
-            let ok = judge_reconstructor_init(m, j, &m.calls[0], "copyreg._reconstructor", &mut out);
+            let ok =
+                judge_reconstructor_init(m, j, &m.calls[0], "copyreg._reconstructor", &mut out);
             (ok, out)
         })
     };
     let (ok, r) = reconstruct(("builtins", "object"), |p| p.op(&[NONE]));
     assert!(ok && r.findings.is_empty());
-    let (ok, r) = reconstruct(("builtins", "dict"), |p| p.op(&[EMPTY_DICT]).s("a").i(1).op(&[SETITEM]));
+    let (ok, r) = reconstruct(("builtins", "dict"), |p| {
+        p.op(&[EMPTY_DICT]).s("a").i(1).op(&[SETITEM])
+    });
     assert!(ok && r.findings.is_empty(), "{:#?}", r.findings);
     let (ok, r) = reconstruct(("builtins", "dict"), |p| {
-        p.op(&[EMPTY_DICT]).s("a").g("posix", "system").op(&[SETITEM])
+        p.op(&[EMPTY_DICT])
+            .s("a")
+            .g("posix", "system")
+            .op(&[SETITEM])
     });
     assert!(!ok);
     let f = only(&r);
-    assert_eq!((f.kind, f.severity), (FindingType::ReduceCall, Severity::High));
+    assert_eq!(
+        (f.kind, f.severity),
+        (FindingType::ReduceCall, Severity::High)
+    );
     assert!(
-        f.description.starts_with("copyreg._reconstructor hands builtins.dict.__init__ the global posix.system"),
+        f.description.starts_with(
+            "copyreg._reconstructor hands builtins.dict.__init__ the global posix.system"
+        ),
         "{}",
         f.description
     );

@@ -5,7 +5,11 @@ use super::*;
 
 /// `posix.system('id')`, protocol 2.
 fn evil() -> Vec<u8> {
-    P::new().g("posix", "system").s("id").op(&[TUPLE1, REDUCE]).done()
+    P::new()
+        .g("posix", "system")
+        .s("id")
+        .op(&[TUPLE1, REDUCE])
+        .done()
 }
 
 const EVIL_BASE64: &str = "gAJjcG9zaXgKc3lzdGVtClgCAAAAaWSFUi4=";
@@ -46,17 +50,25 @@ fn evaluated(data: &[u8]) -> Option<(Vec<u8>, bool, Option<String>)> {
 fn bytes_handed_to_a_deserializer_are_analysed_as_a_file() {
     let (data, at) = call("pickle", "loads", |p| p.b(&evil()));
     let r = examine(&data, Some(Category::Deserialization));
-    let f = finding(&r, FindingType::NestedPickle, "hands a serialized payload to pickle.loads");
+    let f = finding(
+        &r,
+        FindingType::NestedPickle,
+        "hands a serialized payload to pickle.loads",
+    );
     assert_eq!((f.severity, f.position), (Severity::Critical, at));
     assert_eq!(
         f.description,
         format!("hands a serialized payload to pickle.loads: an embedded raw_pickle of {} bytes, analysed too (risk CRITICAL)", evil().len())
     );
     let inner = finding(&r, FindingType::ReduceCall, "posix.system('id')");
-    assert!(matches!(
-        inner.member.as_ref().unwrap().segments(),
-        [Segment::NestedIn { callable, at: a }] if callable == "pickle.loads" && *a == at
-    ), "{:?}", inner.member);
+    assert!(
+        matches!(
+            inner.member.as_ref().unwrap().segments(),
+            [Segment::NestedIn { callable, at: a }] if callable == "pickle.loads" && *a == at
+        ),
+        "{:?}",
+        inner.member
+    );
     // Even a harmless payload is reported, at least HIGH: the call runs whatever it is given.
     let (data, _) = call("pickle", "loads", |p| p.b(&P::new().i(1).done()));
     let r = examine(&data, Some(Category::Deserialization));
@@ -77,7 +89,10 @@ fn code_handed_to_an_interpreter_is_a_code_string_naming_its_imports() {
     let (data, at) = call("builtins", "exec", |p| p.s(CODE));
     let r = examine(&data, Some(Category::CodeExecution));
     let f = only(&r);
-    assert_eq!((f.kind, f.severity, f.position), (FindingType::CodeString, Severity::Critical, at));
+    assert_eq!(
+        (f.kind, f.severity, f.position),
+        (FindingType::CodeString, Severity::Critical, at)
+    );
     assert_eq!(
         f.description,
         "passes Python code to builtins.exec: \"import os; os.system(\\\"id\\\")\" (imports os)"
@@ -86,22 +101,44 @@ fn code_handed_to_an_interpreter_is_a_code_string_naming_its_imports() {
     // A runner's other arguments: a name, a placeholder file name, nothing.
     for inert in ["exec", "<string>", "  ", ""] {
         let (data, _) = call("builtins", "compile", |p| p.s(inert));
-        assert!(examine(&data, Some(Category::CodeExecution)).findings.is_empty(), "{inert:?}");
+        assert!(
+            examine(&data, Some(Category::CodeExecution))
+                .findings
+                .is_empty(),
+            "{inert:?}"
+        );
     }
 }
 
 #[test]
 fn an_argument_decoded_while_loading_is_obfuscation_critical_for_a_dangerous_callee() {
-    let (data, _) = call("builtins", "exec", decoded("base64", "b64decode", CODE_BASE64));
+    let (data, _) = call(
+        "builtins",
+        "exec",
+        decoded("base64", "b64decode", CODE_BASE64),
+    );
     let r = examine(&data, Some(Category::CodeExecution));
-    let f = finding(&r, FindingType::Obfuscation, "is decoded while loading (base64)");
+    let f = finding(
+        &r,
+        FindingType::Obfuscation,
+        "is decoded while loading (base64)",
+    );
     assert_eq!(f.severity, Severity::Critical);
-    assert!(f.description.starts_with("an argument of builtins.exec is decoded while loading (base64): \"import os;"), "{}", f.description);
+    assert!(
+        f.description.starts_with(
+            "an argument of builtins.exec is decoded while loading (base64): \"import os;"
+        ),
+        "{}",
+        f.description
+    );
     // And the decoded code is judged as code.
     assert!(r.has(FindingType::CodeString), "{:#?}", r.findings);
     let (data, _) = call("mylib", "f", decoded("base64", "b64decode", CODE_BASE64));
     let r = examine(&data, None);
-    assert_eq!(finding(&r, FindingType::Obfuscation, "decoded while loading").severity, Severity::High);
+    assert_eq!(
+        finding(&r, FindingType::Obfuscation, "decoded while loading").severity,
+        Severity::High
+    );
 }
 
 #[test]
@@ -111,20 +148,34 @@ fn an_encoded_literal_of_an_unknown_callee_is_decoded_and_looked_into() {
         let (data, _) = call("mylib", "f", |p| p.s(encoded));
         let r = examine(&data, None);
         let f = only(&r);
-        assert_eq!((f.kind, f.severity), (FindingType::Obfuscation, Severity::High));
-        assert!(f.description.contains("-encoded code: \"import os;"), "{}", f.description);
+        assert_eq!(
+            (f.kind, f.severity),
+            (FindingType::Obfuscation, Severity::High)
+        );
+        assert!(
+            f.description.contains("-encoded code: \"import os;"),
+            "{}",
+            f.description
+        );
     }
     // A pickle in base64: analysed, its findings under the decoded argument.
     let (data, at) = call("mylib", "f", |p| p.s(EVIL_BASE64));
     let r = examine(&data, None);
     let f = finding(&r, FindingType::Obfuscation, "is a base64-encoded pickle");
     assert_eq!(f.severity, Severity::Critical);
-    assert_eq!(f.description, "an argument of mylib.f is a base64-encoded pickle (risk CRITICAL)");
+    assert_eq!(
+        f.description,
+        "an argument of mylib.f is a base64-encoded pickle (risk CRITICAL)"
+    );
     let inner = finding(&r, FindingType::ReduceCall, "posix.system");
-    assert!(matches!(
-        inner.member.as_ref().unwrap().segments(),
-        [Segment::DecodedArgument { how, callable, at: a }] if how == "base64" && callable == "mylib.f" && *a == at
-    ), "{:?}", inner.member);
+    assert!(
+        matches!(
+            inner.member.as_ref().unwrap().segments(),
+            [Segment::DecodedArgument { how, callable, at: a }] if how == "base64" && callable == "mylib.f" && *a == at
+        ),
+        "{:?}",
+        inner.member
+    );
     // Plain text is no payload.
     let (data, _) = call("mylib", "f", |p| p.s("just some words, nothing encoded"));
     assert!(examine(&data, None).findings.is_empty());
@@ -148,7 +199,15 @@ fn a_literal_is_examined_once_per_category() {
         }
         assert_eq!(out.findings.len(), 1, "{:#?}", out.findings);
         // Handed to a code runner, it is looked at again, as code.
-        examine_literals(m, &ml(), ctx, j, &m.calls[1], Some(Category::CodeExecution), &mut out);
+        examine_literals(
+            m,
+            &ml(),
+            ctx,
+            j,
+            &m.calls[1],
+            Some(Category::CodeExecution),
+            &mut out,
+        );
         assert_eq!(out.findings.len(), 2, "{:#?}", out.findings);
     });
 }
@@ -157,14 +216,27 @@ fn a_literal_is_examined_once_per_category() {
 fn decoding_chains_are_evaluated_and_named() {
     let (b, text, how) = evaluated(&P::new().s("abc").done()).unwrap();
     assert_eq!((b, text, how), (b"abc".to_vec(), true, None));
-    let (b, text, how) = evaluated(&decoded("base64", "b64decode", CODE_BASE64)(P::new()).done()).unwrap();
-    assert_eq!((b, text, how.as_deref()), (CODE.as_bytes().to_vec(), false, Some("base64")));
-    let (b, _, how) = evaluated(&decoded("binascii", "unhexlify", CODE_HEX)(P::new()).done()).unwrap();
+    let (b, text, how) =
+        evaluated(&decoded("base64", "b64decode", CODE_BASE64)(P::new()).done()).unwrap();
+    assert_eq!(
+        (b, text, how.as_deref()),
+        (CODE.as_bytes().to_vec(), false, Some("base64"))
+    );
+    let (b, _, how) =
+        evaluated(&decoded("binascii", "unhexlify", CODE_HEX)(P::new()).done()).unwrap();
     assert_eq!((b, how.as_deref()), (CODE.as_bytes().to_vec(), Some("hex")));
     // codecs.decode(base64.b64decode(...)-free chain: rot13 of text.
-    let rot = P::new().g("codecs", "decode").s("vzcbeg bf").s("rot13").op(&[TUPLE2, REDUCE]).done();
+    let rot = P::new()
+        .g("codecs", "decode")
+        .s("vzcbeg bf")
+        .s("rot13")
+        .op(&[TUPLE2, REDUCE])
+        .done();
     let (b, text, how) = evaluated(&rot).unwrap();
-    assert_eq!((b, text, how.as_deref()), (b"import os".to_vec(), true, Some("codecs rot13")));
+    assert_eq!(
+        (b, text, how.as_deref()),
+        (b"import os".to_vec(), true, Some("codecs rot13"))
+    );
     // Steps chain in the order they run.
     let chained = P::new()
         .g("codecs", "decode")
@@ -175,9 +247,17 @@ fn decoding_chains_are_evaluated_and_named() {
         .op(&[TUPLE2, REDUCE])
         .done();
     let (b, _, how) = evaluated(&chained).unwrap();
-    assert_eq!((b, how.as_deref()), (b"import os".to_vec(), Some("base64, then codecs rot_13")));
+    assert_eq!(
+        (b, how.as_deref()),
+        (b"import os".to_vec(), Some("base64, then codecs rot_13"))
+    );
     // latin1 encoding is how bytes are pickled, not a decoding step.
-    let latin = P::new().g("_codecs", "encode").s("\u{e9}").s("latin1").op(&[TUPLE2, REDUCE]).done();
+    let latin = P::new()
+        .g("_codecs", "encode")
+        .s("\u{e9}")
+        .s("latin1")
+        .op(&[TUPLE2, REDUCE])
+        .done();
     let (b, text, how) = evaluated(&latin).unwrap();
     assert_eq!((b, text, how), (vec![0xe9], false, None));
     // A call that is not a decoder is not a literal.
@@ -197,7 +277,10 @@ fn str_join_of_literals_is_evaluated() {
         .op(&[TUPLE1, REDUCE])
         .done();
     let (b, text, how) = evaluated(&data).unwrap();
-    assert_eq!((b, text, how.as_deref()), (b"import os".to_vec(), true, Some("str.join")));
+    assert_eq!(
+        (b, text, how.as_deref()),
+        (b"import os".to_vec(), true, Some("str.join"))
+    );
 }
 
 #[test]
@@ -208,7 +291,10 @@ fn the_small_decoders_and_recognisers() {
     assert!(inert_code("exec") && inert_code(" <string> ") && inert_code("") && !inert_code("1x"));
     assert!(!inert_code("os.system('id')") && !inert_code("<a b>"));
     assert!(looks_like_pickle(&evil()));
-    assert!(looks_like_pickle(b"I1\n."), "protocol 0: an opcode first, STOP last");
+    assert!(
+        looks_like_pickle(b"I1\n."),
+        "protocol 0: an opcode first, STOP last"
+    );
     assert!(!looks_like_pickle(b"\x80\x06xx"), "no protocol 6");
     assert!(!looks_like_pickle(b"\xff\xfe."), "no opcode first");
     assert!(!looks_like_pickle(b"I1\n"));
@@ -221,7 +307,15 @@ fn a_payload_past_the_nesting_limit_is_a_limit_not_an_analysis() {
     let (data, at) = call("pickle", "loads", |p| p.b(&evil()));
     judged(&data, &policy, |m, j, ctx| {
         let mut out = Report::new("raw_pickle");
-        examine_literals(m, &policy, ctx, j, &m.calls[0], Some(Category::Deserialization), &mut out);
+        examine_literals(
+            m,
+            &policy,
+            ctx,
+            j,
+            &m.calls[0],
+            Some(Category::Deserialization),
+            &mut out,
+        );
         let f = only(&out);
         assert_eq!((f.kind, f.position), (FindingType::ResourceLimit, at));
         assert_eq!(out.stopped_by, Some(Limit::NestingDepth.into()));

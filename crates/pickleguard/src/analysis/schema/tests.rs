@@ -35,7 +35,9 @@ fn rule(args: &[&str], min_args: usize) -> Rule {
 /// Whether each item matches `p`.
 fn matches(items: impl FnOnce(P) -> P, p: &str) -> Vec<bool> {
     let p = pattern(p);
-    with_items(&ml(), items, |m, j, t, vs| vs.iter().map(|v| arg_matches(m, j, t, &p, *v)).collect())
+    with_items(&ml(), items, |m, j, t, vs| {
+        vs.iter().map(|v| arg_matches(m, j, t, &p, *v)).collect()
+    })
 }
 
 #[test]
@@ -66,12 +68,18 @@ fn a_global_fits_only_if_the_policy_allows_it_stored() {
         &ml(),
         |p| p.g("posix", "system").g("mylib", "Thing").op(&[0x82, 7]),
         |m, j, _, vs| {
-            let why: Vec<_> = vs.iter().map(|v| data_misfit(m, j, Schema::default(), *v, 0)).collect();
+            let why: Vec<_> = vs
+                .iter()
+                .map(|v| data_misfit(m, j, Schema::default(), *v, 0))
+                .collect();
             assert_eq!(
                 why[0].as_deref(),
                 Some("the global posix.system (stored, it is called later: the policy allows it neither as `call` nor as a `value`)")
             );
-            assert!(why[1].as_deref().unwrap().starts_with("the global mylib.Thing "));
+            assert!(why[1]
+                .as_deref()
+                .unwrap()
+                .starts_with("the global mylib.Thing "));
             assert!(why[2].is_some(), "an EXT global is never data");
         },
     );
@@ -91,8 +99,14 @@ fn a_misfit_deep_in_containers_is_found_and_too_deep_is_refused() {
             p
         }
     };
-    let misfit = |items| with_items(&ml(), items, |m, j, _, vs| data_misfit(m, j, Schema::default(), vs[0], 0));
-    assert!(misfit(nested(10, |p| p.g("posix", "system"))).unwrap().contains("posix.system"));
+    let misfit = |items| {
+        with_items(&ml(), items, |m, j, _, vs| {
+            data_misfit(m, j, Schema::default(), vs[0], 0)
+        })
+    };
+    assert!(misfit(nested(10, |p| p.g("posix", "system")))
+        .unwrap()
+        .contains("posix.system"));
     assert_eq!(misfit(nested(10, |p| p.i(1))), None);
     assert_eq!(misfit(nested(200, |p| p.i(1))), None);
     assert_eq!(
@@ -108,7 +122,13 @@ fn strings_fit_a_grammar_only_when_the_schema_names_one() {
     };
     with_items(
         &ml(),
-        |p| p.s("x + 1").s("__import__('os')").op(&[EMPTY_LIST]).s("__import__('os')").op(&[APPEND]),
+        |p| {
+            p.s("x + 1")
+                .s("__import__('os')")
+                .op(&[EMPTY_LIST])
+                .s("__import__('os')")
+                .op(&[APPEND])
+        },
         |m, j, _, vs| {
             assert_eq!(data_misfit(m, j, expr, vs[0], 0), None);
             assert_eq!(
@@ -126,7 +146,9 @@ fn strings_fit_a_grammar_only_when_the_schema_names_one() {
 fn a_rule_takes_its_count_of_arguments_each_fitting_its_pattern() {
     let fits = |r: &Rule, items: fn(P) -> P| {
         let data = items(P::new().op(&[MARK])).op(&[TUPLE]).done();
-        judged(&data, &ml(), |m, j, _| rule_matches(m, j, &[], r, m.result.unwrap()))
+        judged(&data, &ml(), |m, j, _| {
+            rule_matches(m, j, &[], r, m.result.unwrap())
+        })
     };
     let two = rule(&["str", "int"], 2);
     assert!(fits(&two, |p| p.s("a").i(1)));
@@ -148,7 +170,13 @@ fn a_rule_takes_its_count_of_arguments_each_fitting_its_pattern() {
 fn arguments_that_are_not_a_tuple_fit_no_rule() {
     let data = P::new().s("a").done();
     judged(&data, &ml(), |m, j, _| {
-        assert!(!rule_matches(m, j, &[], &rule(&["str"], 1), m.result.unwrap()));
+        assert!(!rule_matches(
+            m,
+            j,
+            &[],
+            &rule(&["str"], 1),
+            m.result.unwrap()
+        ));
     });
 }
 
@@ -164,16 +192,46 @@ fn type_patterns_take_their_type() {
             .op(&[0x8a, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0])
     };
     // a, b'b', 1, 1.5, True, None, (), [], {}, 2**64 + 1
-    assert_eq!(matches(items, "str"), [true, false, false, false, false, false, false, false, false, false]);
-    assert_eq!(matches(items, "bytes"), [false, true, false, false, false, false, false, false, false, false]);
-    assert_eq!(matches(items, "int"), [false, false, true, false, false, false, false, false, false, true]);
-    assert_eq!(matches(items, "float"), [false, false, false, true, false, false, false, false, false, false]);
-    assert_eq!(matches(items, "bool"), [false, false, false, false, true, false, false, false, false, false]);
-    assert_eq!(matches(items, "none"), [false, false, false, false, false, true, false, false, false, false]);
-    assert_eq!(matches(items, "tuple"), [false, false, false, false, false, false, true, false, false, false]);
-    assert_eq!(matches(items, "list"), [false, false, false, false, false, false, false, true, false, false]);
-    assert_eq!(matches(items, "dict"), [false, false, false, false, false, false, false, false, true, false]);
-    assert_eq!(matches(items, "str|none"), [true, false, false, false, false, true, false, false, false, false]);
+    assert_eq!(
+        matches(items, "str"),
+        [true, false, false, false, false, false, false, false, false, false]
+    );
+    assert_eq!(
+        matches(items, "bytes"),
+        [false, true, false, false, false, false, false, false, false, false]
+    );
+    assert_eq!(
+        matches(items, "int"),
+        [false, false, true, false, false, false, false, false, false, true]
+    );
+    assert_eq!(
+        matches(items, "float"),
+        [false, false, false, true, false, false, false, false, false, false]
+    );
+    assert_eq!(
+        matches(items, "bool"),
+        [false, false, false, false, true, false, false, false, false, false]
+    );
+    assert_eq!(
+        matches(items, "none"),
+        [false, false, false, false, false, true, false, false, false, false]
+    );
+    assert_eq!(
+        matches(items, "tuple"),
+        [false, false, false, false, false, false, true, false, false, false]
+    );
+    assert_eq!(
+        matches(items, "list"),
+        [false, false, false, false, false, false, false, true, false, false]
+    );
+    assert_eq!(
+        matches(items, "dict"),
+        [false, false, false, false, false, false, false, false, true, false]
+    );
+    assert_eq!(
+        matches(items, "str|none"),
+        [true, false, false, false, false, true, false, false, false, false]
+    );
     assert_eq!(matches(items, "never"), [false; 10]);
 }
 
@@ -200,12 +258,32 @@ fn int_tuples_names_and_exact_strings() {
             .op(&[EMPTY_TUPLE])
     };
     assert_eq!(matches(tuples, "int_tuple"), [true, false, true]);
-    let names = |p: P| p.s("weight").s("_private").s("__class__").s("1st").s("a.b").s("").s("w2");
-    assert_eq!(matches(names, "ident"), [true, false, false, true, false, false, true]);
-    assert_eq!(matches(names, "attr"), [true, true, false, false, false, false, true]);
-    assert_eq!(matches(names, "=weight"), [true, false, false, false, false, false, false]);
+    let names = |p: P| {
+        p.s("weight")
+            .s("_private")
+            .s("__class__")
+            .s("1st")
+            .s("a.b")
+            .s("")
+            .s("w2")
+    };
+    assert_eq!(
+        matches(names, "ident"),
+        [true, false, false, true, false, false, true]
+    );
+    assert_eq!(
+        matches(names, "attr"),
+        [true, true, false, false, false, false, true]
+    );
+    assert_eq!(
+        matches(names, "=weight"),
+        [true, false, false, false, false, false, false]
+    );
     // The grammar takes private names; `ident` does not.
-    assert_eq!(matches(names, "grammar:ident"), [true, true, false, false, false, false, true]);
+    assert_eq!(
+        matches(names, "grammar:ident"),
+        [true, true, false, false, false, false, true]
+    );
     let long = "a".repeat(MAX_NAME + 1);
     let too_long = move |p: P| p.s(&long);
     assert_eq!(matches(too_long.clone(), "ident"), [false]);
@@ -223,11 +301,23 @@ fn global_patterns_take_globals_the_policy_grants() {
     };
     // numpy.float64 is allowed as a value only.
     assert_eq!(matches(globals, "global"), [true, true, false, false, true]);
-    assert_eq!(matches(globals, "global_call"), [true, true, false, false, false]);
-    assert_eq!(matches(globals, "global_new"), [false, true, false, false, false]);
+    assert_eq!(
+        matches(globals, "global_call"),
+        [true, true, false, false, false]
+    );
+    assert_eq!(
+        matches(globals, "global_new"),
+        [false, true, false, false, false]
+    );
     // Named globals match by normalised name, allowed or not.
-    assert_eq!(matches(globals, "global:os.system"), [false, false, true, false, false]);
-    assert_eq!(matches(globals, "global:mylib.Thing|global:numpy.log1p"), [true, false, false, true, false]);
+    assert_eq!(
+        matches(globals, "global:os.system"),
+        [false, false, true, false, false]
+    );
+    assert_eq!(
+        matches(globals, "global:mylib.Thing|global:numpy.log1p"),
+        [true, false, false, true, false]
+    );
 }
 
 #[test]
@@ -243,9 +333,18 @@ fn made_and_instance_take_trusted_objects_only() {
             .op(&[BINPERSID])
             .g("collections", "OrderedDict")
     };
-    assert_eq!(matches(objects, "made:collections.OrderedDict"), [true, false, true, false, false]);
-    assert_eq!(matches(objects, "instance"), [true, false, true, true, false]);
-    assert_eq!(matches(objects, "persistent"), [false, false, false, true, false]);
+    assert_eq!(
+        matches(objects, "made:collections.OrderedDict"),
+        [true, false, true, false, false]
+    );
+    assert_eq!(
+        matches(objects, "instance"),
+        [true, false, true, true, false]
+    );
+    assert_eq!(
+        matches(objects, "persistent"),
+        [false, false, false, true, false]
+    );
 }
 
 #[test]
