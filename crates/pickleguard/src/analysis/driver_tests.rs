@@ -136,9 +136,7 @@ fn a_limit_inside_a_pickle_stops_the_stream_after_judging_what_ran() {
     policy.limits.max_ops = 6;
     let mut data = evil();
     data.pop();
-    for _ in 0..20 {
-        data.push(NONE);
-    }
+    data.extend([NONE; 20]);
     data.push(b'.');
     let r = stream(&data, &policy);
     assert!(r.has(FindingType::ReduceCall), "{:#?}", r.findings);
@@ -254,7 +252,7 @@ fn joblib_reads_what_the_wrapper_state_says() {
 
 /// [`joblib_array_data`] at the stream's first pause.
 fn judge_pause(data: &[u8]) -> Result<JoblibData, &'static str> {
-    let mut m = Machine::new(data, ml().limits.clone());
+    let mut m = Machine::new(data, ml().limits);
     m.joblib = true;
     match m.run(0) {
         Outcome::JoblibArray { next, wrapper } => joblib_array_data(&m, wrapper, next),

@@ -186,7 +186,7 @@ fn type_patterns_take_their_type() {
         p.s("a")
             .b(b"b")
             .i(1)
-            .op(&[b'G'])
+            .op(b"G")
             .op(&1.5f64.to_be_bytes())
             .op(&[0x88, NONE, EMPTY_TUPLE, EMPTY_LIST, EMPTY_DICT])
             .op(&[0x8a, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0])

@@ -10,7 +10,7 @@ use crate::report::Segment;
 fn npy(major: u8, dict: &str, data: &[u8]) -> (Vec<u8>, usize) {
     let at = if major == 1 { 10 } else { 12 };
     let mut text = dict.as_bytes().to_vec();
-    while (at + text.len() + 1) % 64 != 0 {
+    while !(at + text.len() + 1).is_multiple_of(64) {
         text.push(b' ');
     }
     text.push(b'\n');
