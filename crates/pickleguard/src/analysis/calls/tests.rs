@@ -664,3 +664,46 @@ fn the_first_blob_is_bytes_or_latin1_text_encoded_by_codecs() {
         assert_eq!(blob(3), None);
     });
 }
+
+#[test]
+fn keyword_arguments_are_not_described_by_argument_rules() {
+    let policy = ml_with(
+        r#"
+version = 2
+
+[[allow]]
+module = "myapp"
+name = "Thing"
+ops = ["new"]
+
+[[rule]]
+callable = "myapp.Thing"
+args = ["int"]
+"#,
+    );
+    let newobj_ex = |kw: fn(P) -> P| {
+        let p = P::new().g("myapp", "Thing").i(1).op(&[TUPLE1]);
+        kw(p).op(&[0x92]).done()
+    };
+    // No keywords (an empty dict): the rule decides.
+    let (ok, r) = judge_one(&newobj_ex(|p| p.op(&[EMPTY_DICT])), &policy, 0);
+    assert!(ok && r.findings.is_empty(), "{:#?}", r.findings);
+    let (ok, r) = judge_one(
+        &newobj_ex(|p| p.op(&[EMPTY_DICT]).s("a").i(1).op(&[SETITEM])),
+        &policy,
+        0,
+    );
+    assert!(!ok);
+    let f = only(&r);
+    assert_eq!(
+        (f.kind, f.severity),
+        (FindingType::ReduceCall, Severity::High)
+    );
+    assert!(
+        f.description.ends_with(
+            " with keyword arguments, which the policy's rule for myapp.Thing does not describe"
+        ),
+        "{}",
+        f.description
+    );
+}
