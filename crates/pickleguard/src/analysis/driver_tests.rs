@@ -250,6 +250,31 @@ fn joblib_reads_what_the_wrapper_state_says() {
     assert_eq!(r, Err("joblib array data truncated"));
 }
 
+#[test]
+fn a_joblib_object_array_is_a_pickle_of_its_own() {
+    let (data, at) = joblib("O8", 1, |p| p, &evil());
+    let r = stream(&data, &ml());
+    assert_eq!(r.format, "joblib");
+    let call = finding(&r, FindingType::ReduceCall, "posix.system");
+    assert_eq!(
+        call.member.as_ref().unwrap().segments(),
+        [Segment::JoblibObjectArray { at: at as u64 }]
+    );
+    // A broken one breaks the stream where it starts.
+    let mut broken = evil();
+    broken.pop();
+    broken.push(0xff);
+    let (data, at) = joblib("O8", 1, |p| p, &broken);
+    let r = stream(&data, &ml());
+    let f = finding(
+        &r,
+        FindingType::Malformed,
+        "joblib object array pickle is broken",
+    );
+    assert_eq!(f.position, at as u64);
+    assert!(!r.complete);
+}
+
 /// [`joblib_array_data`] at the stream's first pause.
 fn judge_pause(data: &[u8]) -> Result<JoblibData, &'static str> {
     let mut m = Machine::new(data, ml().limits);
