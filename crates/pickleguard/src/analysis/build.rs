@@ -245,3 +245,6 @@ pub(super) fn for_state_keys(m: &Machine<'_>, state: Value, mut f: impl FnMut(St
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

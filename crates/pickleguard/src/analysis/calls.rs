@@ -44,38 +44,7 @@ fn memo_bomb(m: &Machine<'_>, out: &mut Report) {
 
 /// Turn what the machine recorded for one pickle into findings and a globals summary.
 pub(super) fn judge(m: &Machine<'_>, policy: &Policy, ctx: &Context, out: &mut Report) {
-    let mut cache: HashMap<(&str, &str), Rc<GlobalVerdict>> = HashMap::new();
-    let verdicts: Vec<Rc<GlobalVerdict>> = m
-        .globals
-        .iter()
-        .map(|g| {
-            cache
-                .entry((g.module.as_str(), g.name.as_str()))
-                .or_insert_with(|| {
-                    Rc::new(
-                        ctx.torchscript
-                            .then(|| policy.torchscript_verdict(&g.module, &g.name))
-                            .flatten()
-                            .unwrap_or_else(|| policy.judge(&g.module, &g.name)),
-                    )
-                })
-                .clone()
-        })
-        .collect();
-    let j = Judged {
-        verdicts,
-        names: std::iter::repeat_with(OnceCell::new)
-            .take(m.globals.len())
-            .collect(),
-        policy,
-        budget: &ctx.scan.budget,
-        steps: Cell::new(4096 + 64 * (m.calls.len() + m.arena.nodes.len()) as u64),
-        examined: RefCell::new(IdSet::default()),
-        builds: OnceCell::new(),
-        states: RefCell::new(vec![None; m.arena.nodes.len()]),
-        nested: RefCell::new(IdMap::default()),
-        data: RefCell::new(vec![None; m.arena.nodes.len()]),
-    };
+    let j = Judged::new(m, policy, ctx);
     let mut used: Vec<u8> = vec![0; m.globals.len()];
 
     let first = out.findings.len();
@@ -766,3 +735,6 @@ pub(super) fn first_blob<'d>(
         other => codecs_bytes(m, j, other).map(std::borrow::Cow::Owned),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -52,6 +52,45 @@ pub(super) struct Judged<'p> {
     pub(super) data: RefCell<Vec<Option<Option<String>>>>,
 }
 
+impl<'p> Judged<'p> {
+    /// The cache for judging what `m` recorded of one pickle: each global's verdict (judged
+    /// once per distinct name, as torch's C++ unpickler sees it in a TorchScript record).
+    pub(super) fn new(m: &Machine<'_>, policy: &'p Policy, ctx: &Context<'p>) -> Judged<'p> {
+        let mut cache: HashMap<(&str, &str), Rc<GlobalVerdict>> = HashMap::new();
+        let verdicts: Vec<Rc<GlobalVerdict>> = m
+            .globals
+            .iter()
+            .map(|g| {
+                cache
+                    .entry((g.module.as_str(), g.name.as_str()))
+                    .or_insert_with(|| {
+                        Rc::new(
+                            ctx.torchscript
+                                .then(|| policy.torchscript_verdict(&g.module, &g.name))
+                                .flatten()
+                                .unwrap_or_else(|| policy.judge(&g.module, &g.name)),
+                        )
+                    })
+                    .clone()
+            })
+            .collect();
+        Judged {
+            verdicts,
+            names: std::iter::repeat_with(OnceCell::new)
+                .take(m.globals.len())
+                .collect(),
+            policy,
+            budget: &ctx.scan.budget,
+            steps: Cell::new(4096 + 64 * (m.calls.len() + m.arena.nodes.len()) as u64),
+            examined: RefCell::new(IdSet::default()),
+            builds: OnceCell::new(),
+            states: RefCell::new(vec![None; m.arena.nodes.len()]),
+            nested: RefCell::new(IdMap::default()),
+            data: RefCell::new(vec![None; m.arena.nodes.len()]),
+        }
+    }
+}
+
 impl Judged<'_> {
     pub(super) fn name(&self, m: &Machine<'_>, g: u32) -> &str {
         self.names[g as usize].get_or_init(|| global_name(m, g))
@@ -268,3 +307,6 @@ pub(super) fn codecs_bytes(m: &Machine<'_>, j: &Judged<'_>, v: Value) -> Option<
 pub(super) fn qual(v: &GlobalVerdict) -> &str {
     v.qualname()
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,11 +4,15 @@
 mod alloc;
 mod build;
 mod calls;
+#[cfg(test)]
+mod driver_tests;
 mod judged;
 mod ops;
 mod payload;
 mod schema;
 mod side_files;
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -286,3 +286,6 @@ pub(super) fn judge_reconstructor_init(
     }
     true
 }
+
+#[cfg(test)]
+mod tests;

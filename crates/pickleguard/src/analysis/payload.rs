@@ -421,3 +421,6 @@ pub(super) fn looks_like_pickle(b: &[u8]) -> bool {
                 .map(|c| crate::opcodes::Op::from_byte(*c).is_some())
                 .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests;

@@ -230,3 +230,6 @@ pub(super) fn dangerous_value(m: &Machine<'_>, j: &Judged<'_>, v: Value, depth: 
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -54,3 +54,6 @@ pub(super) fn side_files(m: &Machine<'_>, out: &mut Report) {
         out.push(f);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,55 +4,7 @@
 use crate::policy::{Mode, Policy};
 use crate::report::Report;
 
-/// A protocol 2 pickle written opcode by opcode.
-struct P(Vec<u8>);
-
-impl P {
-    fn new() -> P {
-        P(vec![0x80, 2])
-    }
-    fn g(mut self, module: &str, name: &str) -> P {
-        self.0.push(b'c');
-        self.0
-            .extend_from_slice(format!("{module}\n{name}\n").as_bytes());
-        self
-    }
-    fn s(mut self, t: &str) -> P {
-        self.0.push(b'X');
-        self.0.extend_from_slice(&(t.len() as u32).to_le_bytes());
-        self.0.extend_from_slice(t.as_bytes());
-        self
-    }
-    fn i(mut self, v: u8) -> P {
-        self.0.extend_from_slice(&[b'K', v]);
-        self
-    }
-    fn op(mut self, ops: &[u8]) -> P {
-        self.0.extend_from_slice(ops);
-        self
-    }
-    fn done(mut self) -> Vec<u8> {
-        self.0.push(b'.');
-        self.0
-    }
-}
-
-const MARK: u8 = b'(';
-const TUPLE: u8 = b't';
-const EMPTY_TUPLE: u8 = b')';
-const EMPTY_DICT: u8 = b'}';
-const REDUCE: u8 = b'R';
-const NEWOBJ: u8 = 0x81;
-const BUILD: u8 = b'b';
-const SETITEMS: u8 = b'u';
-const SETITEM: u8 = b's';
-const NONE: u8 = b'N';
-const TUPLE1: u8 = 0x85;
-const POP: u8 = b'0';
-
-fn scan(data: &[u8]) -> Report {
-    crate::analyze_pickle(data, &Policy::new(Mode::Ml))
-}
+use super::testing::*;
 
 fn assert_refused(data: &[u8], says: &str) {
     let r = scan(data);

@@ -865,3 +865,6 @@ pub fn scan(cx: &ScanContext<'_>, codec: Codec, data: &[u8]) -> Option<Report> {
     super::raw_view(cx, data, &mut r);
     Some(r)
 }
+
+#[cfg(test)]
+mod tests;

@@ -244,3 +244,6 @@ pub(crate) fn scan_header(d: &[u8]) -> (Report, Option<Header>) {
     }
     (r, Some(h))
 }
+
+#[cfg(test)]
+mod tests;

@@ -249,3 +249,6 @@ pub fn scan(cx: &ScanContext<'_>, d: &[u8]) -> Report {
     super::raw_view(cx, d, &mut r);
     r
 }
+
+#[cfg(test)]
+mod tests;

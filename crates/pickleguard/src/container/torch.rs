@@ -288,3 +288,6 @@ pub fn scan_tar_tensors<'a>(cx: &'a ScanContext<'a>, d: &'a [u8]) -> Report {
     }
     w.r
 }
+
+#[cfg(test)]
+mod tests;
