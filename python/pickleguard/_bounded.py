@@ -60,6 +60,12 @@ def read_all(guard: Any, f: Any, compressed_len: Optional[int], source: str,
     return b"".join(parts)
 
 
+class DamagedStreamError(PickleSecurityError):
+    """The refusal of a compressed stream the decoder failed on. A loader holding the whole
+    compressed file replaces it with the core's verdict on that file (the scan's judgement);
+    a loader reading a stream has only this one."""
+
+
 def damaged_error(guard: Any, source: str, head: bytes, err: BaseException) -> PickleSecurityError:
     """The refusal of a damaged stream: what decoded before the damage, judged as the scan
     judges it (a streaming loader runs it before the decoder notices), and the damage itself,
@@ -74,4 +80,4 @@ def damaged_error(guard: Any, source: str, head: bytes, err: BaseException) -> P
                        stopped_by="malformed: damaged compressed data", globals=a.globals,
                        mode=guard.mode, source=source)
     shown = next((x for x in findings if x.severity == worst), findings[-1])
-    return PickleSecurityError(f"{source}: refused: {shown.description}", b)
+    return DamagedStreamError(f"{source}: refused: {shown.description}", b)

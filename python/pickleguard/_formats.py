@@ -11,7 +11,6 @@ archive of one pickle (pandas' ``.pkl.zip`` / ``.tar``) -> its member, the same 
 from __future__ import annotations
 
 import io
-import lzma
 import os
 import pickle
 import tarfile
@@ -20,6 +19,7 @@ from typing import Any, Callable, Dict, Optional
 
 from ._accepted import accepted_globals, accepting
 from ._analysis import NotAPickleError
+from ._bounded import DamagedStreamError
 from ._codecs import HEAD_BYTES, codec, decompress, read_stream, sniff
 from ._gate import GATE_MIN_BYTES, Diverted, Gate, gate_allowed
 from ._io import (MemoryReader, _real_file, describe, is_buffer, is_pathlike, map_fd,
@@ -153,17 +153,17 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
         limit = kwargs.pop("max_decompressed_size", None)
         try:
             plain = decompress(guard, data, limit, source)
-        except (EOFError, lzma.LZMAError):
-            if codec(head) != "lzma":
-                raise
-            plain = b""
-        if plain or codec(head) != "lzma":
-            return _load_data(guard, plain, kwargs, source, lambda: io.BytesIO(plain), None,
-                              depth + 1)
-        # Nothing came out of what only looked like a `.lzma` header (zeros do; `.lzma` has no
-        # magic bytes): the bytes are judged and read as they are, as the core's scan reads
-        # them.
-        kind = "pickle"
+        except DamagedStreamError as damaged:
+            # The whole file is here: its verdict is the scan's (the core reads a damaged
+            # stream as far as Python's decoder does, and never calls it safe). Zeros pass
+            # liblzma's `.lzma` header test and decode to nothing: the scan calls them no
+            # pickle, and so does this load.
+            analysis = guard.check_file(data, source, path=path)
+            if analysis.format == "not_pickle":
+                raise NotAPickleError.of(source, analysis, data) from None
+            raise damaged
+        return _load_data(guard, plain, kwargs, source, lambda: io.BytesIO(plain), None,
+                          depth + 1)
     if kind == "pickle" and memoryview(data).nbytes >= GATE_MIN_BYTES and not _joblib_head(
             data) and gate_allowed(guard.Unpickler):
         try:
