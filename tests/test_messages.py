@@ -178,3 +178,58 @@ def test_harmless_literals_of_code_runners_are_no_code_strings(tmp_path, scan):
             assert repr(w).strip("'") in d or w in d, (name, d)
         # The call itself is judged on its own: still critical.
         assert r["risk_level"] == "CRITICAL" and not r["is_safe"], (name, r)
+
+
+#: A global name that would clear the screen, colour the terminal, reorder the text and start
+#: a line of its own if it were printed raw.
+HOSTILE_NAME = "sys\ntem\x1b[31m\x9b\u2066FORGED"
+
+
+def stack_global_call(module: str, name: str) -> bytes:
+    """Protocol 4: module.name() through STACK_GLOBAL + REDUCE."""
+    def short(s: str) -> bytes:
+        b = s.encode()
+        return b"\x8c" + bytes([len(b)]) + b
+    return b"\x80\x04" + short(module) + short(name) + b"\x93)R."
+
+
+def assert_terminal_safe(text: str, lines: int = 1) -> None:
+    """No C0 control but the line breaks between `lines` lines, no DEL, C1 or bidi control."""
+    bad = [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f
+           or 0x202a <= ord(c) <= 0x202e or 0x2066 <= ord(c) <= 0x2069]
+    assert not bad, (bad, text)
+    assert len(text.rstrip("\n").split("\n")) == lines, text
+
+
+def test_refusals_escape_names_from_the_file_and_keep_them_in_the_analysis(in_tmp):  # noqa: F811
+    data = stack_global_call("os", HOSTILE_NAME)
+    escaped = "os.sys\\ntem\\x1b[31m\\x9b\\u2066FORGED"
+    # The static scan's refusal, of bytes and of a file whose name is hostile too.
+    f = in_tmp / "m\x1b]0;pwn\x07.pkl"
+    f.write_bytes(data)
+    for load in (lambda: pickleguard.safe_loads(data), lambda: pickleguard.safe_load(f)):
+        with pytest.raises(PickleSecurityError) as e:
+            load()
+        assert_terminal_safe(str(e.value))
+        assert escaped in str(e.value), str(e.value)
+        assert {x.name for x in e.value.findings if x.name} == {HOSTILE_NAME}
+    assert "m\\x1b]0;pwn\\x07.pkl" in str(e.value), str(e.value)
+    # The restricted unpickler's refusal.
+    with pytest.raises(PickleSecurityError) as e:
+        PickleGuard("ml").Unpickler(io.BytesIO(data), _pg_prescanned=True).load()
+    assert_terminal_safe(str(e.value))
+    assert f"refused to import {escaped} while loading" in str(e.value), str(e.value)
+    assert e.value.findings[0].name == HOSTILE_NAME
+    # A pickled error keeps its message as it is.
+    assert str(pickle.loads(pickle.dumps(e.value))) == str(e.value)
+
+
+def test_audit_log_lines_escape_names_from_the_file(in_tmp):  # noqa: F811
+    g = PickleGuard("audit", log_file=in_tmp / "audit.log")
+    a = g.check(g.analyze(stack_global_call("os", HOSTILE_NAME), source="a\x1b[2J\nb.pkl"))
+    assert len(a.findings) == 2
+    text = (in_tmp / "audit.log").read_text()
+    # One line per finding and one summary line: no name started a line.
+    assert_terminal_safe(text, lines=3)
+    assert "a\\x1b[2J\\nb.pkl: [MEDIUM] UNKNOWN_IMPORT" in text, text
+    assert_terminal_safe(a.summary())

@@ -178,7 +178,10 @@ class PickleAnalysis:
             f"{f.type} at byte {f.position}{' in ' + f.member if f.member else ''}: "
             f"{f.description}" for f in order[:limit])
         more = len(self.findings) - limit
-        return f"{self.risk_level}: {shown}" + (f"; and {more} more" if more > 0 else "")
+        # Member names and descriptions come from the file: one line, nothing a terminal or a
+        # log reader would act on.
+        return _native.terminal_safe(
+            f"{self.risk_level}: {shown}" + (f"; and {more} more" if more > 0 else ""))
 
     def __repr__(self) -> str:
         return (f"PickleAnalysis(is_safe={self.is_safe!r}, risk_level={self.risk_level!r}, "
@@ -194,10 +197,12 @@ class PickleAnalysis:
 
 class PickleSecurityError(pickle.UnpicklingError):
     """Loading was refused: the static scan found something the policy does not accept, or
-    the restricted unpickler was asked for a global it refuses. ``analysis`` says what."""
+    the restricted unpickler was asked for a global it refuses. ``analysis`` says what (as
+    the file wrote it); the message is terminal-safe (``_native.terminal_safe``), as the
+    paths and global names in it come from the file."""
 
     def __init__(self, message: str, analysis: PickleAnalysis) -> None:
-        super().__init__(message)
+        super().__init__(_native.terminal_safe(message))
         self.analysis = analysis
 
     @property
@@ -211,10 +216,11 @@ class PickleSecurityError(pickle.UnpicklingError):
 class NotAPickleError(pickle.UnpicklingError):
     """The data is not a pickle: it breaks before anything that could import or call, so
     loading it fails and nothing ran (a ``config.json`` handed to ``safe_load``).
-    ``analysis`` is the scan that says so (format ``not_pickle``)."""
+    ``analysis`` is the scan that says so (format ``not_pickle``); the message is
+    terminal-safe, as ``PickleSecurityError``'s."""
 
     def __init__(self, message: str, analysis: PickleAnalysis) -> None:
-        super().__init__(message)
+        super().__init__(_native.terminal_safe(message))
         self.analysis = analysis
 
     @classmethod

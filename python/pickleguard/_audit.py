@@ -8,6 +8,7 @@ import os
 import threading
 from typing import Dict, Optional
 
+from . import _native
 from ._analysis import PickleAnalysis
 
 logger = logging.getLogger("pickleguard")
@@ -40,10 +41,14 @@ def log_analysis(analysis: PickleAnalysis, source: str, log_file: Optional[str],
     """Log each finding of an analysis (audit mode), then one summary line."""
     _file_handler(log_file)
     verb = "refused" if blocked else "allowed (audit mode)"
+    # One line per record, nothing a terminal would act on: source, member and description
+    # come from the file.
+    safe = _native.terminal_safe
+    source = safe(source)
     for f in analysis.findings:
-        where = f" in {f.member}" if f.member else ""
+        where = f" in {safe(f.member)}" if f.member else ""
         logger.warning("%s: [%s] %s at byte %d%s: %s", source, f.severity, f.type, f.position,
-                       where, f.description)
+                       where, safe(f.description))
     if analysis.findings:
         logger.warning("%s: %s, %s: %d finding(s), risk %s", source, analysis.stage, verb,
                        len(analysis.findings), analysis.risk_level)

@@ -275,7 +275,7 @@ class PickleGuard:
                 log_analysis(analysis, src, self.log_file)
             return analysis
         if not analysis.is_safe:
-            logger.info("%s: refused: %s", src, analysis.summary())
+            logger.info("%s: refused: %s", _native.terminal_safe(src), analysis.summary())
             raise PickleSecurityError(f"pickleguard refused to load {src}: {analysis.summary()}",
                                       analysis)
         return analysis

@@ -10,7 +10,7 @@ __all__ = ["__version__", "FINDING_TYPES", "NEW", "CALL", "VALUE", "BUILD", "SET
            "container_kind", "is_torch_legacy", "scan_stream", "storage_members", "stopped_by_limit", "advise_for_scan", "run_cli", "plan_scan",
            "scan_batch", "scan_bounds", "finish_scan", "render_report", "cache_engine_id",
            "importable_module",
-           "scan_file_cached"]
+           "scan_file_cached", "terminal_safe"]
 
 __version__: Final[str]
 #: Every finding type a report can carry, in the core's order (FindingType::ALL).
@@ -94,6 +94,7 @@ def finish_scan(argv: list[str], report: str, skipped_links: int, loops: int,
 def render_report(report: str, format: str) -> str: ...
 def cache_engine_id() -> str: ...
 def importable_module(module: str) -> bool: ...
+def terminal_safe(text: str) -> str: ...
 def scan_file_cached(
     path: str, policy: Policy, cache: str
 ) -> Tuple[dict[str, Any], str]: ...

@@ -287,7 +287,7 @@ def main(argv: List[str]) -> int:
                 got = fetch(a, Path(tmp) / str(i), max_size)
             except Exception as e:  # noqa: BLE001 - reported as the CLI reports I/O errors
                 import sys
-                print(f"pickleguard: error: {a}: {e}", file=sys.stderr)
+                print(_native.terminal_safe(f"pickleguard: error: {a}: {e}"), file=sys.stderr)
                 return 2
             args[i] = str(got.local)
             extra += ["--remote-name", got.remote_name()]

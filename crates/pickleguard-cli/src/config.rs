@@ -13,19 +13,24 @@ pub struct Found {
     pub file: PolicyFile,
 }
 
+/// A config's path in a message: its folder may be a scanned one, named by whoever made it.
+fn shown(path: &Path) -> String {
+    pickleguard::terminal_safe(&path.display().to_string()).into_owned()
+}
+
 /// Parse a `pyproject.toml` and take its `[tool.pickleguard]` table, if any.
 pub fn from_pyproject(text: &str, path: &Path) -> Result<Option<PolicyFile>, String> {
-    PolicyFile::from_pyproject(text).map_err(|e| format!("{}: {e}", path.display()))
+    PolicyFile::from_pyproject(text).map_err(|e| format!("{}: {e}", shown(path)))
 }
 
 /// Read a policy file (`pickleguard.toml` format, or a `pyproject.toml`).
 pub fn read_policy_file(path: &Path) -> Result<PolicyFile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", shown(path)))?;
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    PolicyFile::from_named(name, &text).map_err(|e| format!("{}: {e}", path.display()))
+    PolicyFile::from_named(name, &text).map_err(|e| format!("{}: {e}", shown(path)))
 }
 
 /// Find the config that applies to `start`: in each directory from `start` up to the root,
@@ -40,8 +45,7 @@ pub fn discover(start: &Path) -> Result<Option<Found>, String> {
         }
         let py = dir.join("pyproject.toml");
         if py.is_file() {
-            let text =
-                std::fs::read_to_string(&py).map_err(|e| format!("{}: {e}", py.display()))?;
+            let text = std::fs::read_to_string(&py).map_err(|e| format!("{}: {e}", shown(&py)))?;
             if let Some(file) = from_pyproject(&text, &py)? {
                 return Ok(Some(Found { path: py, file }));
             }
@@ -159,7 +163,7 @@ pub fn build_for(
     if let Some(f) = trusted_found {
         policy
             .extend(&f.file)
-            .map_err(|e| format!("{}: {e}", f.path.display()))?;
+            .map_err(|e| format!("{}: {e}", shown(&f.path)))?;
         sources.push(format!("config {}", f.path.display()));
         configs.push(ConfigUse {
             path: f.path.display().to_string(),
@@ -169,9 +173,7 @@ pub fn build_for(
         });
     }
     for (p, f) in &files {
-        policy
-            .extend(f)
-            .map_err(|e| format!("{}: {e}", p.display()))?;
+        policy.extend(f).map_err(|e| format!("{}: {e}", shown(p)))?;
         sources.push(format!("--policy {}", p.display()));
         configs.push(ConfigUse {
             path: p.display().to_string(),
@@ -201,7 +203,7 @@ pub fn build_for(
         dropped.extend(
             policy
                 .tighten(&f.file)
-                .map_err(|e| format!("{}: {e}", f.path.display()))?,
+                .map_err(|e| format!("{}: {e}", shown(&f.path)))?,
         );
         if policy.threshold == Severity::Safe {
             policy.threshold = Severity::Low;

@@ -15,8 +15,8 @@ use crate::term::{self, Style};
 use crate::walk::{Source, STDIN};
 use crate::{config, ExitStatus};
 use pickleguard::{
-    listed, py_str, shorten, CallKind, Finding, Graph, JoblibRead, MemberPath, NamedStyle, Op,
-    PickleRun, PickleStream, Policy, Report, RunEnd, Scan, ScanObserver, Value,
+    listed, shorten, str_lit, terminal_safe, CallKind, Finding, Graph, JoblibRead, MemberPath,
+    NamedStyle, Op, PickleRun, PickleStream, Policy, Report, RunEnd, Scan, ScanObserver, Value,
 };
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -24,13 +24,6 @@ use std::fmt::Write;
 
 /// Longest Python-like line.
 const LINE_WIDTH: usize = 400;
-
-/// A Python `str` literal of at most `width` characters, written as findings write it.
-fn str_literal(s: &str, width: usize) -> String {
-    let mut out = String::new();
-    py_str(s, &mut out, width);
-    out
-}
 
 fn is_ident(s: &str) -> bool {
     let mut cs = s.chars();
@@ -144,7 +137,7 @@ fn bind_globals(g: Graph<'_>) -> (Vec<String>, Vec<(u64, String)>) {
                 if s == "?" {
                     "<computed>".to_string()
                 } else {
-                    str_literal(s, 60)
+                    str_lit(s, 60)
                 }
             };
             lines.push((
@@ -165,8 +158,8 @@ fn bind_globals(g: Graph<'_>) -> (Vec<String>, Vec<(u64, String)>) {
                 g.pos,
                 format!(
                     "{var} = find_class({}, {})",
-                    str_literal(&g.module, 60),
-                    str_literal(&g.name, 60)
+                    str_lit(&g.module, 60),
+                    str_lit(&g.name, 60)
                 ),
             ));
             exprs.push(var);
@@ -296,13 +289,16 @@ fn render_lines(g: Graph<'_>, stop: Option<u64>, prefix: &str) -> Vec<Line> {
         };
         lines.push(Line {
             pos,
-            text: shorten(text, LINE_WIDTH),
+            text: shorten(terminal_safe(&text).into_owned(), LINE_WIDTH),
         });
     }
     if let (Some(pos), Some(v)) = (stop, g.result()) {
         lines.push(Line {
             pos,
-            text: shorten(format!("return {}", r.expr(v)), LINE_WIDTH),
+            text: shorten(
+                terminal_safe(&format!("return {}", r.expr(v))).into_owned(),
+                LINE_WIDTH,
+            ),
         });
     }
     lines
@@ -451,7 +447,8 @@ fn explain_stream(
                 RunEnd::Error { pos, message } => (
                     None,
                     Some(format!(
-                        "loading stops here with an error: {message} (byte {pos})"
+                        "loading stops here with an error: {} (byte {pos})",
+                        terminal_safe(message)
                     )),
                     Some(*pos),
                 ),
@@ -582,7 +579,7 @@ fn disassemble(
     let mut p = start;
     while let Ok(ins) = listed(data, p) {
         let next = ins.next;
-        arg_width = arg_width.max(ins.arg.chars().count());
+        arg_width = arg_width.max(terminal_safe(&ins.arg).chars().count());
         if stops(ins.op) || break_pos.is_some_and(|b| next > b) || next >= data.len() {
             break;
         }
@@ -609,7 +606,7 @@ fn disassemble(
                 }
                 let indent = "  ".repeat(depth.min(6));
                 let name = format!("{indent}{}", ins.op.name());
-                let arg = &ins.arg;
+                let arg = terminal_safe(&ins.arg);
                 let marks = marks_at(findings, pos as u64, style, "  ");
                 let _ = writeln!(
                     out,
@@ -636,7 +633,7 @@ fn disassemble(
                     out,
                     "  {:>7}  {}{marks}",
                     pos,
-                    style.red(&format!("<cannot read: {e}>"))
+                    style.red(&format!("<cannot read: {}>", terminal_safe(&e)))
                 );
                 break;
             }
@@ -702,7 +699,12 @@ impl Streams<'_> {
             let _ = writeln!(
                 out,
                 "\n{}",
-                style.bold(&format!("== {name} ({}, {} bytes)", s.format, s.len))
+                style.bold(&format!(
+                    "== {} ({}, {} bytes)",
+                    terminal_safe(name),
+                    s.format,
+                    s.len
+                ))
             );
             match s.bytes(self.file) {
                 Some(d) => {
@@ -754,7 +756,7 @@ pub fn explain_bytes(
     let _ = writeln!(
         out,
         "{}: {verdict} ({level}{}, {} bytes; mode {}, fail on {})",
-        style.bold(&result.path),
+        style.bold(&terminal_safe(&result.path)),
         report.format,
         data.len(),
         policy.mode.as_str(),
@@ -776,10 +778,12 @@ pub fn explain_bytes(
                     "{}",
                     style.dim(&format!(
                         "Not a pickle: {}",
-                        report
-                            .stopped_by
-                            .as_ref()
-                            .map_or("no pickle opcodes".into(), |s| s.render())
+                        terminal_safe(
+                            &report
+                                .stopped_by
+                                .as_ref()
+                                .map_or("no pickle opcodes".into(), |s| s.render())
+                        )
                     ))
                 );
             } else {
@@ -826,11 +830,11 @@ pub fn command(a: &ExplainArgs) -> Result<ExitStatus, String> {
     let (source, name) = if a.path.as_os_str() == "-" {
         (Source::Stream(None), STDIN.to_string())
     } else {
-        let meta = std::fs::metadata(&a.path).map_err(|e| format!("{}: {e}", a.path.display()))?;
+        let shown = terminal_safe(&a.path.display().to_string()).into_owned();
+        let meta = std::fs::metadata(&a.path).map_err(|e| format!("{shown}: {e}"))?;
         if meta.is_dir() {
             return Err(format!(
-                "{}: is a directory (explain takes one file; use scan for trees)",
-                a.path.display()
+                "{shown}: is a directory (explain takes one file; use scan for trees)"
             ));
         }
         let src = if meta.is_file() {
@@ -840,7 +844,7 @@ pub fn command(a: &ExplainArgs) -> Result<ExitStatus, String> {
         };
         (src, a.path.display().to_string())
     };
-    let data = load(&source).map_err(|e| format!("{name}: {e}"))?;
+    let data = load(&source).map_err(|e| format!("{}: {e}", terminal_safe(&name)))?;
     let style = Style {
         on: term::use_color(a.color, false),
     };

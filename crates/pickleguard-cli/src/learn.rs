@@ -3,8 +3,7 @@
 use crate::cli::{LearnArgs, ShowArgs};
 use crate::scan::run_scan;
 use crate::{config, term, ExitStatus};
-use pickleguard::Use;
-use pickleguard::{Policy, Severity};
+use pickleguard::{terminal_safe, Policy, Severity, Use};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -14,7 +13,7 @@ pub fn show(a: &ShowArgs) -> Result<ExitStatus, String> {
     let mut out = String::new();
     out.push_str("# The effective pickleguard policy, from:\n");
     for s in &eff.sources {
-        let _ = writeln!(out, "#   {s}");
+        let _ = writeln!(out, "#   {}", terminal_safe(&s.to_string()));
     }
     out.push_str(
         "# Names here are allowed by name; dangerous callables are still judged by their\n\
@@ -80,7 +79,7 @@ pub fn learned_toml(
     let _ = writeln!(
         out,
         "# Learned by `pickleguard policy learn` from {files} file(s) in: {}",
-        paths.join(", ")
+        terminal_safe(&paths.join(", "))
     );
     out.push_str(
         "# Every entry was seen in a file you trusted: review it before committing it.\n\
@@ -97,7 +96,9 @@ pub fn learned_toml(
             if let Some(d) = &v.danger {
                 let _ = writeln!(
                     out,
-                    "# warning: {module}.{n} is in the dangerous catalogue ({}: {})",
+                    "# warning: {}.{} is in the dangerous catalogue ({}: {})",
+                    terminal_safe(module),
+                    terminal_safe(n),
                     d.severity.as_str(),
                     d.description
                 );
@@ -125,7 +126,7 @@ pub fn command(a: &LearnArgs) -> Result<ExitStatus, String> {
     let mut learned_from = 0;
     for f in &outcome.files {
         if let Some(e) = &f.error {
-            errors.push(format!("{}: {e}", f.path));
+            errors.push(format!("{}: {}", terminal_safe(&f.path), terminal_safe(e)));
             continue;
         }
         let critical: Vec<_> = f
@@ -138,10 +139,10 @@ pub fn command(a: &LearnArgs) -> Result<ExitStatus, String> {
             for c in critical {
                 refused.push(format!(
                     "{}: CRITICAL {} at byte {}: {}",
-                    f.path,
+                    terminal_safe(&f.path),
                     c.kind.as_str(),
                     c.position,
-                    c.description
+                    terminal_safe(&c.description)
                 ));
             }
             continue;
@@ -152,11 +153,13 @@ pub fn command(a: &LearnArgs) -> Result<ExitStatus, String> {
         if !f.report.complete {
             term::warn(&format!(
                 "{}: analysis incomplete ({}); learned only what was read",
-                f.path,
-                f.report
-                    .stopped_by
-                    .as_ref()
-                    .map_or("stopped early".into(), |s| s.render())
+                terminal_safe(&f.path),
+                terminal_safe(
+                    &f.report
+                        .stopped_by
+                        .as_ref()
+                        .map_or("stopped early".into(), |s| s.render())
+                )
             ));
         }
         learned_from += 1;

@@ -125,7 +125,12 @@ where
 }
 
 fn disasm(path: &std::path::Path) -> Result<ExitStatus, String> {
-    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let data = std::fs::read(path).map_err(|e| {
+        format!(
+            "{}: {e}",
+            pickleguard::terminal_safe(&path.display().to_string())
+        )
+    })?;
     let d = pickleguard::disassemble(&data);
     let mut text = serde_json::to_string(&d).map_err(|e| e.to_string())?;
     text.push('\n');

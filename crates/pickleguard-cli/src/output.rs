@@ -3,7 +3,7 @@
 use crate::cache::CacheStats;
 use crate::scan::{FileResult, Outcome};
 use crate::term::Style;
-use pickleguard::{Mode, Policy, Report};
+use pickleguard::{terminal_safe, Mode, Policy, Report};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -99,9 +99,14 @@ pub fn json(outcome: &Outcome, policy: &Policy) -> String {
 }
 
 fn file_header(f: &FileResult, style: Style, out: &mut String) {
-    let path = style.bold(&f.path);
+    let path = style.bold(&terminal_safe(&f.path));
     if let Some(e) = &f.error {
-        let _ = writeln!(out, "{path}: {}: {e}", style.magenta("ERROR"));
+        let _ = writeln!(
+            out,
+            "{path}: {}: {}",
+            style.magenta("ERROR"),
+            terminal_safe(e)
+        );
         return;
     }
     let r = &f.report;
@@ -115,9 +120,11 @@ fn file_header(f: &FileResult, style: Style, out: &mut String) {
     } else {
         format!(
             ", incomplete: {}",
-            r.stopped_by
-                .as_ref()
-                .map_or("stopped early".into(), |s| s.render())
+            terminal_safe(
+                &r.stopped_by
+                    .as_ref()
+                    .map_or("stopped early".into(), |s| s.render())
+            )
         )
     };
     if r.is_safe {
@@ -165,8 +172,8 @@ fn globals(r: &Report, style: Style, out: &mut String) {
         let _ = writeln!(
             out,
             "    {}.{} ({}; {} use{})",
-            g.module,
-            g.name,
+            terminal_safe(&g.module),
+            terminal_safe(&g.name),
             uses.join(", "),
             g.count,
             if g.count == 1 { "" } else { "s" }
@@ -174,19 +181,19 @@ fn globals(r: &Report, style: Style, out: &mut String) {
     }
 }
 
-/// One finding as an indented line.
+/// One finding as an indented line (whatever came from the file made terminal-safe).
 pub fn finding_line(f: &pickleguard::Finding, style: Style) -> String {
     let member = f
         .member
         .as_ref()
-        .map(|m| format!(" in {m}"))
+        .map(|m| format!(" in {}", terminal_safe(m.as_str())))
         .unwrap_or_default();
     format!(
         "  {} {} at byte {}{member}: {}",
         style.severity(f.severity),
         f.kind.as_str(),
         f.position,
-        f.description
+        terminal_safe(&f.description)
     )
 }
 
@@ -214,7 +221,7 @@ pub fn text(
                 out,
                 "    {} {}",
                 style.dim("fix:"),
-                crate::fix::fix(finding, &f.path)
+                terminal_safe(&crate::fix::fix(finding, &f.path))
             );
         }
     }
@@ -266,15 +273,15 @@ pub fn text(
 fn config_line(c: &crate::config::ConfigUse) -> String {
     use crate::config::Trust;
     match c.trust {
-        Trust::Applied => format!("config: {} ({})", c.path, c.origin),
+        Trust::Applied => format!("config: {} ({})", terminal_safe(&c.path), c.origin),
         Trust::TightenOnly if c.ignored.is_empty() => format!(
             "config: {} is inside a scanned path: used only to tighten the policy",
-            c.path
+            terminal_safe(&c.path)
         ),
         Trust::TightenOnly => format!(
             "config: {} is inside a scanned path: used only to tighten the policy; ignored: {} (name it with --policy to apply it)",
-            c.path,
-            c.ignored.join(", ")
+            terminal_safe(&c.path),
+            terminal_safe(&c.ignored.join(", "))
         ),
     }
 }

@@ -355,7 +355,7 @@ pub fn run_scan_with(
                 "{}/{} {}",
                 HumanBytes(done_bytes.load(Ordering::Relaxed)),
                 HumanBytes(total_bytes),
-                t.display
+                pickleguard::terminal_safe(&t.display)
             ));
         }
         let r = judge.target(t);
@@ -535,7 +535,8 @@ pub fn report_notes(outcome: &Outcome, quiet: bool) {
             term::note(&match l.why {
                 walk::LinkWhy::OutsideTree => format!(
                     "{}: a link to {}, outside the scanned folder: scanned",
-                    l.path, l.target
+                    pickleguard::terminal_safe(&l.path),
+                    pickleguard::terminal_safe(&l.target)
                 ),
             });
         }

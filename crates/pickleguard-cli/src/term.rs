@@ -6,19 +6,33 @@ use pickleguard::Severity;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
+/// A message for stderr: its own line breaks (a TOML error's excerpt) are kept, every other
+/// control character is escaped ([`pickleguard::terminal_safe`]). A name from a scanned file
+/// that goes into a message is escaped whole where it is put in, so it cannot add a line.
+fn safe_lines(msg: &str) -> String {
+    msg.split('\n')
+        .map(pickleguard::terminal_safe)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Print `pickleguard: MESSAGE` on stderr (ignoring a closed stderr).
 pub fn error(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "pickleguard: {msg}");
+    let _ = writeln!(std::io::stderr(), "pickleguard: {}", safe_lines(msg));
 }
 
 /// Print `pickleguard: warning: MESSAGE` on stderr.
 pub fn warn(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "pickleguard: warning: {msg}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "pickleguard: warning: {}",
+        safe_lines(msg)
+    );
 }
 
 /// Print a note on stderr.
 pub fn note(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "pickleguard: {msg}");
+    let _ = writeln!(std::io::stderr(), "pickleguard: {}", safe_lines(msg));
 }
 
 /// Write bytes to stdout; a broken pipe is not an error.

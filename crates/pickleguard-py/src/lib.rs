@@ -372,6 +372,14 @@ fn importable_module(module: &str) -> bool {
     pickleguard::is_dotted_name(module)
 }
 
+/// Text from a scanned file made safe for a terminal or a log line: the core's one rule
+/// (controls, line breaks and bidi controls escaped as Python's `repr` writes them), the one
+/// the command line applies to what it prints.
+#[pyfunction]
+fn terminal_safe(text: &str) -> String {
+    pickleguard::terminal_safe(text).into_owned()
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -413,6 +421,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(render_report, m)?)?;
     m.add_function(wrap_pyfunction!(cache_engine_id, m)?)?;
     m.add_function(wrap_pyfunction!(importable_module, m)?)?;
+    m.add_function(wrap_pyfunction!(terminal_safe, m)?)?;
     m.add_function(wrap_pyfunction!(scan_file_cached, m)?)?;
     Ok(())
 }

@@ -54,7 +54,7 @@ pub use machine::is_dotted_name;
 pub use machine::{CallKind, CallNode, GlobalRef, Method};
 pub use opcodes::{ArgKind, Op};
 pub use policy::{uses, Mode, Policy, PolicyFile};
-pub use render::{py_str, shorten, NamedStyle};
+pub use render::{shorten, str_lit, terminal_safe, NamedStyle};
 pub use report::{
     Finding, FindingType, GlobalUse, Limit, MemberPath, MemberView, Report, Segment, Severity,
     StopReason, Use, MAX_FINDINGS,

@@ -50,53 +50,140 @@ pub fn render_args(m: &Machine<'_>, args: Value) -> Vec<String> {
     }
 }
 
-/// A Python `str` literal of at most `budget` characters (then `...`): the one way a string
-/// literal is written, in findings and in `explain`. Control characters (C0, DEL, C1) are
-/// escaped, so what a scanned file holds never reaches a terminal raw.
+/// Whether Python's `repr` escapes `c`: C0 and C1 controls, DEL, and the invisible characters
+/// that can make a terminal or an editor show text other than what it holds (no-break and
+/// other spaces, the soft hyphen, zero-width characters, line and paragraph separators, bidi
+/// embeddings, overrides and isolates, the byte order mark, tag characters). Python also
+/// escapes unassigned and private-use code points; those are written as is here, as they
+/// cannot move the cursor or reorder text.
+fn hidden(c: char) -> bool {
+    matches!(c as u32,
+        0..=0x1f
+        | 0x7f..=0xa0
+        | 0xad
+        | 0x061c
+        | 0x1680
+        | 0x180e
+        | 0x2000..=0x200f
+        | 0x2028..=0x202f
+        | 0x205f..=0x206f
+        | 0x3000
+        | 0xfeff
+        | 0xfff9..=0xfffb
+        | 0xe0000..=0xe007f)
+}
+
+/// The escape Python's `repr` writes for a [`hidden`] character.
+fn push_escape(c: char, out: &mut String) {
+    let _ = match c {
+        '\t' => out.write_str("\\t"),
+        '\n' => out.write_str("\\n"),
+        '\r' => out.write_str("\\r"),
+        c if (c as u32) < 0x100 => write!(out, "\\x{:02x}", c as u32),
+        c if (c as u32) < 0x10000 => write!(out, "\\u{:04x}", c as u32),
+        c => write!(out, "\\U{:08x}", c as u32),
+    };
+}
+
+/// Text from a scanned file (a path, a member name, a global's module, a finding's
+/// description) made safe to print on a terminal: every [`hidden`] character is written as
+/// Python's `repr` escapes it (`\x1b`, `\n`, `\u202e`), so a name can neither send a control
+/// sequence, reorder what is shown, nor start a line of its own. Everything else, backslashes
+/// and quotes included, is kept. Every human-readable writer of the command line and the
+/// Python package's messages use it; JSON and SARIF carry the text as it is.
+pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(hidden) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if hidden(c) {
+            push_escape(c, &mut out);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The quote Python's `repr` puts around text with these characters: `'`, unless the text
+/// holds a `'` and no `"`.
+fn quote_of(chars: impl Iterator<Item = char>) -> char {
+    let (mut single, mut double) = (false, false);
+    for c in chars {
+        single |= c == '\'';
+        double |= c == '"';
+    }
+    if single && !double {
+        '"'
+    } else {
+        '\''
+    }
+}
+
+/// A Python `str` literal of at most `budget` characters (then `...`), as Python's `repr`
+/// writes it (the quotes chosen on what is written): the one way a string literal is
+/// written, in findings and in `explain`. [`hidden`] characters are escaped, so what a
+/// scanned file holds never reaches a terminal raw.
 pub fn py_str(s: &str, out: &mut String, budget: usize) {
-    out.push('\'');
+    let quote = quote_of(s.chars().take(budget));
+    out.push(quote);
     for (i, c) in s.chars().enumerate() {
         if i >= budget {
             out.push_str("...");
             break;
         }
         match c {
-            '\'' => out.push_str("\\'"),
             '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            // C0 and C1 controls and DEL, as Python's repr writes them: a scanned string
-            // must not reach a terminal as a control sequence (U+009B is a CSI).
-            c if (c as u32) < 0x20 || ('\u{7f}'..='\u{9f}').contains(&c) => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
             }
+            c if hidden(c) => push_escape(c, out),
             c => out.push(c),
         }
     }
-    out.push('\'');
+    out.push(quote);
 }
 
-/// A Python `bytes` literal of at most `budget` bytes (then `...`): the one way a bytes
-/// literal is written, in findings and in `explain`.
+/// [`py_str`] into a new string; `usize::MAX` writes all of `s` (a name, which a finding
+/// shows whole).
+pub fn str_lit(s: &str, budget: usize) -> String {
+    let mut out = String::new();
+    py_str(s, &mut out, budget);
+    out
+}
+
+/// A name from a scanned file (an archive member, a side file) as a whole `str` literal.
+pub fn name_lit(s: &str) -> String {
+    str_lit(s, usize::MAX)
+}
+
+/// A Python `bytes` literal of at most `budget` bytes (then `...`), as Python's `repr` writes
+/// it: the one way a bytes literal is written, in findings and in `explain`.
 pub fn py_bytes(b: &[u8], out: &mut String, budget: usize) {
-    out.push_str("b'");
+    let quote = quote_of(b.iter().take(budget).map(|&c| c as char));
+    out.push('b');
+    out.push(quote);
     for (i, &c) in b.iter().enumerate() {
         if i >= budget {
             out.push_str("...");
             break;
         }
         match c {
-            b'\'' => out.push_str("\\'"),
             b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
+            c if c as char == quote => {
+                out.push('\\');
+                out.push(quote);
+            }
             0x20..=0x7e => out.push(c as char),
+            b'\t' | b'\n' | b'\r' => push_escape(c as char, out),
             _ => {
                 let _ = write!(out, "\\x{c:02x}");
             }
         }
     }
-    out.push('\'');
+    out.push(quote);
 }
 
 /// The string `id` as a literal of at most `budget` characters ([`py_str`]), decoding only
@@ -422,28 +509,76 @@ mod tests {
         out
     }
 
-    /// Every control character is escaped as Python's repr escapes it; printable text,
-    /// from U+00A0 on, is written as is.
+    /// `repr(bytes(range(256)))` and `repr(''.join(map(chr, range(256))))`, as CPython 3
+    /// writes them.
+    const PY_BYTES_REPR: &str = r##"b'\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f !"#$%&\'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f\x80\x81\x82\x83\x84\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98\x99\x9a\x9b\x9c\x9d\x9e\x9f\xa0\xa1\xa2\xa3\xa4\xa5\xa6\xa7\xa8\xa9\xaa\xab\xac\xad\xae\xaf\xb0\xb1\xb2\xb3\xb4\xb5\xb6\xb7\xb8\xb9\xba\xbb\xbc\xbd\xbe\xbf\xc0\xc1\xc2\xc3\xc4\xc5\xc6\xc7\xc8\xc9\xca\xcb\xcc\xcd\xce\xcf\xd0\xd1\xd2\xd3\xd4\xd5\xd6\xd7\xd8\xd9\xda\xdb\xdc\xdd\xde\xdf\xe0\xe1\xe2\xe3\xe4\xe5\xe6\xe7\xe8\xe9\xea\xeb\xec\xed\xee\xef\xf0\xf1\xf2\xf3\xf4\xf5\xf6\xf7\xf8\xf9\xfa\xfb\xfc\xfd\xfe\xff'"##;
+    const PY_STR_REPR: &str = r##"'\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f !"#$%&\'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f\x80\x81\x82\x83\x84\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98\x99\x9a\x9b\x9c\x9d\x9e\x9f\xa0¡¢£¤¥¦§¨©ª«¬\xad®¯°±²³´µ¶·¸¹º»¼½¾¿ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖ×ØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõö÷øùúûüýþÿ'"##;
+
     #[test]
-    fn str_literals_escape_every_control_character() {
-        assert_eq!(lit("a\u{1b}[2Jb"), "'a\\x1b[2Jb'");
-        assert_eq!(lit("\u{7f}"), "'\\x7f'");
-        assert_eq!(
-            lit("\u{80}\u{85}\u{9b}31m\u{9f}"),
-            "'\\x80\\x85\\x9b31m\\x9f'"
-        );
-        assert_eq!(lit("\u{7e}\u{a0}é"), "'~\u{a0}é'");
-        for c in (0u32..0x20).chain(0x7f..0xa0).filter_map(char::from_u32) {
-            let out = lit(&c.to_string());
-            assert!(out.chars().all(|o| !o.is_control()), "{c:?} -> {out:?}");
-        }
+    fn bytes_literals_are_python_reprs() {
+        let all: Vec<u8> = (0..=255).collect();
+        let mut out = String::new();
+        py_bytes(&all, &mut out, 256);
+        assert_eq!(out, PY_BYTES_REPR);
+        let bytes = |b: &[u8]| {
+            let mut out = String::new();
+            py_bytes(b, &mut out, 100);
+            out
+        };
+        assert_eq!(bytes(b"it's"), r#"b"it's""#);
+        assert_eq!(bytes(b"'\""), r#"b'\'"'"#);
+        assert_eq!(bytes(b"\t\r\n\x0b"), r"b'\t\r\n\x0b'");
     }
 
-    /// Bytes literals already write every byte outside printable ASCII as `\xNN`.
     #[test]
-    fn bytes_literals_escape_every_control_byte() {
+    fn str_literals_are_python_reprs() {
+        let all: String = (0u32..256).filter_map(char::from_u32).collect();
+        assert_eq!(str_lit(&all, 256), PY_STR_REPR);
+        assert_eq!(lit("it's"), r#""it's""#);
+        assert_eq!(lit("'\""), r#"'\'"'"#);
+        // The quote is chosen on what is written, as Python would for the cut string.
         let mut out = String::new();
-        py_bytes(b"\x1b\x7f\x9b", &mut out, 100);
-        assert_eq!(out, "b'\\x1b\\x7f\\x9b'");
+        py_str("ab'\"", &mut out, 3);
+        assert_eq!(out, r#""ab'...""#);
+        // repr('\u202e\U000e0041\u2066x\xad\xa0\xe9')
+        assert_eq!(
+            lit("\u{202e}\u{e0041}\u{2066}x\u{ad}\u{a0}\u{e9}"),
+            r"'\u202e\U000e0041\u2066x\xad\xa0é'"
+        );
+    }
+
+    /// Every C0 and C1 control, DEL and bidi control is escaped; nothing else is touched.
+    #[test]
+    fn terminal_text_escapes_what_a_terminal_would_act_on() {
+        assert_eq!(
+            terminal_safe("a\u{1b}]0;pwn\u{7}\u{9b}2J.pkl"),
+            r"a\x1b]0;pwn\x07\x9b2J.pkl"
+        );
+        assert_eq!(terminal_safe("x\ny\rz\tw"), r"x\ny\rz\tw");
+        assert_eq!(
+            terminal_safe("\u{202a}\u{202e}\u{2066}\u{2069}"),
+            r"\u202a\u202e\u2066\u2069"
+        );
+        let kept = r#"C:\dir\it's "é" 名前"#;
+        assert!(matches!(terminal_safe(kept), Cow::Borrowed(k) if k == kept));
+        for c in (0u32..0x20)
+            .chain(0x7f..0xa0)
+            .chain(0x202a..0x202f)
+            .chain(0x2066..0x206a)
+            .filter_map(char::from_u32)
+        {
+            let raw = format!("a{c}b");
+            let out = terminal_safe(&raw);
+            assert!(
+                out.starts_with('a') && out.ends_with('b') && out.len() > 3,
+                "{c:?} -> {out:?}"
+            );
+            assert!(
+                out.chars().all(|o| !o.is_control() && !hidden(o)),
+                "{c:?} -> {out:?}"
+            );
+            // Escaping twice changes nothing: text already shown safely stays as it is.
+            assert_eq!(terminal_safe(&out), out);
+        }
     }
 }

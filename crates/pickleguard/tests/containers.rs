@@ -1716,7 +1716,7 @@ fn zip64_split_torch_reads_a_hidden_directory() {
         f.description
     );
     assert!(
-        f.description.matches("\"archive/data.pkl\"").count() == 2,
+        f.description.matches("'archive/data.pkl'").count() == 2,
         "{}",
         f.description
     );
@@ -1787,11 +1787,7 @@ fn npy_repeated_header_keys() {
         .iter()
         .find(|f| f.kind == FindingType::StructuralTamper)
         .unwrap();
-    assert!(
-        t.description.contains("'<f8'") || t.description.contains("\"<f8\""),
-        "{}",
-        t.description
-    );
+    assert!(t.description.contains("'<f8'"), "{}", t.description);
     assert!(t.description.contains("|O"), "{}", t.description);
     assert!(evil_in(&r, "object array"), "{}", show(&r));
     // The other order: numpy reads numbers, a first-key reader objects. Still both readings.

@@ -39,7 +39,15 @@ pub(super) fn examine_literals(
             continue;
         };
         if let Some(how) = &lit.how {
-            let shown = render::shorten(format!("{:?}", String::from_utf8_lossy(&lit.bytes)), 160);
+            // Text as a str literal; anything else (a pickle) as the bytes it is.
+            let shown = match std::str::from_utf8(&lit.bytes) {
+                Ok(t) => render::str_lit(t, 160),
+                Err(_) => {
+                    let mut out = String::new();
+                    render::py_bytes(&lit.bytes, &mut out, 160);
+                    out
+                }
+            };
             let mut f = Finding::new(
                 FindingType::Obfuscation,
                 if category.is_some() {
@@ -306,10 +314,7 @@ pub(super) fn code_string(c: &CallNode, name: &str, t: &str, out: &mut Report) {
         return;
     }
     let imports = decode::imported_modules(t);
-    let mut desc = format!(
-        "passes Python code to {name}: {}",
-        render::shorten(format!("{t:?}"), 160)
-    );
+    let mut desc = format!("passes Python code to {name}: {}", render::str_lit(t, 160));
     if !imports.is_empty() {
         desc.push_str(&format!(" (imports {})", imports.join(", ")));
     }
@@ -375,7 +380,7 @@ pub(super) fn obfuscated(
         let text = std::str::from_utf8(&d.bytes).ok();
         let markers = text.map(decode::code_markers).unwrap_or_default();
         if !markers.is_empty() {
-            let shown = render::shorten(format!("{:?}", text.unwrap_or_default()), 160);
+            let shown = render::str_lit(text.unwrap_or_default(), 160);
             let mut f = Finding::new(
                 FindingType::Obfuscation,
                 Severity::High,

@@ -40,7 +40,7 @@ pub(super) fn data_misfit(
             (!ok).then(|| {
                 format!(
                     "the string {} (not of the `{}` grammar its code parses)",
-                    render::shorten(format!("{:?}", m.arena.text(m.data, s)), 80),
+                    render::str_lit(&m.arena.text(m.data, s), 80),
                     g.as_str()
                 )
             })

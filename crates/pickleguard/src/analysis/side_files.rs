@@ -41,7 +41,8 @@ pub(super) fn side_files(m: &Machine<'_>, out: &mut Report) {
             c.pos,
             match &name {
                 Some(n) => format!(
-                    "the pickle names the side file {n:?}: {what}; it is not part of this file, scan it too"
+                    "the pickle names the side file {}: {what}; it is not part of this file, scan it too",
+                    render::name_lit(n)
                 ),
                 None => format!(
                     "the pickle names a side file computed at load time: {what}; it cannot be checked"

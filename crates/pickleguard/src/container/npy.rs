@@ -5,6 +5,7 @@
 use super::pylit::{self, Lit};
 use super::{analyze, Report};
 use crate::context::ScanContext;
+use crate::render::{self, name_lit, py_str};
 use crate::report::{Finding, FindingType, Severity};
 
 pub const MAGIC: &[u8] = b"\x93NUMPY";
@@ -71,8 +72,11 @@ pub(crate) fn header(d: &[u8]) -> Option<Header> {
     let keys = h.repeated_keys();
     let repeated = (!keys.is_empty()).then(|| {
         format!(
-            "keys {:?} repeated; descr readings: {}",
-            keys,
+            "keys [{}] repeated; descr readings: {}",
+            keys.iter()
+                .map(|k| name_lit(k))
+                .collect::<Vec<_>>()
+                .join(", "),
             readings
                 .iter()
                 .map(|d| format!(
@@ -129,13 +133,53 @@ fn numpy_refusal(h: &Lit) -> Option<&'static str> {
     }
 }
 
-/// A dtype description, shortly, for a finding.
+/// A dtype description, shortly, for a finding: as Python writes it (the header keeps no
+/// number's value: `<number>`).
 fn show(d: &Lit) -> String {
-    let s = match d {
-        Lit::Str(s) => format!("{s:?}"),
-        other => format!("{other:?}"),
-    };
-    s.chars().take(80).collect()
+    fn write(d: &Lit, out: &mut String) {
+        let items = |items: &mut dyn Iterator<Item = &Lit>, out: &mut String| {
+            for (i, x) in items.enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write(x, out);
+            }
+        };
+        match d {
+            Lit::Str(s) => py_str(s, out, 80),
+            Lit::Num => out.push_str("<number>"),
+            Lit::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
+            Lit::None => out.push_str("None"),
+            Lit::Tuple(t) => {
+                out.push('(');
+                items(&mut t.iter(), out);
+                if t.len() == 1 {
+                    out.push(',');
+                }
+                out.push(')');
+            }
+            Lit::List(l) => {
+                out.push('[');
+                items(&mut l.iter(), out);
+                out.push(']');
+            }
+            Lit::Dict(kv) => {
+                out.push('{');
+                for (i, (k, v)) in kv.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write(k, out);
+                    out.push_str(": ");
+                    write(v, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+    let mut s = String::new();
+    write(d, &mut s);
+    render::shorten(s, 80)
 }
 
 /// Whether a dtype description (`descr_to_dtype`'s input) can hold objects. Anything that is

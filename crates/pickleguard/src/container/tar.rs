@@ -5,6 +5,7 @@
 
 use super::{scan_at, tamper, torch, Report};
 use crate::context::ScanContext;
+use crate::render::name_lit;
 use crate::report::{Finding, FindingType, Limit, MemberView, Segment, Severity};
 use std::collections::HashMap;
 
@@ -207,8 +208,8 @@ pub fn scan(cx: &ScanContext<'_>, d: &[u8]) -> Report {
             r.push(tamper(
                 e.header as u64,
                 format!(
-                    "the name {:?} appears more than once in the tar archive: tarfile reads the last copy, other readers the first; every copy is analysed",
-                    e.name
+                    "the name {} appears more than once in the tar archive: tarfile reads the last copy, other readers the first; every copy is analysed",
+                    name_lit(&e.name)
                 ),
             ));
         }

@@ -5,6 +5,7 @@ use super::end::Directory;
 use super::layout::Layout;
 use super::{Member, Mode, MAX_LISTED};
 use crate::container::tamper;
+use crate::render::name_lit;
 use crate::report::Finding;
 
 impl Layout<'_> {
@@ -89,8 +90,9 @@ pub(super) fn overlaps(members: &[Member], tampers: &mut Vec<Finding>) {
                     tampers.push(tamper(
                         mi.pos as u64,
                         format!(
-                            "the data of member {:?} overlaps the data of {:?}: one range of bytes read as two files (a zip bomb or a parser trick)",
-                            mi.name, mj.name
+                            "the data of member {} overlaps the data of {}: one range of bytes read as two files (a zip bomb or a parser trick)",
+                            name_lit(&mi.name),
+                            name_lit(&mj.name)
                         ),
                     ));
                 }
@@ -172,9 +174,7 @@ mod tests {
             &mut t,
         );
         assert_eq!(t.len(), 1);
-        assert!(t[0]
-            .description
-            .contains("\"b\" overlaps the data of \"a\""));
+        assert!(t[0].description.contains("'b' overlaps the data of 'a'"));
         let mut t = Vec::new();
         overlaps(
             &[member("a", 0, 30, 100, false), member("a", 0, 30, 20, true)],

@@ -7,6 +7,7 @@ use super::bytes::{
     LOCATOR_SIG,
 };
 use super::central::{parse_central, Central};
+use crate::render::name_lit;
 
 /// The central directory and the records around it.
 #[derive(Debug)]
@@ -103,7 +104,7 @@ impl Directory {
             .entries
             .iter()
             .take(8)
-            .map(|c| format!("{:?}", name_text(&c.name)))
+            .map(|c| name_lit(&name_text(&c.name)))
             .collect();
         if self.entries.len() > 8 {
             names.push(format!("... {} more", self.entries.len() - 8));
@@ -230,7 +231,7 @@ mod tests {
         assert_eq!(dir.eocd, (d.len() - 22, d.len()));
         assert_eq!(dir.cd_end, d.len() - 22);
         assert!(
-            dir.summary().contains("2 entries [\"a\", \"b\"]"),
+            dir.summary().contains("2 entries ['a', 'b']"),
             "{}",
             dir.summary()
         );

@@ -10,6 +10,7 @@ use super::local::{descriptor_len, parse_local};
 use super::{Member, Mode};
 use crate::container::tamper;
 use crate::context::budget::Budget;
+use crate::render::name_lit;
 use crate::report::{Finding, MemberView, Segment};
 use std::collections::HashMap;
 
@@ -84,7 +85,8 @@ impl<'a> Layout<'a> {
                 self.tampers.push(tamper(
                     c.pos as u64,
                     format!(
-                        "the name {name:?} appears more than once in the central directory: loaders pick one copy (zipfile the last), scanners may read another; every copy is analysed"
+                        "the name {} appears more than once in the central directory: loaders pick one copy (zipfile the last), scanners may read another; every copy is analysed",
+                        name_lit(&name)
                     ),
                 ));
             }
@@ -124,7 +126,8 @@ impl<'a> Layout<'a> {
             self.tampers.push(tamper(
                 c.pos as u64,
                 format!(
-                    "the central directory lists {name:?} at byte {off}, where there is no local file header: loaders fail on it, other readers may find different data"
+                    "the central directory lists {} at byte {off}, where there is no local file header: loaders fail on it, other readers may find different data",
+                    name_lit(&name)
                 ),
             ));
             return;
@@ -133,8 +136,9 @@ impl<'a> Layout<'a> {
             self.tampers.push(tamper(
                 l.pos as u64,
                 format!(
-                    "member {name:?} is named {:?} in its local header: torch reads it by the central name, Python's zipfile refuses it, local-header scanners see the other name",
-                    name_text(&l.name)
+                    "member {} is named {} in its local header: torch reads it by the central name, Python's zipfile refuses it, local-header scanners see the other name",
+                    name_lit(&name),
+                    name_lit(&name_text(&l.name))
                 ),
             ));
         }
@@ -142,7 +146,8 @@ impl<'a> Layout<'a> {
             self.tampers.push(tamper(
                 l.pos as u64,
                 format!(
-                    "member {name:?}: compression method {} in the central directory, {} in the local header",
+                    "member {}: compression method {} in the central directory, {} in the local header",
+                    name_lit(&name),
                     c.method, l.method
                 ),
             ));
@@ -151,7 +156,8 @@ impl<'a> Layout<'a> {
             self.tampers.push(tamper(
                 l.pos as u64,
                 format!(
-                    "member {name:?}: sizes {}/{} (compressed/uncompressed) in the central directory, {}/{} in the local header",
+                    "member {}: sizes {}/{} (compressed/uncompressed) in the central directory, {}/{} in the local header",
+                    name_lit(&name),
                     c.csize, c.usize, l.csize, l.usize
                 ),
             ));
@@ -248,7 +254,7 @@ mod tests {
         let t = texts(&lay);
         assert!(
             t.iter()
-                .any(|s| s.contains("is named \"shown.pkl\" in its local header")),
+                .any(|s| s.contains("is named 'shown.pkl' in its local header")),
             "{t:?}"
         );
         assert!(t.iter().any(|s| s.contains("sizes")), "{t:?}");

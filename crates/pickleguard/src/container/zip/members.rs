@@ -7,6 +7,7 @@ use super::torch_names::is_storage;
 use super::Member;
 use crate::container::{compress, scan_at, tamper};
 use crate::context::ScanContext;
+use crate::render::name_lit;
 use crate::report::{Finding, FindingType, MemberPath, Report, Severity};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -71,8 +72,9 @@ pub(super) fn analyse_members(
             lay.tampers.push(tamper(
                 m.pos as u64,
                 format!(
-                    "member {:?} claims {} compressed bytes but only {avail} follow: loaders fail on it; what is there is analysed",
-                    m.name, m.csize
+                    "member {} claims {} compressed bytes but only {avail} follow: loaders fail on it; what is there is analysed",
+                    name_lit(&m.name),
+                    m.csize
                 ),
             ));
         }
@@ -163,8 +165,8 @@ fn inflate_member(
         tampers.push(tamper(
             m.pos as u64,
             format!(
-                "member {:?} decompresses to {} bytes, more than the {} it declares: loaders stop at the declared size, all of it is analysed",
-                m.name,
+                "member {} decompresses to {} bytes, more than the {} it declares: loaders stop at the declared size, all of it is analysed",
+                name_lit(&m.name),
                 dec.out.len(),
                 m.usize
             ),

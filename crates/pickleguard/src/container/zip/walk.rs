@@ -6,6 +6,7 @@ use super::layout::Layout;
 use super::local::{descriptor_len, find_deferred_end, parse_local};
 use super::{Member, Mode, LOCAL_SIG, MAX_LISTED};
 use crate::container::tamper;
+use crate::render::name_lit;
 use crate::report::{MemberView, Segment};
 
 impl Layout<'_> {
@@ -36,8 +37,8 @@ impl Layout<'_> {
                         self.tampers.push(tamper(
                             p as u64,
                             format!(
-                                "local entry {:?} defers its sizes to a data descriptor that cannot be found",
-                                name_text(&l.name)
+                                "local entry {} defers its sizes to a data descriptor that cannot be found",
+                                name_lit(&name_text(&l.name))
                             ),
                         ));
                         break;
@@ -58,7 +59,8 @@ impl Layout<'_> {
                     self.tampers.push(tamper(
                         p as u64,
                         format!(
-                            "local entry {name:?} at byte {p} is not in the central directory: loaders do not see it, local-header scanners do; it is analysed"
+                            "local entry {} at byte {p} is not in the central directory: loaders do not see it, local-header scanners do; it is analysed",
+                            name_lit(&name)
                         ),
                     ));
                 }
@@ -127,7 +129,7 @@ mod tests {
         assert_eq!((m.pos, m.csize), (0, FLAGGED.len() as u64));
         assert!(lay.tampers.iter().any(|f| f
             .description
-            .contains("local entry \"hidden.pkl\" at byte 0 is not in the central directory")));
+            .contains("local entry 'hidden.pkl' at byte 0 is not in the central directory")));
     }
 
     #[test]
