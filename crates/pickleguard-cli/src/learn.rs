@@ -3,7 +3,7 @@
 use crate::cli::{LearnArgs, ShowArgs};
 use crate::scan::run_scan;
 use crate::{config, term, ExitStatus};
-use pickleguard::{terminal_safe, Policy, Severity, Use};
+use pickleguard::{terminal_safe, toml_str, Policy, Severity, Use};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -35,26 +35,6 @@ struct ModuleUses {
 fn toml_list(v: &[String]) -> String {
     let items: Vec<String> = v.iter().map(|s| toml_str(s)).collect();
     format!("[{}]", items.join(", "))
-}
-
-/// A TOML basic string.
-pub fn toml_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Write the learned policy file from the globals of every file (grouped by module).

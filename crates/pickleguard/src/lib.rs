@@ -53,7 +53,7 @@ pub use limits::Limits;
 pub use machine::is_dotted_name;
 pub use machine::{CallKind, CallNode, GlobalRef, Method};
 pub use opcodes::{ArgKind, Op};
-pub use policy::{uses, Mode, Policy, PolicyFile};
+pub use policy::{toml_str, uses, Mode, Policy, PolicyFile};
 pub use render::{shorten, str_lit, terminal_safe, NamedStyle};
 pub use report::{
     Finding, FindingType, GlobalUse, Limit, MemberPath, MemberView, Report, Segment, Severity,

@@ -14,7 +14,7 @@ mod file;
 mod schema;
 mod tables;
 pub use category::Category;
-pub use file::{AllowEntry, PolicyFile};
+pub use file::{toml_str, AllowEntry, PolicyFile};
 pub use schema::{ArgPattern, Grammar, MAX_GRAMMAR_LEN};
 use tables::LazyTables;
 
@@ -689,7 +689,7 @@ impl Policy {
             let v: Vec<String> = Op::ALL
                 .iter()
                 .filter(|o| bits & o.bit() != 0)
-                .map(|o| format!("{:?}", o.as_str()))
+                .map(|o| toml_str(o.as_str()))
                 .collect();
             v.join(", ")
         };
@@ -709,7 +709,7 @@ impl Policy {
             }
             for (bits, mut names) in groups {
                 names.sort();
-                let mut list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+                let mut list: Vec<String> = names.iter().map(|n| toml_str(n)).collect();
                 if a.wildcard == bits {
                     list.push("\"*\"".into());
                 }
@@ -717,7 +717,8 @@ impl Policy {
                     continue;
                 }
                 out.push_str(&format!(
-                    "\n[[allow]]\nmodule = {m:?}\nnames = [{}]\nops = [{}]\n",
+                    "\n[[allow]]\nmodule = {}\nnames = [{}]\nops = [{}]\n",
+                    toml_str(&m),
                     list.join(", "),
                     ops_of(bits)
                 ));
@@ -726,18 +727,20 @@ impl Policy {
             for (n, bits) in own {
                 let b = &t.behaviour[&format!("{m}.{n}")];
                 out.push_str(&format!(
-                    "\n[[allow]]\nmodule = {m:?}\nname = {n:?}\nops = [{}]\n",
+                    "\n[[allow]]\nmodule = {}\nname = {}\nops = [{}]\n",
+                    toml_str(&m),
+                    toml_str(n),
                     ops_of(bits)
                 ));
                 if !b.reviewed.is_empty() {
-                    let r: Vec<String> = b.reviewed.iter().map(|x| format!("{x:?}")).collect();
+                    let r: Vec<String> = b.reviewed.iter().map(|x| toml_str(x)).collect();
                     out.push_str(&format!("reviewed = [{}]\n", r.join(", ")));
                 }
                 if let Some(note) = &b.note {
-                    out.push_str(&format!("note = {note:?}\n"));
+                    out.push_str(&format!("note = {}\n", toml_str(note)));
                 }
                 if let Some(g) = b.strings {
-                    out.push_str(&format!("strings = {:?}\n", g.as_str()));
+                    out.push_str(&format!("strings = {}\n", toml_str(g.as_str())));
                 }
                 if b.members {
                     out.push_str("members = true\n");
@@ -746,7 +749,7 @@ impl Policy {
                     let kv: Vec<String> = b
                         .state
                         .iter()
-                        .map(|(k, p)| format!("{k:?} = {:?}", pattern_text(p)))
+                        .map(|(k, p)| format!("{} = {}", toml_str(k), toml_str(&pattern_text(p))))
                         .collect();
                     out.push_str(&format!("state = {{ {} }}\n", kv.join(", ")));
                 }
@@ -758,9 +761,10 @@ impl Policy {
         rules.sort_by(|a, b| a.0.cmp(b.0));
         for (callable, list) in rules {
             for r in list {
-                let args: Vec<String> = r.source.iter().map(|a| format!("{a:?}")).collect();
+                let args: Vec<String> = r.source.iter().map(|a| toml_str(a)).collect();
                 out.push_str(&format!(
-                    "\n[[rule]]\ncallable = {callable:?}\nargs = [{}]\nmin_args = {}\n",
+                    "\n[[rule]]\ncallable = {}\nargs = [{}]\nmin_args = {}\n",
+                    toml_str(callable),
                     args.join(", "),
                     r.min_args
                 ));

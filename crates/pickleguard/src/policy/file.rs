@@ -233,7 +233,18 @@ impl PolicyFile {
 
 #[cfg(test)]
 mod tests {
-    use super::PolicyFile;
+    #[test]
+    fn toml_strings_read_back_as_written_whatever_they_hold() {
+        let mut every: String = (0u32..0x100).filter_map(char::from_u32).collect();
+        every.push_str("\u{202e}\u{9b}'\"\\end");
+        for s in [every.as_str(), "", "plain", "a\0b", "\u{1b}]0;pwn\u{7}"] {
+            let doc: toml::Value = toml::from_str(&format!("x = {}", toml_str(s)))
+                .unwrap_or_else(|e| panic!("{s:?}: {e}"));
+            assert_eq!(doc["x"].as_str(), Some(s));
+        }
+    }
+
+    use super::{toml_str, PolicyFile};
 
     const BAD_ENTRY: &str =
         "version = 2\n[[allow]]\nmodule = \"m\"\nname = \"*\"\nops = [\"call\"]\n";
@@ -271,4 +282,26 @@ mod tests {
         .unwrap();
         assert_eq!(f.allow.len(), 1);
     }
+}
+
+/// `s` as a TOML basic string (quoted), as a policy file writes it: what `to_toml` and a
+/// learned policy write reads back as `s`, whatever it holds.
+pub fn toml_str(s: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
