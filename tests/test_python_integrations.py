@@ -192,6 +192,32 @@ def test_joblib_pipeline(in_tmp, installed, compress):
         np.testing.assert_array_equal(loaded.predict_proba(X), expect)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps")
+def test_joblib_reads_an_uncompressed_dump_after_the_scans_map_is_gone(in_tmp, installed,
+                                                                       monkeypatch):
+    """joblib reads an uncompressed dump from the file itself: the map the scan read is gone
+    before it does (unmapped after the load, it cost CPU)."""
+    import pickleguard._formats as formats
+    joblib.dump({"a": np.arange(200_000)}, "m.joblib")
+    path = os.path.abspath("m.joblib")
+    mapped_during_load = []
+
+    def watching(fn):
+        def load(*args, **kwargs):
+            with open("/proc/self/maps") as maps:
+                mapped_during_load.append(any(line.rstrip("\n").endswith(" " + path)
+                                              for line in maps))
+            return fn(*args, **kwargs)
+        return load
+
+    monkeypatch.setattr(pg_joblib, "_unpickle", watching(pg_joblib._unpickle))
+    monkeypatch.setattr(formats, "load_dump", watching(formats.load_dump))
+    with open("m.joblib", "rb") as f:
+        for loaded in (joblib.load("m.joblib"), joblib.load(f), safe_load("m.joblib")):
+            np.testing.assert_array_equal(loaded["a"], np.arange(200_000))
+    assert mapped_during_load == [False, False, False]
+
+
 @pytest.mark.parametrize("compress", [0, 3])
 def test_joblib_attacks(in_tmp, compress):
     name = f"joblib{compress}"

@@ -23,7 +23,7 @@ from ._bounded import DamagedStreamError
 from ._codecs import HEAD_BYTES, codec, decompress, read_stream, sniff
 from ._gate import GATE_MIN_BYTES, Diverted, Gate, gate_allowed
 from ._io import (MemoryReader, _real_file, describe, is_buffer, is_pathlike, map_fd,
-                  map_path)
+                  map_path, unmap)
 from ._joblibfile import is_joblib, load_dump
 from ._npyfile import load_npy, load_npz
 from ._torchfile import load_checkpoint
@@ -42,7 +42,9 @@ def _zip_names(opener: Callable[[], Any]) -> list:
 def load_any(guard: Any, source: Any, kwargs: Dict[str, Any]) -> Any:
     if is_pathlike(source):
         path = os.fspath(source)
-        return _load_data(guard, map_path(path), kwargs, path, lambda: open(path, "rb"), path)
+        mapped = map_path(path)
+        return _load_data(guard, mapped, kwargs, path, lambda: open(path, "rb"), path,
+                          release=lambda: unmap(mapped))
     if is_buffer(source):
         return _load_data(guard, source, kwargs, describe(source),
                           lambda: io.BytesIO(source if isinstance(source, bytes)
@@ -143,7 +145,10 @@ class _NoClose(io.RawIOBase):
 
 
 def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
-               opener: Callable[[], Any], path: Optional[str], depth: int = 0) -> Any:
+               opener: Callable[[], Any], path: Optional[str], depth: int = 0,
+               release: Optional[Callable[[], None]] = None) -> Any:
+    """``release``: frees ``data`` (unmaps our own map of the file) once a loader that reads
+    the file itself (``opener``) comes next."""
     head = bytes(memoryview(data)[:HEAD_BYTES])
     kind = sniff(data)
     if kind == "compressed":
@@ -191,6 +196,8 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
         if analysis.format == "not_pickle" and memoryview(data).nbytes:
             raise NotAPickleError.of(source, analysis, data)
         if is_joblib(analysis):
+            if release is not None:
+                release()
             with accepting(analysis):
                 return load_dump(guard, opener, path, kwargs)
         pk = {k: v for k, v in kwargs.items() if k in _PICKLE_KW}

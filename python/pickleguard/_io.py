@@ -63,6 +63,19 @@ def advise_for_scan(data: Any) -> None:
         _native.advise_for_scan(data)
 
 
+def unmap(data: Any) -> None:
+    """Unmap a map made here once nothing reads it any more (a loader that reads the file
+    itself comes next): right after the scan, the page tables and pages it touched are still
+    in the CPU's caches; after a load of megabytes of arrays they are not, and unmapping then
+    cost the joblib forest's guarded load 0.1-0.15 ms more CPU. A map someone still holds a
+    view of stays mapped until its last view goes."""
+    if isinstance(data, mmap.mmap):
+        try:
+            data.close()
+        except BufferError:
+            pass
+
+
 def map_path(path: Any) -> Any:
     """The bytes of a file, memory-mapped (or read, for special files)."""
     with open(path, "rb") as f:

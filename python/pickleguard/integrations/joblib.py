@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 from .._accepted import accepting
 from .._codecs import decompress
 from .._guard import guard_for
-from .._io import _real_file, map_fd, map_path
+from .._io import _real_file, map_fd, map_path, unmap
 from .._joblibfile import unpickler_class
 from .._patching import Group
 from .._sidefiles import guarded_read
@@ -70,6 +70,7 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
                 return npk.load_compatibility(fobj)
         if fobj is f:
             data: Optional[Any] = None
+            whole: Any = None
             if _real_file(f):
                 try:
                     whole = map_fd(f.fileno())
@@ -83,6 +84,7 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
                 f.seek(here)
             analysis = guard.check(guard.analyze(data, source=source, path=name if is_path else None))
             del data
+            unmap(whole)  # joblib reads the file itself
             with accepting(analysis):
                 if is_path:
                     return _unpickle(cls, fobj, eno, name, validated)
