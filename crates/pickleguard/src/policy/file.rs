@@ -231,6 +231,28 @@ impl PolicyFile {
     }
 }
 
+/// `s` as a TOML basic string (quoted), as a policy file writes it: what `to_toml` and a
+/// learned policy write reads back as `s`, whatever it holds.
+pub fn toml_str(s: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -282,26 +304,4 @@ mod tests {
         .unwrap();
         assert_eq!(f.allow.len(), 1);
     }
-}
-
-/// `s` as a TOML basic string (quoted), as a policy file writes it: what `to_toml` and a
-/// learned policy write reads back as `s`, whatever it holds.
-pub fn toml_str(s: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
