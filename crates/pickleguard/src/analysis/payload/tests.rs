@@ -95,7 +95,7 @@ fn code_handed_to_an_interpreter_is_a_code_string_naming_its_imports() {
     );
     assert_eq!(
         f.description,
-        "passes Python code to builtins.exec: \"import os; os.system(\\\"id\\\")\" (imports os)"
+        "passes Python code to builtins.exec: 'import os; os.system(\"id\")' (imports os)"
     );
     assert_eq!(f.callable.as_deref(), Some("builtins.exec"));
     // A runner's other arguments: a name, a placeholder file name, nothing.
@@ -126,7 +126,7 @@ fn an_argument_decoded_while_loading_is_obfuscation_critical_for_a_dangerous_cal
     assert_eq!(f.severity, Severity::Critical);
     assert!(
         f.description.starts_with(
-            "an argument of builtins.exec is decoded while loading (base64): \"import os;"
+            "an argument of builtins.exec is decoded while loading (base64): 'import os;"
         ),
         "{}",
         f.description
@@ -153,7 +153,7 @@ fn an_encoded_literal_of_an_unknown_callee_is_decoded_and_looked_into() {
             (FindingType::Obfuscation, Severity::High)
         );
         assert!(
-            f.description.contains("-encoded code: \"import os;"),
+            f.description.contains("-encoded code: 'import os;"),
             "{}",
             f.description
         );

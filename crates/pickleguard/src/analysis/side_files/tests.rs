@@ -37,7 +37,7 @@ fn an_ndarray_wrapper_names_a_file_numpy_unpickles() {
         assert_eq!(f.severity, Severity::Medium);
         assert_eq!(f.position, at);
         assert!(
-            f.description.contains("\"model.pkl_01.npy\""),
+            f.description.contains("'model.pkl_01.npy'"),
             "{}",
             f.description
         );

@@ -80,7 +80,7 @@ fn a_repeated_descr_counts_as_numpy_reads_it_the_last_one() {
     let what = h.repeated.unwrap();
     assert!(what.contains("descr"), "{what}");
     assert!(
-        what.contains("\"|O\" (objects), then \"<f8\" (numeric)"),
+        what.contains("'|O' (objects), then '<f8' (numeric)"),
         "{what}"
     );
     assert_eq!(h.refused, None);

@@ -165,8 +165,7 @@ fn every_copy_of_a_repeated_name_is_analysed() {
         (Severity::High, (2 * BLOCK) as u64)
     );
     assert!(
-        f.description
-            .contains("\"data.pkl\" appears more than once"),
+        f.description.contains("'data.pkl' appears more than once"),
         "{}",
         f.description
     );
