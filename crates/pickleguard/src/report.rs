@@ -250,6 +250,36 @@ impl Report {
         }
     }
 
+    /// Carry over the limits that stopped `view`, another reading of the same bytes (`seg`)
+    /// whose other findings this report leaves out: a loader that reads the bytes that way
+    /// goes on where the analysis stopped, so what it does there was not checked, and this
+    /// report is not complete (a view's findings are otherwise kept only when they show the
+    /// view doing more, so a limit reached before its payload hid the payload).
+    pub(crate) fn carry_limits(&mut self, view: &Report, seg: &Segment) {
+        for f in view
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingType::ResourceLimit)
+        {
+            let known = self
+                .findings
+                .iter()
+                .any(|g| g.kind == f.kind && g.position == f.position);
+            if known {
+                continue;
+            }
+            let mut f = f.clone();
+            f.member = Some(MemberPath::under(seg, f.member.take()));
+            self.push(f);
+            self.complete = false;
+            if self.stopped_by.is_none() {
+                self.stopped_by = view.stopped_by.clone().or(Some(StopReason::Internal(
+                    "a reading stopped at a limit it does not name".into(),
+                )));
+            }
+        }
+    }
+
     /// Add a finding (counted, not listed, past [`MAX_FINDINGS`] unless it says why the
     /// analysis stopped).
     pub fn push(&mut self, f: Finding) {

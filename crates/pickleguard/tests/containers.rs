@@ -1897,3 +1897,33 @@ fn npy_headers_numpy_refuses_are_reported() {
     let r = scan(&npy_header_bytes(ok, plain));
     assert!(r.is_safe && r.findings.is_empty(), "{}", show(&r));
 }
+
+/// Another reading of the same bytes (here `pickle.load` on a tar archive itself) reports only
+/// what it does beyond the main reading; a limit that stops it before its end must still make
+/// the file incomplete, or a payload past the limit would pass unseen.
+#[test]
+fn a_limit_in_another_reading_of_the_bytes_is_carried_over() {
+    // The first member's name is 99 NONE opcodes: pickle.load on the archive pushes them,
+    // then breaks on the mode field.
+    let name = "N".repeat(99);
+    let d = tar(&[(name.as_str(), BENIGN)]);
+    let r = scan(&d);
+    assert!(r.is_safe && r.complete, "{}", show(&r));
+    let mut small = ml();
+    small.limits.max_stack = 50;
+    let r = scan_bytes(&d, &small);
+    assert!(!r.is_safe && !r.complete, "{}", show(&r));
+    assert_eq!(
+        r.stopped_by.as_ref().map(|s| s.render()).as_deref(),
+        Some("limit:stack depth")
+    );
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingType::ResourceLimit)
+        .expect("the raw reading's limit");
+    assert_eq!(
+        f.member.as_ref().map(|m| m.to_string()).as_deref(),
+        Some("raw pickle view")
+    );
+}

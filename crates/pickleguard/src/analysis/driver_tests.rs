@@ -358,6 +358,32 @@ fn the_plain_view_adds_what_runs_in_skipped_bytes_and_catalogued_dangers_anywher
     plain.push(f(FindingType::UnknownImport, Severity::Medium, 40));
     plain_view(&mut joblib_view, plain, &[(10, 20)]);
     assert!(joblib_view.findings.is_empty());
+    // The plain reading stopped at a limit (in bytes joblib skips): what pickle.load does past
+    // it was not checked, so the joblib view is not complete either.
+    let mut joblib_view = Report::new("joblib");
+    let mut plain = Report::new("raw_pickle");
+    plain.push(f(FindingType::ResourceLimit, Severity::High, 15));
+    plain.complete = false;
+    plain.stopped_by = Some(crate::report::Limit::StackDepth.into());
+    plain_view(&mut joblib_view, plain, &[(10, 20)]);
+    assert!(!joblib_view.complete);
+    assert_eq!(
+        joblib_view.stopped_by,
+        Some(crate::report::Limit::StackDepth.into())
+    );
+    let got: Vec<_> = joblib_view
+        .findings
+        .iter()
+        .map(|f| (f.kind, f.position, f.member.as_ref().map(|m| m.to_string())))
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            FindingType::ResourceLimit,
+            15,
+            Some("read as a plain pickle".to_string())
+        )]
+    );
 }
 
 #[test]

@@ -267,6 +267,7 @@ pub(crate) fn analyze_reading(
 /// views differ only by memo and stack context: a benign object array's nested pickle, run
 /// in the outer context, imports nonsense names that fail to load).
 fn plain_view(report: &mut Report, plain: Report, skipped: &[(u64, u64)]) {
+    report.carry_limits(&plain, &Segment::PlainPickleReading);
     let seen: std::collections::HashSet<(FindingType, u64)> = report
         .findings
         .iter()

@@ -281,6 +281,7 @@ pub(crate) fn raw_view(cx: &ScanContext<'_>, data: &[u8], into: &mut Report) {
         )
     });
     if !effects {
+        into.carry_limits(&r, &Segment::RawPickleView);
         cx.forget_streams(mark);
         return;
     }
