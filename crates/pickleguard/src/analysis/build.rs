@@ -163,12 +163,16 @@ pub(super) const SPECIAL_METHODS: &[&str] = &[
 ];
 
 /// Whether a string is the name of one of the [`SPECIAL_METHODS`].
+// Inlined: it runs for every key of every BUILD state, and most keys fail the first checks.
+#[inline]
 pub(super) fn names_special_method(m: &Machine<'_>, k: StrId) -> bool {
     let raw = m.arena.text_bytes(m.data, k);
-    raw.len() > 4
-        && raw.starts_with(b"__")
-        && raw.ends_with(b"__")
-        && SPECIAL_METHODS.contains(&m.arena.text(m.data, k).as_ref())
+    raw.len() > 4 && raw.starts_with(b"__") && raw.ends_with(b"__") && is_special_method(m, k)
+}
+
+#[inline(never)]
+fn is_special_method(m: &Machine<'_>, k: StrId) -> bool {
+    SPECIAL_METHODS.contains(&m.arena.text(m.data, k).as_ref())
 }
 
 /// A BUILD state: whether it sets a special attribute, and its keys as findings show them
