@@ -523,11 +523,11 @@ fn dtype_info(m: &Machine<'_>, dtype: Value) -> Option<(u64, bool)> {
         return Some((e, false));
     }
     let kind = spec.chars().next()?;
-    let digits: String = spec
-        .chars()
-        .skip(1)
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    let n: u64 = digits.parse().ok()?;
+    let rest = &spec[kind.len_utf8()..];
+    let digits = rest
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let n: u64 = rest[..digits].parse().ok()?;
     Some((if kind == 'U' { n * 4 } else { n }, false))
 }
