@@ -163,66 +163,79 @@ pub(super) const SPECIAL_METHODS: &[&str] = &[
 ];
 
 /// Whether a string is the name of one of the [`SPECIAL_METHODS`].
+// Inlined: it runs for every key of every BUILD state, and most keys fail the first checks.
+#[inline]
 pub(super) fn names_special_method(m: &Machine<'_>, k: StrId) -> bool {
     let raw = m.arena.text_bytes(m.data, k);
-    raw.len() > 4
-        && raw.starts_with(b"__")
-        && raw.ends_with(b"__")
-        && SPECIAL_METHODS.contains(&m.arena.text(m.data, k).as_ref())
+    raw.len() > 4 && raw.starts_with(b"__") && raw.ends_with(b"__") && is_special_method(m, k)
+}
+
+#[inline(never)]
+fn is_special_method(m: &Machine<'_>, k: StrId) -> bool {
+    SPECIAL_METHODS.contains(&m.arena.text(m.data, k).as_ref())
 }
 
 /// A BUILD state: whether it sets a special attribute, and its keys as findings show them
 /// (made only when a finding needs them).
-pub(super) struct StateSummary {
+pub(super) struct StateSummary<'a, 'p> {
     pub(super) dunder: bool,
-    pub(super) shown: OnceCell<String>,
+    j: &'a Judged<'p>,
 }
 
-/// Computed once per state value (one memoised state of 40k keys applied by 100k BUILDs).
-pub(super) fn state_summary(m: &Machine<'_>, j: &Judged<'_>, state: Value) -> Rc<StateSummary> {
-    let key = match state {
-        Value::Dict(n) | Value::Tuple(n) => Some(n as usize),
+/// Computed once per state value (one memoised state of 40k keys applied by 100k BUILDs),
+/// cached without an allocation: a model's pickle has a BUILD per object.
+pub(super) fn state_summary<'a, 'p>(
+    m: &Machine<'_>,
+    j: &'a Judged<'p>,
+    state: Value,
+) -> StateSummary<'a, 'p> {
+    let slot = match state {
+        Value::Dict(n) | Value::Tuple(n) => j.states.get(n as usize),
         _ => None,
     };
-    if let Some(k) = key {
-        if let Some(Some(r)) = j.states.borrow().get(k) {
-            return r.clone();
-        }
+    if let Some(known) = slot.map(Cell::get).filter(|&s| s != 0) {
+        return StateSummary {
+            dunder: known == 2,
+            j,
+        };
     }
     let mut dunder = false;
     for_state_keys(m, state, |k| {
         dunder = names_special_method(m, k);
         !dunder
     });
-    let r = Rc::new(StateSummary {
-        dunder,
-        shown: OnceCell::new(),
-    });
-    if let Some(k) = key {
-        if let Some(slot) = j.states.borrow_mut().get_mut(k) {
-            *slot = Some(r.clone());
-        }
+    if let Some(slot) = slot {
+        slot.set(if dunder { 2 } else { 1 });
     }
-    r
+    StateSummary { dunder, j }
 }
 
-impl StateSummary {
-    pub(super) fn shown(&self, m: &Machine<'_>, state: Value) -> &str {
-        self.shown.get_or_init(|| {
-            let mut keys = String::new();
-            for_state_keys(m, state, |k| {
-                if !keys.is_empty() {
-                    keys.push_str(", ");
-                }
-                keys.push_str(&m.arena.text(m.data, k));
-                keys.len() <= 120
-            });
-            if keys.is_empty() {
-                "(from its state)".into()
-            } else {
-                render::shorten(keys, 120)
+impl StateSummary<'_, '_> {
+    pub(super) fn shown(&self, m: &Machine<'_>, state: Value) -> String {
+        let key = match state {
+            Value::Dict(n) | Value::Tuple(n) => Some(n),
+            _ => None,
+        };
+        if let Some(s) = key.and_then(|k| self.j.shown_states.borrow().get(&k).cloned()) {
+            return s;
+        }
+        let mut keys = String::new();
+        for_state_keys(m, state, |k| {
+            if !keys.is_empty() {
+                keys.push_str(", ");
             }
-        })
+            keys.push_str(&m.arena.text(m.data, k));
+            keys.len() <= 120
+        });
+        let shown = if keys.is_empty() {
+            "(from its state)".to_string()
+        } else {
+            render::shorten(keys, 120)
+        };
+        if let Some(k) = key {
+            self.j.shown_states.borrow_mut().insert(k, shown.clone());
+        }
+        shown
     }
 }
 

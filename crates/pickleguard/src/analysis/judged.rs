@@ -42,8 +42,11 @@ pub(super) struct Judged<'p> {
     /// needs it, so it is made on first use (a model's pickle has a BUILD per object).
     pub(super) builds: OnceCell<IdMap<CallId, usize>>,
     /// BUILD states already looked at (see `state_summary`), by node id (a node is one
-    /// dict or one tuple): a vector, as a model's pickle looks at one per BUILD.
-    pub(super) states: RefCell<Vec<Option<Rc<StateSummary>>>>,
+    /// dict or one tuple): a vector, as a model's pickle looks at one per BUILD. 0: not yet,
+    /// 1: no special attribute, 2: sets one.
+    pub(super) states: Vec<Cell<u8>>,
+    /// BUILD states' keys as findings show them, by node id (only states with a finding).
+    pub(super) shown_states: RefCell<IdMap<u32, String>>,
     /// Files embedded in call arguments already analysed (`nested_file`): accepted or not, and
     /// the finding's severity and format.
     pub(super) nested: RefCell<IdMap<ValueKey, NestedVerdict>>,
@@ -84,7 +87,8 @@ impl<'p> Judged<'p> {
             steps: Cell::new(4096 + 64 * (m.calls.len() + m.arena.nodes.len()) as u64),
             examined: RefCell::new(IdSet::default()),
             builds: OnceCell::new(),
-            states: RefCell::new(vec![None; m.arena.nodes.len()]),
+            states: vec![Cell::new(0); m.arena.nodes.len()],
+            shown_states: RefCell::new(IdMap::default()),
             nested: RefCell::new(IdMap::default()),
             data: RefCell::new(vec![None; m.arena.nodes.len()]),
         }

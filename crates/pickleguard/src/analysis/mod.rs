@@ -340,8 +340,11 @@ pub fn joblib_array_data(
         .find(|c| c.kind == CallKind::Build && c.callable == Value::Call(wrapper))
         .map(|c| c.args)
         .ok_or("joblib array wrapper without state")?;
-    let shape = dict_get(m, state, "shape").ok_or("joblib array wrapper without shape")?;
-    let dtype = dict_get(m, state, "dtype").ok_or("joblib array wrapper without dtype")?;
+    // One walk of the state for the three keys: this runs for every array of a model.
+    let [shape, dtype, alignment] =
+        dict_get_all(m, state, ["shape", "dtype", "numpy_array_alignment_bytes"]);
+    let shape = shape.ok_or("joblib array wrapper without shape")?;
+    let dtype = dtype.ok_or("joblib array wrapper without dtype")?;
     let (itemsize, hasobject) = dtype_info(m, dtype).ok_or("joblib array dtype not understood")?;
     if hasobject {
         return Ok(JoblibData::Objects);
@@ -363,7 +366,7 @@ pub fn joblib_array_data(
         _ => return Err("joblib array shape is not a tuple"),
     }
     let mut at = next as u128;
-    if let Some(Value::Int(_)) = dict_get(m, state, "numpy_array_alignment_bytes") {
+    if let Some(Value::Int(_)) = alignment {
         let pad = *m.data.get(next).ok_or("joblib array padding truncated")? as u128;
         at += 1 + pad;
     }
@@ -470,6 +473,23 @@ fn dict_get(m: &Machine<'_>, d: Value, key: &str) -> Option<Value> {
         .map(|kv| kv[1])
 }
 
+/// [`dict_get`] of each of `keys`, in one walk of the dict.
+fn dict_get_all<const N: usize>(m: &Machine<'_>, d: Value, keys: [&str; N]) -> [Option<Value>; N] {
+    let mut found = [None; N];
+    let Value::Dict(n) = d else { return found };
+    let node = &m.arena.nodes[n as usize];
+    for kv in node.items.chunks(2).chain(node.extra.chunks(2)) {
+        let Value::Str(s) = kv[0] else { continue };
+        let text = m.arena.text_bytes(m.data, s);
+        for (key, slot) in keys.iter().zip(found.iter_mut()) {
+            if slot.is_none() && text == key.as_bytes() {
+                *slot = Some(kv[1]);
+            }
+        }
+    }
+    found
+}
+
 /// Item size and "holds objects" of a pickled `numpy.dtype`.
 fn dtype_info(m: &Machine<'_>, dtype: Value) -> Option<(u64, bool)> {
     let Value::Call(c) = dtype else { return None };
@@ -504,11 +524,11 @@ fn dtype_info(m: &Machine<'_>, dtype: Value) -> Option<(u64, bool)> {
         return Some((e, false));
     }
     let kind = spec.chars().next()?;
-    let digits: String = spec
-        .chars()
-        .skip(1)
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    let n: u64 = digits.parse().ok()?;
+    let rest = &spec[kind.len_utf8()..];
+    let digits = rest
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let n: u64 = rest[..digits].parse().ok()?;
     Some((if kind == 'U' { n * 4 } else { n }, false))
 }

@@ -73,8 +73,16 @@ pub(super) fn data_misfit(
                 }
             }
             let node = &m.arena.nodes[n as usize];
+            // Most items of a model's state are scalars or objects made by calls, which fit
+            // without a look (strings too, unless a grammar applies): the recursion is for
+            // the rest.
             let r = node
                 .all()
+                .filter(|x| match x {
+                    Value::Str(_) => schema.strings.is_some(),
+                    Value::Call(_) => false,
+                    _ => !x.is_scalar_data(),
+                })
                 .find_map(|x| data_misfit(m, j, schema, x, depth + 1));
             if memo {
                 if let Some(slot) = j.data.borrow_mut().get_mut(n as usize) {

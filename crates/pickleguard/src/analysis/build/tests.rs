@@ -193,7 +193,7 @@ fn a_state_without_string_keys_is_shown_as_its_state_and_long_key_lists_are_cut(
     let data = p.op(&[SETITEMS]).done();
     judged(&data, &ml(), |m, j, _| {
         let st = m.result.unwrap();
-        let shown = state_summary(m, j, st).shown(m, st).to_string();
+        let shown = state_summary(m, j, st).shown(m, st);
         assert!(shown.starts_with("key00, key01"), "{shown}");
         assert!(!shown.contains("key59"), "{shown}");
         assert!(shown.chars().count() <= 130, "{shown}");

@@ -57,9 +57,11 @@ pub(super) fn end_records(d: &[u8]) -> Vec<usize> {
     }
     let lo = d.len().saturating_sub(22 + 0xffff);
     // Every file is searched (a pickle may have a zip behind it): a vectorised search of
-    // the 64 KiB tail, not a comparison per byte. The signature cannot overlap itself, so
-    // non-overlapping matches are all of them.
-    memchr::memmem::rfind_iter(&d[lo..d.len() - 22 + EOCD_SIG.len()], EOCD_SIG)
+    // the 64 KiB tail for the signature's first byte, each hit compared whole (cheaper than
+    // a substring search's setup and its rare-byte guesses on binary data).
+    let tail = &d[lo..d.len() - 22 + EOCD_SIG.len()];
+    memchr::memrchr_iter(EOCD_SIG[0], tail)
+        .filter(|&i| tail[i..].starts_with(EOCD_SIG))
         .take(8)
         .map(|i| lo + i)
         .collect()
