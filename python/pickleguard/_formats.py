@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Optional
 from ._accepted import accepted_globals, accepting
 from ._analysis import NotAPickleError
 from ._bounded import DamagedStreamError
-from ._codecs import HEAD_BYTES, codec, decompress, read_stream, sniff
+from ._codecs import HEAD_BYTES, decompress, read_stream, sniff
 from ._gate import GATE_MIN_BYTES, Diverted, Gate, gate_allowed
 from ._io import (MemoryReader, _real_file, describe, is_buffer, is_pathlike, map_fd,
                   map_path, unmap)
@@ -149,7 +149,6 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
                release: Optional[Callable[[], None]] = None) -> Any:
     """``release``: frees ``data`` (unmaps our own map of the file) once a loader that reads
     the file itself (``opener``) comes next."""
-    head = bytes(memoryview(data)[:HEAD_BYTES])
     kind = sniff(data)
     if kind == "compressed":
         # Decompressed once, here; the plain bytes are scanned (and loaded) below.
