@@ -23,7 +23,7 @@ from ._audit import DEFAULT_LOG_FILE, log_analysis, logger
 from ._entries import split_entry
 from ._formats import load_any
 from ._gate import GATE_MIN_BYTES, Gate, gate_allowed
-from ._io import Span, advise_for_scan, describe, is_buffer, map_path, next_pickle
+from ._io import Span, advise_for_scan, describe, is_buffer, map_path, next_pickle, unmap
 from ._scope import scoped
 from ._sidefiles import side_dir
 from ._unpickler import _PY_ORIG_LOAD, RestrictedUnpickler, compat_names, restricted_class
@@ -245,7 +245,7 @@ class PickleGuard:
         try:
             return self._scan(data, p, path=p)
         finally:
-            _close(data)
+            unmap(data)
 
     def _scan_special(self, p: str) -> PickleAnalysis:
         """A FIFO or device: read within the stream bounds by the command line's own reader
@@ -481,15 +481,6 @@ def _bytes_like(data: Any) -> Any:
     if isinstance(data, str):
         raise TypeError("a bytes-like object is required, not 'str'")
     return data
-
-
-def _close(data: Any) -> None:
-    close = getattr(data, "close", None)
-    if close is not None:
-        try:
-            close()
-        except BufferError:
-            pass
 
 
 _defaults: Dict[str, PickleGuard] = {}
