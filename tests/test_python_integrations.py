@@ -193,29 +193,62 @@ def test_joblib_pipeline(in_tmp, installed, compress):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps")
-def test_joblib_reads_an_uncompressed_dump_after_the_scans_map_is_gone(in_tmp, installed,
-                                                                       monkeypatch):
-    """joblib reads an uncompressed dump from the file itself: the map the scan read is gone
-    before it does (unmapped after the load, it cost CPU)."""
-    import pickleguard._formats as formats
+def test_joblib_loads_an_uncompressed_dump_from_the_scans_map(in_tmp, installed, monkeypatch):
+    """joblib's unpickler reads an uncompressed dump from the map the scan read (the same
+    bytes; no second read of the file), and the map is gone once the load returns."""
+    import mmap
+
+    from joblib.numpy_pickle import NumpyUnpickler
     joblib.dump({"a": np.arange(200_000)}, "m.joblib")
     path = os.path.abspath("m.joblib")
-    mapped_during_load = []
+    handles = []
+    init = NumpyUnpickler.__init__
 
-    def watching(fn):
-        def load(*args, **kwargs):
-            with open("/proc/self/maps") as maps:
-                mapped_during_load.append(any(line.rstrip("\n").endswith(" " + path)
-                                              for line in maps))
-            return fn(*args, **kwargs)
-        return load
+    def recording(self, filename, file_handle, *args, **kwargs):
+        handles.append(type(file_handle))
+        init(self, filename, file_handle, *args, **kwargs)
 
-    monkeypatch.setattr(pg_joblib, "_unpickle", watching(pg_joblib._unpickle))
-    monkeypatch.setattr(formats, "load_dump", watching(formats.load_dump))
+    monkeypatch.setattr(NumpyUnpickler, "__init__", recording)
     with open("m.joblib", "rb") as f:
-        for loaded in (joblib.load("m.joblib"), joblib.load(f), safe_load("m.joblib")):
+        for loaded in (joblib.load("m.joblib"), joblib.load(f), safe_load("m.joblib"),
+                       pg_joblib.load("m.joblib")):
             np.testing.assert_array_equal(loaded["a"], np.arange(200_000))
-    assert mapped_during_load == [False, False, False]
+    assert handles == [mmap.mmap] * 4
+    with open("/proc/self/maps") as maps:
+        assert not any(line.rstrip("\n").endswith(" " + path) for line in maps)
+    # With mmap_mode, joblib maps the arrays from the file itself, as it does natively.
+    handles.clear()
+    loaded = joblib.load("m.joblib", mmap_mode="r")
+    assert isinstance(loaded["a"], np.memmap) and handles and handles[0] is not mmap.mmap
+    np.testing.assert_array_equal(loaded["a"], np.arange(200_000))
+    del loaded
+
+
+def test_joblib_file_object_is_left_where_joblib_leaves_it(in_tmp, installed):
+    """Loaded from the scan's map, a file object of two dumps is still read one dump per
+    ``joblib.load``, from its own position, and left where the native load leaves it."""
+    first = {"a": np.arange(1000), "s": "first"}
+    second = [np.ones((3, 4)), "second"]
+    with open("two.joblib", "wb") as f:
+        f.write(b"some header bytes")
+        joblib.dump(first, f)
+        joblib.dump(second, f)
+    native = joblib.load._pg_original
+    with open("two.joblib", "rb") as f:
+        f.seek(17)
+        native(f)
+        after_first = f.tell()
+        native(f)
+        after_second = f.tell()
+    with open("two.joblib", "rb") as f:
+        f.seek(17)
+        a = joblib.load(f)
+        assert f.tell() == after_first
+        b = joblib.load(f)
+        assert f.tell() == after_second
+    np.testing.assert_array_equal(a["a"], first["a"])
+    assert a["s"] == "first" and b[1] == "second"
+    np.testing.assert_array_equal(b[0], second[0])
 
 
 @pytest.mark.parametrize("compress", [0, 3])

@@ -11,6 +11,7 @@ archive of one pickle (pandas' ``.pkl.zip`` / ``.tar``) -> its member, the same 
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import pickle
 import tarfile
@@ -147,8 +148,9 @@ class _NoClose(io.RawIOBase):
 def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
                opener: Callable[[], Any], path: Optional[str], depth: int = 0,
                release: Optional[Callable[[], None]] = None) -> Any:
-    """``release``: frees ``data`` (unmaps our own map of the file) once a loader that reads
-    the file itself (``opener``) comes next."""
+    """``release``: frees ``data`` (unmaps our own map of the file) once nothing reads it: a
+    loader that reads the file itself (``opener``) comes next, or joblib's unpickler has
+    read the map."""
     kind = sniff(data)
     if kind == "compressed":
         # Decompressed once, here; the plain bytes are scanned (and loaded) below.
@@ -175,8 +177,7 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
         except Diverted as d:
             # A joblib dump: its scan is the one the gate made of these bytes; joblib's
             # unpickler reads them (nothing but plain data was built before its first global).
-            with accepting(d.analysis):
-                return load_dump(guard, opener, path, kwargs)
+            return _load_joblib(guard, data, d.analysis, opener, path, kwargs, release)
     # A zip's pickles that the load below scans as it reads them (torch's data.pkl, an .npz's
     # deflated object arrays, the one deflated member of a pandas .pkl.zip) are left to that
     # scan: analysed once, and inflated once, by zipfile.
@@ -195,10 +196,7 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
         if analysis.format == "not_pickle" and memoryview(data).nbytes:
             raise NotAPickleError.of(source, analysis, data)
         if is_joblib(analysis):
-            if release is not None:
-                release()
-            with accepting(analysis):
-                return load_dump(guard, opener, path, kwargs)
+            return _load_joblib(guard, data, analysis, opener, path, kwargs, release)
         pk = {k: v for k, v in kwargs.items() if k in _PICKLE_KW}
         reader = MemoryReader(data)
         return guard.Unpickler(reader, _pg_prescanned=True, _pg_name=source,
@@ -220,6 +218,22 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
         raise pickle.UnpicklingError(
             f"{source}: a zip archive that is neither a PyTorch checkpoint nor a NumPy .npz")
     raise AssertionError(kind)  # pragma: no cover
+
+
+def _load_joblib(guard: Any, data: Any, analysis: Any, opener: Callable[[], Any],
+                 path: Optional[str], kwargs: Dict[str, Any],
+                 release: Optional[Callable[[], None]]) -> Any:
+    """A scanned joblib dump, loaded by joblib's unpickler (restricted): from our map of the
+    file when there is one (the bytes the scan read), else from ``opener()``."""
+    mapped = data if isinstance(data, mmap.mmap) and release is not None else None
+    if mapped is None and release is not None:
+        release()
+    try:
+        with accepting(analysis):
+            return load_dump(guard, opener, path, kwargs, mapped)
+    finally:
+        if mapped is not None and release is not None:
+            release()
 
 
 #: How far ``_joblib_head`` looks.

@@ -64,10 +64,9 @@ def advise_for_scan(data: Any) -> None:
 
 
 def unmap(data: Any) -> None:
-    """Unmap a map made here once nothing reads it any more (a loader that reads the file
-    itself comes next): right after the scan, the page tables and pages it touched are still
-    in the CPU's caches; after a load of megabytes of arrays they are not, and unmapping then
-    cost the joblib forest's guarded load 0.1-0.15 ms more CPU. A map someone still holds a
+    """Unmap a map made here once nothing reads it any more: right after the scan when a
+    loader that reads the file itself comes next (the page tables the scan touched are then
+    still in the CPU's caches), else after the load that read it. A map someone still holds a
     view of stays mapped until its last view goes."""
     if isinstance(data, mmap.mmap):
         try:

@@ -10,6 +10,7 @@ compatibility loaders) is restricted too.
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import sys
 import warnings
@@ -84,7 +85,20 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
                 f.seek(here)
             analysis = guard.check(guard.analyze(data, source=source, path=name if is_path else None))
             del data
-            unmap(whole)  # joblib reads the file itself
+            if isinstance(whole, mmap.mmap) and validated is None:
+                # joblib's unpickler reads the scanned map (``mmap.read``, no system call per
+                # read), and a file object is left where joblib's reads would have left it.
+                whole.seek(start)
+                try:
+                    with accepting(analysis):
+                        if is_path:
+                            return _unpickle(cls, whole, eno, name, None)
+                        return _unpickle(cls, whole, eno)
+                finally:
+                    if not is_path:
+                        f.seek(whole.tell())
+                    unmap(whole)
+            unmap(whole)  # joblib memory-maps its arrays from the file itself
             with accepting(analysis):
                 if is_path:
                     return _unpickle(cls, fobj, eno, name, validated)
