@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import copyreg
+import gc
 import io
 import pickle
 
@@ -177,3 +178,57 @@ def test_large_pickles_scanned_while_loading_still_refuse_before_anything_runs(i
     assert pickleguard.safe_loads(big) == {"x": filler, "s": "t" * 100}
     with pytest.raises(PickleSecurityError):
         PickleGuard("strict").loads(pickle.dumps([filler, collections.OrderedDict()]))
+
+
+def test_an_mmap_is_a_file_to_load_and_data_to_loads(in_tmp, installed):
+    """``pickle.load(mm)`` and ``Unpickler(mm)`` read an ``mmap`` as a file, from its position,
+    and leave it after the pickle, as CPython does (a loader's file handle: joblib's
+    unpickler on the scan's map hands it to an object array's nested unpickler);
+    ``pickle.loads(mm)`` reads it as data, from its start. Under ``install()`` as natively."""
+    import mmap
+
+    first, second = {"a": [1, 2, 3]}, ("second", 2.5, None)
+    with open("two.pkl", "wb") as f:
+        pickle.dump(first, f, protocol=2)
+        pickle.dump(second, f, protocol=5)
+    with open("two.pkl", "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        with open("two.pkl", "rb") as f:
+            pickle.load(f)
+            after_first = f.tell()
+        for load in (pickle.load, pickle._load,
+                     lambda m: pickle.Unpickler(m).load(),
+                     lambda m: pickle._Unpickler(m).load()):
+            mm.seek(0)
+            assert load(mm) == first and mm.tell() == after_first
+            assert load(mm) == second and mm.tell() == len(mm)
+            with pytest.raises(EOFError):
+                load(mm)
+        mm.seek(after_first)
+        # loads: one verdict for the whole buffer, from its start, whatever the position
+        assert pickle.loads(mm) == first and mm.tell() == after_first
+        assert pickle._loads(mm) == first
+    finally:
+        gc.collect()  # a guarded C unpickler's reader is freed with a reference cycle
+        mm.close()
+
+
+def test_an_mmap_read_as_a_file_is_scanned_from_its_position(in_tmp, installed):
+    """The pickle at an ``mmap``'s position is the one judged: a payload there is refused
+    (and does not run), a benign pickle before it still loads."""
+    import mmap
+
+    with open("mixed.pkl", "wb") as f:
+        pickle.dump([1, 2], f, protocol=4)
+        f.write(system_payload("mmap_file"))
+    with open("mixed.pkl", "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        assert pickle.load(mm) == [1, 2]
+        with pytest.raises(PickleSecurityError):
+            pickle.load(mm)
+        assert_no_marker("mmap_file")
+    finally:
+        gc.collect()
+        mm.close()

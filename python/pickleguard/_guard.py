@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import _pickle
 import logging
+import mmap
 import os
 import pickle
 import stat
@@ -344,7 +345,7 @@ class PickleGuard:
             return guard._load_pickle(file, kwargs, cls=cls)
 
         def loads(data: Any, /, **kwargs: Any) -> Any:
-            return guard._load_pickle(data, kwargs, cls=cls)
+            return guard._load_pickle(data, kwargs, cls=cls, buffer=True)
 
         for attr in ("PickleError", "PicklingError", "UnpicklingError", "Pickler", "dump",
                      "dumps", "HIGHEST_PROTOCOL", "DEFAULT_PROTOCOL"):
@@ -415,13 +416,14 @@ class PickleGuard:
         return self.check(a, source)
 
     def _load_pickle(self, src: Any, kwargs: Dict[str, Any], cls: Optional[type] = None,
-                     pure: bool = False) -> Any:
-        """``pickle.load`` / ``pickle.loads`` semantics: one pickle, scanned, then loaded
-        with the restricted unpickler; a file is left just after it."""
+                     pure: bool = False, buffer: bool = False) -> Any:
+        """``pickle.load`` / ``pickle.loads`` (``buffer``) semantics: one pickle, scanned,
+        then loaded with the restricted unpickler; a file is left just after it."""
         if isinstance(src, str):
             raise TypeError("a bytes-like object is required, not 'str'")
-        span = next_pickle(src)
-        if is_buffer(src) and span.end < len(memoryview(src).cast("B")):
+        span = next_pickle(src, buffer)
+        data = is_buffer(src) and (buffer or not isinstance(src, mmap.mmap))
+        if data and span.end < len(memoryview(src).cast("B")):
             # ``loads`` stops at the first STOP, but the bytes after it are part of the same
             # data, and the static scan judges them too (a second pickle that
             # ``pickle.load`` of a file would run): one verdict for the whole buffer.

@@ -279,9 +279,18 @@ def _seek(f: Any, pos: int) -> None:
     f.seek(pos)
 
 
-def next_pickle(src: Any) -> Span:
+def next_pickle(src: Any, buffer: bool = False) -> Span:
     """The next pickle of a source (bytes-like, or a binary file object at its position),
-    with a commit that leaves a file where ``pickle.load`` would have left it."""
+    with a commit that leaves a file where ``pickle.load`` would have left it. An ``mmap`` is
+    both: read as a file, at its position, as ``pickle.load`` and ``Unpickler`` read it (a
+    loader's file handle: joblib's unpickler reading the scan's map hands it to the nested
+    unpickler of an object array), unless ``buffer`` says it is ``loads``' data."""
+    if isinstance(src, mmap.mmap) and not buffer:
+        pos = src.tell()
+        if pos >= len(src):
+            return Span(b"", 0, 0, False)
+        end, complete = extent(src, pos)
+        return Span(src, pos, end, complete, lambda n: _seek(src, pos + n))
     if is_buffer(src):
         return span_of_buffer(src)
     if isinstance(src, io.BytesIO):

@@ -52,7 +52,7 @@ def _pickle(g: Group) -> None:
             return _ipc.loads(data, **kw)
         if isinstance(data, str):
             raise TypeError("a bytes-like object is required, not 'str'")
-        return guard._load_pickle(data, kw)
+        return guard._load_pickle(data, kw, buffer=True)
 
     def _load(file: Any, *, fix_imports: bool = True, encoding: str = "ASCII",
               errors: str = "strict", buffers: Any = None) -> Any:
@@ -72,7 +72,7 @@ def _pickle(g: Group) -> None:
             return orig_pyloads(s, **kw)
         if isinstance(s, str):
             raise TypeError("Can't load pickle from unicode string")
-        return guard._load_pickle(s, kw, pure=True)
+        return guard._load_pickle(s, kw, pure=True, buffer=True)
 
     for f, o in ((load, orig_load), (loads, orig_loads), (_load, orig_pyload),
                  (_loads, orig_pyloads)):
