@@ -5,7 +5,9 @@ fitted 120-tree ``RandomForestClassifier``, 10.9 MB, 482 arrays with the pickle 
 Interleaved round by round, each after ``gc.collect()`` as in python_overhead.py:
 
 * ``joblib.load`` (native), under ``install()``, and ``safe_load``;
-* the restricted joblib unpickler without the scan (what the guard's loading costs);
+* the restricted joblib unpickler without the scan (what the guard's loading costs), reading
+  the file and reading a fresh map of it (what the guarded loads do: ``mmap.read`` instead of
+  the file's ``read`` calls);
 * the scan alone: on the file's bytes already in memory, and on a fresh memory map of the file
   (what the joblib integration does), so the difference is the cost of touching the map.
 
@@ -66,11 +68,20 @@ def main() -> int:
             with open(path, "rb") as f:
                 return pg_joblib._unpickle(unpickler_class(guard), f, True, path)
 
+        def unpickle_map() -> Any:
+            with open(path, "rb") as f:
+                m = map_fd(f.fileno())
+            try:
+                return pg_joblib._unpickle(unpickler_class(guard), m, True, path)
+            finally:
+                m.close()
+
         variants: Dict[str, Callable[[], Any]] = {
             "joblib.load": lambda: native(path),
             "joblib.load under install()": lambda: joblib.load(path),
             "safe_load(path)": lambda: pickleguard.safe_load(path),
             "restricted unpickler, no scan": unpickle_only,
+            "the same on a fresh map": unpickle_map,
             "scan, bytes in memory": lambda: guard.analyze(data),
             "scan, fresh map": scan_map,
         }
