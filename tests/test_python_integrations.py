@@ -387,6 +387,27 @@ def test_dill(in_tmp, installed):
         assert_no_marker(n)
 
 
+def test_dill_reads_an_mmap_as_dill_does(in_tmp, installed):
+    """``dill.load(mm)`` reads an ``mmap`` as a file, from its position; ``dill.loads(mm)`` as
+    data, from its start (dill wraps it in a ``BytesIO``)."""
+    import gc
+    import mmap
+    dill = pytest.importorskip("dill")
+    with open("two.pkl", "wb") as f:
+        dill.dump({"a": 1}, f)
+        middle = f.tell()
+        dill.dump(("b", 2), f)
+    with open("two.pkl", "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        mm.seek(middle)
+        assert dill.loads(mm) == {"a": 1} and mm.tell() == middle
+        assert dill.load(mm) == ("b", 2) and mm.tell() == len(mm)
+    finally:
+        gc.collect()
+        mm.close()
+
+
 # ------------------------------------------------------------------ literal parses fail closed
 #
 # CPython 3.11/3.12 keep the AST converter's recursion depth in state every thread shares

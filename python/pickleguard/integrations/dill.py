@@ -29,9 +29,9 @@ def unpatch() -> None:
 def make_patched(group: Any, orig_load: Callable[..., Any], orig_loads: Callable[..., Any],
                  unpickler_cls: type) -> Any:
 
-    def _load(src: Any, ignore: Any, kwds: Any) -> Any:
+    def _load(src: Any, ignore: Any, kwds: Any, buffer: bool) -> Any:
         guard = group.guard
-        span = next_pickle(src)
+        span = next_pickle(src, buffer)
         try:
             guard._check_span(span, describe(src))
         except BaseException:
@@ -46,12 +46,12 @@ def make_patched(group: Any, orig_load: Callable[..., Any], orig_loads: Callable
     def load(file: Any, ignore: Any = None, **kwds: Any) -> Any:
         if group.guard is None:
             return orig_load(file, ignore, **kwds)
-        return _load(file, ignore, kwds)
+        return _load(file, ignore, kwds, False)
 
     def loads(str: Any, ignore: Any = None, **kwds: Any) -> Any:  # noqa: A002 (dill's name)
         if group.guard is None:
             return orig_loads(str, ignore, **kwds)
-        return _load(str, ignore, kwds)
+        return _load(str, ignore, kwds, True)
 
     for f, o in ((load, orig_load), (loads, orig_loads)):
         f.__doc__ = o.__doc__
