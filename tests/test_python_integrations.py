@@ -390,7 +390,6 @@ def test_dill(in_tmp, installed):
 def test_dill_reads_an_mmap_as_dill_does(in_tmp, installed):
     """``dill.load(mm)`` reads an ``mmap`` as a file, from its position; ``dill.loads(mm)`` as
     data, from its start (dill wraps it in a ``BytesIO``)."""
-    import gc
     import mmap
     dill = pytest.importorskip("dill")
     with open("two.pkl", "wb") as f:
@@ -404,7 +403,6 @@ def test_dill_reads_an_mmap_as_dill_does(in_tmp, installed):
         assert dill.loads(mm) == {"a": 1} and mm.tell() == middle
         assert dill.load(mm) == ("b", 2) and mm.tell() == len(mm)
     finally:
-        gc.collect()
         mm.close()
 
 

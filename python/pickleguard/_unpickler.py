@@ -12,7 +12,8 @@ from __future__ import annotations
 import _compat_pickle
 import _pickle
 import pickle
-from typing import Any, Optional
+import weakref
+from typing import Any, Callable, Optional
 
 from ._accepted import accepted_globals, current
 from ._io import MemoryReader, Span, describe, next_pickle
@@ -80,6 +81,17 @@ class _Source:
         return describe(self.file)
 
 
+def _refuser(ref: Any) -> Callable[[Any], Any]:
+    def persistent_load(pid: Any) -> Any:
+        me = ref()
+        if me is None:  # pragma: no cover (the C unpickler calls it while it is alive)
+            raise pickle.UnpicklingError("A load persistent id instruction was encountered, "
+                                         "but no persistent_load function was specified.")
+        return me._pg_refuse_persistent(pid)
+
+    return persistent_load
+
+
 class _RestrictedMixin:
     """The restriction, for any ``Unpickler`` class built on the C one (``_pickle.Unpickler``).
 
@@ -113,8 +125,10 @@ class _RestrictedMixin:
             getattr(self, "persistent_load")  # noqa: B009
         except AttributeError:
             # No persistent_load of a subclass: refuse persistent ids (the caller may still
-            # assign one, as torch does).
-            self.persistent_load = self._pg_refuse_persistent  # type: ignore[attr-defined]
+            # assign one, as torch does). Held through a weak reference: a bound method of
+            # the unpickler kept on it makes a cycle that holds the source's buffer (an mmap
+            # cannot be closed) until the garbage collector runs.
+            self.persistent_load = _refuser(weakref.ref(self))  # type: ignore[attr-defined]
 
     def _pg_active_guard(self) -> Any:
         g = self.__dict__.get("_pg_instance_guard")
