@@ -224,6 +224,34 @@ def test_joblib_loads_an_uncompressed_dump_from_the_scans_map(in_tmp, installed,
     del loaded
 
 
+def test_safe_load_of_a_file_object_of_a_joblib_dump(in_tmp):
+    """``safe_load(file)`` of an uncompressed joblib dump loads it as ``joblib.load(file)``
+    does (its arrays' bytes are not opcodes), from the file's position, leaves the file where
+    joblib leaves it, and still refuses a payload in a dump."""
+    obj = {"a": np.arange(5000), "objs": np.array([{"k": 1}, "s", None], dtype=object),
+           "s": "text"}
+    with open("d.joblib", "wb") as f:
+        f.write(b"header!")
+        joblib.dump(obj, f)
+        joblib.dump([1, 2], f)
+    with open("d.joblib", "rb") as f:
+        f.seek(7)
+        joblib.load(f)
+        native_end = f.tell()
+    with open("d.joblib", "rb") as f:
+        f.seek(7)
+        loaded = safe_load(f)
+        assert f.tell() == native_end
+        assert safe_load(f) == [1, 2]
+    np.testing.assert_array_equal(loaded["a"], obj["a"])
+    assert list(loaded["objs"]) == list(obj["objs"]) and loaded["s"] == "text"
+    joblib.dump({"arr": np.arange(10), "evil": SystemPayload("joblib-fileobj")}, "e.joblib")
+    with open("e.joblib", "rb") as f:
+        with pytest.raises(PickleSecurityError):
+            safe_load(f)
+    assert_no_marker("joblib-fileobj")
+
+
 def test_joblib_file_object_is_left_where_joblib_leaves_it(in_tmp, installed):
     """Loaded from the scan's map, a file object of two dumps is still read one dump per
     ``joblib.load``, from its own position, and left where the native load leaves it."""

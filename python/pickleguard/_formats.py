@@ -65,6 +65,10 @@ def load_any(guard: Any, source: Any, kwargs: Dict[str, Any]) -> Any:
             raise TypeError("a bytes-like object is required, not 'str' (open the file in "
                             "binary mode)")
         if pos is None or sniff(head) == "pickle":
+            if pos is not None and _real_file(source):
+                loaded = _load_joblib_file(guard, source, pos, kwargs)
+                if loaded is not _NOT_JOBLIB:
+                    return loaded
             return guard._load_pickle(source, {k: v for k, v in kwargs.items()
                                                if k in _PICKLE_KW})
         data: Any = None
@@ -218,6 +222,41 @@ def _load_data(guard: Any, data: Any, kwargs: Dict[str, Any], source: str,
         raise pickle.UnpicklingError(
             f"{source}: a zip archive that is neither a PyTorch checkpoint nor a NumPy .npz")
     raise AssertionError(kind)  # pragma: no cover
+
+
+_NOT_JOBLIB = object()
+
+
+def _load_joblib_file(guard: Any, source: Any, pos: int, kwargs: Dict[str, Any]) -> Any:
+    """A regular file object at a joblib dump, loaded as ``joblib.load(file)`` loads it (its
+    arrays' bytes sit between its opcodes, which ``pickle.load`` semantics would read as
+    opcodes): the file from ``pos`` is scanned whole and joblib's unpickler, restricted, reads
+    the scan's map; the file is left where joblib's reads end. ``_NOT_JOBLIB`` when the file
+    is no joblib dump (it is then loaded as a pickle)."""
+    try:
+        whole = map_fd(source.fileno())
+    except (OSError, ValueError):
+        return _NOT_JOBLIB
+    if not isinstance(whole, mmap.mmap) or pos >= len(whole):
+        return _NOT_JOBLIB
+    loaded = False
+    try:
+        data = memoryview(whole)[pos:]
+        if not _joblib_head(data):
+            return _NOT_JOBLIB
+        name = getattr(source, "name", None)
+        path = name if isinstance(name, str) and pos == 0 else None
+        analysis = guard.check_file(data, describe(source), path=path)
+        del data
+        if not is_joblib(analysis):
+            return _NOT_JOBLIB
+        loaded = True
+        with accepting(analysis):
+            return load_dump(guard, lambda: source, path, kwargs, whole, pos)
+    finally:
+        if loaded:
+            source.seek(whole.tell())
+        unmap(whole)
 
 
 def _load_joblib(guard: Any, data: Any, analysis: Any, opener: Callable[[], Any],

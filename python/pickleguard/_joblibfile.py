@@ -43,14 +43,15 @@ def is_joblib(analysis: Any) -> bool:
 
 
 def load_dump(guard: Any, opener: Callable[[], Any], path: Optional[str],
-              kwargs: Dict[str, Any], mapped: Any = None) -> Any:
+              kwargs: Dict[str, Any], mapped: Any = None, start: int = 0) -> Any:
     """``safe_load`` of a joblib dump the guard scanned (call inside ``accepting``).
-    ``mapped``: the scan's ``mmap`` of the file, read in place of ``opener()``'s file: the same
-    bytes, and ``mmap.read`` costs no system call per read (the caller unmaps it)."""
+    ``mapped``: the scan's ``mmap`` of the file (the dump at ``start``), read in place of
+    ``opener()``'s file: the same bytes, and ``mmap.read`` costs no system call per read (the
+    caller unmaps it; the map is left where joblib's reads end)."""
     cls = unpickler_class(guard)
     eno = kwargs.get("ensure_native_byte_order", True)
     if mapped is not None:
-        mapped.seek(0)
+        mapped.seek(start)
         return cls(path or "", mapped, eno, mmap_mode=None).load()
     with opener() as f:
         return cls(path or "", f, eno, mmap_mode=None).load()
