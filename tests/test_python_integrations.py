@@ -224,29 +224,48 @@ def test_joblib_loads_an_uncompressed_dump_from_the_scans_map(in_tmp, installed,
     del loaded
 
 
-def test_safe_load_of_a_file_object_of_a_joblib_dump(in_tmp):
+def _file_kinds(path: str) -> dict:
+    import tempfile
+
+    def spooled():
+        f = tempfile.SpooledTemporaryFile(max_size=1 << 30)
+        with open(path, "rb") as src:
+            f.write(src.read())
+        f.seek(0)
+        return f
+    return {"file": lambda: open(path, "rb"),
+            "bytesio": lambda: io.BytesIO(open(path, "rb").read()),
+            "spooled": spooled}
+
+
+@pytest.mark.parametrize("kind", ["file", "bytesio", "spooled"])
+def test_safe_load_of_a_file_object_of_a_joblib_dump(in_tmp, kind):
     """``safe_load(file)`` of an uncompressed joblib dump loads it as ``joblib.load(file)``
     does (its arrays' bytes are not opcodes), from the file's position, leaves the file where
     joblib leaves it, and still refuses a payload in a dump."""
     obj = {"a": np.arange(5000), "objs": np.array([{"k": 1}, "s", None], dtype=object),
            "s": "text"}
+    # joblib.load itself reads a file without `peek` (a BytesIO) from its start: the dump
+    # starts after a header only in a real file.
+    start = 7 if kind == "file" else 0
     with open("d.joblib", "wb") as f:
-        f.write(b"header!")
+        f.write(b"header!"[:start])
         joblib.dump(obj, f)
         joblib.dump([1, 2], f)
-    with open("d.joblib", "rb") as f:
-        f.seek(7)
+    opener = _file_kinds("d.joblib")[kind]
+    with opener() as f:
+        f.seek(start)
         joblib.load(f)
         native_end = f.tell()
-    with open("d.joblib", "rb") as f:
-        f.seek(7)
+    with opener() as f:
+        f.seek(start)
         loaded = safe_load(f)
         assert f.tell() == native_end
         assert safe_load(f) == [1, 2]
     np.testing.assert_array_equal(loaded["a"], obj["a"])
     assert list(loaded["objs"]) == list(obj["objs"]) and loaded["s"] == "text"
     joblib.dump({"arr": np.arange(10), "evil": SystemPayload("joblib-fileobj")}, "e.joblib")
-    with open("e.joblib", "rb") as f:
+    with _file_kinds("e.joblib")[kind]() as f:
         with pytest.raises(PickleSecurityError):
             safe_load(f)
     assert_no_marker("joblib-fileobj")

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Optional
 from ._accepted import accepted_globals, accepting
 from ._analysis import NotAPickleError
 from ._bounded import DamagedStreamError
-from ._codecs import HEAD_BYTES, decompress, read_stream, sniff
+from ._codecs import HEAD_BYTES, decompress, is_decompressing, read_stream, sniff
 from ._gate import GATE_MIN_BYTES, Diverted, Gate, gate_allowed
 from ._io import (MemoryReader, _real_file, describe, is_buffer, is_pathlike, map_fd,
                   map_path, unmap)
@@ -65,7 +65,7 @@ def load_any(guard: Any, source: Any, kwargs: Dict[str, Any]) -> Any:
             raise TypeError("a bytes-like object is required, not 'str' (open the file in "
                             "binary mode)")
         if pos is None or sniff(head) == "pickle":
-            if pos is not None and _real_file(source):
+            if pos is not None:
                 loaded = _load_joblib_file(guard, source, pos, kwargs)
                 if loaded is not _NOT_JOBLIB:
                     return loaded
@@ -228,34 +228,58 @@ _NOT_JOBLIB = object()
 
 
 def _load_joblib_file(guard: Any, source: Any, pos: int, kwargs: Dict[str, Any]) -> Any:
-    """A regular file object at a joblib dump, loaded as ``joblib.load(file)`` loads it (its
+    """A seekable file object at a joblib dump, loaded as ``joblib.load(file)`` loads it (its
     arrays' bytes sit between its opcodes, which ``pickle.load`` semantics would read as
-    opcodes): the file from ``pos`` is scanned whole and joblib's unpickler, restricted, reads
-    the scan's map; the file is left where joblib's reads end. ``_NOT_JOBLIB`` when the file
-    is no joblib dump (it is then loaded as a pickle)."""
-    try:
-        whole = map_fd(source.fileno())
-    except (OSError, ValueError):
+    opcodes): the file from ``pos`` is scanned whole, joblib's unpickler (restricted) reads
+    those bytes (a regular file's map, a ``BytesIO`` itself, else what was read), and the file
+    is left where joblib's reads end. ``_NOT_JOBLIB`` when it is no joblib dump: it is then
+    loaded as a pickle, from ``pos``."""
+    whole: Any = None
+    if _real_file(source):
+        try:
+            whole = map_fd(source.fileno())
+        except (OSError, ValueError):
+            whole = None
+        if not isinstance(whole, mmap.mmap) or pos >= len(whole):
+            return _NOT_JOBLIB
+        data: Any = memoryview(whole)[pos:]
+    elif isinstance(source, io.BytesIO):
+        data = memoryview(source.getvalue())[pos:]
+    elif is_decompressing(source):
+        # Looking ahead and back would decompress its start twice; such a stream is read as
+        # a pickle (a joblib dump in a GzipFile is refused, not loaded).
         return _NOT_JOBLIB
-    if not isinstance(whole, mmap.mmap) or pos >= len(whole):
-        return _NOT_JOBLIB
-    loaded = False
+    else:
+        ahead = source.read(_JOBLIB_HEAD)
+        source.seek(pos)
+        if not isinstance(ahead, bytes) or not _joblib_head(ahead):
+            return _NOT_JOBLIB
+        data = read_stream(guard, source, describe(source))
+        source.seek(pos)
     try:
-        data = memoryview(whole)[pos:]
         if not _joblib_head(data):
             return _NOT_JOBLIB
         name = getattr(source, "name", None)
         path = name if isinstance(name, str) and pos == 0 else None
         analysis = guard.check_file(data, describe(source), path=path)
-        del data
         if not is_joblib(analysis):
             return _NOT_JOBLIB
-        loaded = True
         with accepting(analysis):
-            return load_dump(guard, lambda: source, path, kwargs, whole, pos)
+            if whole is not None:
+                try:
+                    return load_dump(guard, lambda: source, path, kwargs, whole, pos)
+                finally:
+                    source.seek(whole.tell())
+            if isinstance(source, io.BytesIO):
+                source.seek(pos)
+                return load_dump(guard, lambda: _NoClose(source), path, kwargs)
+            plain = io.BytesIO(data)
+            try:
+                return load_dump(guard, lambda: _NoClose(plain), path, kwargs)
+            finally:
+                source.seek(pos + plain.tell())
     finally:
-        if loaded:
-            source.seek(whole.tell())
+        del data
         unmap(whole)
 
 
