@@ -271,6 +271,33 @@ def test_safe_load_of_a_file_object_of_a_joblib_dump(in_tmp, kind):
     assert_no_marker("joblib-fileobj")
 
 
+def test_joblib_load_of_a_bytesio_judges_the_bytes_joblib_reads(in_tmp, installed):
+    """joblib.load rewinds a file object without ``peek`` (a BytesIO) to its start: under
+    ``install()`` the dump at its start is the one scanned, and loaded, as natively, not the
+    one at the BytesIO's position."""
+    import collections
+    first = io.BytesIO()
+    joblib.dump({"first": collections.OrderedDict(a=np.arange(3))}, first)
+    second = io.BytesIO()
+    joblib.dump({"second": np.arange(4)}, second)
+    buf = first.getvalue() + second.getvalue()
+    native = joblib.load._pg_original
+    src = io.BytesIO(buf)
+    src.seek(len(first.getvalue()))
+    expect = native(src)
+    src.seek(len(first.getvalue()))
+    got = joblib.load(src)  # an OrderedDict the scan of the second dump never saw
+    assert list(got) == list(expect) == ["first"]
+    np.testing.assert_array_equal(got["first"]["a"], np.arange(3))
+    evil = io.BytesIO()
+    joblib.dump({"evil": SystemPayload("joblib-rewound")}, evil)
+    src = io.BytesIO(evil.getvalue() + second.getvalue())
+    src.seek(len(evil.getvalue()))
+    with pytest.raises(PickleSecurityError):
+        joblib.load(src)
+    assert_no_marker("joblib-rewound")
+
+
 def test_joblib_file_object_is_left_where_joblib_leaves_it(in_tmp, installed):
     """Loaded from the scan's map, a file object of two dumps is still read one dump per
     ``joblib.load``, from its own position, and left where the native load leaves it."""

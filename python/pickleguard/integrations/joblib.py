@@ -70,6 +70,9 @@ def _scan_and_unpickle(guard: Any, cls: type, f: Any, name: str, mmap_mode: Any,
             with accepting(guard.check_file(map_path(fobj), fobj, path=fobj)):
                 return npk.load_compatibility(fobj)
         if fobj is f:
+            # Where joblib's unpickler reads from: joblib rewinds a file without `peek` (a
+            # BytesIO) to its start while it looks for a compressor's magic.
+            start = f.tell()
             data: Optional[Any] = None
             whole: Any = None
             if _real_file(f):
